@@ -1,0 +1,284 @@
+"""Cart use cases: each one validates, then reads and changes the cart in one transaction.
+
+Every change locks the cart row (SELECT … FOR UPDATE), applies a domain method, re-prices the
+cart from the catalog and stores it with its totals. Reads never lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cart_svc import access, cart_pricing, cart_repository, catalog_repository, promotion_repository
+from cart_svc.commands import BillingChoice, ItemChoice, NewCart
+from cart_svc.domain.cart import Cart, PlanRef
+from cart_svc.domain.pricing import PriceBreakdown
+from cart_svc.domain.tax import Billing
+from cart_svc.validation import (
+    check_analytics, check_billing, check_coupon_code, check_currency, check_item_choice, check_sale_slug,
+    check_text, check_uuid, raise_if_any, MAX_ITEMS_PER_REQUEST,
+)
+from common.clock import utc_now
+from common.config import Settings
+from common.errors import CheckoutError, ErrorCode
+from common.request_context import Caller
+
+
+@dataclasses.dataclass(frozen=True)
+class CartView:
+    cart: Cart
+    prices: PriceBreakdown
+    now: datetime.datetime
+
+    @property
+    def status(self) -> str:
+        """An open cart past its expiry reads as expired even before the sweeper marks it."""
+        if self.cart.status in ("draft", "active") and self.now >= self.cart.expires_at:
+            return "expired"
+        return self.cart.status
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimateView:
+    cart_token: str
+    prices: PriceBreakdown
+    expires_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthView:
+    authenticated: bool
+    user_id: str
+    owns_cart: bool
+    cart_token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscountCandidate:
+    code: str
+    description: str
+    applicable: bool
+    reason: str
+
+
+class CartService:
+    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Callable[[], datetime.datetime] = utc_now) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._clock = clock
+        self._ttl = datetime.timedelta(seconds=settings.cart_ttl_seconds)
+
+    # -- reads -------------------------------------------------------------------------------------
+    async def get_cart(self, caller: Caller, token: str) -> CartView:
+        _check_token(token, "token")
+        async with self._engine.connect() as conn:
+            cart = await self._load(conn, token)
+            access.ensure_may_touch(cart, caller)
+            return await self._view(conn, cart)
+
+    async def estimate(self, caller: Caller, token: str, billing: BillingChoice, currency: str) -> EstimateView:
+        problems: list[str] = []
+        check_uuid(problems, "cart_token", token)
+        check_billing(problems, billing.country, billing.state)
+        check_currency(problems, "currency", currency)
+        raise_if_any(problems)
+        async with self._engine.connect() as conn:
+            cart = await self._load(conn, token)
+            access.ensure_may_touch(cart, caller)
+            now = self._clock()
+            prices = await cart_pricing.price(conn, cart, now, self._settings.seller_state,
+                                              billing=_billing(billing), currency=currency or None)
+            valid_until = now + datetime.timedelta(seconds=self._settings.pricing_ttl_seconds)
+            return EstimateView(cart.token, prices, valid_until)
+
+    async def discounts(self, caller: Caller, token: str) -> list[DiscountCandidate]:
+        _check_token(token, "token")
+        async with self._engine.connect() as conn:
+            cart = await self._load(conn, token)
+            access.ensure_may_touch(cart, caller)
+            now = self._clock()
+            candidates: list[DiscountCandidate] = []
+            if cart.sale_slug:
+                sale = await promotion_repository.get_sale(conn, cart.sale_slug)
+                if sale is not None:
+                    covered = any(sale.covers(line.plan.internship_id) for line in cart.lines)
+                    reason = "" if sale.is_active(now) and covered else ("sale is not running now" if not sale.is_active(now) else "sale does not cover any internship in the cart")
+                    candidates.append(DiscountCandidate(sale.slug, sale.description, not reason, reason))
+            for coupon in await promotion_repository.list_coupons(conn):
+                trial = dataclasses.replace(cart, coupon_code=coupon.code, lines=list(cart.lines))
+                verdict = (await cart_pricing.price(conn, trial, now, self._settings.seller_state)).coupon_verdict
+                assert verdict is not None
+                candidates.append(DiscountCandidate(coupon.code, coupon.description, verdict.applicable, "; ".join(verdict.reasons)))
+            return candidates
+
+    async def check_auth(self, caller: Caller, token: str) -> AuthView:
+        _check_token(token, "token")
+        async with self._engine.connect() as conn:
+            cart = await self._load(conn, token)
+        return AuthView(caller.authenticated, caller.user_id, access.owns(cart.user_id, caller) and caller.authenticated, cart.token)
+
+    # -- changes -----------------------------------------------------------------------------------
+    async def create_cart(self, caller: Caller, command: NewCart) -> CartView:
+        problems: list[str] = []
+        if len(command.items) > MAX_ITEMS_PER_REQUEST:
+            problems.append(f"items: at most {MAX_ITEMS_PER_REQUEST}")
+        for index, item in enumerate(command.items[:MAX_ITEMS_PER_REQUEST]):
+            check_item_choice(problems, f"items[{index}]", item.plan_id, item.internship_id, item.period, item.quantity)
+        check_currency(problems, "currency", command.currency)
+        check_sale_slug(problems, "sale_slug", command.sale_slug)
+        check_text(problems, "device_id", command.device_id, 255)
+        check_analytics(problems, list(command.analytics_data))
+        raise_if_any(problems)
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            if command.sale_slug and await promotion_repository.get_sale(conn, command.sale_slug) is None:
+                raise CheckoutError(ErrorCode.VALIDATION_FAILED, validation_messages=["sale_slug: no such sale"])
+            cart = Cart.new(user_id=caller.user_id or None, currency=command.currency or "INR", now=now, ttl=self._ttl,
+                            sale_slug=command.sale_slug or None, device_id=command.device_id or None,
+                            analytics_data=list(command.analytics_data))
+            for item in command.items:
+                cart.add(await self._resolve(conn, item), item.quantity, now, self._ttl)
+            view = await self._view(conn, cart)
+            await cart_repository.insert_cart(conn, cart, cart_pricing.totals_of(view.prices))
+            return view
+
+    async def add_item(self, caller: Caller, token: str, item: ItemChoice) -> CartView:
+        problems: list[str] = []
+        check_uuid(problems, "token", token)
+        check_item_choice(problems, "item", item.plan_id, item.internship_id, item.period, item.quantity)
+        raise_if_any(problems)
+
+        async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
+            cart.add(await self._resolve(conn, item), item.quantity, now, self._ttl)
+
+        return await self._change(caller, token, change)
+
+    async def switch_plan(self, caller: Caller, token: str, plan_id: str, item_id: str) -> CartView:
+        problems: list[str] = []
+        check_uuid(problems, "token", token)
+        check_uuid(problems, "plan_id", plan_id)
+        check_uuid(problems, "item_id", item_id, required=False)
+        raise_if_any(problems)
+
+        async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
+            cart.switch_plan(item_id or None, await self._resolve(conn, ItemChoice(plan_id=plan_id)), now, self._ttl)
+
+        return await self._change(caller, token, change)
+
+    async def remove_item(self, caller: Caller, token: str, item_id: str) -> CartView:
+        problems: list[str] = []
+        check_uuid(problems, "token", token)
+        check_uuid(problems, "item_id", item_id)
+        raise_if_any(problems)
+
+        async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
+            cart.remove(item_id, now, self._ttl)
+
+        return await self._change(caller, token, change)
+
+    async def apply_coupon(self, caller: Caller, token: str, code: str) -> CartView:
+        problems: list[str] = []
+        check_uuid(problems, "token", token)
+        check_coupon_code(problems, "code", code)
+        raise_if_any(problems)
+
+        async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
+            if await promotion_repository.get_coupon(conn, code) is None:
+                raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=["code: no such coupon"])
+            cart.set_coupon(code.upper(), now, self._ttl)
+            verdict = (await cart_pricing.price(conn, cart, now, self._settings.seller_state)).coupon_verdict
+            if verdict is not None and not verdict.applicable:
+                raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=[f"code: {reason}" for reason in verdict.reasons])
+
+        return await self._change(caller, token, change)
+
+    async def remove_coupon(self, caller: Caller, token: str) -> CartView:
+        _check_token(token, "token")
+
+        async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
+            cart.set_coupon(None, now, self._ttl)
+
+        return await self._change(caller, token, change)
+
+    async def login(self, caller: Caller, token: str) -> CartView:
+        """The user claims a guest cart; an open cart they already had is merged into it."""
+        _check_token(token, "token")
+        if not caller.authenticated:
+            raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, "log in first: this call needs a bearer token")
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            cart = await self._load(conn, token, for_update=True)
+            access.ensure_may_touch(cart, caller)
+            cart.ensure_open(now)
+            previous = await cart_repository.open_cart_of_user(conn, caller.user_id, exclude=cart.token)
+            cart.claim(caller.user_id, now, self._ttl)
+            if previous is not None and previous.lines:
+                if previous.is_open(now):
+                    await self._merge(conn, keep=cart, other=previous, now=now)
+                previous.close_as_merged(now)
+                await cart_repository.save_cart(conn, previous, cart_pricing.totals_of(await cart_pricing.price(conn, previous, now, self._settings.seller_state)))
+            view = await self._view(conn, cart)
+            await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(view.prices))
+            return view
+
+    # -- helpers -------------------------------------------------------------------------------------
+    async def _merge(self, conn: AsyncConnection, *, keep: Cart, other: Cart, now: datetime.datetime) -> None:
+        """Lines combine (capped); of the two coupons, the valid one giving the larger discount stays."""
+        keep.absorb(other, now, self._ttl)
+        best_code, best_amount = None, None
+        for code in {keep.coupon_code, other.coupon_code} - {None}:
+            trial = dataclasses.replace(keep, coupon_code=code, lines=list(keep.lines))
+            verdict = (await cart_pricing.price(conn, trial, now, self._settings.seller_state)).coupon_verdict
+            if verdict is not None and verdict.applicable and (best_amount is None or verdict.amount > best_amount):
+                best_code, best_amount = code, verdict.amount
+        keep.coupon_code = best_code
+
+    async def _change(self, caller: Caller, token: str,
+                      change: Callable[[AsyncConnection, Cart, datetime.datetime], object]) -> CartView:
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            cart = await self._load(conn, token, for_update=True)
+            access.ensure_may_touch(cart, caller)
+            cart.ensure_open(now)
+            await change(conn, cart, now)  # type: ignore[misc]
+            cart.refresh_plans(await catalog_repository.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
+            view = await self._view(conn, cart)
+            await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(view.prices))
+            return view
+
+    async def _load(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> Cart:
+        found = await cart_repository.get_cart(conn, token, for_update=for_update)
+        if found is None:
+            raise CheckoutError(ErrorCode.CART_NOT_FOUND)
+        return found[0]
+
+    async def _view(self, conn: AsyncConnection, cart: Cart) -> CartView:
+        now = self._clock()
+        return CartView(cart, await cart_pricing.price(conn, cart, now, self._settings.seller_state), now)
+
+    async def _resolve(self, conn: AsyncConnection, item: ItemChoice) -> PlanRef:
+        if item.plan_id:
+            plan = (await catalog_repository.plans_by_id(conn, [item.plan_id])).get(item.plan_id)
+            if plan is None:
+                raise CheckoutError(ErrorCode.ITEM_NOT_FOUND, f"plan {item.plan_id} not found")
+            return plan
+        assert item.period is not None  # validation guarantees it
+        plan = await catalog_repository.plan_for_period(conn, item.internship_id, *item.period)
+        if plan is None:
+            raise CheckoutError(ErrorCode.ITEM_NOT_FOUND, f"internship {item.internship_id} has no {item.period[0]}-{item.period[1]} plan")
+        return plan
+
+
+def _check_token(token: str, field: str) -> None:
+    problems: list[str] = []
+    check_uuid(problems, field, token)
+    raise_if_any(problems)
+
+
+def _billing(choice: BillingChoice) -> Billing | None:
+    if not choice.country:
+        return None
+    return Billing(choice.country, choice.state or None)

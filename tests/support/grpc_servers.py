@@ -1,0 +1,22 @@
+"""An in-process gRPC server of one service on a free port, and a channel to it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+
+from common.config import Settings
+from common.server import Register, start_server
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, register: Register) -> AsyncIterator[grpc.aio.Channel]:
+    running = await start_server(settings, "127.0.0.1:0", register)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await running.stop(grace=0)

@@ -1,0 +1,61 @@
+"""Generate Python stubs and the Envoy descriptor set from proto/ into an output folder.
+
+`make gen` writes into gen/; the staleness test writes into a temporary folder and compares.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import grpc_tools
+from grpc_tools import protoc
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROTO_DIR = ROOT / "proto"
+DESCRIPTOR_NAME = "checkout.pb"
+# Envoy prints error details only when these are in the descriptor set.
+EXTRA_FOR_ENVOY = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
+
+
+def _googleapis_include() -> pathlib.Path:
+    import google.api.annotations_pb2 as annotations
+
+    return pathlib.Path(annotations.__file__).resolve().parent.parent.parent
+
+
+def generate(out_dir: pathlib.Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    includes = [
+        f"-I{PROTO_DIR}",
+        f"-I{_googleapis_include()}",
+        f"-I{pathlib.Path(grpc_tools.__file__).parent / '_proto'}",
+    ]
+    plugin_dir = pathlib.Path(sys.executable).parent  # mypy-protobuf's plugins live beside python
+    stubs = [
+        "grpc_tools.protoc",
+        *includes,
+        f"--plugin=protoc-gen-mypy={plugin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={plugin_dir / 'protoc-gen-mypy_grpc'}",
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
+        f"--mypy_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
+        *sources,
+    ]
+    descriptor = [
+        "grpc_tools.protoc",
+        *includes,
+        "--include_imports",
+        f"--descriptor_set_out={out_dir / DESCRIPTOR_NAME}",
+        *sources,
+        *EXTRA_FOR_ENVOY,
+    ]
+    for args in (stubs, descriptor):
+        if protoc.main(args) != 0:
+            sys.exit(f"protoc failed: {' '.join(args)}")
+
+
+if __name__ == "__main__":
+    generate(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "gen")
