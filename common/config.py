@@ -55,6 +55,8 @@ class Settings:
     payment_metrics_port: int
     enrollment_metrics_port: int
     grpc_host: str
+    payment_grpc_address: str  # where order_svc reaches payment_svc's internal PaymentSessions
+    order_grpc_address: str
     edge_port: int
     edge_admin_port: int
     razorpay_key_id: str
@@ -96,6 +98,8 @@ def load_settings() -> Settings:
         payment_metrics_port=_env_int("PAYMENT_METRICS_PORT", 9103),
         enrollment_metrics_port=_env_int("ENROLLMENT_METRICS_PORT", 9104),
         grpc_host=_env("GRPC_HOST", "127.0.0.1"),
+        payment_grpc_address=_env("PAYMENT_GRPC_ADDRESS", f"127.0.0.1:{_env_int('PAYMENT_GRPC_PORT', 50053)}"),
+        order_grpc_address=_env("ORDER_GRPC_ADDRESS", f"127.0.0.1:{_env_int('ORDER_GRPC_PORT', 50052)}"),
         edge_port=_env_int("EDGE_PORT", 8080),
         edge_admin_port=_env_int("EDGE_ADMIN_PORT", 9901),
         razorpay_key_id=_env("RAZORPAY_KEY_ID", "rzp_test_devkey"),

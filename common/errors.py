@@ -86,3 +86,11 @@ class ValidationFailed(CheckoutError):
 
 def by_number() -> dict[int, ErrorSpec]:
     return {member.spec.code: member.spec for member in ErrorCode}
+
+
+def code_for(number: int) -> ErrorCode:
+    """The catalog entry of a code received from another service (INTERNAL if unknown)."""
+    for member in ErrorCode:
+        if member.spec.code == number:
+            return member
+    return ErrorCode.INTERNAL

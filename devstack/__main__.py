@@ -1,0 +1,44 @@
+"""`python -m devstack {run,stop,status,servers}`: see commands.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from devstack import commands
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument(
+        "--base-dir", type=Path, default=PROJECT,
+        help="project root; state goes in BASE_DIR/.run (default: %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="servers, migrations, services; Ctrl-C stops everything")
+    sub.add_parser("stop", help="stop what `run` or `servers` recorded (from any shell)")
+    sub.add_parser("status", help="one line per recorded process: alive or dead")
+    servers = sub.add_parser("servers", help="only PostgreSQL, Redis and NATS; block")
+    servers.add_argument(
+        "--env-file", type=Path, required=True, help="where to write the KEY=value URLs"
+    )
+    servers.add_argument(
+        "--free-ports", action="store_true",
+        help="embedded servers on free ports instead of 55432/56379/54222",
+    )
+    args = parser.parse_args(argv)
+    base_dir: Path = args.base_dir.resolve()
+    if args.command == "run":
+        return commands.run(base_dir)
+    if args.command == "stop":
+        return commands.stop(base_dir)
+    if args.command == "status":
+        return commands.status(base_dir)
+    return commands.servers(base_dir, args.env_file.resolve(), any_ports=args.free_ports)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

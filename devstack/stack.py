@@ -1,0 +1,71 @@
+"""What `python -m devstack run` starts after the servers. Edit these lists as the project grows.
+
+Each entry runs only if its `requires` path exists (relative to the project root), so the stack
+works while packages are still being written. "python" in an argv means this interpreter.
+Every process gets DATABASE_URL, REDIS_URL and NATS_URL in its environment, plus `env`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PYTHON = "python"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Runs to completion, in order, before any service starts; must exit 0."""
+
+    name: str
+    argv: tuple[str, ...]
+    requires: str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    requires: str
+    # Ready when this URL answers 200; without one, when the port accepts connections.
+    health_url: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+PREPARE: list[Step] = [
+    Step(
+        "migrate",
+        (PYTHON, "-m", "alembic", "-c", "migrations/alembic.ini", "upgrade", "head"),
+        requires="migrations/alembic.ini",
+    ),
+    Step("seed", (PYTHON, "-m", "cart_svc.seed"), requires="cart_svc/seed.py"),
+]
+
+# The service whose URL `run` announces once everything is ready.
+EDGE = "edge"
+
+
+def services(env: Mapping[str, str]) -> list[Service]:
+    edge_port = int(env.get("EDGE_PORT", "8080"))
+    return [
+        Service("cart_svc", (PYTHON, "-m", "cart_svc"), 50051, "cart_svc/__main__.py"),
+        Service("order_svc", (PYTHON, "-m", "order_svc"), 50052, "order_svc/__main__.py"),
+        Service("payment_svc", (PYTHON, "-m", "payment_svc"), 50053, "payment_svc/__main__.py"),
+        Service(
+            "enrollment_svc", (PYTHON, "-m", "enrollment_svc"), 50054, "enrollment_svc/__main__.py"
+        ),
+        Service(
+            "gateway_emulator",
+            (PYTHON, "-m", "gateway_emulator"),
+            8090,
+            "gateway_emulator/__main__.py",
+        ),
+        Service(
+            EDGE,
+            (PYTHON, "-m", "edge", "run"),
+            edge_port,
+            "edge/__main__.py",
+            health_url=f"http://127.0.0.1:{edge_port}/healthz",
+        ),
+    ]
