@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cart_svc.admin_api import AdminApi
+from cart_svc.admin_service import AdminService
 from cart_svc.cart_api import CartApi
 from cart_svc.cart_service import CartService
 from cart_svc.catalog_api import CatalogApi
@@ -17,7 +19,7 @@ def build_registration(engine: AsyncEngine, settings: Settings) -> Register:
     def register(server: grpc.aio.Server) -> list[str]:
         catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogApi(engine), server)
         cart_pb2_grpc.add_CartServiceServicer_to_server(CartApi(CartService(engine, settings)), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(admin_pb2_grpc.AdminServiceServicer(), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminApi(AdminService(engine)), server)
         return [
             catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
             cart_pb2.DESCRIPTOR.services_by_name["CartService"].full_name,

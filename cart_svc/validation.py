@@ -14,8 +14,8 @@ from cart_svc.domain.regions import is_country_code, is_indian_state_code
 from common.errors import ValidationFailed
 from common.money import SUPPORTED_CURRENCIES
 
-COUPON_CODE = re.compile(r"^[A-Za-z0-9_-]{3,50}$")
-SALE_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+COUPON_CODE = re.compile(r"[A-Za-z0-9_-]{3,50}")
+SALE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 MAX_ANALYTICS_ENTRIES = 50
 MAX_ITEMS_PER_REQUEST = 20
 
@@ -84,12 +84,12 @@ def check_analytics(problems: list[str], entries: list[tuple[str, str]]) -> None
 
 
 def check_sale_slug(problems: list[str], field: str, slug: str) -> None:
-    if slug and not SALE_SLUG.match(slug):
+    if slug and not SALE_SLUG.fullmatch(slug):
         problems.append(f"{field}: lower-case letters, digits and '-', at most 64 characters")
 
 
 def check_coupon_code(problems: list[str], field: str, code: str) -> None:
-    if not COUPON_CODE.match(code):
+    if not COUPON_CODE.fullmatch(code):
         problems.append(f"{field}: 3-50 letters, digits, '-' or '_'")
 
 
