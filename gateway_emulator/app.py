@@ -1,0 +1,225 @@
+"""The emulator: one HTTP server in front of the Razorpay API, the Stripe API, the hosted
+checkout pages and the control API; it owns the state, the faults and the webhook dispatcher."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import re
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from . import razorpay_api, stripe_api
+from .api_faults import with_faults
+from .checkout_page import gateway_of, render_checkout, submit_checkout
+from .config import EmulatorConfig
+from .control import Control
+from .faults import FaultBook
+from .httpserver import HTTPServer, Request, Response
+from .razorpay_api import RazorpayAPI
+from .razorpay_entities import order_entity, payment_entity
+from .responses import json_response
+from .settlement import Settlement
+from .signing import razorpay_webhook_signature, stripe_signature_header
+from .store import Store
+from .stripe_api import StripeAPI
+from .stripe_objects import payment_intent_object
+from .webhooks import WebhookDispatcher, WebhookEvent
+
+_log = logging.getLogger("gateway_emulator")
+_CHECKOUT = re.compile(r"^/checkout/([^/]+)(?:/(pay|fail))?$")
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.store = Store()
+        self.faults = FaultBook(config.faults)
+        self.rng = random.Random()
+        self.api_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=2000)
+        self.api_calls: collections.Counter[str] = collections.Counter()
+        self._razorpay = RazorpayAPI(config, self.store, self.faults)
+        self._stripe = StripeAPI(config, self.store)
+        self._control = Control(self)
+        self._server = HTTPServer(
+            self.handle, host=config.host, port=config.port, max_body=config.max_body_bytes
+        )
+        self.dispatcher: WebhookDispatcher
+        self.settlement: Settlement
+
+    # ---- life cycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.dispatcher = WebhookDispatcher(
+            targets={
+                "razorpay": self.config.webhook_razorpay_url,
+                "stripe": self.config.webhook_stripe_url,
+            },
+            signers={"razorpay": self._sign_razorpay, "stripe": self._sign_stripe},
+            faults=self.faults,
+            retry_delays=self.config.webhook_retry_delays,
+            timeout_s=self.config.webhook_timeout_s,
+        )
+        self.settlement = Settlement(self.config, self.store, self.dispatcher)
+        await self._server.start()
+        _log.info("listening", extra={"fields": {"url": self.url, **self.webhook_settings()}})
+
+    async def stop(self) -> None:
+        await self._server.close()
+        await self.dispatcher.close()
+        _log.info("stopped", extra={"fields": {"url": self.url}})
+
+    async def reset(self) -> None:
+        """Forget every order, payment, intent, idempotency key and webhook; faults and webhook
+        targets go back to what the emulator started with."""
+        await self.dispatcher.reset()
+        self.store.clear()
+        self.faults.reset()
+        self.api_log.clear()
+        self.api_calls.clear()
+        self.dispatcher.targets = {
+            "razorpay": self.config.webhook_razorpay_url,
+            "stripe": self.config.webhook_stripe_url,
+        }
+        self.dispatcher.retry_delays = self.config.webhook_retry_delays
+        self.dispatcher.timeout_s = self.config.webhook_timeout_s
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        return (self.config.public_url or self.url).rstrip("/")
+
+    def checkout_url(self, gateway_order_id: str, redirect_url: str | None = None) -> str:
+        query = f"?{urlencode({'callback_url': redirect_url})}" if redirect_url else ""
+        return f"{self.public_url}/checkout/{gateway_order_id}{query}"
+
+    # ---- requests ------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        started = time.monotonic()
+        area, response = await self._route(request)
+        elapsed = round((time.monotonic() - started) * 1000, 1)
+        entry = {
+            "area": area,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status if not response.abort else None,
+            "dropped": response.abort,
+            "ms": elapsed,
+            "idempotency_key": request.header("idempotency-key") or None,
+            "at": time.time(),
+        }
+        if area in ("razorpay", "stripe"):
+            self.api_log.append(entry)
+            self.api_calls[area] += 1
+        _log.info("request", extra={"fields": {k: v for k, v in entry.items() if k != "at"}})
+        return response
+
+    async def _route(self, request: Request) -> tuple[str, Response]:
+        path = request.path
+        if path.startswith("/_emulator/"):
+            return "control", await self._control.handle(request)
+        if match := _CHECKOUT.match(path):
+            return "checkout", await self._checkout(request, match.group(1), match.group(2))
+        if path.startswith("/v1/"):
+            gateway = _gateway_of_api_call(request)
+            api = self._razorpay if gateway == "razorpay" else self._stripe
+            faults = self.faults.get(gateway)
+            return gateway, await with_faults(
+                gateway, faults, self.rng, lambda: api.handle(request)
+            )
+        if path in ("/", "/healthz"):
+            return "control", json_response(200, {"status": "ok", "service": "gateway_emulator"})
+        return "unknown", json_response(404, {"error": {"message": f"no route for {path}"}})
+
+    async def _checkout(self, request: Request, order_id: str, action: str | None) -> Response:
+        gateway = gateway_of(self.store, order_id)
+        if gateway is not None and self.faults.get(gateway).down:
+            return json_response(503, {"error": {"message": f"{gateway} is down (emulated)"}})
+        if action is None:
+            if request.method not in ("GET", "HEAD"):
+                return json_response(405, {"error": {"message": "use GET"}})
+            return render_checkout(self.store, order_id, request)
+        if request.method != "POST":
+            return json_response(405, {"error": {"message": "use POST"}})
+        return submit_checkout(self.settlement, order_id, action == "pay", request)
+
+    # ---- webhook signing -----------------------------------------------------------------
+    def _sign_razorpay(self, event: WebhookEvent) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": "Razorpay-Webhook/v1",
+            "X-Razorpay-Event-Id": event.id,
+            "X-Razorpay-Signature": razorpay_webhook_signature(
+                self.config.razorpay_webhook_secret, event.body
+            ),
+        }
+
+    def _sign_stripe(self, event: WebhookEvent) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": stripe_signature_header(
+                self.config.stripe_webhook_secrets, event.body, int(time.time())
+            ),
+        }
+
+    # ---- introspection -------------------------------------------------------------------
+    def webhook_settings(self) -> dict[str, Any]:
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is None:
+            return {}
+        return {
+            "webhook_targets": dict(dispatcher.targets),
+            "webhook_retry_delays": list(dispatcher.retry_delays),
+            "webhook_timeout_s": dispatcher.timeout_s,
+        }
+
+    def state(self) -> dict[str, Any]:
+        store = self.store
+        orders = []
+        for order in store.razorpay_orders.values():
+            entity = order_entity(order)
+            entity["payment_ids"] = list(order.payment_ids)
+            entity["callback_url"] = order.callback_url
+            entity["checkout_url"] = self.checkout_url(order.id)
+            orders.append(entity)
+        intents = []
+        for intent in store.payment_intents.values():
+            obj = payment_intent_object(intent)
+            obj["checkout_url"] = self.checkout_url(intent.id)
+            obj["return_url"] = intent.return_url
+            intents.append(obj)
+        return {
+            "url": self.url,
+            "public_url": self.public_url,
+            "razorpay": {
+                "key_id": self.config.razorpay_key_id,
+                "orders": orders,
+                "payments": [payment_entity(p) for p in store.razorpay_payments.values()],
+            },
+            "stripe": {"payment_intents": intents},
+            "faults": self.faults.to_json(),
+            "api_calls": dict(self.api_calls),
+            **self.webhook_settings(),
+        }
+
+
+def _gateway_of_api_call(request: Request) -> str:
+    """Both APIs live under /v1: the path decides, then the credentials (Bearer or an `sk_`
+    basic user is Stripe)."""
+    path = request.path
+    if razorpay_api.PATHS.match(path):
+        return "razorpay"
+    if stripe_api.PATHS.match(path):
+        return "stripe"
+    scheme, _, _ = request.header("authorization").partition(" ")
+    return "stripe" if scheme.lower() == "bearer" else "razorpay"
