@@ -51,8 +51,9 @@ def test_nats_has_jetstream_on_file_storage() -> None:
 
 
 def test_edge_uses_the_generated_docker_config_with_every_cluster() -> None:
-    mount = SERVICES["edge"]["volumes"][0]
-    assert mount.startswith("./edge/envoy.docker.yaml:")
+    volumes = SERVICES["edge"]["volumes"]
+    assert volumes[0].startswith("./edge/envoy.docker.yaml:/etc/envoy/envoy.yaml")
+    assert "./gen/checkout.pb:/etc/envoy/checkout.pb:ro" in volumes
     rendered = (ROOT / "edge" / "envoy.docker.yaml").read_text()
     for name, (_, port) in PORTS.items():
         assert name in rendered and str(port) in rendered, name

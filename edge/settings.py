@@ -1,0 +1,166 @@
+"""The edge's settings: ports and upstream addresses from common/config.py, edge knobs from EDGE_*.
+
+Variables read here (besides common/config.py's EDGE_PORT, EDGE_ADMIN_PORT, GRPC_HOST and the
+*_GRPC_PORT of each service):
+
+    EDGE_LISTEN_HOST        address the REST listener binds (default 127.0.0.1)
+    EDGE_MAX_BODY_BYTES     request body cap, 413 past it (default 1048576 = 1 MiB)
+    EDGE_RATE_LIMIT_RPS     per-client (remote address) requests per second (default 100)
+    EDGE_RATE_LIMIT_BURST   per-client bucket size (default = EDGE_RATE_LIMIT_RPS)
+    EDGE_XFF_TRUSTED_HOPS   proxies in front of the edge whose X-Forwarded-For is trusted for the
+                            client address (default 0: the TCP peer is the client)
+    EDGE_CORS_ORIGINS       comma-separated exact origins allowed by CORS (default: any
+                            http(s)://localhost / 127.0.0.1 / [::1] origin, any port)
+    EDGE_CSP                Content-Security-Policy (default: DEFAULT_CSP below)
+    EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security (default 0: off, the
+                            edge speaks plain HTTP until TLS terminates in front of it)
+    EDGE_ROUTE_TIMEOUT_MS   upstream timeout per request (default 15000)
+    EDGE_HEALTH_INTERVAL_MS active gRPC health check interval (default 1000)
+    EDGE_HEALTHZ_CLUSTERS   comma-separated clusters /healthz requires (default: all of cart,
+                            order, payment, enrollment)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+from common.config import Settings, load_settings
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
+DOCKER_DESCRIPTOR_PATH = "/etc/envoy/checkout.pb"
+
+# Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
+# must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
+CLUSTER_SERVICES: dict[str, tuple[str, ...]] = {
+    "cart": ("CatalogService", "CartService", "AdminService"),
+    "order": ("OrderService",),
+    "payment": ("PaymentService",),
+    "enrollment": ("EnrollmentService",),
+}
+# docker-compose service names, one per cluster
+DOCKER_HOSTS: dict[str, str] = {
+    "cart": "cart_svc",
+    "order": "order_svc",
+    "payment": "payment_svc",
+    "enrollment": "enrollment_svc",
+}
+
+# A static page plus same-origin API calls. Payment gateways' checkout scripts (Razorpay's
+# checkout.js, Stripe.js) need their origins added to script-src / frame-src / connect-src.
+DEFAULT_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?$"
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeSettings:
+    listen_host: str = "127.0.0.1"
+    port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    upstreams: dict[str, Upstream] = dataclasses.field(
+        default_factory=lambda: {
+            "cart": Upstream("127.0.0.1", 50051),
+            "order": Upstream("127.0.0.1", 50052),
+            "payment": Upstream("127.0.0.1", 50053),
+            "enrollment": Upstream("127.0.0.1", 50054),
+        }
+    )
+    descriptor_path: str = str(DESCRIPTOR_PATH)
+    max_body_bytes: int = 1024 * 1024
+    max_response_bytes: int = 8 * 1024 * 1024
+    rate_limit_rps: int = 100
+    rate_limit_burst: int = 0  # 0: same as rate_limit_rps
+    xff_trusted_hops: int = 0
+    cors_origins: tuple[str, ...] = ()  # empty: localhost origins
+    csp: str = DEFAULT_CSP
+    hsts_max_age: int = 0
+    route_timeout_ms: int = 15000
+    health_interval_ms: int = 1000
+    # clusters whose health /healthz requires; None: every cluster
+    healthz_clusters: tuple[str, ...] | None = None
+    access_log: bool = True
+
+    def with_(self, **changes: object) -> "EdgeSettings":
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def burst(self) -> int:
+        return self.rate_limit_burst or self.rate_limit_rps
+
+    @property
+    def required_clusters(self) -> tuple[str, ...]:
+        return tuple(self.upstreams) if self.healthz_clusters is None else self.healthz_clusters
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"setting {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def from_env(base: Settings | None = None) -> EdgeSettings:
+    common = base or load_settings()
+    host = common.grpc_host
+    origins = tuple(o.strip() for o in os.environ.get("EDGE_CORS_ORIGINS", "").split(",") if o.strip())
+    return EdgeSettings(
+        listen_host=os.environ.get("EDGE_LISTEN_HOST", "127.0.0.1") or "127.0.0.1",
+        port=common.edge_port,
+        admin_port=common.edge_admin_port,
+        upstreams={
+            "cart": Upstream(host, common.cart_grpc_port),
+            "order": Upstream(host, common.order_grpc_port),
+            "payment": Upstream(host, common.payment_grpc_port),
+            "enrollment": Upstream(host, common.enrollment_grpc_port),
+        },
+        max_body_bytes=_int("EDGE_MAX_BODY_BYTES", 1024 * 1024, 1),
+        rate_limit_rps=_int("EDGE_RATE_LIMIT_RPS", 100, 1),
+        rate_limit_burst=_int("EDGE_RATE_LIMIT_BURST", 0, 0),
+        xff_trusted_hops=_int("EDGE_XFF_TRUSTED_HOPS", 0, 0),
+        cors_origins=origins,
+        csp=os.environ.get("EDGE_CSP", "") or DEFAULT_CSP,
+        hsts_max_age=_int("EDGE_HSTS_MAX_AGE", 0, 0),
+        route_timeout_ms=_int("EDGE_ROUTE_TIMEOUT_MS", 15000, 1),
+        health_interval_ms=_int("EDGE_HEALTH_INTERVAL_MS", 1000, 100),
+        healthz_clusters=_healthz_clusters(),
+    )
+
+
+def _healthz_clusters() -> tuple[str, ...] | None:
+    names = tuple(n.strip() for n in os.environ.get("EDGE_HEALTHZ_CLUSTERS", "").split(",") if n.strip())
+    unknown = [n for n in names if n not in CLUSTER_SERVICES]
+    if unknown:
+        raise SystemExit(f"setting EDGE_HEALTHZ_CLUSTERS names unknown clusters {unknown}; known: {sorted(CLUSTER_SERVICES)}")
+    return names or None
+
+
+def docker() -> EdgeSettings:
+    """The docker-compose variant: fixed defaults (never the caller's environment), so the
+    committed edge/envoy.docker.yaml is reproducible. Compose mounts gen/checkout.pb at
+    DOCKER_DESCRIPTOR_PATH and publishes the listener; the admin stays on the container's
+    loopback."""
+    defaults = EdgeSettings()
+    return defaults.with_(
+        listen_host="0.0.0.0",
+        upstreams={name: Upstream(DOCKER_HOSTS[name], up.port) for name, up in defaults.upstreams.items()},
+        descriptor_path=DOCKER_DESCRIPTOR_PATH,
+    )

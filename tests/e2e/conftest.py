@@ -1,0 +1,278 @@
+"""End-to-end fixtures: real service processes and a real Envoy edge on free ports.
+
+Reusable building blocks (every started process is stopped at the fixture's teardown):
+
+    launcher          function-scoped Launcher: .service(module, ...), .edge(...), .stop(proc)
+    module_launcher   the same, module-scoped (share slow start-ups between a module's tests)
+    cart_service      module-scoped `python -m cart_svc` (a ServiceProcess: .port, .stop())
+    edge              module-scoped Envoy in front of cart_service (an EdgeProcess: .url, .client())
+    expect_envelope   assert that an httpx response is CONTRACT.md's error envelope
+
+Services get CART_GRPC_PORT-style variables for their port, *_METRICS_PORT=0, and whatever
+`env` adds. The edge is rendered by edge.config from EdgeSettings; pass overrides such as
+rate_limit_rps=2 or healthz_clusters=("cart",), and upstream ports via `ports={"cart": 1234}`
+(clusters without a port point at a free port nobody listens on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge import config as edge_config
+from edge import settings as edge_settings
+from edge.__main__ import envoy_command
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+START_TIMEOUT = 20.0
+
+# module -> (port variable, metrics port variable)
+SERVICE_PORT_ENV = {
+    "cart_svc": ("CART_GRPC_PORT", "CART_METRICS_PORT"),
+    "order_svc": ("ORDER_GRPC_PORT", "ORDER_METRICS_PORT"),
+    "payment_svc": ("PAYMENT_GRPC_PORT", "PAYMENT_METRICS_PORT"),
+    "enrollment_svc": ("ENROLLMENT_GRPC_PORT", "ENROLLMENT_METRICS_PORT"),
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=grace)
+
+
+def _tail(path: pathlib.Path, limit: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return ""
+
+
+@dataclasses.dataclass
+class ServiceProcess:
+    module: str
+    port: int
+    proc: subprocess.Popen
+    log: pathlib.Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 5.0) -> None:
+        _stop_process(self.proc, grace)
+
+    def kill(self) -> None:
+        """Die at once, as a crash would (no graceful NOT_SERVING first)."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def wait_serving(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.module} exited with {self.proc.returncode}:\n{_tail(self.log)}")
+            try:
+                with grpc.insecure_channel(self.address) as channel:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as error:
+                last = error
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.module} not serving on {self.address} after {timeout}s ({last}):\n{_tail(self.log)}")
+
+
+@dataclasses.dataclass
+class EdgeProcess:
+    settings: edge_settings.EdgeSettings
+    proc: subprocess.Popen
+    config_path: pathlib.Path
+    log: pathlib.Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.admin_port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 5.0) -> None:
+        _stop_process(self.proc, grace)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        kwargs.setdefault("timeout", 10.0)
+        return httpx.Client(base_url=self.url, **kwargs)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{_tail(self.log)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.admin_url}/ready", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{_tail(self.log)}")
+
+    def wait_healthz(self, expected: int, timeout: float = 10.0) -> httpx.Response:
+        """Poll /healthz until it answers `expected` (health checks run every interval)."""
+        deadline = time.monotonic() + timeout
+        response = None
+        while time.monotonic() < deadline:
+            response = httpx.get(f"{self.url}/healthz", timeout=2)
+            if response.status_code == expected:
+                return response
+            time.sleep(0.1)
+        raise AssertionError(f"/healthz stayed {response.status_code if response else None}, wanted {expected}")
+
+
+class Launcher:
+    """Starts processes on free ports and stops every one of them in close()."""
+
+    def __init__(self, workdir: pathlib.Path) -> None:
+        self.workdir = workdir
+        self._services: list[ServiceProcess] = []
+        self._edges: list[EdgeProcess] = []
+
+    def service(self, module: str, *, port: int | None = None, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
+        port_var, metrics_var = SERVICE_PORT_ENV[module]
+        port = port or free_port()
+        child_env = {**os.environ, port_var: str(port), metrics_var: "0", "PYTHONUNBUFFERED": "1", **(env or {})}
+        log = self.workdir / f"{module}-{port}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [PYTHON, "-m", module], cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        service = ServiceProcess(module, port, proc, log)
+        self._services.append(service)
+        if wait:
+            service.wait_serving()
+        return service
+
+    def edge(self, *, ports: dict[str, int] | None = None, wait: bool = True, log_level: str = "warn", **overrides: Any) -> EdgeProcess:
+        ports = dict(ports or {})
+        defaults = edge_settings.EdgeSettings()
+        upstreams = {
+            name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port()) for name in defaults.upstreams
+        }
+        overrides.setdefault("health_interval_ms", 250)
+        settings = defaults.with_(port=free_port(), admin_port=free_port(), upstreams=upstreams, **overrides)
+        config_path = self.workdir / f"envoy-{settings.port}.yaml"
+        config_path.write_text(edge_config.render(settings))
+        log = self.workdir / f"envoy-{settings.port}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                envoy_command(config_path, log_level), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        edge = EdgeProcess(settings, proc, config_path, log)
+        self._edges.append(edge)
+        if wait:
+            edge.wait_ready()
+        return edge
+
+    def close(self) -> None:
+        for edge in reversed(self._edges):
+            edge.stop()
+        for service in reversed(self._services):
+            service.stop()
+        self._edges.clear()
+        self._services.clear()
+
+
+@contextlib.contextmanager
+def _launcher() -> Iterator[Launcher]:
+    with tempfile.TemporaryDirectory(prefix="e2e-") as workdir:
+        launcher = Launcher(pathlib.Path(workdir))
+        try:
+            yield launcher
+        finally:
+            launcher.close()
+
+
+@pytest.fixture
+def launcher() -> Iterator[Launcher]:
+    with _launcher() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def module_launcher() -> Iterator[Launcher]:
+    with _launcher() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def cart_service(module_launcher: Launcher) -> ServiceProcess:
+    return module_launcher.service("cart_svc")
+
+
+@pytest.fixture(scope="module")
+def edge(module_launcher: Launcher, cart_service: ServiceProcess) -> EdgeProcess:
+    return module_launcher.edge(ports={"cart": cart_service.port})
+
+
+ENVELOPE_ERROR_FIELDS = ("code", "message", "validation_messages", "correlation_id", "retryable", "suggested_action")
+
+
+def check_envelope(response: httpx.Response, status: int, code: int | None = None) -> dict:
+    """CONTRACT.md's error envelope, with `status`; returns the "error" object."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    assert "Traceback" not in response.text
+    assert not [name for name in response.headers if name.lower().startswith("grpc-")], response.headers
+    body = response.json()
+    assert set(body) == {"status", "success", "error"}, body
+    assert body["status"] == status and body["success"] is False, body
+    error = body["error"]
+    assert set(error) == set(ENVELOPE_ERROR_FIELDS), error
+    assert isinstance(error["code"], int) and isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error["validation_messages"], list), error
+    assert isinstance(error["retryable"], bool) and isinstance(error["suggested_action"], str), error
+    assert error["correlation_id"] and error["correlation_id"] == response.headers.get("x-correlation-id"), (error, response.headers)
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+@pytest.fixture
+def expect_envelope():
+    return check_envelope
