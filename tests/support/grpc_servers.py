@@ -12,11 +12,18 @@ from common.server import Register, start_server
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, register: Register) -> AsyncIterator[grpc.aio.Channel]:
+async def serving_at(settings: Settings, register: Register) -> AsyncIterator[tuple[str, grpc.aio.Channel]]:
     running = await start_server(settings, "127.0.0.1:0", register)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    address = f"127.0.0.1:{running.port}"
+    channel = grpc.aio.insecure_channel(address)
     try:
-        yield channel
+        yield address, channel
     finally:
         await channel.close()
         await running.stop(grace=0)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, register: Register) -> AsyncIterator[grpc.aio.Channel]:
+    async with serving_at(settings, register) as (_, channel):
+        yield channel
