@@ -22,6 +22,7 @@ from common.audit import append_audit
 from common.clock import utc_now
 from common.config import Settings
 from common.errors import CheckoutError, ErrorCode
+from common.events import fault_point
 from common.money import format_amount
 from common.outbox import add_event
 from common.request_context import Caller, require_user
@@ -78,6 +79,7 @@ class OrderService:
         try:
             if stored.recovery_point == "started":
                 order = await self._create(conn, user_id, request, key=key)
+                fault_point("order_after_commit")  # crash tests: the order exists, no gateway call yet
             else:
                 assert stored.order_token is not None
                 found = await order_repository.get_order(conn, stored.order_token)

@@ -1,22 +1,59 @@
 """Wiring: the payment service's servicers on a gRPC server (used by __main__ and by tests).
 
-Until its issue lands, every RPC is the generated base servicer's, which the interceptor answers
-honestly with UNIMPLEMENTED (code 5001 in the envelope).
+PaymentService (public: GetPayment, VerifyPayment; the two webhooks stay UNIMPLEMENTED until
+their issue lands) and the internal PaymentSessions (OpenSession, called by order_svc). The
+gateways and their circuit breakers are built once per process. `python -m payment_svc` also
+runs the sweeper in the background every PAYMENT_SWEEP_INTERVAL seconds (0 turns it off).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from checkout.internal.v1 import payment_sessions_pb2, payment_sessions_pb2_grpc
 from checkout.v1 import payment_pb2, payment_pb2_grpc
 from common.config import Settings
 from common.server import Register
+from payment_svc.gateways.registry import Gateways, build_gateways
+from payment_svc.open_session import SessionOpener
+from payment_svc.payment_api import PaymentApi
+from payment_svc.payment_service import PaymentService
+from payment_svc.sessions_api import PaymentSessionsApi
+from payment_svc.settings import PaymentSettings, load_payment_settings
+from payment_svc.sweeper import run_sweeper
+
+_log = logging.getLogger(__name__)
 
 
-def build_registration(engine: AsyncEngine, settings: Settings) -> Register:
+def build_registration(engine: AsyncEngine, settings: Settings, gateways: Gateways | None = None,
+                       payment_settings: PaymentSettings | None = None, *, background_sweeper: bool = False) -> Register:
+    payment = payment_settings or load_payment_settings()
+    background: set[asyncio.Task[None]] = set()
+
     def register(server: grpc.aio.Server) -> list[str]:
-        payment_pb2_grpc.add_PaymentServiceServicer_to_server(payment_pb2_grpc.PaymentServiceServicer(), server)
-        return [payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name]
+        used = gateways or build_gateways(settings, payment)
+        payment_pb2_grpc.add_PaymentServiceServicer_to_server(
+            PaymentApi(PaymentService(engine, used, settings.razorpay_key_secret)), server)
+        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(
+            PaymentSessionsApi(SessionOpener(engine, used, payment)), server)
+        if background_sweeper and payment.sweep_interval_s > 0:
+            task = asyncio.get_running_loop().create_task(
+                run_sweeper(engine, interval_s=payment.sweep_interval_s, batch=payment.sweep_batch), name="payment-sweeper")
+            background.add(task)  # keep a reference; asyncio.run cancels it at shutdown
+            task.add_done_callback(background.discard)
+            _log.info("sweeper running", extra={"interval_s": payment.sweep_interval_s})
+        return [
+            payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
+            payment_sessions_pb2.DESCRIPTOR.services_by_name["PaymentSessions"].full_name,
+        ]
 
     return register
+
+
+def build_service(engine: AsyncEngine, settings: Settings) -> Register:
+    """What `python -m payment_svc` serves: everything, with the background sweeper."""
+    return build_registration(engine, settings, background_sweeper=True)

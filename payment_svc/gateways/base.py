@@ -1,0 +1,71 @@
+"""The one interface every payment gateway adapter offers, and what it returns.
+
+Amounts are integer minor units (paise, cents), currencies upper-case ISO 4217. Adapters make one
+attempt per call and classify every failure as GatewayUnavailable (worth retrying elsewhere or
+later: connection error, timeout, 5xx, 429) or GatewayRejected (the gateway answered and said no:
+4xx). Retries, time budgets and the circuit breaker live in gateways/resilient.py, around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Protocol
+
+from payment_svc.domain.gateway_order import GatewayName
+
+GatewayPaymentStatus = Literal["captured", "failed", "pending"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayOrder:
+    gateway: GatewayName
+    gateway_order_id: str
+    checkout_url: str
+    amount_minor: int = 0
+    currency: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayPayment:
+    id: str
+    order_id: str
+    status: GatewayPaymentStatus
+    amount_minor: int
+    currency: str
+
+
+class GatewayError(Exception):
+    def __init__(self, gateway: str, message: str) -> None:
+        super().__init__(f"{gateway}: {message}")
+        self.gateway = gateway
+        self.message = message
+
+
+class GatewayUnavailable(GatewayError):
+    """No usable answer: connection refused or reset, timeout, 5xx, 429, or the breaker is open."""
+
+
+class BreakerOpen(GatewayUnavailable):
+    """Not even tried: the gateway's circuit breaker is open."""
+
+
+class GatewayRejected(GatewayError):
+    """The gateway answered and refused (4xx: validation, authentication, unknown id)."""
+
+
+class PaymentGateway(Protocol):
+    @property
+    def name(self) -> GatewayName: ...
+
+    async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
+                           description: str) -> GatewayOrder:
+        """Create the gateway order for our key, or return the one already created for it."""
+        ...
+
+    async def fetch_payment(self, gateway_payment_id: str) -> GatewayPayment:
+        """The gateway's own current word on a payment (never a client's claim)."""
+        ...
+
+    async def find_order_by_key(self, key: str) -> GatewayOrder | None:
+        """The order created earlier for our key, if the gateway can look it up (recovery)."""
+        ...

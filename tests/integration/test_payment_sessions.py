@@ -1,0 +1,285 @@
+"""PaymentSessions.OpenSession over real gRPC, against real PostgreSQL and the real gateway
+emulator driven by the real razorpay and stripe SDKs: idempotency, retries, fallback, breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from decimal import Decimal
+
+import pytest
+
+from common.tables import payment_tokens
+from payment_svc.settings import PaymentSettings
+from tests.support.tokens import new_user
+from test_payment_support import (  # noqa: F401 - fixtures
+    FAST, api_requests, audit_rows, count_rows, emulator, events, fails_with, new_order, open_request, open_session,
+    payment_row, payment_settings, stack,
+)
+
+
+async def test_opens_a_razorpay_session_for_the_order_total(stack, engine):
+    user = new_user()
+    order = await new_order(engine, user, total="1770.00")
+    session = await open_session(stack, order, user, return_url="https://interns.example/paid")
+
+    assert session.gateway == "razorpay" and session.status == "pending"
+    assert session.amount == "1770.00" and session.currency == "INR" and session.order_token == order
+    assert session.gateway_order_id.startswith("order_")
+    assert session.checkout_url.startswith(f"{stack.emulator.url}/checkout/{session.gateway_order_id}?return_url=")
+    assert session.expires_at.endswith("Z")
+    gateway_orders = [o for o in stack.emulator.state()["razorpay"]["orders"] if o["receipt"] == f"{order}:1"]
+    assert [(o["id"], o["amount"], o["currency"]) for o in gateway_orders] == [(session.gateway_order_id, 177000, "INR")]
+
+    row = await payment_row(engine, session.payment_token)
+    assert (row.attempt, row.gateway, row.gateway_order_id, row.status) == (1, "razorpay", session.gateway_order_id, "pending")
+    assert row.amount == Decimal("1770.00")
+    opened = await events(engine, order, "checkout.payment.session_opened")
+    assert len(opened) == 1 and opened[0]["payment_token"] == session.payment_token and opened[0]["gateway"] == "razorpay"
+    assert [r.action for r in await audit_rows(engine, session.payment_token)] == ["session_opened"]
+
+
+async def test_a_retry_returns_the_same_session(stack, engine):
+    user = new_user()
+    order = await new_order(engine, user)
+    first = await open_session(stack, order, user)
+    again = await open_session(stack, order, user)
+    assert again == first
+    assert len(api_requests(stack.emulator, "POST", "/v1/orders")) == 1
+
+
+async def test_concurrent_opens_make_one_row_and_one_gateway_order(stack, engine):
+    # the emulator behaves like real Razorpay here: a repeated receipt would make a second order
+    stack.emulator.set_faults("razorpay", receipt_idempotent=False, latency_ms=100)
+    user = new_user()
+    order = await new_order(engine, user)
+    sessions = await asyncio.gather(*(open_session(stack, order, user) for _ in range(5)))
+
+    assert len({s.payment_token for s in sessions}) == 1 and len({s.gateway_order_id for s in sessions}) == 1
+    assert await count_rows(engine, payment_tokens, payment_tokens.c.order_token == order) == 1
+    assert [o["receipt"] for o in stack.emulator.state()["razorpay"]["orders"]] == [f"{order}:1"]
+    assert len(api_requests(stack.emulator, "POST", "/v1/orders")) == 1
+    assert len(await events(engine, order, "checkout.payment.session_opened")) == 1
+
+
+PATIENT = PaymentSettings(tuning=dataclasses.replace(FAST.tuning, read_timeout_s=2.0, budget_s=6.0),
+                          open_session_bound_s=12.0)
+
+
+@pytest.mark.parametrize("payment_settings", [PATIENT], ids=["patient"])
+async def test_a_lost_create_response_is_found_by_receipt_not_created_twice(stack, engine):
+    """Razorpay creates the order but its answer is lost (a 502 after the fact); the retry finds
+    the order by its receipt instead of creating a second one (real Razorpay does not dedupe)."""
+    stack.emulator.set_faults("razorpay", receipt_idempotent=False, latency_ms=800)
+    user = new_user()
+    order = await new_order(engine, user)
+    task = asyncio.create_task(open_session(stack, order, user))
+    # every call takes 800 ms; the faults a call meets are those in force when it arrives. The
+    # receipt lookup arrives at once and is answered; the create arrives ~800 ms later and loses
+    # its answer; once the create is logged the fault is lifted, so a later try finds the order.
+    await asyncio.sleep(0.4)
+    stack.emulator.set_faults("razorpay", error_rate=1.0, error_phase="after", error_statuses=[502])
+    await _wait_until(lambda: api_requests(stack.emulator, "POST", "/v1/orders"))
+    stack.emulator.set_faults("razorpay", error_rate=0.0)
+    session = await task
+
+    assert session.gateway == "razorpay"
+    [create] = api_requests(stack.emulator, "POST", "/v1/orders")
+    assert create["status"] == 502
+    created = stack.emulator.state()["razorpay"]["orders"]
+    assert [(o["id"], o["receipt"]) for o in created] == [(session.gateway_order_id, f"{order}:1")]
+
+
+async def test_a_lost_stripe_answer_is_replayed_by_the_idempotency_key(stack, engine):
+    stack.emulator.set_faults("razorpay", down=True)
+    stack.emulator.set_faults("stripe", latency_ms=300, error_rate=1.0, error_phase="after", error_statuses=[500])
+    user = new_user()
+    order = await new_order(engine, user)
+    task = asyncio.create_task(open_session(stack, order, user))
+    await _wait_until(lambda: api_requests(stack.emulator, "POST", "/v1/payment_intents"))
+    stack.emulator.set_faults("stripe", error_rate=0.0)
+    session = await task
+
+    assert session.gateway == "stripe"
+    intents = stack.emulator.state()["stripe"]["payment_intents"]
+    assert [i["id"] for i in intents] == [session.gateway_order_id]
+    posts = api_requests(stack.emulator, "POST", "/v1/payment_intents")
+    assert {p["idempotency_key"] for p in posts} == {f"{order}:1"} and len(posts) >= 2
+
+
+async def test_retries_5xx_then_succeeds_at_the_same_gateway(stack, engine):
+    user = new_user()
+    order = await new_order(engine, user)
+    stack.emulator.set_faults("razorpay", error_rate=1.0, error_statuses=[500, 503], latency_ms=200)
+    task = asyncio.create_task(open_session(stack, order, user))
+    await _wait_until(lambda: [r for r in api_requests(stack.emulator) if r["status"] in (500, 503)])
+    stack.emulator.set_faults("razorpay", error_rate=0.0, latency_ms=0)
+    session = await task
+
+    assert session.gateway == "razorpay"  # retried, not failed over
+    statuses = [r["status"] for r in api_requests(stack.emulator, path_prefix="/v1/")]
+    assert statuses.count(200) == 2 and len(statuses) - 2 in (1, 2)  # 1-2 injected failures, then lookup + create
+    assert not api_requests(stack.emulator, path_prefix="/v1/payment_intents")
+
+
+async def test_retries_a_timeout_then_succeeds(stack, engine):
+    user = new_user()
+    order = await new_order(engine, user)
+    stack.emulator.set_faults("razorpay", timeout_s=3.0)  # hangs past our 1 s read timeout
+    started = time.monotonic()
+    task = asyncio.create_task(open_session(stack, order, user))
+    # a call meets the faults in force when it arrives: the first try (already hanging) times out
+    # after 1 s; the retry arrives after the hang is lifted
+    await asyncio.sleep(0.5)
+    stack.emulator.set_faults("razorpay", timeout_s=0.0)
+    session = await task
+
+    assert session.gateway == "razorpay"
+    assert FAST.tuning.read_timeout_s <= time.monotonic() - started < FAST.tuning.budget_s
+    assert not api_requests(stack.emulator, path_prefix="/v1/payment_intents")
+
+
+async def test_razorpay_down_opens_the_session_at_stripe(stack, engine):
+    stack.emulator.set_faults("razorpay", down=True)
+    user = new_user()
+    order = await new_order(engine, user, total="25.50", currency="USD")
+    session = await open_session(stack, order, user, amount="25.50", currency="USD")
+
+    assert session.gateway == "stripe" and session.gateway_order_id.startswith("pi_")
+    assert session.checkout_url == f"{stack.emulator.url}/checkout/{session.gateway_order_id}"
+    intents = stack.emulator.state()["stripe"]["payment_intents"]
+    assert [(i["id"], i["amount"], i["currency"], i["metadata"]["key"]) for i in intents] == [
+        (session.gateway_order_id, 2550, "usd", f"{order}:1")]
+    assert [r["idempotency_key"] for r in api_requests(stack.emulator, "POST", "/v1/payment_intents")] == [f"{order}:1"]
+    row = await payment_row(engine, session.payment_token)
+    assert (row.gateway, row.gateway_order_id) == ("stripe", session.gateway_order_id)
+    opened = await events(engine, order, "checkout.payment.session_opened")
+    assert opened[0]["gateway"] == "stripe" and opened[0]["preferred_gateway"] == "razorpay"
+
+
+async def test_stripe_preferred_falls_back_to_razorpay(stack, engine):
+    stack.emulator.set_faults("stripe", down=True, down_mode="reset")
+    user = new_user()
+    order = await new_order(engine, user)
+    session = await open_session(stack, order, user, gateway="stripe")
+    assert session.gateway == "razorpay"
+
+
+async def test_both_gateways_down_is_4001_quickly(stack, engine):
+    stack.emulator.set_faults("all", down=True)
+    user = new_user()
+    order = await new_order(engine, user)
+    started = time.monotonic()
+    detail = await fails_with(open_session(stack, order, user), 4001)
+    assert detail.retryable
+    assert time.monotonic() - started < FAST.open_session_bound_s
+    # the attempt's row stays pending with no gateway order: a retry later can still open it
+    stack.emulator.set_faults("all", down=False)
+    session = await open_session(stack, order, user)
+    assert session.gateway == "razorpay"
+    assert await count_rows(engine, payment_tokens, payment_tokens.c.order_token == order) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payment_settings", [PaymentSettings()], ids=["default-settings"])
+async def test_both_gateways_hanging_is_4001_within_the_documented_10_seconds(stack, engine):
+    stack.emulator.set_faults("all", timeout_s=30.0)
+    user = new_user()
+    order = await new_order(engine, user)
+    started = time.monotonic()
+    await fails_with(open_session(stack, order, user), 4001)
+    elapsed = time.monotonic() - started
+    assert 4.0 < elapsed < PaymentSettings().open_session_bound_s, elapsed
+
+
+BREAKER = PaymentSettings(tuning=dataclasses.replace(FAST.tuning, breaker_failures=2, breaker_cooldown_s=1.0),
+                          open_session_bound_s=FAST.open_session_bound_s)
+
+
+@pytest.mark.parametrize("payment_settings", [BREAKER], ids=["breaker-after-2"])
+async def test_breaker_opens_then_calls_go_straight_to_the_fallback(stack, engine):
+    stack.emulator.set_faults("razorpay", down=True)
+    user = new_user()
+    first = await open_session(stack, await new_order(engine, user), user)
+    assert first.gateway == "stripe"
+    razorpay_calls = len(api_requests(stack.emulator, path_prefix="/v1/orders"))
+    assert razorpay_calls == 2  # two failures opened the breaker; the third try never left
+
+    second = await open_session(stack, await new_order(engine, user), user)
+    assert second.gateway == "stripe"
+    assert len(api_requests(stack.emulator, path_prefix="/v1/orders")) == razorpay_calls  # not even tried
+    assert stack.gateways["razorpay"].breaker.state.value == "open"
+
+    # after the cool-down one trial call goes through; Razorpay is back, so the breaker closes
+    stack.emulator.set_faults("razorpay", down=False)
+    await asyncio.sleep(1.05)
+    third = await open_session(stack, await new_order(engine, user), user)
+    assert third.gateway == "razorpay"
+    assert stack.gateways["razorpay"].breaker.state.value == "closed"
+
+
+async def test_refusals(stack, engine):
+    user = new_user()
+    order = await new_order(engine, user)
+    await fails_with(open_session(stack, "6b1e0000-0000-4000-8000-000000000000", user), 2101)
+    await fails_with(open_session(stack, order, user, amount="1.00"), 1000)
+    await fails_with(open_session(stack, order, new_user()), 1102)
+    await fails_with(stack.sessions.OpenSession(open_request("not-a-uuid", user, attempt=0, amount="-1",
+                                                             currency="XYZ", gateway="paypal")), 1000)
+    paid = await new_order(engine, user, status="paid")
+    await fails_with(open_session(stack, paid, user), 2102)
+    assert await count_rows(engine, payment_tokens, payment_tokens.c.order_token.in_([order, paid])) == 0
+    assert not api_requests(stack.emulator)
+
+
+async def test_gateway_refusing_everywhere_is_not_retryable(stack, engine):
+    # both emulated gateways refuse amounts below their minimum (Razorpay 1.00, Stripe 0.50)
+    user = new_user()
+    order = await new_order(engine, user, total="0.10")
+    detail = await fails_with(open_session(stack, order, user, amount="0.10"), 3001)
+    assert not detail.retryable
+
+
+async def _wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
+
+
+async def test_order_service_opens_its_session_here_and_the_callback_pays_it(stack, engine):
+    """The whole path: a real cart, order_svc's CreateOrder calling this service's OpenSession over
+    gRPC, the emulator's checkout, the browser callback, and the order read back as paid."""
+    from cart_svc.cart_service import CartService
+    from cart_svc.commands import ItemChoice, NewCart
+    from checkout.v1 import order_pb2, order_pb2_grpc, payment_pb2
+    from common.request_context import Caller
+    from order_svc.app import build_registration as order_registration
+    from order_svc.payment_sessions_client import PaymentSessionsClient
+    from tests.support.grpc_servers import serving
+    from tests.support.tokens import bearer
+
+    user = new_user()
+    cart = (await CartService(engine, stack.settings).create_cart(
+        Caller(user_id=user), NewCart(items=(ItemChoice(plan_id="7a1e0000-0000-4000-8000-000000000101"),)))).cart
+    client = PaymentSessionsClient(stack.address)
+    try:
+        async with serving(stack.settings, order_registration(engine, stack.settings, client)) as channel:
+            orders = order_pb2_grpc.OrderServiceStub(channel)
+            auth = bearer(stack.settings, user)
+            created = await orders.CreateOrder(order_pb2.CreateOrderRequest(cart_token=cart.token),
+                                               metadata=(*auth, ("idempotency-key", f"k-{cart.token}")))
+            assert created.status == "awaiting_payment"
+            assert created.payment.gateway == "razorpay" and created.payment.amount == created.total
+            assert created.payment.currency == created.currency == "INR"
+
+            params = stack.emulator.pay(created.payment.gateway_order_id)["redirect_params"]
+            payment = await stack.payments.VerifyPayment(payment_pb2.VerifyPaymentRequest(
+                razorpay_order_id=params["razorpay_order_id"], razorpay_payment_id=params["razorpay_payment_id"],
+                razorpay_signature=params["razorpay_signature"]), metadata=auth)
+            assert payment.status == "captured"
+            order = await orders.GetOrder(order_pb2.GetOrderRequest(order_token=created.order_token), metadata=auth)
+            assert order.status == "paid" and order.payment.status == "captured"
+    finally:
+        await client.close()
