@@ -6,9 +6,11 @@ cart from the catalog and stores it with its totals. Reads never lock.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +27,9 @@ from common.clock import utc_now
 from common.config import Settings
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import Caller
+
+if TYPE_CHECKING:
+    from cart_svc.cart_cache import CartCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +70,10 @@ class DiscountCandidate:
 
 
 class CartService:
-    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Callable[[], datetime.datetime] = utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Callable[[], datetime.datetime] = utc_now,
+                 cache: CartCache | None = None) -> None:
         self._engine = engine
+        self._cache = cache
         self._settings = settings
         self._clock = clock
         self._ttl = datetime.timedelta(seconds=settings.cart_ttl_seconds)
@@ -77,7 +84,10 @@ class CartService:
         async with self._engine.connect() as conn:
             cart = await self._load(conn, token)
             access.ensure_may_touch(cart, caller)
-            return await self._view(conn, cart)
+            view = await self._view(conn, cart)
+        if self._cache:
+            await self._cache.cart_read(view)
+        return view
 
     async def estimate(self, caller: Caller, token: str, billing: BillingChoice, currency: str) -> EstimateView:
         problems: list[str] = []
@@ -92,7 +102,10 @@ class CartService:
             prices = await cart_pricing.price(conn, cart, now, self._settings.seller_state,
                                               billing=_billing(billing), currency=currency or None)
             valid_until = now + datetime.timedelta(seconds=self._settings.pricing_ttl_seconds)
-            return EstimateView(cart.token, prices, valid_until)
+            estimate = EstimateView(cart.token, prices, valid_until)
+        if self._cache:
+            await self._cache.estimate_read(cart.version, cart.token, billing.country, billing.state, currency, estimate)
+        return estimate
 
     async def discounts(self, caller: Caller, token: str) -> list[DiscountCandidate]:
         _check_token(token, "token")
@@ -112,7 +125,9 @@ class CartService:
                 verdict = (await cart_pricing.price(conn, trial, now, self._settings.seller_state)).coupon_verdict
                 assert verdict is not None
                 candidates.append(DiscountCandidate(coupon.code, coupon.description, verdict.applicable, "; ".join(verdict.reasons)))
-            return candidates
+        if self._cache:
+            await self._cache.discounts_read(cart.version, cart.token, candidates)
+        return candidates
 
     async def check_auth(self, caller: Caller, token: str) -> AuthView:
         _check_token(token, "token")
@@ -143,7 +158,8 @@ class CartService:
                 cart.add(await self._resolve(conn, item), item.quantity, now, self._ttl)
             view = await self._view(conn, cart)
             await cart_repository.insert_cart(conn, cart, cart_pricing.totals_of(view.prices))
-            return view
+        await self._committed(view)
+        return view
 
     async def add_item(self, caller: Caller, token: str, item: ItemChoice) -> CartView:
         problems: list[str] = []
@@ -209,6 +225,7 @@ class CartService:
         if not caller.authenticated:
             raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, "log in first: this call needs a bearer token")
         now = self._clock()
+        closed: list[tuple[str, int]] = []
         async with self._engine.begin() as conn:
             cart = await self._load(conn, token, for_update=True)
             access.ensure_may_touch(cart, caller)
@@ -220,9 +237,11 @@ class CartService:
                     await self._merge(conn, keep=cart, other=previous, now=now)
                 previous.close_as_merged(now)
                 await cart_repository.save_cart(conn, previous, cart_pricing.totals_of(await cart_pricing.price(conn, previous, now, self._settings.seller_state)))
+                closed.append((previous.token, previous.version))
             view = await self._view(conn, cart)
             await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(view.prices))
-            return view
+        await self._committed(view, closed)
+        return view
 
     # -- helpers -------------------------------------------------------------------------------------
     async def _merge(self, conn: AsyncConnection, *, keep: Cart, other: Cart, now: datetime.datetime) -> None:
@@ -247,7 +266,18 @@ class CartService:
             cart.refresh_plans(await catalog_repository.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
             view = await self._view(conn, cart)
             await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(view.prices))
-            return view
+        await self._committed(view)
+        return view
+
+    async def _committed(self, view: CartView, closed: Sequence[tuple[str, int]] = ()) -> None:
+        """After commit, the cache learns the new versions; shielded so a caller who hangs up cannot skip it."""
+        if self._cache:
+            await asyncio.shield(self._tell_cache(self._cache, view, closed))
+
+    @staticmethod
+    async def _tell_cache(cache: CartCache, view: CartView, closed: Sequence[tuple[str, int]]) -> None:
+        await cache.cart_written(view)
+        await cache.carts_closed(closed)
 
     async def _load(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> Cart:
         found = await cart_repository.get_cart(conn, token, for_update=for_update)

@@ -11,8 +11,10 @@ advisory lock (see idempotency_repository).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,13 +39,17 @@ from order_svc.payment_sessions_client import PaymentSessionsClient
 from order_svc.place_order import place_order
 from order_svc.validation import check_gateway, check_order_request
 
+if TYPE_CHECKING:
+    from cart_svc.cart_cache import CartCache
+
 CREATE_ORDER = "POST /api/v1/order"
 
 
 class OrderService:
     def __init__(self, engine: AsyncEngine, settings: Settings, sessions: PaymentSessionsClient,
-                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime.datetime] = utc_now, cart_cache: CartCache | None = None) -> None:
         self._engine = engine
+        self._cart_cache = cart_cache
         self._settings = settings
         self._sessions = sessions
         self._clock = clock
@@ -99,11 +105,14 @@ class OrderService:
 
     async def _create(self, conn: AsyncConnection, user_id: str, request: OrderRequest, *, key: str | None = None) -> OrderRecord:
         async with conn.begin():
-            order = await place_order(conn, user_id=user_id, request=request, now=self._clock(),
-                                      seller_state=self._settings.seller_state)
+            placed = await place_order(conn, user_id=user_id, request=request, now=self._clock(),
+                                       seller_state=self._settings.seller_state)
             if key is not None:
-                await keys.advance(conn, user_id, key, "order_created", order_token=order.order_token)
-        return order
+                await keys.advance(conn, user_id, key, "order_created", order_token=placed.order.order_token)
+        if self._cart_cache is not None and placed.cart_version is not None:
+            # after commit: a cached copy of the cart must not read "active" any more
+            await asyncio.shield(self._cart_cache.carts_closed([(placed.order.cart_token, placed.cart_version)]))
+        return placed.order
 
     async def _open_session(self, conn: AsyncConnection, order: OrderRecord, request: OrderRequest, *, attempt: int) -> order_pb2.Order:
         """Open (or find) the session of `attempt` and move the order to awaiting_payment."""

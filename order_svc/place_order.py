@@ -9,6 +9,7 @@ change in the same transaction, which a call to another process could not give.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 
@@ -29,8 +30,14 @@ from order_svc.order_repository import OrderRecord
 ORDER_TTL = datetime.timedelta(hours=2)
 
 
+@dataclasses.dataclass(frozen=True)
+class PlacedOrder:
+    order: OrderRecord
+    cart_version: int | None  # the converted cart's new version (for the cart cache); None if unchanged
+
+
 async def place_order(conn: AsyncConnection, *, user_id: str, request: OrderRequest, now: datetime.datetime,
-                      seller_state: str) -> OrderRecord:
+                      seller_state: str) -> PlacedOrder:
     """The order for `request.cart_token`; if that cart already became this user's order, that order."""
     found = await cart_repository.get_cart(conn, request.cart_token, for_update=True)
     if found is None:
@@ -41,7 +48,7 @@ async def place_order(conn: AsyncConnection, *, user_id: str, request: OrderRequ
     if cart.status == "converted":
         existing = await order_repository.order_of_cart(conn, cart.token)
         if existing is not None and existing.user_id == user_id:
-            return existing  # a double submit of one cart: the first order is the answer
+            return PlacedOrder(existing, None)  # a double submit of one cart: the first order is the answer
         raise CheckoutError(ErrorCode.CART_CONVERTED)
     cart.ensure_open(now)
     if not cart.lines:
@@ -74,7 +81,7 @@ async def place_order(conn: AsyncConnection, *, user_id: str, request: OrderRequ
     await append_audit(conn, actor=user_id, entity_type="order", entity_id=order_token, action="created", before=None,
                        after={"status": order.status, "total": order.total, "currency": order.currency,
                               "discount_code": order.discount_code, "exchange_rate": order.exchange_rate})
-    return order
+    return PlacedOrder(order, cart.version)
 
 
 def _snapshot(order_token: str, cart_token: str, user_id: str, request: OrderRequest, prices: PriceBreakdown,

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from cart_svc.app import build_registration as cart_registration
+from cart_svc.cart_cache import build_cart_cache
 from checkout.v1 import cart_pb2, cart_pb2_grpc, order_pb2, order_pb2_grpc
 from common.grpc_errors import detail_of
 from common.tables import coupon_redemptions, coupons, orders, payment_tokens
@@ -38,12 +39,14 @@ def emulator():
 @pytest.fixture
 async def stubs(settings, engine, emulator):
     local = dataclasses.replace(settings, razorpay_base_url=emulator.url, stripe_base_url=emulator.url)
+    cache = build_cart_cache(local)  # real Redis: the order must close the cart's cached copy too
     async with serving_at(local, payment_registration(engine, local)) as (payment_address, _):
         sessions = PaymentSessionsClient(payment_address)
-        async with serving(local, cart_registration(engine, local)) as cart_channel, \
-                serving(local, order_registration(engine, local, sessions)) as order_channel:
+        async with serving(local, cart_registration(engine, local, cache)) as cart_channel, \
+                serving(local, order_registration(engine, local, sessions, cache)) as order_channel:
             yield cart_pb2_grpc.CartServiceStub(cart_channel), order_pb2_grpc.OrderServiceStub(order_channel)
         await sessions.close()
+    await cache.close()
 
 
 async def fails_with(call, code: int):
@@ -74,6 +77,7 @@ async def test_order_opens_a_payment_session_for_its_total(stubs, settings):
     cart_stub, order_stub = stubs
     user = new_user()
     token = await a_cart(cart_stub, settings, user)
+    await cart_stub.GetCart(cart_pb2.GetCartRequest(token=token), metadata=bearer(settings, user))  # now cached
     order = await order_stub.CreateOrder(order_request(token, billing={"country": "IN", "state": "KA"}),
                                          metadata=bearer(settings, user))
     assert order.status == "awaiting_payment" and order.user_id == user
