@@ -52,5 +52,8 @@ lock: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements.in
 	$(PY) -m pip freeze --exclude-editable > requirements.lock
 
+replay-dlq: $(STAMP)  ## make replay-dlq [ID=<dead letter id>]: replay one parked enrollment event, or all
+	$(PY) -m enrollment_svc.replay_dlq $(if $(ID),$(ID),--all)
+
 clean:
 	rm -rf .run

@@ -1,0 +1,300 @@
+"""The outbox relay: publishes outbox rows to NATS JetStream, in `seq` order, at least once.
+
+For each unpublished row, oldest first: publish with `Nats-Msg-Id` = the row's id (JetStream
+drops a repeat inside the stream's duplicate window), wait for the PubAck, then set
+`published_at`. A crash between the PubAck and the mark re-publishes the row on restart, and
+JetStream drops the copy. A failed publish stops the batch there, so nothing is published past
+a row that is not, and per-aggregate order holds.
+
+Only one relay publishes at a time: the leader holds a session-level PostgreSQL advisory lock on
+its own connection (the same connection reads and marks rows, so losing it ends both the lock
+and the work); standbys try the lock every second. The leader LISTENs for the `outbox_inserted`
+notification (migration 0002) and polls every second besides. NATS trouble is retried forever
+with capped, jittered backoff; the client reconnects by itself and streams are re-declared.
+
+Run it as `python -m common.outbox_relay`, or in any service with `start_relay(settings)`.
+Details and trade-offs: docs/EVENTS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import json
+import logging
+import signal
+import time
+from typing import Any
+
+import nats.errors
+import psycopg
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.engine import make_url
+
+from common.config import Settings, load_settings
+from common.events import (
+    AGGREGATE_HEADER, CORRELATION_HEADER, MSG_ID_HEADER, OUTBOX_SEQ_HEADER, BackgroundTask, EventSettings,
+    fault_point, load_event_settings, sleep_or_stop,
+)
+from common.logs import configure_logging
+from common.metrics import serve_metrics
+from common.nats_streams import close_quietly, connect, ensure_streams
+from common.retry import RetryPolicy
+
+NOTIFY_CHANNEL = "outbox_inserted"
+LOCK_RETRY_SECONDS = 1.0
+
+PUBLISHED = Counter("checkout_outbox_published_total", "Outbox rows published, by PubAck (new or duplicate)", ["ack"])
+PUBLISH_FAILURES = Counter("checkout_outbox_publish_failures_total", "Relay batches that failed to publish (retried)")
+LEADER = Gauge("checkout_outbox_relay_leader", "1 while this process is the publishing relay")
+PUBLISH_LAG = Histogram(
+    "checkout_outbox_publish_lag_seconds", "Outbox row insert → PubAck",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+_log = logging.getLogger(__name__)
+
+_SELECT_PENDING = """
+    SELECT id::text, seq, aggregate_id, subject, payload, headers, created_at
+    FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT %s
+"""
+_MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY(%s::uuid[]) AND published_at IS NULL"
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxRow:
+    id: str
+    seq: int
+    aggregate_id: str
+    subject: str
+    payload: Any
+    headers: dict[str, Any]
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass
+class RelayStats:
+    published: int = 0
+    duplicates: int = 0  # PubAcks that said "already stored": a re-publish after a crash or a retry
+    failures: int = 0
+    terms_as_leader: int = 0
+
+
+class PublishFailed(Exception):
+    """NATS did not take a batch (down, restarting, no stream): retried after a backoff."""
+
+
+def libpq_dsn(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def event_headers(row: OutboxRow) -> dict[str, str]:
+    correlation = str(row.headers.get("correlation_id") or "") or row.id
+    return {
+        MSG_ID_HEADER: row.id,
+        CORRELATION_HEADER: correlation,
+        AGGREGATE_HEADER: row.aggregate_id,
+        OUTBOX_SEQ_HEADER: str(row.seq),
+    }
+
+
+def encode_payload(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class OutboxRelay:
+    def __init__(self, database_url: str, nats_url: str, events: EventSettings, *, name: str = "outbox-relay") -> None:
+        self._dsn = libpq_dsn(database_url)
+        self._nats_url = nats_url
+        self._events = events
+        self._name = name
+        self._retry = RetryPolicy(attempts=1, first_delay=0.1, max_delay=events.relay_max_retry_delay)
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._streams_ready = False
+        self.is_leader = False
+        self.stats = RelayStats()
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                pg = await self._become_leader(stop)
+                if pg is None:
+                    return
+                try:
+                    await self._lead(pg, stop)
+                except (psycopg.Error, OSError) as error:
+                    _log.warning("relay lost its database connection; leadership released", extra={"error": repr(error)})
+                except Exception:
+                    _log.exception("relay failed unexpectedly; leadership released, starting over")
+                    await sleep_or_stop(stop, LOCK_RETRY_SECONDS)
+                finally:
+                    self._set_leader(False)
+                    await _close_pg(pg)
+        finally:
+            await close_quietly(self._nc)
+            self._nc = None
+
+    async def _become_leader(self, stop: asyncio.Event) -> psycopg.AsyncConnection | None:
+        """Block until this relay holds the lock (returns its connection) or `stop` is set."""
+        pg: psycopg.AsyncConnection | None = None
+        failures = 0
+        standby_logged = False
+        while not stop.is_set():
+            try:
+                if pg is None or pg.closed:
+                    pg = await psycopg.AsyncConnection.connect(
+                        self._dsn, autocommit=True, connect_timeout=5, application_name=self._name)
+                row = await (await pg.execute("SELECT pg_try_advisory_lock(%s)", (self._events.relay_lock_key,))).fetchone()
+                if row is not None and row[0]:
+                    self._set_leader(True)
+                    return pg
+                failures, delay = 0, LOCK_RETRY_SECONDS
+                if not standby_logged:
+                    _log.info("another relay is the leader; standing by")
+                    standby_logged = True
+            except (psycopg.Error, OSError) as error:
+                failures += 1
+                delay = self._retry.delay(failures)
+                _log.warning("relay cannot reach the database", extra={"error": repr(error), "retry_in": round(delay, 2)})
+                await _close_pg(pg)
+                pg = None
+            await sleep_or_stop(stop, delay)
+        await _close_pg(pg)
+        return None
+
+    async def _lead(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+        await pg.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        _log.info("relay is the leader")
+        failures = 0
+        while not stop.is_set():
+            try:
+                more = await self._publish_pending(pg, stop)
+            except PublishFailed as error:
+                failures += 1
+                self.stats.failures += 1
+                PUBLISH_FAILURES.inc()
+                delay = self._retry.delay(failures)
+                _log.warning("publish failed; retrying", extra={"error": str(error), "attempt": failures,
+                                                               "retry_in": round(delay, 2)})
+                await sleep_or_stop(stop, delay)
+                continue
+            failures = 0
+            if not more:
+                await self._wait_for_rows(pg, stop)
+
+    async def _wait_for_rows(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+        """Until the first notification, the poll interval, or `stop`, whichever comes first."""
+
+        async def notified() -> None:
+            async for _ in pg.notifies(timeout=self._events.relay_poll_interval, stop_after=1):
+                pass
+
+        waiter, stopper = asyncio.ensure_future(notified()), asyncio.ensure_future(stop.wait())
+        done, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if waiter in done:
+            waiter.result()  # a lost connection surfaces here
+
+    # -- one pass -----------------------------------------------------------------------------------
+    async def _publish_pending(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
+        """Publish batches until none is full; True if stopped early with rows likely left."""
+        batch = self._events.relay_batch
+        while not stop.is_set():
+            rows = await self._pending(pg, batch)
+            if not rows:
+                return False
+            acked: list[str] = []
+            try:
+                js = await self._jetstream()
+                for row in rows:
+                    await self._publish(js, row)
+                    acked.append(row.id)
+                fault_point("relay_after_publish")
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                if isinstance(error, nats.errors.NoRespondersError):
+                    self._streams_ready = False  # a fresh server without the stream: declare it again
+                raise PublishFailed(f"{type(error).__name__}: {error}") from error
+            finally:
+                if acked:
+                    await pg.execute(_MARK_PUBLISHED, (acked,))
+            if len(rows) < batch:
+                return False
+        return True
+
+    async def _pending(self, pg: psycopg.AsyncConnection, limit: int) -> list[OutboxRow]:
+        cursor = await pg.execute(_SELECT_PENDING, (limit,))
+        return [OutboxRow(*row) for row in await cursor.fetchall()]
+
+    async def _publish(self, js: JetStreamContext, row: OutboxRow) -> None:
+        ack = await js.publish(
+            self._events.wire_subject(row.subject), encode_payload(row.payload),
+            timeout=self._events.relay_publish_timeout, headers=event_headers(row),
+        )
+        if ack.duplicate:
+            self.stats.duplicates += 1
+            PUBLISHED.labels("duplicate").inc()
+        else:
+            self.stats.published += 1
+            PUBLISHED.labels("new").inc()
+            PUBLISH_LAG.observe(max(0.0, time.time() - row.created_at.timestamp()))
+
+    async def _jetstream(self) -> JetStreamContext:
+        if self._nc is None or self._nc.is_closed:
+            self._nc = await connect(self._nats_url, self._name, on_reconnect=self._forget_streams,
+                                     first_connect_timeout=max(2.0, self._events.relay_publish_timeout))
+            self._js = self._nc.jetstream(timeout=self._events.relay_publish_timeout)
+            self._streams_ready = False
+        assert self._js is not None
+        if not self._streams_ready:
+            await ensure_streams(self._js, self._events)
+            self._streams_ready = True
+        return self._js
+
+    def _forget_streams(self) -> None:
+        self._streams_ready = False
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader and not self.is_leader:
+            self.stats.terms_as_leader += 1
+        self.is_leader = leader
+        LEADER.set(1 if leader else 0)
+
+
+async def _close_pg(pg: psycopg.AsyncConnection | None) -> None:
+    if pg is not None and not pg.closed:
+        try:
+            await pg.close()  # ends the session: PostgreSQL releases the advisory lock
+        except Exception as error:
+            _log.debug("closing the relay connection failed", extra={"error": repr(error)})
+
+
+def start_relay(settings: Settings, events: EventSettings | None = None, *, name: str = "outbox-relay") -> BackgroundTask:
+    """The relay as a background task of a running service; `await task.stop()` at shutdown."""
+    relay = OutboxRelay(settings.database_url, settings.nats_url, events or load_event_settings(), name=name)
+    return BackgroundTask(name, relay.run)
+
+
+async def main() -> None:
+    settings = load_settings()
+    events = load_event_settings()
+    configure_logging("outbox_relay", settings.log_level)
+    serve_metrics(events.relay_metrics_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    relay = OutboxRelay(settings.database_url, settings.nats_url, events)
+    _log.info("outbox relay starting", extra={"stream": events.stream, "subject_prefix": events.subject_prefix})
+    await relay.run(stop)
+    _log.info("outbox relay stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Enrollment rules with no I/O: plan periods and the captured-payment event."""
