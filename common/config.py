@@ -9,18 +9,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 
 _log = logging.getLogger(__name__)
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def _env(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
+    return (os.environ if env is None else env).get(name, default)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if env is None else env).get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -29,8 +30,8 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
 
 
-def _env_list(name: str, default: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in _env(name, default).split(",") if part.strip())
+def _env_list(name: str, default: str, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in _env(name, default, env).split(",") if part.strip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,43 +75,44 @@ class Settings:
         return self.jwt_secret == DEV_JWT_SECRET
 
 
-def load_settings() -> Settings:
-    emulator_port = _env_int("GATEWAY_EMULATOR_PORT", 8090)
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """From `env` (default: the process environment)."""
+    emulator_port = _env_int("GATEWAY_EMULATOR_PORT", 8090, env)
     emulator = f"http://127.0.0.1:{emulator_port}"
     return Settings(
-        database_url=_env("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/checkout"),
-        db_pool_size=_env_int("DB_POOL_SIZE", 10),
-        redis_url=_env("REDIS_URL", "redis://127.0.0.1:56379/0"),
-        nats_url=_env("NATS_URL", "nats://127.0.0.1:54222"),
-        jwt_secret=_env("JWT_SECRET", DEV_JWT_SECRET),
-        jwt_issuer=_env("JWT_ISSUER", "interns-platform"),
-        jwt_audience=_env("JWT_AUDIENCE", "checkout"),
-        seller_state=_env("SELLER_STATE", "KA"),
-        cart_ttl_seconds=_env_int("CART_TTL", 24 * 3600),
-        pricing_ttl_seconds=_env_int("PRICING_TTL", 5 * 60),
-        discount_ttl_seconds=_env_int("DISCOUNT_TTL", 3600),
-        cart_grpc_port=_env_int("CART_GRPC_PORT", 50051),
-        order_grpc_port=_env_int("ORDER_GRPC_PORT", 50052),
-        payment_grpc_port=_env_int("PAYMENT_GRPC_PORT", 50053),
-        enrollment_grpc_port=_env_int("ENROLLMENT_GRPC_PORT", 50054),
-        cart_metrics_port=_env_int("CART_METRICS_PORT", 9101),
-        order_metrics_port=_env_int("ORDER_METRICS_PORT", 9102),
-        payment_metrics_port=_env_int("PAYMENT_METRICS_PORT", 9103),
-        enrollment_metrics_port=_env_int("ENROLLMENT_METRICS_PORT", 9104),
-        grpc_host=_env("GRPC_HOST", "127.0.0.1"),
-        payment_grpc_address=_env("PAYMENT_GRPC_ADDRESS", f"127.0.0.1:{_env_int('PAYMENT_GRPC_PORT', 50053)}"),
-        order_grpc_address=_env("ORDER_GRPC_ADDRESS", f"127.0.0.1:{_env_int('ORDER_GRPC_PORT', 50052)}"),
-        edge_port=_env_int("EDGE_PORT", 8080),
-        edge_admin_port=_env_int("EDGE_ADMIN_PORT", 9901),
-        razorpay_key_id=_env("RAZORPAY_KEY_ID", "rzp_test_devkey"),
-        razorpay_key_secret=_env("RAZORPAY_KEY_SECRET", "dev-key-secret"),
-        razorpay_webhook_secrets=_env_list("RAZORPAY_WEBHOOK_SECRET", "dev-webhook-secret"),
-        razorpay_base_url=_env("RAZORPAY_BASE_URL", emulator),
-        stripe_api_key=_env("STRIPE_API_KEY", "sk_test_dev"),
-        stripe_webhook_secrets=_env_list("STRIPE_WEBHOOK_SECRET", "dev-stripe-webhook-secret"),
-        stripe_base_url=_env("STRIPE_BASE_URL", emulator),
+        database_url=_env("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/checkout", env),
+        db_pool_size=_env_int("DB_POOL_SIZE", 10, env),
+        redis_url=_env("REDIS_URL", "redis://127.0.0.1:56379/0", env),
+        nats_url=_env("NATS_URL", "nats://127.0.0.1:54222", env),
+        jwt_secret=_env("JWT_SECRET", DEV_JWT_SECRET, env),
+        jwt_issuer=_env("JWT_ISSUER", "interns-platform", env),
+        jwt_audience=_env("JWT_AUDIENCE", "checkout", env),
+        seller_state=_env("SELLER_STATE", "KA", env),
+        cart_ttl_seconds=_env_int("CART_TTL", 24 * 3600, env),
+        pricing_ttl_seconds=_env_int("PRICING_TTL", 5 * 60, env),
+        discount_ttl_seconds=_env_int("DISCOUNT_TTL", 3600, env),
+        cart_grpc_port=_env_int("CART_GRPC_PORT", 50051, env),
+        order_grpc_port=_env_int("ORDER_GRPC_PORT", 50052, env),
+        payment_grpc_port=_env_int("PAYMENT_GRPC_PORT", 50053, env),
+        enrollment_grpc_port=_env_int("ENROLLMENT_GRPC_PORT", 50054, env),
+        cart_metrics_port=_env_int("CART_METRICS_PORT", 9101, env),
+        order_metrics_port=_env_int("ORDER_METRICS_PORT", 9102, env),
+        payment_metrics_port=_env_int("PAYMENT_METRICS_PORT", 9103, env),
+        enrollment_metrics_port=_env_int("ENROLLMENT_METRICS_PORT", 9104, env),
+        grpc_host=_env("GRPC_HOST", "127.0.0.1", env),
+        payment_grpc_address=_env("PAYMENT_GRPC_ADDRESS", f"127.0.0.1:{_env_int('PAYMENT_GRPC_PORT', 50053, env)}", env),
+        order_grpc_address=_env("ORDER_GRPC_ADDRESS", f"127.0.0.1:{_env_int('ORDER_GRPC_PORT', 50052, env)}", env),
+        edge_port=_env_int("EDGE_PORT", 8080, env),
+        edge_admin_port=_env_int("EDGE_ADMIN_PORT", 9901, env),
+        razorpay_key_id=_env("RAZORPAY_KEY_ID", "rzp_test_devkey", env),
+        razorpay_key_secret=_env("RAZORPAY_KEY_SECRET", "dev-key-secret", env),
+        razorpay_webhook_secrets=_env_list("RAZORPAY_WEBHOOK_SECRET", "dev-webhook-secret", env),
+        razorpay_base_url=_env("RAZORPAY_BASE_URL", emulator, env),
+        stripe_api_key=_env("STRIPE_API_KEY", "sk_test_dev", env),
+        stripe_webhook_secrets=_env_list("STRIPE_WEBHOOK_SECRET", "dev-stripe-webhook-secret", env),
+        stripe_base_url=_env("STRIPE_BASE_URL", emulator, env),
         gateway_emulator_port=emulator_port,
-        log_level=_env("LOG_LEVEL", "INFO"),
+        log_level=_env("LOG_LEVEL", "INFO", env),
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from common.config import load_settings
+
 PYTHON = "python"
 
 
@@ -47,19 +49,23 @@ EDGE = "edge"
 
 
 def services(env: Mapping[str, str]) -> list[Service]:
-    edge_port = int(env.get("EDGE_PORT", "8080"))
+    """Ports come from the same settings the services read (common/config.py), so an override
+    such as CART_GRPC_PORT=6000 moves both the service and the readiness check."""
+    settings = load_settings(env)
+    edge_port = settings.edge_port
+    emulator_port = settings.gateway_emulator_port
     return [
-        Service("cart_svc", (PYTHON, "-m", "cart_svc"), 50051, "cart_svc/__main__.py"),
-        Service("order_svc", (PYTHON, "-m", "order_svc"), 50052, "order_svc/__main__.py"),
-        Service("payment_svc", (PYTHON, "-m", "payment_svc"), 50053, "payment_svc/__main__.py"),
-        Service(
-            "enrollment_svc", (PYTHON, "-m", "enrollment_svc"), 50054, "enrollment_svc/__main__.py"
-        ),
+        Service("cart_svc", (PYTHON, "-m", "cart_svc"), settings.cart_grpc_port, "cart_svc/__main__.py"),
+        Service("order_svc", (PYTHON, "-m", "order_svc"), settings.order_grpc_port, "order_svc/__main__.py"),
+        Service("payment_svc", (PYTHON, "-m", "payment_svc"), settings.payment_grpc_port, "payment_svc/__main__.py"),
+        Service("enrollment_svc", (PYTHON, "-m", "enrollment_svc"), settings.enrollment_grpc_port,
+                "enrollment_svc/__main__.py"),
         Service(
             "gateway_emulator",
             (PYTHON, "-m", "gateway_emulator"),
-            8090,
+            emulator_port,
             "gateway_emulator/__main__.py",
+            health_url=f"http://127.0.0.1:{emulator_port}/_emulator/health",
         ),
         Service(
             EDGE,
@@ -69,3 +75,4 @@ def services(env: Mapping[str, str]) -> list[Service]:
             health_url=f"http://127.0.0.1:{edge_port}/healthz",
         ),
     ]
+
