@@ -7,6 +7,8 @@ Reusable building blocks (every started process is stopped at the fixture's tear
     cart_service      module-scoped `python -m cart_svc` (a ServiceProcess: .port, .stop())
     edge              module-scoped Envoy in front of cart_service (an EdgeProcess: .url, .client())
     expect_envelope   assert that an httpx response is CONTRACT.md's error envelope
+    stack             module-scoped functional stack (tests/e2e/stack.py): services with the
+                      session's database, Redis and NATS behind an edge; see the end of this file
 
 Services get CART_GRPC_PORT-style variables for their port, *_METRICS_PORT=0, and whatever
 `env` adds. The edge is rendered by edge.config from EdgeSettings; pass overrides such as
@@ -276,3 +278,38 @@ def check_envelope(response: httpx.Response, status: int, code: int | None = Non
 @pytest.fixture
 def expect_envelope():
     return check_envelope
+
+
+# --------------------------------------------------------------------------------------------
+# The functional stack (tests/e2e/stack.py): services with this session's database behind an edge.
+#
+#     stack                     module-scoped Stack: .client(), .bearer(user_id, roles), .admin(),
+#                               .services, .edge, await .execute(sql, **params), .expire_cart(token)
+#     stack_services            module-scoped: the services that must start (default ("cart",));
+#                               override it in a test module to start more
+#     stack_optional_services   module-scoped: services started if they can (default ())
+#     stack_env                 module-scoped: extra environment for every service (default {})
+
+
+@pytest.fixture(scope="module")
+def stack_services() -> tuple[str, ...]:
+    return ("cart",)
+
+
+@pytest.fixture(scope="module")
+def stack_optional_services() -> tuple[str, ...]:
+    return ()
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(settings, engine, stack_services, stack_optional_services, stack_env):  # type: ignore[no-untyped-def]
+    """`engine` first: it loads the sample catalog into the session's database."""
+    from tests.e2e.stack import start_stack
+
+    with _launcher() as started:
+        yield start_stack(started, settings, engine, services=stack_services, optional=stack_optional_services, env=stack_env)

@@ -1,0 +1,318 @@
+"""A whole checkout stack for functional e2e tests: real service processes behind a real edge.
+
+    stack                    module-scoped Stack (see conftest.py): the services named by the
+                             `stack_services` fixture (default: cart only) plus those named by
+                             `stack_optional_services` that manage to start, all with this session's
+                             database (sample catalog loaded), Redis and NATS, and an Envoy edge in
+                             front with a generous rate limit whose /healthz requires exactly the
+                             services that were started.
+
+A test module that needs more than the cart service overrides the fixture:
+
+    @pytest.fixture(scope="module")
+    def stack_services():
+        return ("cart", "order", "payment")
+
+Services that may not start yet (their issue is still being built) go in
+`stack_optional_services`; a test that needs one calls `stack.require("order")`, which skips.
+
+`stack_env` (a dict) adds environment variables to every service. Each stack gets a JetStream
+namespace of its own (stream, subject prefix, durable, relay lock), so its enrollment consumer and
+outbox relay never meet other tests' events.
+
+Helpers: stack.client() (httpx.Client on the edge), stack.bearer(user_id, roles) (headers; a new
+user when user_id is None), stack.admin() (headers of a new admin), stack.new_coupon(**fields) /
+new_sale(**fields) / new_internship(months, price) (through the admin API), and, in async tests
+only (the root `engine` fixture lives on the session loop), `await stack.execute(sql, **params)`,
+`await stack.expire_cart(token)` / `await stack.convert_cart(token)`.
+
+Shape checks for the contract's answers: json_ok(response) (status, JSON, x-correlation-id,
+snake_case names), check_cart(body), check_estimate(body), money(text), timestamp(text).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+import socket
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common.auth import mint_token
+from common.config import Settings
+
+if TYPE_CHECKING:  # the classes live in tests/e2e/conftest.py, which pytest imports on its own
+    from conftest import EdgeProcess, Launcher, ServiceProcess
+
+# cluster name (edge) -> python module
+SERVICE_MODULES: dict[str, str] = {
+    "cart": "cart_svc",
+    "order": "order_svc",
+    "payment": "payment_svc",
+    "enrollment": "enrollment_svc",
+}
+FUNCTIONAL_RATE_LIMIT_RPS = 10_000
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass
+class Stack:
+    settings: Settings
+    engine: AsyncEngine
+    launcher: Launcher
+    edge: EdgeProcess
+    services: dict[str, ServiceProcess]
+    failed: dict[str, str]  # optional services that did not start -> why
+
+    @property
+    def url(self) -> str:
+        return self.edge.url
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx.Client on the edge (use it as a context manager)."""
+        return self.edge.client(**kwargs)
+
+    def token(self, user_id: str, roles: list[str] | None = None, ttl_seconds: int = 3600) -> str:
+        return mint_token(self.settings, user_id, roles, ttl_seconds)
+
+    def bearer(self, user_id: str | None = None, roles: list[str] | None = None, ttl_seconds: int = 3600) -> dict[str, str]:
+        """Authorization headers for `user_id` (a new user when None)."""
+        return {"Authorization": f"Bearer {self.token(user_id or str(uuid.uuid4()), roles, ttl_seconds)}"}
+
+    def admin(self) -> dict[str, str]:
+        """Authorization headers of a new user with the admin role."""
+        return self.bearer(str(uuid.uuid4()), ["admin"])
+
+    def require(self, *names: str) -> None:
+        """Skip the calling test unless every named service is running."""
+        import pytest
+
+        missing = [name for name in names if name not in self.services]
+        if missing:
+            pytest.skip(f"not running in this stack: {', '.join(missing)} ({self.failed})")
+
+    # -- set-up through the admin API ---------------------------------------------------------------
+    def new_coupon(self, **fields: Any) -> dict:
+        """POST /api/v1/admin/coupons (a fresh code and 10 percent unless given) → the coupon."""
+        body = {"code": f"E2E{uuid.uuid4().hex[:12].upper()}", "kind": "percent", "value": "10", **fields}
+        with self.client() as client:
+            return json_ok(client.post("/api/v1/admin/coupons", json=body, headers=self.admin()))
+
+    def new_sale(self, **fields: Any) -> dict:
+        """POST /api/v1/admin/sales (a fresh slug and 10 percent unless given) → the sale."""
+        body = {"sale_slug": f"e2e-{uuid.uuid4().hex[:12]}", "kind": "percent", "value": "10", **fields}
+        with self.client() as client:
+            return json_ok(client.post("/api/v1/admin/sales", json=body, headers=self.admin()))
+
+    def new_internship(self, months: Iterable[int] = (1, 3), price: str = "1000.00", title: str = "E2E internship") -> dict:
+        """POST /api/v1/admin/internships with one monthly plan per entry of `months` → the internship."""
+        body = {"title": title, "plans": [{"period": {"value": m, "unit": "month"}, "price": price} for m in months]}
+        with self.client() as client:
+            return json_ok(client.post("/api/v1/admin/internships", json=body, headers=self.admin()))
+
+    # -- behind the services' backs (async tests only: the engine lives on the session loop) ---------
+    async def execute(self, statement: str, **params: Any) -> int:
+        """Run one SQL statement in its own transaction; returns the row count."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(text(statement), params)
+            return result.rowcount
+
+    async def forget_cached_cart(self, token: str) -> None:
+        """Drop cart_svc's Redis entry for a cart changed directly in PostgreSQL (no-op without a cache)."""
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(self.settings.redis_url)
+        try:
+            await client.delete(f"cart:{token}")
+        finally:
+            await client.aclose()
+
+    async def expire_cart(self, token: str) -> None:
+        count = await self.execute("UPDATE carts SET expires_at = now() - interval '1 second' WHERE token = :token",
+                                   token=token)
+        assert count == 1, token
+        await self.forget_cached_cart(token)
+
+    async def convert_cart(self, token: str) -> None:
+        count = await self.execute("UPDATE carts SET status = 'converted' WHERE token = :token", token=token)
+        assert count == 1, token
+        await self.forget_cached_cart(token)
+
+
+def service_env(settings: Settings, ports: dict[str, int]) -> dict[str, str]:
+    """What every service of the stack gets: this session's servers, and where its peers listen."""
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "NATS_URL": settings.nats_url,
+        "JWT_SECRET": settings.jwt_secret,
+        "JWT_ISSUER": settings.jwt_issuer,
+        "JWT_AUDIENCE": settings.jwt_audience,
+        "DB_POOL_SIZE": "5",
+        "LOG_LEVEL": "WARNING",
+    }
+    # a JetStream namespace of the stack's own, so its consumer and relay never meet other tests' events
+    namespace = f"E2E{uuid.uuid4().hex[:8].upper()}"
+    env.update({
+        "NATS_STREAM": f"{namespace}_CHECKOUT",
+        "NATS_DLQ_STREAM": f"{namespace}_CHECKOUT_DLQ",
+        "NATS_SUBJECT_PREFIX": f"{namespace.lower()}.",
+        "ENROLLMENT_DURABLE": f"{namespace.lower()}_enrollment",
+        "OUTBOX_RELAY_LOCK_KEY": str(int(uuid.uuid4().hex[:15], 16)),
+        "OUTBOX_RELAY_METRICS_PORT": "0",
+    })
+    for name, port in ports.items():
+        env[f"{name.upper()}_GRPC_PORT"] = str(port)
+    if "order" in ports:
+        env["ORDER_GRPC_ADDRESS"] = f"127.0.0.1:{ports['order']}"
+    if "payment" in ports:
+        env["PAYMENT_GRPC_ADDRESS"] = f"127.0.0.1:{ports['payment']}"
+    return env
+
+
+def start_stack(launcher: Launcher, settings: Settings, engine: AsyncEngine, *, services: Iterable[str] = ("cart",),
+                optional: Iterable[str] = (), env: dict[str, str] | None = None, **edge_overrides: Any) -> Stack:
+    """Start `services` (each must come up), then `optional` ones (failures are recorded), then the edge."""
+    required = list(dict.fromkeys(services))
+    extra = [name for name in dict.fromkeys(optional) if name not in required]
+    unknown = [name for name in (*required, *extra) if name not in SERVICE_MODULES]
+    assert not unknown, f"unknown services {unknown}; choose from {sorted(SERVICE_MODULES)}"
+    ports = {name: free_port() for name in (*required, *extra)}
+    child_env = {**service_env(settings, ports), **(env or {})}
+    started: dict[str, ServiceProcess] = {}
+    failed: dict[str, str] = {}
+    for name in (*required, *extra):
+        service = launcher.service(SERVICE_MODULES[name], port=ports[name], env=child_env, wait=False)
+        try:
+            service.wait_serving()
+        except RuntimeError as error:
+            if name in required:
+                raise
+            service.stop()
+            failed[name] = str(error).splitlines()[0]
+        else:
+            started[name] = service
+    edge_overrides.setdefault("rate_limit_rps", FUNCTIONAL_RATE_LIMIT_RPS)
+    edge_overrides.setdefault("healthz_clusters", tuple(started))
+    edge = launcher.edge(ports={name: service.port for name, service in started.items()}, **edge_overrides)
+    edge.wait_healthz(200)
+    return Stack(settings, engine, launcher, edge, started, failed)
+
+
+# --------------------------------------------------------------------------------------------
+# What every REST answer of the contract looks like (CONTRACT.md "Wire rules", "Cart")
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MONEY_RE = re.compile(r"^(0|[1-9][0-9]*)\.[0-9]{2}$")
+RFC3339_UTC_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$")
+CURRENCIES = ("INR", "USD", "EUR", "GBP")
+
+# the contract's Cart, plus docs/API.md's sale_slug
+CART_FIELDS = frozenset({
+    "token", "user_id", "status", "items", "currency", "subtotal", "discount_code", "discount_amount", "tax_rate",
+    "tax_amount", "total", "expires_at", "device_id", "created_at", "updated_at", "sale_slug",
+})
+CART_ITEM_FIELDS = frozenset({"item_id", "internship_id", "plan_id", "title", "price", "quantity", "period"})
+ESTIMATE_FIELDS = frozenset({
+    "cart_token", "currency", "subtotal", "discount_amount", "discounts", "taxable_amount", "taxes", "tax_amount",
+    "total", "exchange_rate", "expires_at",
+})
+SNAKE_CASE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def money(text: str) -> Decimal:
+    assert isinstance(text, str) and MONEY_RE.match(text), f"money must be a 2-place decimal string, got {text!r}"
+    return Decimal(text)
+
+
+def timestamp(text: str) -> datetime.datetime:
+    assert isinstance(text, str) and RFC3339_UTC_RE.match(text), f"not an RFC 3339 UTC timestamp: {text!r}"
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def check_snake_case(value: Any) -> None:
+    """Every key of every object, however deep, is snake_case (never lowerCamelCase)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            assert SNAKE_CASE_RE.match(key), f"field name {key!r} is not snake_case"
+            check_snake_case(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            check_snake_case(inner)
+
+
+def json_ok(response: httpx.Response, status: int = 200) -> Any:
+    """A successful JSON answer with its x-correlation-id and no leaked internals; returns the body."""
+    assert response.status_code == status, (response.request.method, str(response.request.url), response.status_code, response.text)
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    assert response.headers.get("x-correlation-id"), response.headers
+    assert not [name for name in response.headers if name.lower().startswith(("grpc-", "x-envoy-"))], response.headers
+    body = response.json()
+    check_snake_case(body)
+    return body
+
+
+def check_cart(cart: dict) -> dict:
+    """The contract's Cart with every field printed, money as 2-place strings and its sums right."""
+    assert set(cart) == CART_FIELDS, sorted(set(cart) ^ CART_FIELDS)
+    assert UUID_RE.match(cart["token"]), cart["token"]
+    assert cart["user_id"] == "" or UUID_RE.match(cart["user_id"]), cart["user_id"]
+    assert cart["status"] in ("draft", "active", "expired", "converted"), cart["status"]
+    assert cart["currency"] in CURRENCIES, cart["currency"]
+    assert isinstance(cart["discount_code"], str) and isinstance(cart["device_id"], str) and isinstance(cart["sale_slug"], str)
+    Decimal(cart["tax_rate"])  # a percent, e.g. "18"
+    created, updated, expires = timestamp(cart["created_at"]), timestamp(cart["updated_at"]), timestamp(cart["expires_at"])
+    assert created <= updated, cart
+    assert isinstance(cart["items"], list)
+    subtotal = Decimal("0.00")
+    for item in cart["items"]:
+        assert set(item) == CART_ITEM_FIELDS, sorted(set(item) ^ CART_ITEM_FIELDS)
+        assert UUID_RE.match(item["item_id"]) and UUID_RE.match(item["internship_id"]) and UUID_RE.match(item["plan_id"]), item
+        assert isinstance(item["title"], str) and item["title"], item
+        assert isinstance(item["quantity"], int) and 1 <= item["quantity"] <= 10, item
+        assert set(item["period"]) == {"value", "unit"} and item["period"]["unit"] in ("month", "year"), item
+        assert isinstance(item["period"]["value"], int) and item["period"]["value"] > 0, item
+        subtotal += money(item["price"]) * item["quantity"]
+    assert money(cart["subtotal"]) == subtotal, cart
+    discount, tax = money(cart["discount_amount"]), money(cart["tax_amount"])
+    assert Decimal("0") <= discount <= subtotal, cart
+    assert money(cart["total"]) == subtotal - discount + tax, cart
+    if cart["status"] in ("draft", "active"):
+        assert (cart["status"] == "active") == bool(cart["items"]), cart
+        # a cart lives CART_TTL (24 h) after its last change
+        assert expires - updated == datetime.timedelta(hours=24), cart
+    return cart
+
+
+def check_estimate(estimate: dict) -> dict:
+    assert set(estimate) == ESTIMATE_FIELDS, sorted(set(estimate) ^ ESTIMATE_FIELDS)
+    assert UUID_RE.match(estimate["cart_token"]) and estimate["currency"] in CURRENCIES, estimate
+    subtotal, discount = money(estimate["subtotal"]), money(estimate["discount_amount"])
+    assert isinstance(estimate["discounts"], list) and isinstance(estimate["taxes"], list), estimate
+    for line in estimate["discounts"]:
+        assert set(line) == {"code", "description", "amount"}, line
+        money(line["amount"])
+    assert discount == sum((Decimal(line["amount"]) for line in estimate["discounts"]), Decimal("0.00")), estimate
+    assert money(estimate["taxable_amount"]) == subtotal - discount, estimate
+    for line in estimate["taxes"]:
+        assert set(line) == {"name", "rate", "amount"} and line["name"] in ("CGST", "SGST", "IGST"), line
+        Decimal(line["rate"])
+        money(line["amount"])
+    tax = money(estimate["tax_amount"])
+    assert tax == sum((Decimal(line["amount"]) for line in estimate["taxes"]), Decimal("0.00")), estimate
+    assert money(estimate["total"]) == subtotal - discount + tax, estimate
+    assert Decimal(estimate["exchange_rate"]) > 0, estimate
+    timestamp(estimate["expires_at"])
+    return estimate
