@@ -30,7 +30,7 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
             code=request.code, kind=request.kind, value=request.value, currency=request.currency,
             min_subtotal=request.min_subtotal, starts_at=request.starts_at, ends_at=request.ends_at,
             max_redemptions=request.max_redemptions, max_redemptions_per_user=request.max_redemptions_per_user,
-            internship_ids=tuple(request.internship_ids),
+            internship_ids=tuple(request.internship_ids), listed=request.listed,
         )
         return coupon_message(await self._service.create_coupon(admin, command))
 
@@ -65,4 +65,5 @@ def coupon_message(coupon: Coupon) -> admin_pb2.Coupon:
         min_subtotal=format_amount(coupon.min_subtotal), starts_at=rfc3339(coupon.starts_at), ends_at=rfc3339(coupon.ends_at),
         max_redemptions=coupon.max_redemptions, max_redemptions_per_user=coupon.max_redemptions_per_user,
         internship_ids=sorted(coupon.internship_ids), redeemed_count=coupon.redeemed_count,
+        listed=coupon.listed,
     )

@@ -17,6 +17,7 @@ class NewCoupon:
     max_redemptions: int = 0
     max_redemptions_per_user: int = 0
     internship_ids: tuple[str, ...] = ()
+    listed: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,7 @@ async def insert_coupon(conn: AsyncConnection, coupon: Coupon) -> bool:
         code=coupon.code, kind=coupon.kind, value=coupon.value, currency=coupon.currency,
         min_subtotal=coupon.min_subtotal, starts_at=coupon.starts_at, ends_at=coupon.ends_at,
         max_redemptions=coupon.max_redemptions, max_redemptions_per_user=coupon.max_redemptions_per_user,
-        internship_ids=sorted(coupon.internship_ids),
+        internship_ids=sorted(coupon.internship_ids), listed=coupon.listed,
     ).on_conflict_do_nothing(index_elements=[coupons.c.code]).returning(coupons.c.code))).first()
     return row is not None
 

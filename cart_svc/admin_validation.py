@@ -56,7 +56,8 @@ def coupon_from(command: NewCoupon) -> Coupon:
     assert kind is not None and value is not None and min_subtotal is not None  # no problems: all parsed
     return Coupon(code=command.code.upper(), kind=kind, value=value, currency=currency, min_subtotal=min_subtotal,
                   starts_at=starts_at, ends_at=ends_at, max_redemptions=command.max_redemptions,
-                  max_redemptions_per_user=command.max_redemptions_per_user, internship_ids=ids)
+                  max_redemptions_per_user=command.max_redemptions_per_user, internship_ids=ids,
+                  listed=command.listed)
 
 
 def sale_from(command: NewSale) -> Sale:

@@ -120,7 +120,7 @@ class CartService:
                     covered = any(sale.covers(line.plan.internship_id) for line in cart.lines)
                     reason = "" if sale.is_active(now) and covered else ("sale is not running now" if not sale.is_active(now) else "sale does not cover any internship in the cart")
                     candidates.append(DiscountCandidate(sale.slug, sale.description, not reason, reason))
-            for coupon in await promotion_repository.list_coupons(conn):
+            for coupon in await promotion_repository.listed_coupons(conn, also=cart.coupon_code):
                 trial = dataclasses.replace(cart, coupon_code=coupon.code, lines=list(cart.lines))
                 verdict = (await cart_pricing.price(conn, trial, now, self._settings.seller_state)).coupon_verdict
                 assert verdict is not None

@@ -17,7 +17,7 @@ def coupon_from_row(row: Any) -> Coupon:
         code=row.code, kind=row.kind, value=row.value, currency=row.currency.strip(), min_subtotal=row.min_subtotal,
         starts_at=row.starts_at, ends_at=row.ends_at, max_redemptions=row.max_redemptions,
         max_redemptions_per_user=row.max_redemptions_per_user, redeemed_count=row.redeemed_count,
-        internship_ids=frozenset(row.internship_ids),
+        internship_ids=frozenset(row.internship_ids), listed=row.listed,
     )
 
 
@@ -31,8 +31,10 @@ async def get_coupon(conn: AsyncConnection, code: str) -> Coupon | None:
     return None if row is None else coupon_from_row(row)
 
 
-async def list_coupons(conn: AsyncConnection) -> list[Coupon]:
-    return [coupon_from_row(row) for row in (await conn.execute(select(coupons).order_by(coupons.c.code))).all()]
+async def listed_coupons(conn: AsyncConnection, also: str | None = None) -> list[Coupon]:
+    """The coupons offered to every cart, and `also` (the cart's own code) whether listed or not."""
+    wanted = coupons.c.listed if also is None else (coupons.c.listed | (coupons.c.code == also.upper()))
+    return [coupon_from_row(row) for row in (await conn.execute(select(coupons).where(wanted).order_by(coupons.c.code))).all()]
 
 
 async def user_redemptions(conn: AsyncConnection, code: str, user_id: str | None) -> int:

@@ -75,6 +75,7 @@ coupons = Table(
     Column("internship_ids", ARRAY(Id), nullable=False),
     Column("redeemed_count", Integer, nullable=False),
     Column("created_at", Stamp),
+    Column("listed", Boolean, nullable=False),
 )
 
 coupon_redemptions = Table(

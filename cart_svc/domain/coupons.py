@@ -47,6 +47,7 @@ class Coupon:
     max_redemptions_per_user: int = 0  # 0 = unlimited
     redeemed_count: int = 0
     internship_ids: frozenset[str] = field(default_factory=frozenset)  # empty = every internship
+    listed: bool = False  # offered to every cart in the discounts listing; unlisted codes are never disclosed
 
     def __post_init__(self) -> None:
         if not self.code:

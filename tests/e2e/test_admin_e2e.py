@@ -16,7 +16,7 @@ BACKEND = "5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000001"
 DESIGN = "5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000003"
 BACKEND_1M = "7a1e0000-0000-4000-8000-000000000101"  # 1499.00
 COUPON_FIELDS = {"code", "kind", "value", "currency", "min_subtotal", "starts_at", "ends_at", "max_redemptions",
-                 "max_redemptions_per_user", "internship_ids", "redeemed_count"}
+                 "max_redemptions_per_user", "internship_ids", "redeemed_count", "listed"}
 SALE_FIELDS = {"sale_slug", "kind", "value", "internship_ids", "starts_at", "ends_at", "active", "currency"}
 GBP_SAMPLE_RATE = "0.0095"
 
@@ -109,7 +109,7 @@ def test_create_coupon(stack, api):
     assert coupon == {
         "code": code.upper(), "kind": "fixed", "value": "250.00", "currency": "INR", "min_subtotal": "1000.00",
         "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z", "max_redemptions": 100,
-        "max_redemptions_per_user": 1, "internship_ids": sorted([BACKEND, DESIGN]), "redeemed_count": 0}
+        "max_redemptions_per_user": 1, "internship_ids": sorted([BACKEND, DESIGN]), "redeemed_count": 0, "listed": False}
     # and it works on a cart at once
     cart = check_cart(json_ok(api.post("/api-proxy/api/cart", json={"items": [{"plan_id": BACKEND_1M, "quantity": 1}]})))
     applied = check_cart(json_ok(api.post(f"/api/v1/cart/{cart['token']}/coupon", json={"code": code})))

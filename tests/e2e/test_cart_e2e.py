@@ -326,10 +326,12 @@ def test_unknown_sale_slug_is_refused(api, expect_envelope):
 def test_discounts_say_which_apply_and_why_not(stack, api, coupon10):
     sale = stack.new_sale(kind="fixed", value="100", internship_ids=[BACKEND])
     future_sale = stack.new_sale(kind="percent", value="5", starts_at="2099-01-01T00:00:00Z")
-    minimum = stack.new_coupon(min_subtotal="100000")["code"]
-    expired = stack.new_coupon(starts_at="2020-01-01T00:00:00Z", ends_at="2020-02-01T00:00:00Z")["code"]
-    elsewhere = stack.new_coupon(internship_ids=[DESIGN])["code"]
+    minimum = stack.new_coupon(min_subtotal="100000", listed=True)["code"]
+    expired = stack.new_coupon(starts_at="2020-01-01T00:00:00Z", ends_at="2020-02-01T00:00:00Z", listed=True)["code"]
+    elsewhere = stack.new_coupon(internship_ids=[DESIGN], listed=True)["code"]
+    private = stack.new_coupon()["code"]  # not listed: never disclosed to a cart that has not applied it
     cart = create(api, [line(BACKEND_1M)], sale_slug=sale["sale_slug"])
+    json_ok(api.post(f"/api/v1/cart/{cart['token']}/coupon", json={"code": coupon10}))
     body = json_ok(api.get(f"/api/v1/cart/{cart['token']}/discounts"))
     assert set(body) == {"discounts"}
     for entry in body["discounts"]:
@@ -343,6 +345,7 @@ def test_discounts_say_which_apply_and_why_not(stack, api, coupon10):
     assert found[minimum]["applicable"] is False and "minimum" in found[minimum]["reason"]
     assert found[expired]["applicable"] is False and "expired" in found[expired]["reason"]
     assert found[elsewhere]["applicable"] is False and "internship" in found[elsewhere]["reason"]
+    assert private not in found
     later = create(api, [line(BACKEND_1M)], sale_slug=future_sale["sale_slug"])
     entry = {e["code"]: e for e in json_ok(api.get(f"/api/v1/cart/{later['token']}/discounts"))["discounts"]}[future_sale["sale_slug"]]
     assert entry["applicable"] is False and entry["reason"]

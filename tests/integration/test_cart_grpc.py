@@ -207,8 +207,13 @@ async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, sett
 
 
 async def test_discounts_list_says_why_not(cart_stub, engine):
-    code = await _coupon(engine, min_subtotal=Decimal("100000.00"))
+    code = await _coupon(engine, min_subtotal=Decimal("100000.00"), listed=True)
+    private = await _coupon(engine)
     cart = await cart_stub.CreateCart(new_cart())
     listing = await cart_stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     mine = next(d for d in listing.discounts if d.code == code)
     assert not mine.applicable and "minimum" in mine.reason
+    assert private not in {d.code for d in listing.discounts}  # unlisted codes are never disclosed
+    await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=private))
+    listing = await cart_stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
+    assert next(d for d in listing.discounts if d.code == private).applicable  # but the cart's own code is

@@ -27,7 +27,7 @@ from checkout.v1 import common_pb2 as checkout_dot_v1_dot_common__pb2
 from checkout.v1 import catalog_pb2 as checkout_dot_v1_dot_catalog__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63heckout/v1/admin.proto\x12\x0b\x63heckout.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x18\x63heckout/v1/common.proto\x1a\x19\x63heckout/v1/catalog.proto\"\xdf\x01\n\x13\x43reateCouponRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x14\n\x0cmin_subtotal\x18\x05 \x01(\t\x12\x11\n\tstarts_at\x18\x06 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x07 \x01(\t\x12\x17\n\x0fmax_redemptions\x18\x08 \x01(\x05\x12 \n\x18max_redemptions_per_user\x18\t \x01(\x05\x12\x16\n\x0einternship_ids\x18\n \x03(\t\"\xea\x01\n\x06\x43oupon\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x14\n\x0cmin_subtotal\x18\x05 \x01(\t\x12\x11\n\tstarts_at\x18\x06 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x07 \x01(\t\x12\x17\n\x0fmax_redemptions\x18\x08 \x01(\x05\x12 \n\x18max_redemptions_per_user\x18\t \x01(\x05\x12\x16\n\x0einternship_ids\x18\n \x03(\t\x12\x16\n\x0eredeemed_count\x18\x0b \x01(\x05\"\x7f\n\x11\x43reateSaleRequest\x12\x11\n\tsale_slug\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x16\n\x0einternship_ids\x18\x04 \x03(\t\x12\x11\n\tstarts_at\x18\x05 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x06 \x01(\t\"P\n\tPlanInput\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12#\n\x06period\x18\x02 \x01(\x0b\x32\x13.checkout.v1.Period\x12\r\n\x05price\x18\x03 \x01(\t\"{\n\x17\x43reateInternshipRequest\x12\x15\n\rinternship_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12%\n\x05plans\x18\x03 \x03(\x0b\x32\x16.checkout.v1.PlanInput\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"8\n\x16SetExchangeRateRequest\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0c\n\x04rate\x18\x02 \x01(\t\"B\n\x0c\x45xchangeRate\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0c\n\x04rate\x18\x02 \x01(\t\x12\x12\n\nupdated_at\x18\x03 \x01(\t2\xd9\x03\n\x0c\x41\x64minService\x12g\n\x0c\x43reateCoupon\x12 .checkout.v1.CreateCouponRequest\x1a\x13.checkout.v1.Coupon\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/admin/coupons:\x01*\x12_\n\nCreateSale\x12\x1e.checkout.v1.CreateSaleRequest\x1a\x11.checkout.v1.Sale\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/admin/sales:\x01*\x12w\n\x10\x43reateInternship\x12$.checkout.v1.CreateInternshipRequest\x1a\x17.checkout.v1.Internship\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/admin/internships:\x01*\x12\x85\x01\n\x0fSetExchangeRate\x12#.checkout.v1.SetExchangeRateRequest\x1a\x19.checkout.v1.ExchangeRate\"2\x82\xd3\xe4\x93\x02,\x1a\'/api/v1/admin/exchange-rates/{currency}:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63heckout/v1/admin.proto\x12\x0b\x63heckout.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x18\x63heckout/v1/common.proto\x1a\x19\x63heckout/v1/catalog.proto\"\xef\x01\n\x13\x43reateCouponRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x14\n\x0cmin_subtotal\x18\x05 \x01(\t\x12\x11\n\tstarts_at\x18\x06 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x07 \x01(\t\x12\x17\n\x0fmax_redemptions\x18\x08 \x01(\x05\x12 \n\x18max_redemptions_per_user\x18\t \x01(\x05\x12\x16\n\x0einternship_ids\x18\n \x03(\t\x12\x0e\n\x06listed\x18\x0b \x01(\x08\"\xfa\x01\n\x06\x43oupon\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x14\n\x0cmin_subtotal\x18\x05 \x01(\t\x12\x11\n\tstarts_at\x18\x06 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x07 \x01(\t\x12\x17\n\x0fmax_redemptions\x18\x08 \x01(\x05\x12 \n\x18max_redemptions_per_user\x18\t \x01(\x05\x12\x16\n\x0einternship_ids\x18\n \x03(\t\x12\x16\n\x0eredeemed_count\x18\x0b \x01(\x05\x12\x0e\n\x06listed\x18\x0c \x01(\x08\"\x7f\n\x11\x43reateSaleRequest\x12\x11\n\tsale_slug\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x16\n\x0einternship_ids\x18\x04 \x03(\t\x12\x11\n\tstarts_at\x18\x05 \x01(\t\x12\x0f\n\x07\x65nds_at\x18\x06 \x01(\t\"P\n\tPlanInput\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12#\n\x06period\x18\x02 \x01(\x0b\x32\x13.checkout.v1.Period\x12\r\n\x05price\x18\x03 \x01(\t\"{\n\x17\x43reateInternshipRequest\x12\x15\n\rinternship_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12%\n\x05plans\x18\x03 \x03(\x0b\x32\x16.checkout.v1.PlanInput\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"8\n\x16SetExchangeRateRequest\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0c\n\x04rate\x18\x02 \x01(\t\"B\n\x0c\x45xchangeRate\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x0c\n\x04rate\x18\x02 \x01(\t\x12\x12\n\nupdated_at\x18\x03 \x01(\t2\xd9\x03\n\x0c\x41\x64minService\x12g\n\x0c\x43reateCoupon\x12 .checkout.v1.CreateCouponRequest\x1a\x13.checkout.v1.Coupon\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/admin/coupons:\x01*\x12_\n\nCreateSale\x12\x1e.checkout.v1.CreateSaleRequest\x1a\x11.checkout.v1.Sale\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/admin/sales:\x01*\x12w\n\x10\x43reateInternship\x12$.checkout.v1.CreateInternshipRequest\x1a\x17.checkout.v1.Internship\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/admin/internships:\x01*\x12\x85\x01\n\x0fSetExchangeRate\x12#.checkout.v1.SetExchangeRateRequest\x1a\x19.checkout.v1.ExchangeRate\"2\x82\xd3\xe4\x93\x02,\x1a\'/api/v1/admin/exchange-rates/{currency}:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,19 +43,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['SetExchangeRate']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['SetExchangeRate']._serialized_options = b'\202\323\344\223\002,\032\'/api/v1/admin/exchange-rates/{currency}:\001*'
   _globals['_CREATECOUPONREQUEST']._serialized_start=124
-  _globals['_CREATECOUPONREQUEST']._serialized_end=347
-  _globals['_COUPON']._serialized_start=350
-  _globals['_COUPON']._serialized_end=584
-  _globals['_CREATESALEREQUEST']._serialized_start=586
-  _globals['_CREATESALEREQUEST']._serialized_end=713
-  _globals['_PLANINPUT']._serialized_start=715
-  _globals['_PLANINPUT']._serialized_end=795
-  _globals['_CREATEINTERNSHIPREQUEST']._serialized_start=797
-  _globals['_CREATEINTERNSHIPREQUEST']._serialized_end=920
-  _globals['_SETEXCHANGERATEREQUEST']._serialized_start=922
-  _globals['_SETEXCHANGERATEREQUEST']._serialized_end=978
-  _globals['_EXCHANGERATE']._serialized_start=980
-  _globals['_EXCHANGERATE']._serialized_end=1046
-  _globals['_ADMINSERVICE']._serialized_start=1049
-  _globals['_ADMINSERVICE']._serialized_end=1522
+  _globals['_CREATECOUPONREQUEST']._serialized_end=363
+  _globals['_COUPON']._serialized_start=366
+  _globals['_COUPON']._serialized_end=616
+  _globals['_CREATESALEREQUEST']._serialized_start=618
+  _globals['_CREATESALEREQUEST']._serialized_end=745
+  _globals['_PLANINPUT']._serialized_start=747
+  _globals['_PLANINPUT']._serialized_end=827
+  _globals['_CREATEINTERNSHIPREQUEST']._serialized_start=829
+  _globals['_CREATEINTERNSHIPREQUEST']._serialized_end=952
+  _globals['_SETEXCHANGERATEREQUEST']._serialized_start=954
+  _globals['_SETEXCHANGERATEREQUEST']._serialized_end=1010
+  _globals['_EXCHANGERATE']._serialized_start=1012
+  _globals['_EXCHANGERATE']._serialized_end=1078
+  _globals['_ADMINSERVICE']._serialized_start=1081
+  _globals['_ADMINSERVICE']._serialized_end=1554
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,7 @@ class CreateCouponRequest(_message.Message):
     MAX_REDEMPTIONS_FIELD_NUMBER: _builtins.int
     MAX_REDEMPTIONS_PER_USER_FIELD_NUMBER: _builtins.int
     INTERNSHIP_IDS_FIELD_NUMBER: _builtins.int
+    LISTED_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     kind: _builtins.str
     """"percent" or "fixed" """
@@ -45,6 +46,8 @@ class CreateCouponRequest(_message.Message):
     """0 = unlimited"""
     max_redemptions_per_user: _builtins.int
     """0 = unlimited"""
+    listed: _builtins.bool
+    """shown to every cart in GET /api/v1/cart/{token}/discounts (default: not)"""
     @_builtins.property
     def internship_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """empty = all"""
@@ -62,10 +65,11 @@ class CreateCouponRequest(_message.Message):
         max_redemptions: _builtins.int = ...,
         max_redemptions_per_user: _builtins.int = ...,
         internship_ids: _abc.Iterable[_builtins.str] | None = ...,
+        listed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "currency", b"currency", "ends_at", b"ends_at", "internship_ids", b"internship_ids", "kind", b"kind", "max_redemptions", b"max_redemptions", "max_redemptions_per_user", b"max_redemptions_per_user", "min_subtotal", b"min_subtotal", "starts_at", b"starts_at", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "currency", b"currency", "ends_at", b"ends_at", "internship_ids", b"internship_ids", "kind", b"kind", "listed", b"listed", "max_redemptions", b"max_redemptions", "max_redemptions_per_user", b"max_redemptions_per_user", "min_subtotal", b"min_subtotal", "starts_at", b"starts_at", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -86,6 +90,7 @@ class Coupon(_message.Message):
     MAX_REDEMPTIONS_PER_USER_FIELD_NUMBER: _builtins.int
     INTERNSHIP_IDS_FIELD_NUMBER: _builtins.int
     REDEEMED_COUNT_FIELD_NUMBER: _builtins.int
+    LISTED_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     kind: _builtins.str
     value: _builtins.str
@@ -96,6 +101,7 @@ class Coupon(_message.Message):
     max_redemptions: _builtins.int
     max_redemptions_per_user: _builtins.int
     redeemed_count: _builtins.int
+    listed: _builtins.bool
     @_builtins.property
     def internship_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -112,10 +118,11 @@ class Coupon(_message.Message):
         max_redemptions_per_user: _builtins.int = ...,
         internship_ids: _abc.Iterable[_builtins.str] | None = ...,
         redeemed_count: _builtins.int = ...,
+        listed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "currency", b"currency", "ends_at", b"ends_at", "internship_ids", b"internship_ids", "kind", b"kind", "max_redemptions", b"max_redemptions", "max_redemptions_per_user", b"max_redemptions_per_user", "min_subtotal", b"min_subtotal", "redeemed_count", b"redeemed_count", "starts_at", b"starts_at", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "currency", b"currency", "ends_at", b"ends_at", "internship_ids", b"internship_ids", "kind", b"kind", "listed", b"listed", "max_redemptions", b"max_redemptions", "max_redemptions_per_user", b"max_redemptions_per_user", "min_subtotal", b"min_subtotal", "redeemed_count", b"redeemed_count", "starts_at", b"starts_at", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
