@@ -52,6 +52,9 @@ lock: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements.in
 	$(PY) -m pip freeze --exclude-editable > requirements.lock
 
+demo: $(STAMP)  ## with `make run` going: one whole checkout over REST, each step with its timing
+	$(PY) tools/demo.py
+
 replay-dlq: $(STAMP)  ## make replay-dlq [ID=<dead letter id>]: replay one parked enrollment event, or all
 	$(PY) -m enrollment_svc.replay_dlq $(if $(ID),$(ID),--all)
 

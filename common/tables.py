@@ -133,6 +133,8 @@ orders = Table(
     Column("expires_at", Stamp, nullable=False),
     Column("created_at", Stamp),
     Column("updated_at", Stamp),
+    Column("return_url", Text, nullable=False),
+    Column("cancel_url", Text, nullable=False),
 )
 
 idempotency_keys = Table(

@@ -18,6 +18,11 @@ Variables read here (besides common/config.py's EDGE_PORT, EDGE_ADMIN_PORT, GRPC
     EDGE_HEALTH_INTERVAL_MS active gRPC health check interval (default 1000)
     EDGE_HEALTHZ_CLUSTERS   comma-separated clusters /healthz requires (default: all of cart,
                             order, payment, enrollment)
+    EDGE_WEB_ROOT           directory Envoy reads the checkout page's files from (default: web/
+                            of this checkout; "none" serves no page)
+
+The checkout page's dev-only login form is enabled exactly when JWT_SECRET is the development
+default (common/config.py), and then the page is given that public default, never another secret.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from common.config import Settings, load_settings
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
 DOCKER_DESCRIPTOR_PATH = "/etc/envoy/checkout.pb"
+WEB_DIR = ROOT / "web"  # the checkout page (static files), served by the edge at /
+DOCKER_WEB_ROOT = "/etc/envoy/web"  # compose mounts ./web here
 
 # Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
 # must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
@@ -92,6 +99,13 @@ class EdgeSettings:
     # clusters whose health /healthz requires; None: every cluster
     healthz_clusters: tuple[str, ...] | None = None
     access_log: bool = True
+    # The checkout page: the directory Envoy reads its files from ("" = no page), and whether the
+    # page offers the dev-only login form (JWT_SECRET is the development default), with the
+    # issuer and audience its tokens must carry.
+    web_root: str = str(WEB_DIR)
+    dev_login: bool = True
+    jwt_issuer: str = "interns-platform"
+    jwt_audience: str = "checkout"
 
     def with_(self, **changes: object) -> "EdgeSettings":
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -142,7 +156,18 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         route_timeout_ms=_int("EDGE_ROUTE_TIMEOUT_MS", 15000, 1),
         health_interval_ms=_int("EDGE_HEALTH_INTERVAL_MS", 1000, 100),
         healthz_clusters=_healthz_clusters(),
+        web_root=_web_root(),
+        dev_login=common.jwt_secret_is_dev_default,
+        jwt_issuer=common.jwt_issuer,
+        jwt_audience=common.jwt_audience,
     )
+
+
+def _web_root() -> str:
+    raw = os.environ.get("EDGE_WEB_ROOT", "").strip()
+    if raw.lower() in ("none", "off"):
+        return ""
+    return raw or str(WEB_DIR)
 
 
 def _healthz_clusters() -> tuple[str, ...] | None:
@@ -163,4 +188,6 @@ def docker() -> EdgeSettings:
         listen_host="0.0.0.0",
         upstreams={name: Upstream(DOCKER_HOSTS[name], up.port) for name, up in defaults.upstreams.items()},
         descriptor_path=DOCKER_DESCRIPTOR_PATH,
+        web_root=DOCKER_WEB_ROOT,
+        dev_login=False,  # compose requires a real JWT_SECRET
     )

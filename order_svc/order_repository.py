@@ -35,6 +35,8 @@ class OrderRecord:
     expires_at: datetime.datetime
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    return_url: str = ""
+    cancel_url: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -161,8 +161,9 @@ class OrderService:
                     raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, "a payment session of this order is still open",
                                         suggested_action="pay with the open session, or wait until it expires")
                 attempt = 1 if latest is None else latest.attempt + 1
-            response = await self._open_session(conn, order, OrderRequest(cart_token=order.cart_token, gateway=gateway),
-                                                attempt=attempt)
+            retry = OrderRequest(cart_token=order.cart_token, gateway=gateway, return_url=order.return_url,
+                                 cancel_url=order.cancel_url)  # back to the page the first attempt returned to
+            response = await self._open_session(conn, order, retry, attempt=attempt)
         return response.payment
 
     async def _owned_order(self, conn: AsyncConnection, user_id: str, order_token: str, *, for_update: bool = False) -> OrderRecord:

@@ -113,4 +113,6 @@ def _snapshot(order_token: str, cart_token: str, user_id: str, request: OrderReq
         expires_at=now + ORDER_TTL,
         created_at=now,
         updated_at=now,
+        return_url=request.return_url,
+        cancel_url=request.cancel_url,
     )

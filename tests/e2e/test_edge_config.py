@@ -9,7 +9,7 @@ import pytest
 
 from edge import config, descriptors, envelope
 from edge.__main__ import envoy_binary
-from edge.settings import CLUSTER_SERVICES, DESCRIPTOR_PATH, EdgeSettings, docker
+from edge.settings import CLUSTER_SERVICES, DESCRIPTOR_PATH, WEB_DIR, EdgeSettings, docker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,9 +35,10 @@ def test_rendered_config_passes_envoy_validate(tmp_path):
 
 
 def test_docker_variant_passes_envoy_validate(tmp_path):
-    # the same config, with the descriptor path as it is outside the container
+    # the same config, with the descriptor and page paths as they are outside the container
     path = tmp_path / "envoy.docker.yaml"
-    path.write_text(config.render(docker().with_(descriptor_path=str(DESCRIPTOR_PATH)), docker_variant=True))
+    outside = docker().with_(descriptor_path=str(DESCRIPTOR_PATH), web_root=str(WEB_DIR))
+    path.write_text(config.render(outside, docker_variant=True))
     result = _validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
     text = config.DOCKER_CONFIG.read_text()

@@ -104,7 +104,8 @@ def test_unknown_query_parameter_is_400(edge, expect_envelope):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/no/such/path"), ("GET", "/api/v1/nope"), ("DELETE", "/api/v1/ping"), ("POST", "/api/v1/ping"), ("GET", "/")],
+    [("GET", "/no/such/path"), ("GET", "/api/v1/nope"), ("DELETE", "/api/v1/ping"), ("POST", "/api/v1/ping"), ("POST", "/"),
+     ("GET", "/assets/missing.js")],
 )
 def test_unknown_path_or_method_is_404(edge, expect_envelope, method, path):
     with edge.client() as client:

@@ -170,7 +170,9 @@ async def test_orders_are_only_for_their_owner(stubs, settings):
 async def test_new_attempt_only_after_the_live_session_failed(stubs, settings, emulator, engine):
     cart_stub, order_stub = stubs
     user = new_user()
-    order = await order_stub.CreateOrder(order_request(await a_cart(cart_stub, settings, user)), metadata=bearer(settings, user))
+    order = await order_stub.CreateOrder(order_request(await a_cart(cart_stub, settings, user), return_url="https://app.example/back"),
+                                         metadata=bearer(settings, user))
+    assert "app.example" in order.payment.checkout_url
     attempt = order_pb2.CreatePaymentAttemptRequest(order_token=order.order_token)
     await fails_with(order_stub.CreatePaymentAttempt(attempt, metadata=bearer(settings, user)), 2102)
     await fails_with(order_stub.CreatePaymentAttempt(attempt, metadata=bearer(settings, new_user())), 1102)
@@ -180,3 +182,4 @@ async def test_new_attempt_only_after_the_live_session_failed(stubs, settings, e
     second = await order_stub.CreatePaymentAttempt(attempt, metadata=bearer(settings, user))
     assert second.payment_token != order.payment.payment_token and second.status == "pending"
     assert second.amount == order.total
+    assert "app.example" in second.checkout_url  # the new attempt returns the student to the same page

@@ -1,0 +1,154 @@
+"""Orders and payments through the real edge, with the gateway emulator behind payment_svc:
+create order, get order, new attempt, get payment, verify callback — and each error code."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+
+import pytest
+
+from gateway_emulator.runner import start_emulator
+from tests.e2e.stack import json_ok, money
+
+PLAN = "7a1e0000-0000-4000-8000-000000000101"  # 1499.00 INR
+KEY_SECRET = "dev-key-secret"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with start_emulator(port=0) as running:
+        running.set_webhook_targets(razorpay=None, stripe=None)  # this module drives the browser callback only
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack_services():
+    return ("cart", "order", "payment")
+
+
+@pytest.fixture(scope="module")
+def stack_env(emulator):
+    return {"RAZORPAY_BASE_URL": emulator.url, "STRIPE_BASE_URL": emulator.url, "PAYMENT_SWEEP_INTERVAL": "0",
+            "PAYMENT_BREAKER_COOLDOWN": "0.5"}  # so the breakers the outage tests open close again quickly
+
+
+@pytest.fixture
+def user(stack):
+    headers = stack.bearer(None)
+    return headers
+
+
+def placed_order(stack, headers, **body) -> dict:
+    with stack.client() as api:
+        cart = json_ok(api.post("/api-proxy/api/cart", json={"items": [{"plan_id": PLAN, "quantity": 1}]}, headers=headers))
+        return json_ok(api.post("/api/v1/order", json={"cart_token": cart["token"], **body},
+                                headers={**headers, "Idempotency-Key": str(uuid.uuid4())}))
+
+
+def signature(order_id: str, payment_id: str) -> str:
+    return hmac.new(KEY_SECRET.encode(), f"{order_id}|{payment_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def test_create_and_get_order(stack, user):
+    order = placed_order(stack, user, billing={"country": "IN", "state": "KA"}, payment_method="upi")
+    assert set(order) >= {"order_token", "cart_token", "user_id", "status", "currency", "subtotal", "discount_amount",
+                          "tax_amount", "total", "taxes", "payment", "created_at"}
+    assert order["status"] == "awaiting_payment" and order["total"] == "1768.82" and money(order["total"])
+    assert [t["name"] for t in order["taxes"]] == ["CGST", "SGST"]
+    payment = order["payment"]
+    assert set(payment) >= {"payment_token", "gateway", "gateway_order_id", "checkout_url", "status", "amount", "currency", "expires_at"}
+    assert (payment["gateway"], payment["status"], payment["amount"], payment["currency"]) == ("razorpay", "pending", "1768.82", "INR")
+    with stack.client() as api:
+        again = json_ok(api.get(f"/api/v1/order/{order['order_token']}", headers=user))
+        assert again["order_token"] == order["order_token"] and again["enrollment_id"] == ""
+        fetched = json_ok(api.get(f"/api/v1/payment/{payment['payment_token']}", headers=user))
+        assert (fetched["order_token"], fetched["status"]) == (order["order_token"], "pending")
+
+
+def test_same_idempotency_key_same_answer_another_body_2005(stack, user, expect_envelope):
+    with stack.client() as api:
+        cart = json_ok(api.post("/api-proxy/api/cart", json={"items": [{"plan_id": PLAN, "quantity": 1}]}, headers=user))
+        headers = {**user, "Idempotency-Key": str(uuid.uuid4())}
+        first = api.post("/api/v1/order", json={"cart_token": cart["token"]}, headers=headers)
+        second = api.post("/api/v1/order", json={"cart_token": cart["token"]}, headers=headers)
+        assert first.status_code == second.status_code == 200 and first.json() == second.json()
+        expect_envelope(api.post("/api/v1/order", json={"cart_token": cart["token"], "gateway": "stripe"}, headers=headers), 409, 2005)
+
+
+def test_order_errors(stack, user, expect_envelope):
+    with stack.client() as api:
+        expect_envelope(api.post("/api/v1/order", json={"cart_token": str(uuid.uuid4())}), 401, 1101)
+        expect_envelope(api.post("/api/v1/order", json={"cart_token": str(uuid.uuid4())}, headers=user), 404, 1001)
+        bad = expect_envelope(api.post("/api/v1/order", json={"cart_token": "x", "payment_method": "cash", "gateway": "paypal",
+                                                                "return_url": "javascript:alert(1)"}, headers=user), 400, 1000)
+        assert len(bad["validation_messages"]) == 4, bad
+        empty = json_ok(api.post("/api-proxy/api/cart", json={}, headers=user))
+        expect_envelope(api.post("/api/v1/order", json={"cart_token": empty["token"]}, headers=user), 400, 1004)
+        expect_envelope(api.get(f"/api/v1/order/{uuid.uuid4()}", headers=user), 404, 2101)
+        expect_envelope(api.get(f"/api/v1/payment/{uuid.uuid4()}", headers=user), 404, 3004)
+
+
+def test_orders_and_payments_are_their_owners_only(stack, user, expect_envelope):
+    order = placed_order(stack, user)
+    stranger = stack.bearer(None)
+    with stack.client() as api:
+        for path in (f"/api/v1/order/{order['order_token']}", f"/api/v1/payment/{order['payment']['payment_token']}"):
+            expect_envelope(api.get(path), 401, 1101)
+            expect_envelope(api.get(path, headers=stranger), 403, 1102)
+        expect_envelope(api.post(f"/api/v1/order/{order['order_token']}/payment", json={}, headers=stranger), 403, 1102)
+
+
+def test_verify_callback_then_new_attempt_rules(stack, user, emulator, expect_envelope):
+    order = placed_order(stack, user)
+    gateway_order = order["payment"]["gateway_order_id"]
+    with stack.client() as api:
+        expect_envelope(api.post(f"/api/v1/order/{order['order_token']}/payment", json={}, headers=user), 409, 2102)
+        failed = emulator.fail(gateway_order)
+        failed_id = failed["payment"]["id"]
+        tampered = {"razorpay_order_id": gateway_order, "razorpay_payment_id": failed_id, "razorpay_signature": "0" * 64}
+        expect_envelope(api.post("/api/v1/payment/verify", json=tampered, headers=user), 400, 3101)
+        verdict = json_ok(api.post("/api/v1/payment/verify", headers=user, json={
+            "razorpay_order_id": gateway_order, "razorpay_payment_id": failed_id,
+            "razorpay_signature": signature(gateway_order, failed_id)}))
+        assert verdict["status"] == "failed"
+        assert json_ok(api.get(f"/api/v1/order/{order['order_token']}", headers=user))["status"] == "payment_failed"
+
+        retry = json_ok(api.post(f"/api/v1/order/{order['order_token']}/payment", json={}, headers=user))
+        assert retry["payment_token"] != order["payment"]["payment_token"] and retry["amount"] == order["total"]
+        paid = emulator.pay(retry["gateway_order_id"])
+        paid_id = paid["payment"]["id"]
+        captured = json_ok(api.post("/api/v1/payment/verify", headers=user, json={
+            "razorpay_order_id": retry["gateway_order_id"], "razorpay_payment_id": paid_id,
+            "razorpay_signature": signature(retry["gateway_order_id"], paid_id)}))
+        assert captured["status"] == "captured"
+        assert json_ok(api.get(f"/api/v1/order/{order['order_token']}", headers=user))["status"] in ("paid", "fulfilled")
+        expect_envelope(api.post(f"/api/v1/order/{order['order_token']}/payment", json={}, headers=user), 409, 2102)
+
+
+def test_razorpay_down_opens_the_session_at_stripe(stack, user, emulator):
+    emulator.set_faults("razorpay", down=True)
+    try:
+        order = placed_order(stack, user)
+    finally:
+        emulator.set_faults("razorpay", down=False)
+    assert order["payment"]["gateway"] == "stripe" and order["status"] == "awaiting_payment"
+
+
+def test_both_gateways_down_is_4001_retryable(stack, user, emulator, expect_envelope):
+    emulator.set_faults("all", down=True)
+    try:
+        with stack.client() as api:
+            cart = json_ok(api.post("/api-proxy/api/cart", json={"items": [{"plan_id": PLAN, "quantity": 1}]}, headers=user))
+            error = expect_envelope(api.post("/api/v1/order", json={"cart_token": cart["token"]},
+                                             headers={**user, "Idempotency-Key": "k-" + cart["token"]}), 503, 4001)
+            assert error["retryable"] is True
+    finally:
+        emulator.set_faults("all", down=False)
+    time.sleep(0.6)  # the outage opened both circuit breakers; after the cool-down one trial call goes through
+    with stack.client() as api:  # the retry with the same key resumes: the same order, now with a session
+        resumed = json_ok(api.post("/api/v1/order", json={"cart_token": cart["token"]},
+                                   headers={**user, "Idempotency-Key": "k-" + cart["token"]}))
+    assert resumed["status"] == "awaiting_payment" and resumed["payment"]["gateway_order_id"]

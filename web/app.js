@@ -1,0 +1,944 @@
+// The checkout page: catalog → cart → coupon → billing and tax → sign in → order → the gateway's
+// hosted checkout → back here → verify → watch the order until the student is enrolled.
+// Plain JavaScript, no build step. Talks only to this origin's REST API (CSP connect-src 'self').
+// What it keeps between visits (cart, sign-in, order) lives in localStorage under STORE_KEY.
+"use strict";
+
+(() => {
+  const CONFIG = window.CHECKOUT_CONFIG || { dev_login: null };
+  const STORE_KEY = "checkout.page.v1";
+  const POLL_FAST_MS = 500;
+  const POLL_SLOW_MS = 1500;
+  const POLL_LIMIT_MS = 120000;
+  const OPEN_CART = new Set(["draft", "active"]);
+  const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+  const COUNTRIES = [
+    ["IN", "India"], ["US", "United States"], ["GB", "United Kingdom"], ["AE", "United Arab Emirates"],
+    ["SG", "Singapore"], ["DE", "Germany"], ["CA", "Canada"], ["AU", "Australia"], ["NP", "Nepal"],
+    ["BD", "Bangladesh"], ["LK", "Sri Lanka"],
+  ];
+  const STATES = [
+    ["AN", "Andaman and Nicobar Islands"], ["AP", "Andhra Pradesh"], ["AR", "Arunachal Pradesh"], ["AS", "Assam"],
+    ["BR", "Bihar"], ["CH", "Chandigarh"], ["CT", "Chhattisgarh"], ["DH", "Dadra and Nagar Haveli and Daman and Diu"],
+    ["DL", "Delhi"], ["GA", "Goa"], ["GJ", "Gujarat"], ["HR", "Haryana"], ["HP", "Himachal Pradesh"],
+    ["JK", "Jammu and Kashmir"], ["JH", "Jharkhand"], ["KA", "Karnataka"], ["KL", "Kerala"], ["LA", "Ladakh"],
+    ["LD", "Lakshadweep"], ["MP", "Madhya Pradesh"], ["MH", "Maharashtra"], ["MN", "Manipur"], ["ML", "Meghalaya"],
+    ["MZ", "Mizoram"], ["NL", "Nagaland"], ["OR", "Odisha"], ["PY", "Puducherry"], ["PB", "Punjab"],
+    ["RJ", "Rajasthan"], ["SK", "Sikkim"], ["TN", "Tamil Nadu"], ["TS", "Telangana"], ["TR", "Tripura"],
+    ["UP", "Uttar Pradesh"], ["UT", "Uttarakhand"], ["WB", "West Bengal"],
+  ];
+  // Words for the person; the API's own message and suggested action follow them.
+  const TITLES = {
+    0: "We could not reach the checkout",
+    1000: "Please check what you entered",
+    1001: "Your cart could not be found",
+    1002: "Your cart has expired",
+    1003: "This cart has already been ordered",
+    1004: "Your cart is empty",
+    1005: "That internship or plan is no longer offered",
+    1006: "That already exists",
+    1101: "Please sign in first",
+    1102: "This belongs to another account",
+    2004: "That coupon can't be used",
+    2005: "Your order request changed",
+    2006: "Your order is still being placed",
+    2101: "We could not find that order",
+    2102: "This order can't take a payment now",
+    3001: "The payment failed",
+    3002: "The payment failed: insufficient balance",
+    3003: "The payment session expired",
+    3004: "We could not find that payment",
+    3101: "We couldn't confirm the payment",
+    4001: "The payment service is busy",
+    4004: "That page of the API does not exist",
+    4013: "That request was too large",
+    429: "Too many requests at once",
+    5000: "Something went wrong on our side",
+    5001: "This step is not available yet",
+  };
+  const SYMBOLS = { INR: "₹", USD: "$", EUR: "€", GBP: "£" };
+
+  // ------------------------------------------------------------------------------------------
+  // state
+
+  const saved = readStore();
+  const state = {
+    catalog: [],
+    selectedPlans: {}, // internship_id -> plan_id chosen on its card
+    cart: null,
+    cartToken: saved.cartToken || null,
+    estimate: null,
+    auth: saved.auth || null, // {token, userId, exp}
+    billing: saved.billing || { country: "IN", state: "" },
+    order: null,
+    orderToken: saved.orderToken || null,
+    orderKey: saved.orderKey || null, // {key, body}: the Idempotency-Key of an order request
+    paymentFailed: null, // what the gateway said when the last payment failed
+    polling: false,
+    confirming: false,
+  };
+
+  function readStore() {
+    try {
+      return JSON.parse(window.localStorage.getItem(STORE_KEY) || "{}") || {};
+    } catch (_) {
+      return {};
+    }
+  }
+
+  function save() {
+    const keep = {
+      cartToken: state.cartToken,
+      auth: state.auth,
+      billing: state.billing,
+      orderToken: state.orderToken,
+      orderKey: state.orderKey,
+    };
+    try {
+      window.localStorage.setItem(STORE_KEY, JSON.stringify(keep));
+    } catch (_) {
+      /* private mode: the page still works until it is closed */
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // helpers
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === false || value === null || value === undefined) continue;
+      if (name === "class") node.className = value;
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function newUuid() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+    const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  // Money arrives as a decimal string ("1499.00"); it is only ever formatted, never computed with.
+  function money(amount, currency) {
+    if (amount === undefined || amount === null || amount === "") return "—";
+    let text = String(amount);
+    const negative = text.startsWith("-");
+    if (negative) text = text.slice(1);
+    const [whole, fraction = "00"] = text.split(".");
+    let grouped;
+    if (currency === "INR" && whole.length > 3) {
+      let rest = whole.slice(0, -3);
+      const groups = [];
+      while (rest.length > 2) {
+        groups.unshift(rest.slice(-2));
+        rest = rest.slice(0, -2);
+      }
+      if (rest) groups.unshift(rest);
+      grouped = `${groups.join(",")},${whole.slice(-3)}`;
+    } else {
+      grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    }
+    const symbol = SYMBOLS[currency] || `${currency || ""} `;
+    return `${negative ? "−" : ""}${symbol}${grouped}.${fraction}`;
+  }
+
+  const isZero = (amount) => !amount || /^-?0*(\.0*)?$/.test(String(amount));
+
+  function periodText(period) {
+    if (!period) return "";
+    const value = Number(period.value) || 0;
+    return `${value} ${period.unit || "month"}${value === 1 ? "" : "s"}`;
+  }
+
+  function sentence(text) {
+    const t = String(text || "").trim();
+    if (!t) return "";
+    const first = t.charAt(0).toUpperCase() + t.slice(1);
+    return /[.!?]$/.test(first) ? first : `${first}.`;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the API
+
+  class ApiError extends Error {
+    constructor(status, error, correlationId) {
+      super(error.message || `HTTP ${status}`);
+      this.status = status;
+      this.error = error;
+      this.correlationId = correlationId || "";
+    }
+
+    get code() {
+      return this.error.code;
+    }
+  }
+
+  function localError(message, suggestedAction) {
+    return new ApiError(0, { code: -1, message, validation_messages: [], retryable: false, suggested_action: suggestedAction || "" }, "");
+  }
+
+  async function api(method, path, body, options = {}) {
+    const headers = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (state.auth && options.auth !== false) headers.authorization = `Bearer ${state.auth.token}`;
+    Object.assign(headers, options.headers || {});
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (_) {
+      throw new ApiError(0, {
+        code: 0,
+        message: "the checkout server could not be reached",
+        validation_messages: [],
+        retryable: true,
+        suggested_action: "check your connection and try again",
+      }, "");
+    }
+    const correlationId = response.headers.get("x-correlation-id") || "";
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch (_) {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const error = data && data.error && typeof data.error === "object"
+        ? data.error
+        : { code: response.status, message: `the server answered HTTP ${response.status}`, validation_messages: [], retryable: response.status >= 500, suggested_action: "" };
+      throw new ApiError(response.status, error, error.correlation_id || correlationId);
+    }
+    return data;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // errors, in words, with the correlation id to quote to support
+
+  function showError(err) {
+    const e = err instanceof ApiError ? err : localError(String((err && err.message) || err));
+    if (!(err instanceof ApiError)) console.error(err); // eslint-disable-line no-console
+    const banner = $("error-banner");
+    $("error-title").textContent = TITLES[e.code] || "Something went wrong";
+    $("error-message").textContent = sentence(e.error.message);
+    const details = $("error-details");
+    details.replaceChildren(...(e.error.validation_messages || []).map((m) => el("li", {}, m)));
+    details.hidden = details.children.length === 0;
+    const action = e.error.suggested_action
+      ? `What to do: ${sentence(e.error.suggested_action)}`
+      : e.error.retryable ? "Please try again in a moment." : "";
+    $("error-action").textContent = action;
+    $("error-action").hidden = !action;
+    $("error-correlation-id").textContent = e.correlationId || "none (the request never reached the server)";
+    banner.dataset.code = String(e.code);
+    banner.hidden = false;
+  }
+
+  function clearError() {
+    $("error-banner").hidden = true;
+  }
+
+  async function attempt(task, onError) {
+    try {
+      return await task();
+    } catch (err) {
+      if (onError) onError(err);
+      showError(err);
+      return undefined;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // catalog
+
+  async function loadCatalog() {
+    const data = await api("GET", "/api/v1/internships", undefined, { auth: false });
+    state.catalog = (data && data.internships) || [];
+  }
+
+  function findPlan(planId) {
+    for (const internship of state.catalog) {
+      for (const plan of internship.plans || []) {
+        if (plan.plan_id === planId) return { internship, plan };
+      }
+    }
+    return null;
+  }
+
+  const cartIsOpen = () => Boolean(state.cart && OPEN_CART.has(state.cart.status));
+
+  function cartItemFor(internshipId) {
+    if (!cartIsOpen()) return null;
+    return (state.cart.items || []).find((item) => item.internship_id === internshipId) || null;
+  }
+
+  function renderCatalog() {
+    const root = $("internships");
+    root.setAttribute("aria-busy", "false");
+    root.replaceChildren();
+    if (!state.catalog.length) {
+      root.append(el("p", { class: "muted" }, "No internships are open right now."));
+      return;
+    }
+    const locked = Boolean(state.order && !isFinished(state.order));
+    for (const internship of state.catalog) {
+      const inCart = cartItemFor(internship.internship_id);
+      const plans = internship.plans || [];
+      const chosen = state.selectedPlans[internship.internship_id] || (inCart && inCart.plan_id) || (plans[0] && plans[0].plan_id);
+      const card = el("article", { class: "card", "data-internship-id": internship.internship_id });
+      card.append(el("h3", {}, internship.title));
+      if (internship.description) card.append(el("p", {}, internship.description));
+      const fieldset = el("fieldset", { class: "plans" }, el("legend", {}, "Plan"));
+      for (const plan of plans) {
+        const input = el("input", {
+          type: "radio",
+          name: `plan-${internship.internship_id}`,
+          value: plan.plan_id,
+          "data-plan-id": plan.plan_id,
+        });
+        input.checked = plan.plan_id === chosen;
+        input.addEventListener("change", () => {
+          state.selectedPlans[internship.internship_id] = plan.plan_id;
+          renderCatalog();
+        });
+        fieldset.append(el("label", { class: "plan" },
+          el("span", { class: "plan-label" }, input, periodText(plan.period)),
+          el("span", { class: "plan-price" }, money(plan.price, plan.currency))));
+      }
+      card.append(fieldset);
+      let label = "Add to cart";
+      let disabled = locked || !chosen;
+      if (inCart && inCart.plan_id === chosen) {
+        label = "In your cart";
+        disabled = true;
+      } else if (inCart) {
+        label = "Switch to this plan";
+      }
+      const button = el("button", { type: "button", class: "primary add-to-cart", disabled });
+      button.textContent = label;
+      button.addEventListener("click", () => addOrSwitch(internship.internship_id, chosen, button));
+      card.append(button);
+      root.append(card);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // cart
+
+  const CART_GONE = new Set([1001, 1002, 1003, 1101, 1102]);
+
+  async function addOrSwitch(internshipId, planId, button) {
+    clearError();
+    if (state.order && isFinished(state.order)) forgetOrder(); // that order is done: a new cart begins
+    button.disabled = true;
+    await attempt(async () => {
+      const existing = cartItemFor(internshipId);
+      let cart;
+      if (existing) {
+        cart = await api("PUT", `/api/v1/cart/${state.cart.token}/plan/${planId}`, { item_id: existing.item_id });
+      } else if (cartIsOpen()) {
+        try {
+          cart = await api("POST", `/api/v1/cart/${state.cart.token}/items`, { plan_id: planId, quantity: 1 });
+        } catch (err) {
+          if (!(err instanceof ApiError) || !CART_GONE.has(err.code)) throw err;
+          cart = await newCart(planId); // the old cart expired or was taken: start again
+        }
+      } else {
+        cart = await newCart(planId);
+      }
+      setCart(cart);
+    });
+    renderCatalog();
+  }
+
+  function newCart(planId) {
+    return api("POST", "/api-proxy/api/cart", { items: [{ plan_id: planId, quantity: 1 }], currency: "INR" });
+  }
+
+  function setCart(cart) {
+    state.cart = cart;
+    state.cartToken = cart ? cart.token : null;
+    save();
+    renderAll();
+    refreshEstimate();
+  }
+
+  async function removeItem(item) {
+    clearError();
+    await attempt(async () => setCart(await api("DELETE", `/api/v1/cart/${state.cart.token}/item/${item.item_id}`)));
+  }
+
+  async function switchPlan(item, planId) {
+    clearError();
+    await attempt(async () => setCart(await api("PUT", `/api/v1/cart/${state.cart.token}/plan/${planId}`, { item_id: item.item_id })));
+  }
+
+  function renderCart() {
+    const cart = state.cart;
+    const list = $("cart-items");
+    list.replaceChildren();
+    const items = (cart && cart.items) || [];
+    const open = cartIsOpen();
+    $("cart-empty").hidden = items.length > 0;
+    const count = open ? items.reduce((sum, item) => sum + (Number(item.quantity) || 1), 0) : 0;
+    $("cart-link").hidden = count === 0;
+    $("cart-count").textContent = String(count);
+    for (const item of items) {
+      const found = findPlan(item.plan_id);
+      const actions = el("div", { class: "actions" });
+      if (open && found && found.internship.plans.length > 1) {
+        const select = el("select", { "aria-label": `Plan for ${item.title}`, class: "plan-switch" });
+        for (const plan of found.internship.plans) {
+          const option = el("option", { value: plan.plan_id }, `${periodText(plan.period)} · ${money(plan.price, plan.currency)}`);
+          option.selected = plan.plan_id === item.plan_id;
+          select.append(option);
+        }
+        select.addEventListener("change", () => switchPlan(item, select.value));
+        actions.append(select);
+      }
+      if (open) {
+        const remove = el("button", { type: "button", class: "link remove-item" }, "Remove");
+        remove.addEventListener("click", () => removeItem(item));
+        actions.append(remove);
+      }
+      list.append(el("li", { class: "cart-item", "data-plan-id": item.plan_id },
+        el("span", { class: "title" }, item.title),
+        el("span", { class: "price" }, money(item.price, cart.currency)),
+        el("span", { class: "meta" }, `${periodText(item.period)}${item.quantity > 1 ? ` × ${item.quantity}` : ""}`),
+        actions.children.length ? actions : null));
+    }
+    const note = $("cart-note");
+    note.hidden = !cart || open;
+    note.textContent = !cart || open ? ""
+      : cart.status === "converted" ? "This cart has been ordered: it can no longer change."
+        : "This cart has expired. Add an internship to start a new one.";
+    const hasCoupon = Boolean(cart && cart.discount_code);
+    $("coupon-form").hidden = !open || hasCoupon;
+    $("coupon-applied").hidden = !hasCoupon;
+    $("coupon-remove").hidden = !open;
+    $("coupon-applied-code").textContent = hasCoupon ? cart.discount_code : "";
+  }
+
+  async function applyCoupon(event) {
+    event.preventDefault();
+    clearError();
+    const input = $("coupon-code");
+    const note = $("coupon-error");
+    const code = input.value.trim();
+    note.hidden = true;
+    if (!code) {
+      note.textContent = "Enter a coupon code.";
+      note.hidden = false;
+      return;
+    }
+    if (!cartIsOpen() || !(state.cart.items || []).length) {
+      note.textContent = "Add an internship first: a coupon applies to a cart.";
+      note.hidden = false;
+      return;
+    }
+    $("coupon-apply").disabled = true;
+    await attempt(async () => {
+      setCart(await api("POST", `/api/v1/cart/${state.cart.token}/coupon`, { code }));
+      input.value = "";
+    }, (err) => {
+      // "invalid coupon" says little alone: add why ("code: expired" -> "Expired")
+      const why = err instanceof ApiError ? (err.error.validation_messages || []).map((m) => sentence(m.replace(/^code:\s*/, ""))) : [];
+      note.textContent = [sentence(err instanceof ApiError ? err.error.message : String(err)), ...why].join(" ");
+      note.hidden = false;
+    });
+    $("coupon-apply").disabled = false;
+  }
+
+  async function removeCoupon() {
+    clearError();
+    await attempt(async () => setCart(await api("DELETE", `/api/v1/cart/${state.cart.token}/coupon`)));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // billing and the tax split
+
+  function setupBilling() {
+    const country = $("billing-country");
+    for (const [code, name] of COUNTRIES) country.append(el("option", { value: code }, name));
+    const region = $("billing-state");
+    region.append(el("option", { value: "" }, "Choose your state"));
+    for (const [code, name] of STATES) region.append(el("option", { value: code }, `${name} (${code})`));
+    country.value = state.billing.country || "IN";
+    region.value = state.billing.state || "";
+    const changed = () => {
+      state.billing = { country: country.value, state: country.value === "IN" ? region.value : "" };
+      save();
+      renderBilling();
+      renderOrderPanel();
+      refreshEstimate();
+    };
+    country.addEventListener("change", changed);
+    region.addEventListener("change", changed);
+  }
+
+  function billingForApi() {
+    const billing = { country: state.billing.country || "IN" };
+    if (billing.country === "IN" && state.billing.state) billing.state = state.billing.state;
+    return billing;
+  }
+
+  function renderBilling() {
+    $("billing-state-label").hidden = state.billing.country !== "IN";
+  }
+
+  let estimateSeq = 0;
+
+  async function refreshEstimate() {
+    const seq = ++estimateSeq;
+    if (!cartIsOpen() || !(state.cart.items || []).length) {
+      state.estimate = null;
+      renderSummary();
+      return;
+    }
+    try {
+      const estimate = await api("POST", "/api/v1/cart/estimate", { cart_token: state.cart.token, billing: billingForApi() });
+      if (seq !== estimateSeq) return;
+      state.estimate = estimate;
+    } catch (err) {
+      if (seq !== estimateSeq) return;
+      state.estimate = null;
+      showError(err);
+    }
+    renderSummary();
+  }
+
+  function row(label, value, attrs) {
+    return el("div", attrs || {}, el("dt", {}, label), el("dd", {}, value));
+  }
+
+  function renderSummary() {
+    const summary = $("summary");
+    summary.replaceChildren();
+    const est = state.estimate;
+    const order = state.order;
+    if (est) {
+      const c = est.currency;
+      summary.append(row("Subtotal", money(est.subtotal, c), { id: "summary-subtotal-row" }));
+      if (!isZero(est.discount_amount)) {
+        const codes = (est.discounts || []).map((d) => d.code).filter(Boolean).join(", ");
+        summary.append(row(`Discount${codes ? ` (${codes})` : ""}`, money(`-${est.discount_amount}`, c), { class: "discount", id: "summary-discount" }));
+        summary.append(row("Taxable amount", money(est.taxable_amount, c)));
+      }
+      for (const tax of est.taxes || []) {
+        summary.append(row(`${tax.name} ${tax.rate}%`, money(tax.amount, c), { class: "tax-line", "data-tax": tax.name }));
+      }
+      if (!(est.taxes || []).length) summary.append(row("GST", "none (export of services)", { class: "tax-line", "data-tax": "none" }));
+      summary.append(row("Total", money(est.total, c), { class: "total", id: "summary-total" }));
+    } else if (order) {
+      const c = order.currency;
+      summary.append(row("Subtotal", money(order.subtotal, c)));
+      if (!isZero(order.discount_amount)) summary.append(row("Discount", money(`-${order.discount_amount}`, c), { class: "discount" }));
+      for (const tax of order.taxes || []) {
+        summary.append(row(`${tax.name} ${tax.rate}%`, money(tax.amount, c), { class: "tax-line", "data-tax": tax.name }));
+      }
+      summary.append(row("Total", money(order.total, c), { class: "total", id: "summary-total" }));
+    } else {
+      summary.append(row("Subtotal", "—"));
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // sign in (development only: a JWT made here with the development secret)
+
+  function b64url(bytes) {
+    let binary = "";
+    for (const b of bytes) binary += String.fromCharCode(b);
+    return window.btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  async function mintDevToken(userId) {
+    const dev = CONFIG.dev_login;
+    const encoder = new TextEncoder();
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: userId, iat: now, exp: now + 3600, iss: dev.issuer, aud: dev.audience };
+    const part = (obj) => b64url(encoder.encode(JSON.stringify(obj)));
+    const input = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+    const key = await window.crypto.subtle.importKey("raw", encoder.encode(dev.secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    const signature = new Uint8Array(await window.crypto.subtle.sign("HMAC", key, encoder.encode(input)));
+    return { token: `${input}.${b64url(signature)}`, exp: claims.exp };
+  }
+
+  function setupLogin() {
+    const form = $("dev-login-form");
+    const input = $("dev-user-id");
+    input.value = newUuid();
+    const dev = CONFIG.dev_login;
+    const canSign = Boolean(window.crypto && window.crypto.subtle);
+    if (!dev || !canSign) {
+      form.classList.add("disabled");
+      input.disabled = true;
+      $("dev-login-button").disabled = true;
+      $("dev-login-note").textContent = !dev
+        ? "Disabled: this server does not use the development JWT secret, so test tokens would be refused. Sign in through the platform to check out."
+        : "Disabled: this browser can only make test tokens on https or on localhost.";
+    }
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearError();
+      const userId = input.value.trim().toLowerCase();
+      if (!UUID_RE.test(userId)) {
+        showError(localError("the student id must be a UUID", "use the generated one, or paste another UUID"));
+        return;
+      }
+      await signIn(userId);
+    });
+    $("logout-button").addEventListener("click", signOut);
+  }
+
+  async function signIn(userId) {
+    const minted = await mintDevToken(userId);
+    state.auth = { token: minted.token, userId, exp: minted.exp };
+    save();
+    if (cartIsOpen()) {
+      // claim the guest cart (the server may merge it with this student's earlier cart)
+      await attempt(async () => setCart(await api("POST", `/api/v1/cart/${state.cart.token}/auth/login`, {})));
+    }
+    renderAll();
+  }
+
+  function signOut() {
+    clearError();
+    // the cart and the order belong to the student now: a guest cannot see them
+    Object.assign(state, { auth: null, cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null });
+    save();
+    renderAll();
+  }
+
+  function renderAccount() {
+    const signedIn = Boolean(state.auth);
+    $("dev-login-form").hidden = signedIn;
+    $("signed-in").hidden = !signedIn;
+    $("signed-in-user").textContent = signedIn ? state.auth.userId : "";
+    const chip = $("account-chip");
+    chip.hidden = !signedIn;
+    chip.textContent = signedIn ? `Signed in · ${state.auth.userId.slice(0, 8)}` : "";
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the order and its payment
+
+  const isFinished = (order) => ["fulfilled", "expired", "cancelled"].includes(order.status);
+
+  function orderBlocker() {
+    if (!cartIsOpen() || !(state.cart.items || []).length) return "Add an internship to your cart.";
+    if (state.billing.country === "IN" && !state.billing.state) return "Choose your billing state: it decides the GST.";
+    if (!state.auth) return "Sign in to place the order.";
+    return "";
+  }
+
+  async function placeOrder() {
+    clearError();
+    const blocker = orderBlocker();
+    if (blocker) {
+      showError(localError(blocker));
+      return;
+    }
+    const body = { cart_token: state.cart.token, billing: billingForApi(), gateway: "razorpay", return_url: returnUrl() };
+    const text = JSON.stringify(body);
+    if (!state.orderKey || state.orderKey.body !== text) state.orderKey = { key: newUuid(), body: text };
+    save();
+    const button = $("place-order");
+    button.disabled = true;
+    button.textContent = "Placing your order…";
+    await attempt(async () => {
+      const order = await api("POST", "/api/v1/order", body, { headers: { "idempotency-key": state.orderKey.key } });
+      state.order = order;
+      state.orderToken = order.order_token;
+      state.orderKey = null;
+      state.paymentFailed = null;
+      if (state.cart) state.cart = { ...state.cart, status: "converted" };
+      state.estimate = null;
+      save();
+    });
+    button.textContent = "Place order";
+    renderAll();
+  }
+
+  function returnUrl() {
+    return `${window.location.origin}/`;
+  }
+
+  // The hosted page sends the browser back to the callback URL; make sure it has one (a retry's
+  // session may have been opened without the order's return URL).
+  function withCallback(checkoutUrl) {
+    try {
+      const url = new URL(checkoutUrl, window.location.href);
+      if (!url.searchParams.has("return_url") && !url.searchParams.has("callback_url")) {
+        url.searchParams.set("callback_url", returnUrl());
+      }
+      return url.toString();
+    } catch (_) {
+      return checkoutUrl;
+    }
+  }
+
+  async function refreshOrder() {
+    if (!state.orderToken || !state.auth) return null;
+    const order = await api("GET", `/api/v1/order/${state.orderToken}`);
+    state.order = order;
+    return order;
+  }
+
+  async function retryPayment() {
+    clearError();
+    const button = $("retry-payment");
+    button.disabled = true;
+    await attempt(async () => {
+      const order = await refreshOrder();
+      if (!order) throw localError("there is no order to pay in this browser", "start a new cart");
+      if (["paid", "fulfilled"].includes(order.status)) {
+        state.paymentFailed = null;
+        renderAll();
+        pollOrder();
+        return;
+      }
+      const session = order.payment || {};
+      let url = "";
+      if (order.status === "payment_failed" || ["failed", "expired"].includes(session.status)) {
+        try {
+          url = (await api("POST", `/api/v1/order/${order.order_token}/payment`, { gateway: session.gateway || "razorpay" })).checkout_url;
+        } catch (err) {
+          // the gateway has not told us yet that the last attempt failed: pay with that session again
+          if (!(err instanceof ApiError) || err.code !== 2102 || session.status !== "pending") throw err;
+          url = session.checkout_url;
+        }
+      } else if (session.checkout_url) {
+        url = session.checkout_url; // Razorpay takes another attempt on the same order
+      }
+      if (!url) throw localError("this order has no payment session to return to", "start a new cart");
+      window.location.assign(withCallback(url));
+    });
+    button.disabled = false;
+  }
+
+  function forgetOrder() {
+    Object.assign(state, { cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null });
+    save();
+  }
+
+  function newCartAfterOrder() {
+    clearError();
+    forgetOrder();
+    state.selectedPlans = {};
+    renderAll();
+  }
+
+  // Back from the hosted checkout: ?razorpay_payment_id=…&razorpay_order_id=…&razorpay_signature=…
+  // (paid), ?error[code]=…&error[description]=… (failed), or Stripe's redirect parameters.
+  async function handleReturn() {
+    const params = new URLSearchParams(window.location.search);
+    const paymentId = params.get("razorpay_payment_id");
+    const stripeStatus = params.get("redirect_status");
+    const failed = params.has("error[code]") || stripeStatus === "failed";
+    if (!paymentId && !failed && stripeStatus !== "succeeded") return false;
+    window.history.replaceState(null, "", window.location.pathname);
+    if (!state.orderToken || !state.auth) {
+      showError(localError("you came back from the payment page, but this browser has no order waiting for it",
+        "sign in again in the browser you paid from, or contact support with your payment reference"));
+      return true;
+    }
+    await attempt(refreshOrder);
+    if (failed) {
+      state.paymentFailed = sentence(params.get("error[description]") || "") || "Payment failed.";
+      renderAll();
+      return true;
+    }
+    state.paymentFailed = null;
+    if (paymentId) {
+      state.confirming = true;
+      renderAll();
+      await attempt(async () => {
+        await api("POST", "/api/v1/payment/verify", {
+          razorpay_order_id: params.get("razorpay_order_id") || "",
+          razorpay_payment_id: paymentId,
+          razorpay_signature: params.get("razorpay_signature") || "",
+        });
+      });
+    }
+    pollOrder();
+    return true;
+  }
+
+  // Watch the order until it is fulfilled (webhook → NATS → enrollment) or stops moving.
+  async function pollOrder() {
+    if (state.polling) return;
+    state.polling = true;
+    state.confirming = true;
+    renderAll();
+    const started = Date.now();
+    let failures = 0;
+    try {
+      while (Date.now() - started < POLL_LIMIT_MS) {
+        try {
+          const order = await refreshOrder();
+          failures = 0;
+          if (!order || isFinished(order) || order.status === "payment_failed") break;
+        } catch (err) {
+          failures += 1;
+          if (!(err instanceof ApiError) || !err.error.retryable || failures >= 5) {
+            showError(err);
+            break;
+          }
+        }
+        renderAll();
+        await new Promise((resolve) => setTimeout(resolve, Date.now() - started < 15000 ? POLL_FAST_MS : POLL_SLOW_MS));
+      }
+    } finally {
+      state.polling = false;
+      state.confirming = false;
+      renderAll();
+    }
+  }
+
+  const STEP_ORDER = ["placed", "paid", "enrolled"];
+
+  function renderOrderPanel() {
+    const order = state.order;
+    const place = $("place-order");
+    const blocker = orderBlocker();
+    const active = order && !isFinished(order);
+    place.hidden = Boolean(order);
+    place.disabled = Boolean(blocker);
+    $("order-hint").textContent = order ? "" : blocker || "Everything is ready: place the order, then pay at the gateway.";
+    $("order-hint").hidden = Boolean(order);
+    $("order-box").hidden = !order;
+    if (!order) return;
+
+    $("order-token").textContent = order.order_token;
+    $("order-total").textContent = money(order.total, order.currency);
+    $("order-box").dataset.status = order.status;
+
+    const done = { placed: true, paid: ["paid", "fulfilled"].includes(order.status), enrolled: order.status === "fulfilled" };
+    const failed = order.status === "payment_failed" || Boolean(state.paymentFailed);
+    for (const li of $("order-steps").children) {
+      const step = li.dataset.step;
+      li.className = "";
+      if (done[step]) li.classList.add("done");
+      else if (step === "paid" && failed && !done.paid) li.classList.add("failed");
+      else if (STEP_ORDER[STEP_ORDER.indexOf(step) - 1] && done[STEP_ORDER[STEP_ORDER.indexOf(step) - 1]]) li.classList.add("current");
+    }
+
+    const status = $("order-status");
+    status.className = "order-status";
+    let text;
+    if (order.status === "fulfilled") {
+      text = `You're enrolled! Enrollment ${order.enrollment_id || ""}`.trim();
+      status.classList.add("good");
+    } else if (order.status === "paid") {
+      text = "Payment received. Enrolling you…";
+    } else if (order.status === "expired") {
+      text = "This order expired before it was paid. Start a new cart to try again.";
+      status.classList.add("bad");
+    } else if (order.status === "cancelled") {
+      text = "This order was cancelled.";
+      status.classList.add("bad");
+    } else if (failed) {
+      const said = state.paymentFailed && !/^payment failed\.?$/i.test(state.paymentFailed) ? ` The gateway said: ${state.paymentFailed}` : "";
+      text = `The payment did not go through.${said} You can try again.`;
+      status.classList.add("bad");
+    } else if (state.confirming) {
+      text = "Confirming your payment…";
+    } else {
+      text = "Waiting for your payment.";
+    }
+    status.textContent = text;
+    status.dataset.status = order.status;
+
+    const session = order.payment || {};
+    const canPay = active && !failed && !state.confirming && ["pending", "awaiting_payment"].includes(order.status)
+      && session.status === "pending" && Boolean(session.checkout_url);
+    const pay = $("pay-link");
+    pay.hidden = !canPay;
+    if (canPay) {
+      pay.href = withCallback(session.checkout_url);
+      pay.textContent = `Pay ${money(order.total, order.currency)}`;
+    }
+    $("retry-payment").hidden = !(active && failed && !state.confirming);
+    $("new-cart").hidden = !(isFinished(order) || order.status === "payment_failed" || failed);
+  }
+
+  function renderAll() {
+    renderAccount();
+    renderCatalog();
+    renderCart();
+    renderBilling();
+    renderSummary();
+    renderOrderPanel();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // start
+
+  async function restore() {
+    if (state.auth && state.auth.exp && state.auth.exp * 1000 < Date.now() + 60000) {
+      Object.assign(state, { auth: null, cartToken: null, orderToken: null }); // expired sign-in
+      save();
+    }
+    if (state.cartToken) {
+      try {
+        state.cart = await api("GET", `/api/v1/cart/${state.cartToken}`);
+      } catch (err) {
+        if (!(err instanceof ApiError) || !(CART_GONE.has(err.code) || err.status === 404)) showError(err);
+        state.cart = null;
+        state.cartToken = null;
+        save();
+      }
+    }
+    if (state.orderToken) {
+      try {
+        await refreshOrder();
+      } catch (err) {
+        if (err instanceof ApiError && [2101, 1101, 1102].includes(err.code)) {
+          state.orderToken = null;
+          save();
+        } else {
+          showError(err);
+        }
+      }
+    }
+  }
+
+  async function boot() {
+    setupBilling();
+    setupLogin();
+    $("coupon-form").addEventListener("submit", applyCoupon);
+    $("coupon-remove").addEventListener("click", removeCoupon);
+    $("place-order").addEventListener("click", placeOrder);
+    $("retry-payment").addEventListener("click", retryPayment);
+    $("new-cart").addEventListener("click", newCartAfterOrder);
+    $("error-dismiss").addEventListener("click", clearError);
+    renderAll();
+    await Promise.all([attempt(loadCatalog), restore()]);
+    renderAll();
+    refreshEstimate();
+    const returned = await handleReturn();
+    if (!returned && state.order && state.order.status === "paid") pollOrder();
+    document.body.dataset.ready = "true";
+  }
+
+  document.addEventListener("DOMContentLoaded", boot);
+})();
