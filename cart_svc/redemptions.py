@@ -21,8 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cart_svc import promotion_repository
-from cart_svc.domain.coupons import Coupon, CouponReason
-from cart_svc.domain.validity import has_ended, has_started
+from cart_svc.domain.coupons import Coupon, CouponReason, usage_reasons
 from cart_svc.validation import check_uuid, raise_if_any
 from common.audit import append_audit
 from common.clock import utc_now
@@ -107,17 +106,7 @@ async def _redemption(conn: AsyncConnection, order_token: str) -> Any:
 
 
 def _reasons(coupon: Coupon, user_held: int) -> list[str]:
-    now = utc_now()
-    reasons: list[str] = []
-    if not has_started(coupon.starts_at, now):
-        reasons.append(CouponReason.NOT_STARTED)
-    if has_ended(coupon.ends_at, now):
-        reasons.append(CouponReason.EXPIRED)
-    if coupon.max_redemptions and coupon.redeemed_count >= coupon.max_redemptions:
-        reasons.append(CouponReason.LIMIT_REACHED)
-    if coupon.max_redemptions_per_user and user_held >= coupon.max_redemptions_per_user:
-        reasons.append(CouponReason.USER_LIMIT_REACHED)
-    return reasons
+    return usage_reasons(coupon, utc_now(), user_held)
 
 
 def _refused(*messages: str) -> CheckoutError:

@@ -79,6 +79,21 @@ class CouponVerdict:
     eligible_amount: Decimal  # total of the lines the coupon covers, in the cart's currency
 
 
+def usage_reasons(coupon: Coupon, now: datetime, user_redemptions: int) -> list[str]:
+    """Why the coupon may not be used now by this user, whatever the cart: window and limits.
+    Redemption re-checks these under the coupon's row lock (cart_svc/redemptions.py)."""
+    reasons: list[str] = []
+    if not has_started(coupon.starts_at, now):
+        reasons.append(CouponReason.NOT_STARTED)
+    if has_ended(coupon.ends_at, now):
+        reasons.append(CouponReason.EXPIRED)
+    if coupon.max_redemptions and coupon.redeemed_count >= coupon.max_redemptions:
+        reasons.append(CouponReason.LIMIT_REACHED)
+    if coupon.max_redemptions_per_user and user_redemptions >= coupon.max_redemptions_per_user:
+        reasons.append(CouponReason.USER_LIMIT_REACHED)
+    return reasons
+
+
 def check_coupon(
     coupon: Coupon,
     lines: Sequence[PricedLine],
@@ -89,15 +104,7 @@ def check_coupon(
     """Judge `coupon` against priced `lines` (after sale and conversion to `rate.currency`)."""
     eligible = [line for line in lines if coupon.covers(line.internship_id)]
     eligible_amount = sum((line.line_total for line in eligible), ZERO)
-    reasons: list[str] = []
-    if not has_started(coupon.starts_at, now):
-        reasons.append(CouponReason.NOT_STARTED)
-    if has_ended(coupon.ends_at, now):
-        reasons.append(CouponReason.EXPIRED)
-    if coupon.max_redemptions and coupon.redeemed_count >= coupon.max_redemptions:
-        reasons.append(CouponReason.LIMIT_REACHED)
-    if coupon.max_redemptions_per_user and user_redemptions >= coupon.max_redemptions_per_user:
-        reasons.append(CouponReason.USER_LIMIT_REACHED)
+    reasons = usage_reasons(coupon, now, user_redemptions)
     if sum((line.line_total_inr for line in lines), ZERO) < coupon.min_subtotal:
         reasons.append(CouponReason.BELOW_MINIMUM)
     if not eligible:
