@@ -69,3 +69,8 @@ class PaymentGateway(Protocol):
     async def find_order_by_key(self, key: str) -> GatewayOrder | None:
         """The order created earlier for our key, if the gateway can look it up (recovery)."""
         ...
+
+    async def fetch_order_payments(self, gateway_order_id: str) -> list[GatewayPayment]:
+        """Every payment the gateway holds for one of our gateway orders, newest first
+        (reconciliation: what happened to a session whose webhook never came)."""
+        ...

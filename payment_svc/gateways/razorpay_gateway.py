@@ -54,12 +54,14 @@ class RazorpayGateway:
         return self._order(created, return_url)
 
     async def fetch_payment(self, gateway_payment_id: str) -> GatewayPayment:
-        entity = await self._call(self._client.payment.fetch, gateway_payment_id)
-        return GatewayPayment(
-            id=str(entity["id"]), order_id=str(entity.get("order_id") or ""),
-            status=_STATUSES.get(str(entity.get("status")), "pending"),
-            amount_minor=int(entity["amount"]), currency=str(entity["currency"]).upper(),
-        )
+        return _payment(await self._call(self._client.payment.fetch, gateway_payment_id))
+
+    async def fetch_order_payments(self, gateway_order_id: str) -> list[GatewayPayment]:
+        """`GET /v1/orders/{id}/payments`, newest first (sorted here too: the order is not documented)."""
+        listing = await self._call(self._client.order.payments, gateway_order_id)
+        items = [item for item in listing.get("items", []) if isinstance(item, dict)]
+        items.sort(key=lambda item: int(item.get("created_at") or 0), reverse=True)  # stable: ties keep their order
+        return [_payment(item) for item in items]
 
     async def find_order_by_key(self, key: str) -> GatewayOrder | None:
         found = await self._find(key, None, None)
@@ -102,3 +104,11 @@ class RazorpayGateway:
         if not isinstance(result, dict):
             raise GatewayUnavailable("razorpay", "unreadable response")
         return result
+
+
+def _payment(entity: dict[str, Any]) -> GatewayPayment:
+    return GatewayPayment(
+        id=str(entity["id"]), order_id=str(entity.get("order_id") or ""),
+        status=_STATUSES.get(str(entity.get("status")), "pending"),
+        amount_minor=int(entity["amount"]), currency=str(entity["currency"]).upper(),
+    )

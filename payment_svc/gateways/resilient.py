@@ -7,7 +7,7 @@ by the breaker; GatewayRejected (4xx) is raised at once and counts as the gatewa
 the breaker is open, calls fail at once with BreakerOpen, so the caller moves to the fallback.
 
 Every operation offered here must be safe to repeat: create_order is idempotent by our key,
-the other two only read.
+the others only read.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ class ResilientGateway:
 
     async def find_order_by_key(self, key: str, *, deadline: Deadline | None = None) -> GatewayOrder | None:
         return await self._run("find_order_by_key", lambda: self._inner.find_order_by_key(key), deadline)
+
+    async def fetch_order_payments(self, gateway_order_id: str, *,
+                                   deadline: Deadline | None = None) -> list[GatewayPayment]:
+        return await self._run("fetch_order_payments", lambda: self._inner.fetch_order_payments(gateway_order_id),
+                               deadline)
 
     async def _run(self, operation: str, call: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
         budget = Deadline.after(self._tuning.budget_s) if deadline is None else deadline.capped(self._tuning.budget_s)

@@ -62,6 +62,10 @@ class StripeGateway:
     async def find_order_by_key(self, key: str) -> GatewayOrder | None:
         return None  # create_order with the same key is the lookup (Stripe replays it)
 
+    async def fetch_order_payments(self, gateway_order_id: str) -> list[GatewayPayment]:
+        """The PaymentIntent is both the order and its payment: retrieve it."""
+        return [await self.fetch_payment(gateway_order_id)]
+
     def close(self) -> None:
         self._runner.close()
 
@@ -83,6 +87,6 @@ def _status(intent: Any) -> GatewayPaymentStatus:
         return "captured"
     if intent.status == "canceled":
         return "failed"
-    if intent.status == "requires_payment_method" and intent.get("last_payment_error"):
+    if intent.status == "requires_payment_method" and getattr(intent, "last_payment_error", None):
         return "failed"
     return "pending"

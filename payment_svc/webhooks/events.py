@@ -1,0 +1,146 @@
+"""What a verified webhook body says, in our terms: its id, its type and, for the events we act
+on, the payment report to hand to apply_payment_outcome. Pure functions, no I/O.
+
+Razorpay (https://razorpay.com/docs/webhooks/payloads/payments/):
+  payment.captured, order.paid  → captured, with payload.payment.entity's id, order_id, amount, currency
+  payment.failed                → failed, likewise
+Stripe (PaymentIntents):
+  payment_intent.succeeded      → captured, amount_received / currency of data.object
+  payment_intent.payment_failed → failed
+  (the PaymentIntent id is both our gateway order id and the payment id)
+Every other event type is stored as `ignored` and acknowledged. A handled type whose payload lacks
+what we need (no order id, no amount) is ignored too, with the reason: the gateway would send the
+same signed body again and again, so refusing it could never succeed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+MAX_EVENT_ID = 200
+MAX_EVENT_TYPE = 100
+MAX_GATEWAY_ID = 255
+
+RAZORPAY_CAPTURED = frozenset({"payment.captured", "order.paid"})
+RAZORPAY_FAILED = frozenset({"payment.failed"})
+STRIPE_CAPTURED = frozenset({"payment_intent.succeeded"})
+STRIPE_FAILED = frozenset({"payment_intent.payment_failed"})
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentReport:
+    gateway_order_id: str
+    gateway_payment_id: str
+    status: Literal["captured", "failed"]
+    amount_minor: int
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedEvent:
+    event_id: str
+    event_type: str
+    report: PaymentReport | None  # None: nothing for us to apply
+    ignored_because: str = ""  # why report is None
+
+
+def body_digest_id(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _usable_id(value: Any) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def _load(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _event_type(document: Mapping[str, Any], key: str) -> str:
+    value = document.get(key)
+    return value[:MAX_EVENT_TYPE] if isinstance(value, str) else ""
+
+
+def _gateway_id(value: Any) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= MAX_GATEWAY_ID and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def _amount(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _currency(value: Any) -> str | None:
+    if isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha():
+        return value.upper()
+    return None
+
+
+def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
+    """The event id is Razorpay's X-Razorpay-Event-Id (the same across retries); without a usable
+    one, the SHA-256 of the body (a retry of the same event sends the same bytes)."""
+    event_id = _usable_id(header_event_id) or body_digest_id(body)
+    document = _load(body)
+    if document is None:
+        return ParsedEvent(event_id, "", None, "the body is not a JSON object")
+    event_type = _event_type(document, "event")
+    if event_type in RAZORPAY_CAPTURED:
+        status: Literal["captured", "failed"] = "captured"
+    elif event_type in RAZORPAY_FAILED:
+        status = "failed"
+    else:
+        return ParsedEvent(event_id, event_type, None, f"event type {event_type or '(none)'!r} is not handled")
+    entity = _dig(document, "payload", "payment", "entity")
+    if entity is None:
+        return ParsedEvent(event_id, event_type, None, "no payload.payment.entity")
+    payment_id, order_id = _gateway_id(entity.get("id")), _gateway_id(entity.get("order_id"))
+    amount, currency = _amount(entity.get("amount")), _currency(entity.get("currency"))
+    if payment_id is None or order_id is None or amount is None or currency is None:
+        return ParsedEvent(event_id, event_type, None, "the payment entity lacks id, order_id, amount or currency")
+    return ParsedEvent(event_id, event_type, PaymentReport(order_id, payment_id, status, amount, currency))
+
+
+def parse_stripe(body: bytes) -> ParsedEvent:
+    """The event id is the event object's `id` (evt_…; the same across Stripe's retries)."""
+    document = _load(body)
+    if document is None:
+        return ParsedEvent(body_digest_id(body), "", None, "the body is not a JSON object")
+    event_id = _usable_id(document.get("id")) or body_digest_id(body)
+    event_type = _event_type(document, "type")
+    if event_type in STRIPE_CAPTURED:
+        status: Literal["captured", "failed"] = "captured"
+        amount_key = "amount_received"
+    elif event_type in STRIPE_FAILED:
+        status, amount_key = "failed", "amount"
+    else:
+        return ParsedEvent(event_id, event_type, None, f"event type {event_type or '(none)'!r} is not handled")
+    intent = _dig(document, "data", "object")
+    if intent is None or intent.get("object", "payment_intent") != "payment_intent":
+        return ParsedEvent(event_id, event_type, None, "data.object is not a PaymentIntent")
+    intent_id = _gateway_id(intent.get("id"))
+    amount, currency = _amount(intent.get(amount_key)), _currency(intent.get("currency"))
+    if intent_id is None or amount is None or currency is None:
+        return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks id, {amount_key} or currency")
+    return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency))
+
+
+def _dig(document: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:
+    value: Any = document
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, Mapping) else None

@@ -1,0 +1,18 @@
+"""Prometheus metrics of the webhook endpoints (exposed on payment_svc's metrics port)."""
+
+from __future__ import annotations
+
+import prometheus_client
+
+SIGNATURE_FAILURES = prometheus_client.Counter(
+    "checkout_webhook_signature_failures_total",
+    "Webhooks refused for a missing or invalid signature (nothing stored), by gateway", ["gateway"],
+)
+WEBHOOKS = prometheus_client.Counter(
+    "checkout_webhooks_total", "Verified webhooks, by gateway and verdict",
+    ["gateway", "verdict"],  # accepted, duplicate, ignored, flagged, failed (answered 5xx: the gateway retries)
+)
+WEBHOOK_SECONDS = prometheus_client.Histogram(
+    "checkout_webhook_seconds", "Verified webhook handling time (verify, store, apply, commit)", ["gateway"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)

@@ -1,0 +1,154 @@
+"""Webhooks through the real edge: Envoy transcodes POST /api/v1/webhooks/{razorpay,stripe} into
+the HttpBody RPCs (raw bytes, headers as metadata), with real `python -m cart_svc`, `order_svc`,
+`payment_svc` and `enrollment_svc` processes, and the real gateway emulator
+delivering signed webhooks to the edge.
+
+The checkout is driven over REST only: cart → order (bearer) → the emulator's customer pays →
+Razorpay's / Stripe's webhook reaches the edge → GET /api/v1/order/{token} is `paid`, then
+`fulfilled` with an enrollment_id once the enrollment consumer (over NATS JetStream, fed by the
+outbox relay) has done its part, with exactly one enrollment for the order. A forged
+webhook is 400 in the contract's envelope with code 3101. A webhook the emulator drops is
+picked up by payment_svc's background reconciler (PAYMENT_RECONCILE_AFTER=2 here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from gateway_emulator import RunningEmulator, start_emulator
+from tests.e2e.stack import Stack, start_stack
+
+pytestmark = pytest.mark.timeout(240)
+
+BACKEND_1M = "7a1e0000-0000-4000-8000-000000000101"  # 1499.00 INR in the sample catalog
+RAZORPAY_WEBHOOK_SECRET = "dev-webhook-secret"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    running = start_emulator(port=0, webhook_razorpay_url=None, webhook_stripe_url=None,
+                             webhook_retry_delays=(0.2, 0.5, 1.0, 2.0))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def edge_stack(module_launcher, settings, engine, emulator) -> Iterator[Stack]:
+    env = {"RAZORPAY_BASE_URL": emulator.url, "STRIPE_BASE_URL": emulator.url,
+           "PAYMENT_RECONCILE_AFTER": "2", "PAYMENT_RECONCILE_INTERVAL": "0.5",
+           "PAYMENT_SWEEP_INTERVAL": "0"}
+    stack = start_stack(module_launcher, settings, engine, services=("cart", "order", "payment", "enrollment"), env=env)
+    emulator.set_webhook_targets(razorpay=f"{stack.url}/api/v1/webhooks/razorpay",
+                                 stripe=f"{stack.url}/api/v1/webhooks/stripe")
+    yield stack
+
+
+@pytest.fixture
+def api(edge_stack) -> Iterator[httpx.Client]:
+    with edge_stack.client() as client:
+        yield client
+
+
+def place_order(stack: Stack, api: httpx.Client, user: str, gateway: str = "razorpay") -> dict:
+    headers = stack.bearer(user)
+    cart = api.post("/api-proxy/api/cart", json={"items": [{"plan_id": BACKEND_1M, "quantity": 1}]}, headers=headers)
+    assert cart.status_code == 200, cart.text
+    response = api.post("/api/v1/order", json={"cart_token": cart.json()["token"], "gateway": gateway},
+                        headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+    assert response.status_code == 200, response.text
+    order = response.json()
+    assert order["status"] in ("pending", "awaiting_payment") and order["payment"]["gateway"] == gateway
+    return order
+
+
+def order_until(stack: Stack, api: httpx.Client, user: str, order_token: str, statuses: set[str],
+                timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.get(f"/api/v1/order/{order_token}", headers=stack.bearer(user))
+        assert response.status_code == 200, response.text
+        order = response.json()
+        if order["status"] in statuses:
+            return order
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order stayed {order['status']}, wanted {statuses}")
+        time.sleep(0.1)
+
+
+def check_fulfilled(stack: Stack, api: httpx.Client, user: str, order: dict) -> None:
+    """Fulfilled, with exactly one enrollment for the order (the consumer got one capture event)."""
+    assert order["status"] == "fulfilled" and order["enrollment_id"], order
+    response = api.get("/api/v1/enrollments", headers=stack.bearer(user))
+    assert response.status_code == 200, response.text
+    mine = [e for e in response.json()["enrollments"] if e["order_token"] == order["order_token"]]
+    assert [e["enrollment_id"] for e in mine] == [order["enrollment_id"]], mine
+
+
+@pytest.mark.parametrize("gateway", ["razorpay", "stripe"])
+def test_a_paid_order_is_paid_through_the_webhook(edge_stack, api, emulator, gateway):
+    user = str(uuid.uuid4())
+    order = place_order(edge_stack, api, user, gateway)
+    gateway_order_id = order["payment"]["gateway_order_id"]
+
+    emulator.pay(gateway_order_id)
+    log = emulator.wait_for_webhooks(lambda log: log["events"] and all(e["state"] == "delivered" for e in log["events"]),
+                                     timeout=20, order_id=gateway_order_id)
+    first_attempts = [e["attempts"][0]["status"] for e in log["events"]]
+    assert first_attempts == [200] * len(log["events"]), log  # accepted at the first try, through Envoy
+
+    paid = order_until(edge_stack, api, user, order["order_token"], {"paid", "fulfilled"}, timeout=10)
+    assert paid["payment"]["status"] == "captured"
+    fulfilled = order_until(edge_stack, api, user, order["order_token"], {"fulfilled"})
+    check_fulfilled(edge_stack, api, user, fulfilled)
+
+
+def test_a_forged_webhook_through_the_edge_is_400_3101(edge_stack, api, expect_envelope):
+    body = b'{"entity":"event","event":"payment.captured","payload":{"payment":{"entity":{"id":"pay_Forged1"}}}}'
+    forged = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+    response = api.post("/api/v1/webhooks/razorpay", content=body,
+                        headers={"Content-Type": "application/json", "X-Razorpay-Signature": forged,
+                                 "X-Razorpay-Event-Id": "evt_Forged0000001"})
+    error = expect_envelope(response, 400, 3101)
+    assert error["retryable"] is False
+    unsigned = api.post("/api/v1/webhooks/stripe", content=b'{"id": "evt_1", "type": "payment_intent.succeeded"}',
+                        headers={"Content-Type": "application/json"})
+    expect_envelope(unsigned, 400, 3101)
+
+
+def test_the_edge_passes_the_body_byte_for_byte(edge_stack, api):
+    """Escapes, non-ASCII and a trailing newline survive Envoy: the signature over them still holds."""
+    body = ('{"entity":"event","event":"payment.authorized","payload":{"note":"a\\/b caf\\u00e9 ₹",'
+            f'"n":"{uuid.uuid4()}"}},"created_at":1767225600}}\n').encode()
+    signature = hmac.new(RAZORPAY_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    event_id = f"evt_{uuid.uuid4().hex[:14]}"
+    headers = {"Content-Type": "application/json", "X-Razorpay-Signature": signature, "X-Razorpay-Event-Id": event_id}
+    first = api.post("/api/v1/webhooks/razorpay", content=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"received": True, "duplicate": False, "event_id": event_id}
+    assert first.headers.get("x-correlation-id")
+    again = api.post("/api/v1/webhooks/razorpay", content=body, headers=headers)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+
+
+def test_a_dropped_webhook_is_reconciled_by_the_running_service(edge_stack, api, emulator):
+    user = str(uuid.uuid4())
+    order = place_order(edge_stack, api, user)
+    gateway_order_id = order["payment"]["gateway_order_id"]
+    emulator.set_faults("razorpay", webhook_drop=True)
+    try:
+        emulator.pay(gateway_order_id)
+        emulator.wait_for_webhooks(lambda log: len(log["events"]) == 2 and all(
+            e["state"] == "dropped" for e in log["events"]), order_id=gateway_order_id)
+    finally:
+        emulator.set_faults("razorpay", webhook_drop=False)
+    final = order_until(edge_stack, api, user, order["order_token"], {"fulfilled"}, timeout=40)
+    check_fulfilled(edge_stack, api, user, final)

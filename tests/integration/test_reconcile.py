@@ -1,0 +1,201 @@
+"""Reconciliation (payment_svc/reconcile.py) against real PostgreSQL and the real emulator: a lost
+webhook still ends in a capture, an unpaid session stays pending, and reconcilers running at once
+(in one process or as separate `python -m payment_svc.reconcile --once` processes) capture once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from payment_svc.reconcile import ReconcileReport, ReconcileSettings, reconcile_once
+from tests.conftest import ROOT
+from tests.support.tokens import new_user
+from test_payment_support import (  # noqa: F401 - fixtures
+    api_requests, audit_rows, emulator, events, new_order, open_session, order_status, payment_row, payment_settings,
+)
+from test_webhooks_support import eventually, hooks, settled  # noqa: F401 - fixtures
+
+NOW = ReconcileSettings(after_s=0)  # every pending session is due at once
+
+
+async def dropped_payment(hooks, engine, *, gateway: str = "", succeed: bool = True, **pay):
+    """An order whose session was paid (or failed) at the gateway while the webhook got lost."""
+    user = new_user()
+    gateway = "" if gateway == "razorpay" else gateway
+    total, currency = ("50.00", "USD") if gateway == "stripe" else ("1770.00", "INR")
+    order = await new_order(engine, user, total=total, currency=currency)
+    session = await open_session(hooks, order, user, gateway=gateway, amount=total, currency=currency)
+    hooks.emulator.set_faults(session.gateway, webhook_drop=True)
+    settle = hooks.emulator.pay if succeed else hooks.emulator.fail
+    await asyncio.to_thread(settle, session.gateway_order_id, **pay)
+    sent = await settled(hooks.emulator, session.gateway_order_id, 1 if gateway == "stripe" or not succeed else 2)
+    assert {e["state"] for e in sent} == {"dropped"}
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
+    return user, order, session
+
+
+def lookups(hooks, session) -> list[dict]:
+    path = (f"/v1/orders/{session.gateway_order_id}/payments" if session.gateway == "razorpay"
+            else f"/v1/payment_intents/{session.gateway_order_id}")
+    return [r for r in api_requests(hooks.emulator, "GET") if r["path"] == path]
+
+
+async def test_a_dropped_razorpay_webhook_is_reconciled_into_a_capture(hooks, engine):
+    user, order, session = await dropped_payment(hooks, engine)
+
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(checked=1, captured=1)
+    payment = await payment_row(engine, session.payment_token)
+    assert payment.status == "captured" and payment.gateway_payment_id.startswith("pay_")
+    assert await order_status(engine, order) == "paid"
+    [captured] = await events(engine, order, "checkout.payment.captured")
+    assert captured["source"] == "reconcile" and captured["user_id"] == user
+    assert [r.actor for r in await audit_rows(engine, session.payment_token)
+            if r.action == "status:captured"] == ["payment_svc.reconcile"]
+    assert len(lookups(hooks, session)) == 1
+
+    # the next pass has nothing to do for it; the webhook arriving late changes nothing either
+    assert await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token]) == ReconcileReport()
+    hooks.emulator.set_faults("razorpay", webhook_drop=False)
+    for event in await asyncio.to_thread(lambda: hooks.emulator.webhooks(order_id=session.gateway_order_id)["events"]):
+        hooks.emulator.control("POST", f"webhooks/{event['id']}/redeliver")
+    await eventually(lambda: _all_answered(hooks, 2), what="late webhooks")
+    assert [d.status for d in hooks.receiver.deliveries] == [200, 200]
+    assert len(await events(engine, order, "checkout.payment.captured")) == 1
+    assert len(lookups(hooks, session)) == 1
+
+
+async def _all_answered(hooks, count: int) -> bool:
+    return len(hooks.receiver.deliveries) >= count and all(d.status for d in hooks.receiver.deliveries)
+
+
+async def test_a_dropped_stripe_webhook_is_reconciled_into_a_capture(hooks, engine):
+    user, order, session = await dropped_payment(hooks, engine, gateway="stripe")
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(checked=1, captured=1)
+    assert (await payment_row(engine, session.payment_token)).status == "captured"
+    assert await order_status(engine, order) == "paid"
+    [captured] = await events(engine, order, "checkout.payment.captured")
+    assert (captured["source"], captured["gateway_payment_id"]) == ("reconcile", session.gateway_order_id)
+    assert len(lookups(hooks, session)) == 1
+
+
+async def test_an_unpaid_session_stays_pending(hooks, engine):
+    user = new_user()
+    order = await new_order(engine, user)
+    session = await open_session(hooks, order, user)
+    stripe_order = await new_order(engine, user, total="50.00", currency="USD")
+    stripe_session = await open_session(hooks, stripe_order, user, gateway="stripe", amount="50.00", currency="USD")
+    tokens = [session.payment_token, stripe_session.payment_token]
+
+    # too young to be due: not even looked up
+    assert await reconcile_once(engine, hooks.gateways, ReconcileSettings(after_s=3600), only=tokens) == ReconcileReport()
+    assert lookups(hooks, session) == [] and lookups(hooks, stripe_session) == []
+
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=tokens)
+    assert report == ReconcileReport(checked=2, unchanged=2)
+    for token, order_token in ((session.payment_token, order), (stripe_session.payment_token, stripe_order)):
+        assert (await payment_row(engine, token)).status == "pending"
+        assert await order_status(engine, order_token) == "pending"
+        assert [r.action for r in await audit_rows(engine, token) if r.action.startswith(("status:", "outcome:"))] == []
+    assert len(lookups(hooks, session)) == 1 and len(lookups(hooks, stripe_session)) == 1
+
+
+@pytest.mark.parametrize("gateway", ["razorpay", "stripe"])
+async def test_a_failure_whose_webhook_was_lost_fails_the_session(hooks, engine, gateway):
+    user, order, session = await dropped_payment(hooks, engine, gateway=gateway, succeed=False)
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(checked=1, failed=1)
+    assert (await payment_row(engine, session.payment_token)).status == "failed"
+    assert await order_status(engine, order) == "payment_failed"
+
+
+async def test_an_amount_mismatch_found_by_reconcile_is_flagged_not_paid(hooks, engine):
+    user, order, session = await dropped_payment(hooks, engine, amount=100)
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(checked=1, flagged=1)
+    assert await order_status(engine, order) == "pending"
+    [flagged] = [r for r in await audit_rows(engine, session.payment_token) if r.flagged]
+    assert flagged.action == "outcome:flagged" and flagged.after["source"] == "reconcile"
+
+
+async def test_a_gateway_outage_leaves_the_session_for_the_next_pass(hooks, engine):
+    user, order, session = await dropped_payment(hooks, engine)
+    hooks.emulator.set_faults("razorpay", down=True)
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(unavailable=1)
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
+
+    hooks.emulator.set_faults("razorpay", down=False)
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(checked=1, captured=1)
+    assert await order_status(engine, order) == "paid"
+
+
+async def test_a_session_expired_by_the_sweeper_is_still_captured(hooks, engine):
+    """The customer paid in the last moments; the sweeper expired the session before anyone heard."""
+    user, order, session = await dropped_payment(hooks, engine)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE payment_tokens SET status = 'expired', expires_at = now() - interval '1 minute' "
+                                "WHERE token = :t"), {"t": session.payment_token})
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(checked=1, captured=1)
+    assert (await payment_row(engine, session.payment_token)).status == "captured"
+    assert await order_status(engine, order) == "paid"
+
+    # past the grace period an expired session is no longer looked up
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE payment_tokens SET status = 'expired', expires_at = now() - interval '1 day' "
+                                "WHERE token = :t"), {"t": session.payment_token})
+    assert await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token]) == ReconcileReport()
+
+
+async def test_two_reconcilers_at_once_capture_once(hooks, engine):
+    paid = [await dropped_payment(hooks, engine) for _ in range(4)]
+    tokens = [session.payment_token for _, _, session in paid]
+
+    reports = await asyncio.gather(*(reconcile_once(engine, hooks.gateways, NOW, only=tokens) for _ in range(2)))
+    assert sum(r.captured for r in reports) == 4
+    assert sum(r.captured + r.skipped for r in reports) == 8  # each session: one captured it, the other stood aside
+    for _, order, session in paid:
+        assert await order_status(engine, order) == "paid"
+        assert len(await events(engine, order, "checkout.payment.captured")) == 1
+        assert len(lookups(hooks, session)) == 1  # and only one of them asked the gateway
+
+
+def reconcile_process(hooks, settings, tokens: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "RAZORPAY_BASE_URL": hooks.emulator.url,
+           "STRIPE_BASE_URL": hooks.emulator.url, "LOG_LEVEL": "WARNING", "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"}
+    args = [sys.executable, "-m", "payment_svc.reconcile", "--once", "--after", "0"]
+    for token in tokens:
+        args += ["--payment-token", token]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+async def test_two_reconcile_processes_at_once_capture_once(hooks, engine, settings):
+    paid = [await dropped_payment(hooks, engine) for _ in range(3)]
+    paid.append(await dropped_payment(hooks, engine, gateway="stripe"))
+    tokens = [session.payment_token for _, _, session in paid]
+
+    processes = [reconcile_process(hooks, settings, tokens) for _ in range(2)]
+    outputs = [await asyncio.to_thread(p.communicate, timeout=60) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sum(r["captured"] for r in reports) == 4, reports
+    for _, order, session in paid:
+        assert await order_status(engine, order) == "paid"
+        assert len(await events(engine, order, "checkout.payment.captured")) == 1
+        assert len(lookups(hooks, session)) == 1
+
+
+def test_the_cli_refuses_a_bad_token():
+    result = subprocess.run([sys.executable, "-m", "payment_svc.reconcile", "--once", "--payment-token", "nope"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"})
+    assert result.returncode == 2 and "not a payment token" in result.stderr

@@ -1,0 +1,198 @@
+"""Stripe webhooks through PaymentService.StripeWebhook over real gRPC, delivered by the real
+gateway emulator (Stripe's pretty-printed UTF-8 events and Stripe-Signature scheme, re-signed
+with a fresh timestamp on every attempt) via a receiver that acts as the edge does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from common.tables import outbox, webhook_events
+from gateway_emulator.signing import stripe_signature_header
+from payment_svc.webhooks import WebhookHandler, WebhookSettings
+from tests.support.tokens import new_user
+from test_payment_support import (  # noqa: F401 - fixtures
+    api_requests, audit_rows, count_rows, emulator, events, fails_with, new_order, open_session, order_status,
+    payment_row, payment_settings,
+)
+from test_webhooks_support import (  # noqa: F401 - fixtures
+    eventually, hooks, http_body, settled, signature_failures, stored_event, webhook_audit,
+)
+
+SECRET = "dev-stripe-webhook-secret"
+
+
+async def stripe_session(hooks, engine, user: str, *, total: str = "50.00", currency: str = "USD"):
+    order = await new_order(engine, user, total=total, currency=currency)
+    session = await open_session(hooks, order, user, gateway="stripe", amount=total, currency=currency)
+    assert session.gateway == "stripe" and session.gateway_order_id.startswith("pi_")
+    return order, session
+
+
+async def test_succeeded_captures_pays_and_emits_one_event(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    calls_after_pay = len(api_requests(hooks.emulator))
+    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+
+    assert sent["state"] == "delivered" and sent["event"] == "payment_intent.succeeded"
+    payment = await payment_row(engine, session.payment_token)
+    assert payment.status == "captured" and payment.gateway_payment_id == session.gateway_order_id
+    assert await order_status(engine, order) == "paid"
+    [captured] = await events(engine, order, "checkout.payment.captured")
+    assert captured == {"order_token": order, "payment_token": session.payment_token, "user_id": user,
+                        "amount": "50.00", "currency": "USD", "gateway": "stripe",
+                        "gateway_payment_id": session.gateway_order_id, "source": "webhook"}
+    assert len(api_requests(hooks.emulator)) == calls_after_pay  # no PaymentIntent retrieve to act on it
+    [delivery] = hooks.receiver.deliveries
+    assert delivery.event_id == sent["id"] and delivery.body.startswith(b"{\n  ")  # Stripe's pretty-printed bytes
+    row = await stored_event(engine, "stripe", sent["id"])
+    assert (row.status, row.event_type, row.body) == ("processed", "payment_intent.succeeded", delivery.body)
+    assert await webhook_audit(engine, "stripe", sent["id"]) == ["webhook:accepted"]
+
+
+async def test_the_same_event_five_times_captures_once(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    hooks.emulator.set_faults("stripe", webhook_duplicate=5)
+    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    await eventually(lambda: _answered(hooks, 5), what="5 deliveries")
+
+    deliveries = hooks.receiver.deliveries
+    assert len({d.event_id for d in deliveries}) == 1
+    assert len({d.headers["stripe-signature"] for d in deliveries}) >= 1  # each copy signed on its own
+    assert [d.status for d in deliveries] == [200] * 5
+    assert [d.answer["duplicate"] for d in deliveries] == [False, True, True, True, True]
+    assert len(await events(engine, order, "checkout.payment.captured")) == 1
+    assert await count_rows(engine, webhook_events, webhook_events.c.event_id == deliveries[0].event_id) == 1
+    assert await webhook_audit(engine, "stripe", deliveries[0].event_id) == (
+        ["webhook:accepted"] + ["webhook:duplicate"] * 4)
+
+
+async def _answered(hooks, count: int) -> bool:
+    return len(hooks.receiver.deliveries) >= count and all(d.status for d in hooks.receiver.deliveries)
+
+
+async def test_failed_then_succeeded_and_a_stale_failure_after_the_capture(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    failed = await asyncio.to_thread(hooks.emulator.fail, session.gateway_order_id)
+    await settled(hooks.emulator, session.gateway_order_id, 1)
+    assert (await payment_row(engine, session.payment_token)).status == "failed"
+    assert await order_status(engine, order) == "payment_failed"
+
+    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)  # the card is retried
+    await settled(hooks.emulator, session.gateway_order_id, 2)
+    assert (await payment_row(engine, session.payment_token)).status == "captured"
+    assert await order_status(engine, order) == "paid"
+
+    # Stripe resends the old payment_failed event after the success (no ordering guarantee)
+    [failed_id] = failed["webhook_event_ids"]
+    hooks.emulator.control("POST", f"webhooks/{failed_id}/redeliver")
+    await eventually(lambda: _answered(hooks, 3), what="the redelivery")
+    assert hooks.receiver.deliveries[-1].answer["duplicate"] is True
+    assert (await payment_row(engine, session.payment_token)).status == "captured"
+    assert await order_status(engine, order) == "paid"
+    assert len(await events(engine, order, "checkout.payment.captured")) == 1
+
+
+async def test_a_failure_delivered_after_the_success_is_ignored(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    hooks.emulator.set_faults("stripe", webhook_hold=True)
+    failed = await asyncio.to_thread(hooks.emulator.fail, session.gateway_order_id)
+    paid = await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    for event_id in (paid["webhook_event_ids"][0], failed["webhook_event_ids"][0]):
+        hooks.emulator.control("POST", f"webhooks/{event_id}/redeliver")
+        await eventually(lambda: _delivered(hooks, event_id), what=event_id)
+
+    assert (await payment_row(engine, session.payment_token)).status == "captured"
+    assert await order_status(engine, order) == "paid"
+    assert await events(engine, order, "checkout.payment.failed") == []
+    assert await webhook_audit(engine, "stripe", failed["webhook_event_ids"][0]) == ["webhook:ignored"]
+
+
+async def _delivered(hooks, event_id: str) -> bool:
+    return any(d.event_id == event_id and d.status == 200 for d in hooks.receiver.deliveries)
+
+
+async def test_forged_tampered_and_stale_signatures_are_3101_and_store_nothing(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    hooks.receiver.forward = False
+    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    await settled(hooks.emulator, session.gateway_order_id, 1)
+    [genuine] = hooks.receiver.deliveries
+    outbox_before = await count_rows(engine, outbox, outbox.c.aggregate_id == order)
+    refused_before = signature_failures("stripe")
+    now = int(time.time())
+
+    tampered = genuine.body.replace(b'"amount_received": 5000', b'"amount_received": 1')
+    assert tampered != genuine.body
+    attempts = [
+        (tampered, genuine.metadata()),
+        (genuine.body, genuine.metadata(stripe_signature=stripe_signature_header(["whsec_forged"], genuine.body, now))),
+        (genuine.body, genuine.metadata(stripe_signature=None)),
+        (genuine.body, genuine.metadata(stripe_signature=stripe_signature_header([SECRET], genuine.body, now - 301))),
+        (genuine.body, genuine.metadata(stripe_signature=f"t={now}")),
+    ]
+    for body, metadata in attempts:
+        await fails_with(hooks.payments.StripeWebhook(http_body(body), metadata=metadata), 3101)
+
+    assert signature_failures("stripe") - refused_before == len(attempts)
+    assert await stored_event(engine, "stripe", genuine.event_id) is None
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
+    assert await count_rows(engine, outbox, outbox.c.aggregate_id == order) == outbox_before
+
+    # the genuine delivery, and a resend signed again with two secrets (Stripe rolling the secret)
+    ack = await hooks.payments.StripeWebhook(http_body(genuine.body), metadata=genuine.metadata())
+    assert ack.received and not ack.duplicate and ack.event_id == genuine.event_id
+    rolled = stripe_signature_header(["whsec_next", SECRET], genuine.body, now)
+    again = await hooks.payments.StripeWebhook(http_body(genuine.body), metadata=genuine.metadata(stripe_signature=rolled))
+    assert again.duplicate
+    assert await order_status(engine, order) == "paid"
+
+
+async def test_amount_mismatch_is_acknowledged_flagged_and_not_paid(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id, amount=4900)
+    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+
+    assert sent["state"] == "delivered" and len(sent["attempts"]) == 1
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
+    assert await order_status(engine, order) == "pending"
+    assert await events(engine, order, "checkout.payment.captured") == []
+    [flagged] = [r for r in await audit_rows(engine, session.payment_token) if r.flagged]
+    assert (flagged.after["reported_amount"], flagged.after["expected_amount"]) == ("49.00", "50.00")
+    assert await webhook_audit(engine, "stripe", sent["id"]) == ["webhook:flagged"]
+
+
+async def test_a_currency_mismatch_is_flagged_too(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id, currency="EUR")
+    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+    assert await order_status(engine, order) == "pending"
+    assert await webhook_audit(engine, "stripe", sent["id"]) == ["webhook:flagged"]
+
+
+async def test_events_we_do_not_act_on_are_ignored(hooks, engine):
+    body = json.dumps({"id": f"evt_{new_user()[:12]}", "object": "event", "type": "charge.refunded",
+                       "data": {"object": {"id": "ch_1", "object": "charge"}}}, indent=2).encode()
+    header = stripe_signature_header([SECRET], body, int(time.time()))
+    ack = await hooks.payments.StripeWebhook(http_body(body), metadata=(("stripe-signature", header),))
+    assert ack.received and not ack.duplicate
+    row = await stored_event(engine, "stripe", ack.event_id)
+    assert (row.status, row.event_type) == ("ignored", "charge.refunded")
+    assert await webhook_audit(engine, "stripe", ack.event_id) == ["webhook:ignored"]
+
+
+async def test_the_timestamp_tolerance_is_configurable(engine):
+    body = json.dumps({"id": f"evt_{new_user()[:12]}", "type": "customer.created", "data": {"object": {}}}).encode()
+    handler = WebhookHandler(engine, WebhookSettings(razorpay_secrets=(), stripe_secrets=(SECRET,),
+                                                     stripe_tolerance_s=600), clock=lambda: 2_000_000_500.0)
+    ack = await handler.stripe(body, {"stripe-signature": [stripe_signature_header([SECRET], body, 2_000_000_000)]})
+    assert ack.verdict == "ignored"

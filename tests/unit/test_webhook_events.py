@@ -1,0 +1,111 @@
+"""Mapping webhook bodies (as the emulator builds them, in each gateway's format) to what
+apply_payment_outcome needs, and to `ignored` for everything else (payment_svc/webhooks/events.py);
+and the reconciler's choice of what to apply from a gateway's list of payments."""
+
+from __future__ import annotations
+
+import json
+
+from gateway_emulator.razorpay_events import php_json, razorpay_event
+from gateway_emulator.store import PaymentIntent, RazorpayOrder, RazorpayPayment, StripeCharge
+from gateway_emulator.stripe_events import stripe_event
+from gateway_emulator.stripe_objects import card_declined, payment_intent_object
+from payment_svc.gateways.base import GatewayPayment
+from payment_svc.reconcile import what_to_apply
+from payment_svc.webhooks.events import PaymentReport, body_digest_id, parse_razorpay, parse_stripe
+
+
+def rzp_payment(status: str = "captured", amount: int = 177000) -> RazorpayPayment:
+    return RazorpayPayment(id="pay_Q1", order_id="order_O1", amount=amount, currency="INR", status=status,
+                           method="upi", created_at=1767225600)
+
+
+def rzp_order() -> RazorpayOrder:
+    return RazorpayOrder(id="order_O1", amount=177000, currency="INR", receipt="r", notes={}, created_at=1767225600,
+                         status="paid", amount_paid=177000, payment_ids=["pay_Q1"])
+
+
+def test_razorpay_payment_captured_and_order_paid_are_captures():
+    for name, order in (("payment.captured", None), ("order.paid", rzp_order())):
+        event_id, body = razorpay_event(name, "acc_1", rzp_payment(), order)
+        parsed = parse_razorpay(body, event_id)
+        assert (parsed.event_id, parsed.event_type) == (event_id, name)
+        assert parsed.report == PaymentReport("order_O1", "pay_Q1", "captured", 177000, "INR")
+
+
+def test_razorpay_payment_failed_is_a_failure():
+    event_id, body = razorpay_event("payment.failed", "acc_1", rzp_payment("failed"))
+    assert parse_razorpay(body, event_id).report == PaymentReport("order_O1", "pay_Q1", "failed", 177000, "INR")
+
+
+def test_razorpay_other_events_are_ignored_with_a_reason():
+    event_id, body = razorpay_event("payment.authorized", "acc_1", rzp_payment())
+    parsed = parse_razorpay(body, event_id)
+    assert parsed.report is None and "payment.authorized" in parsed.ignored_because
+    assert parse_razorpay(b"not json", "evt_1").report is None
+    assert parse_razorpay(b"[1, 2]", "evt_1").ignored_because == "the body is not a JSON object"
+    no_order = php_json({"event": "payment.captured", "payload": {"payment": {"entity": {
+        "id": "pay_1", "amount": 100, "currency": "INR"}}}})
+    assert parse_razorpay(no_order, "evt_2").report is None
+    bad_amount = php_json({"event": "payment.captured", "payload": {"payment": {"entity": {
+        "id": "pay_1", "order_id": "order_1", "amount": "100", "currency": "INR"}}}})
+    assert parse_razorpay(bad_amount, "evt_3").report is None
+
+
+def test_razorpay_event_id_falls_back_to_the_body_digest():
+    _, body = razorpay_event("payment.captured", "acc_1", rzp_payment())
+    assert parse_razorpay(body, None).event_id == body_digest_id(body)
+    assert parse_razorpay(body, "").event_id == body_digest_id(body)
+    assert parse_razorpay(body, "x" * 500).event_id == body_digest_id(body)
+    assert body_digest_id(body).startswith("sha256:") and len(body_digest_id(body)) == 71
+
+
+def stripe_intent(succeeded: bool, *, received: int = 5000) -> PaymentIntent:
+    intent = PaymentIntent(id="pi_1", amount=5000, currency="usd", metadata={}, created=1767225600,
+                           client_secret="pi_1_secret_x", description="Café – plan")
+    intent.charges.append(StripeCharge("ch_1", "succeeded" if succeeded else "failed", "pm_1", 1767225600))
+    if succeeded:
+        intent.status, intent.amount_received = "succeeded", received
+    else:
+        intent.last_payment_error = card_declined("pm_1")
+    return intent
+
+
+def test_stripe_succeeded_uses_amount_received_and_upper_case_currency():
+    event_id, body = stripe_event("payment_intent.succeeded", payment_intent_object(stripe_intent(True, received=4999)),
+                                  api_version="2026-10-28.endive", request_id="req_1", idempotency_key=None)
+    parsed = parse_stripe(body)
+    assert parsed.event_id == event_id and parsed.event_type == "payment_intent.succeeded"
+    assert parsed.report == PaymentReport("pi_1", "pi_1", "captured", 4999, "USD")
+
+
+def test_stripe_payment_failed_is_a_failure():
+    _, body = stripe_event("payment_intent.payment_failed", payment_intent_object(stripe_intent(False)),
+                           api_version="v", request_id=None, idempotency_key=None)
+    assert parse_stripe(body).report == PaymentReport("pi_1", "pi_1", "failed", 5000, "USD")
+
+
+def test_stripe_other_events_are_ignored():
+    _, body = stripe_event("charge.refunded", {"id": "ch_1", "object": "charge"}, api_version="v", request_id=None,
+                           idempotency_key=None)
+    parsed = parse_stripe(body)
+    assert parsed.report is None and parsed.event_id.startswith("evt_")
+    not_an_intent = json.dumps({"id": "evt_9", "type": "payment_intent.succeeded",
+                                "data": {"object": {"id": "cs_1", "object": "checkout.session"}}}).encode()
+    assert parse_stripe(not_an_intent).report is None
+    assert parse_stripe(b"{").event_id == body_digest_id(b"{")
+
+
+def payment(pid: str, status: str, order: str = "order_O1") -> GatewayPayment:
+    return GatewayPayment(id=pid, order_id=order, status=status, amount_minor=177000, currency="INR")  # type: ignore[arg-type]
+
+
+def test_reconcile_applies_every_capture_oldest_first_else_the_newest_failure():
+    newest_first = [payment("pay_3", "captured"), payment("pay_2", "failed"), payment("pay_1", "captured")]
+    assert [p.id for p in what_to_apply("order_O1", newest_first)] == ["pay_1", "pay_3"]
+    assert [p.id for p in what_to_apply("order_O1", [payment("pay_2", "failed"), payment("pay_1", "failed")])] == ["pay_2"]
+    # a failure followed by a payment still in progress: not news yet
+    assert what_to_apply("order_O1", [payment("pay_2", "pending"), payment("pay_1", "failed")]) == []
+    assert what_to_apply("order_O1", []) == []
+    # a payment of another order is never applied to this one
+    assert what_to_apply("order_O1", [payment("pay_9", "captured", order="order_Other")]) == []
