@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,14 +36,16 @@ async def unlock(conn: AsyncConnection, user_id: str, key: str) -> None:
 
 
 async def find_or_create(conn: AsyncConnection, user_id: str, key: str, method: str, request_hash: str) -> StoredKey:
-    await conn.execute(insert(idempotency_keys).values(
-        user_id=user_id, key=key, request_method=method, request_hash=request_hash, locked_at=utc_now(),
-    ).on_conflict_do_nothing())
-    row = (await conn.execute(select(idempotency_keys).where(
-        idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key))).first()
+    """The key's row, created on first use; one round trip either way."""
+    now = utc_now()
+    statement = insert(idempotency_keys).values(
+        user_id=user_id, key=key, request_method=method, request_hash=request_hash, locked_at=now,
+    )
+    row = (await conn.execute(statement.on_conflict_do_update(
+        index_elements=[idempotency_keys.c.user_id, idempotency_keys.c.key],
+        set_={"last_used_at": now, "locked_at": now},
+    ).returning(idempotency_keys))).first()
     assert row is not None
-    await conn.execute(update(idempotency_keys).where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
-                       .values(last_used_at=utc_now(), locked_at=utc_now()))
     return StoredKey(row.request_hash, row.recovery_point, row.response_code, row.response_body, row.order_token)
 
 

@@ -12,9 +12,10 @@ advisory lock (see idempotency_repository).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -126,18 +127,19 @@ class OrderService:
             current = await order_repository.get_order(conn, order.order_token, for_update=True)
             assert current is not None
             if current.status in ("pending", "payment_failed"):
-                await self._move(conn, current, "awaiting_payment", payment_token=session.payment_token)
-            current = await order_repository.get_order(conn, order.order_token)
-            assert current is not None
+                current = await self._move(conn, current, "awaiting_payment", payment_token=session.payment_token)
         return order_messages.order_message(current, session)
 
-    async def _move(self, conn: AsyncConnection, order: OrderRecord, target: str, **more: object) -> None:
+    async def _move(self, conn: AsyncConnection, order: OrderRecord, target: str, **more: Any) -> OrderRecord:
+        """The order in `target` (through the state machine), with its event and audit row."""
         status = transition(order.status, target)
-        await order_repository.set_status(conn, order.order_token, status, self._clock(), **more)
+        now = self._clock()
+        await order_repository.set_status(conn, order.order_token, status, now, **more)
         await add_event(conn, subject=f"checkout.order.{status}", aggregate_id=order.order_token,
                         payload={"order_token": order.order_token, "status": status, "previous": order.status})
         await append_audit(conn, actor=order.user_id, entity_type="order", entity_id=order.order_token,
                            action=f"status:{status}", before={"status": order.status}, after={"status": status, **more})
+        return dataclasses.replace(order, status=status, updated_at=now, **more)
 
     async def get_order(self, caller: Caller, order_token: str) -> order_pb2.Order:
         user = require_user()
