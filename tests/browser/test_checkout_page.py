@@ -60,13 +60,9 @@ def banner_text(page: Any) -> str:
 
 
 def settle(page: Any, selector: str, timeout: float = 15000) -> None:
-    """Wait for `selector` or the error banner. The banner with 5001 (a service that has not
-    landed yet) skips the test; any other banner fails it with the person's words."""
+    """Wait for `selector` or the error banner; a banner fails the test with the person's words."""
     expect(page.locator(selector).or_(page.locator(BANNER)).first).to_be_visible(timeout=timeout)
     if page.locator(BANNER).is_visible() and not page.locator(selector).first.is_visible():
-        code = page.locator("#error-banner").get_attribute("data-code")
-        if code == "5001":
-            pytest.skip(f"a service answered 5001 (not implemented yet): {banner_text(page)}")
         pytest.fail(f"the page showed an error instead of {selector}: {banner_text(page)}")
 
 
