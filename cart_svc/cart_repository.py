@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cart_svc.domain.cart import Cart, CartLine, PlanRef
@@ -27,11 +27,13 @@ class CartTotals:
 ZERO_TOTALS = CartTotals(Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0))
 
 
+# Built once (see common/audit.py): each call only binds its values.
+_GET = select(carts).where(carts.c.token == bindparam("token"))
+_GET_LOCKED = _GET.with_for_update()
+
+
 async def get_cart(conn: AsyncConnection, token: str, *, for_update: bool = False) -> tuple[Cart, CartTotals] | None:
-    query = select(carts).where(carts.c.token == token)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().first()
+    row = (await conn.execute(_GET_LOCKED if for_update else _GET, {"token": token})).mappings().first()
     return None if row is None else _from_row(row)
 
 

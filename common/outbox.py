@@ -6,13 +6,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.request_context import correlation_id
 from common.tables import outbox
 
 STREAM_SUBJECT_PREFIX = "checkout."
+# Built once (see common/audit.py): the hot path only binds values.
+_INSERT = insert(outbox).values({name: bindparam(name) for name in ("id", "aggregate_id", "subject", "payload", "headers")})
 
 
 async def add_event(conn: AsyncConnection, *, subject: str, aggregate_id: str, payload: dict[str, Any]) -> str:
@@ -20,8 +22,6 @@ async def add_event(conn: AsyncConnection, *, subject: str, aggregate_id: str, p
     if not subject.startswith(STREAM_SUBJECT_PREFIX):
         raise ValueError(f"outbox subject must start with {STREAM_SUBJECT_PREFIX!r}: {subject}")
     event_id = str(uuid.uuid4())
-    await conn.execute(insert(outbox).values(
-        id=event_id, aggregate_id=aggregate_id, subject=subject, payload=payload,
-        headers={"correlation_id": correlation_id()},
-    ))
+    await conn.execute(_INSERT, {"id": event_id, "aggregate_id": aggregate_id, "subject": subject, "payload": payload,
+                                 "headers": {"correlation_id": correlation_id()}})
     return event_id

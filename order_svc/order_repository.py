@@ -7,7 +7,7 @@ import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.tables import orders, payment_tokens
@@ -63,11 +63,13 @@ async def insert_order(conn: AsyncConnection, record: OrderRecord) -> None:
     await conn.execute(insert(orders).values(**dataclasses.asdict(record)))
 
 
+# Built once (see common/audit.py): each call only binds its values.
+_GET = select(orders).where(orders.c.order_token == bindparam("order_token"))
+_GET_LOCKED = _GET.with_for_update()
+
+
 async def get_order(conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
-    query = select(orders).where(orders.c.order_token == order_token)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_GET_LOCKED if for_update else _GET, {"order_token": order_token})).first()
     return None if row is None else _order(row)
 
 

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,11 +53,18 @@ async def insert_pending(conn: AsyncConnection, *, order_token: str, attempt: in
     return inserted is not None
 
 
+# The hottest reads, built once (see common/audit.py): each call only binds its values.
+_BY_ATTEMPT = select(payment_tokens).where(payment_tokens.c.order_token == bindparam("order_token"),
+                                           payment_tokens.c.attempt == bindparam("attempt"))
+_BY_ATTEMPT_LOCKED = _BY_ATTEMPT.with_for_update()
+_BY_GATEWAY_ORDER = select(payment_tokens).where(payment_tokens.c.gateway == bindparam("gateway"),
+                                                 payment_tokens.c.gateway_order_id == bindparam("gateway_order_id"))
+_BY_GATEWAY_ORDER_LOCKED = _BY_GATEWAY_ORDER.with_for_update()
+
+
 async def by_attempt(conn: AsyncConnection, order_token: str, attempt: int, *, for_update: bool = False) -> PaymentRecord | None:
-    query = select(payment_tokens).where(payment_tokens.c.order_token == order_token, payment_tokens.c.attempt == attempt)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    query = _BY_ATTEMPT_LOCKED if for_update else _BY_ATTEMPT
+    row = (await conn.execute(query, {"order_token": order_token, "attempt": attempt})).first()
     return None if row is None else _record(row)
 
 
@@ -71,11 +78,8 @@ async def by_token(conn: AsyncConnection, token: str, *, for_update: bool = Fals
 
 async def by_gateway_order(conn: AsyncConnection, gateway: str, gateway_order_id: str, *,
                            for_update: bool = False) -> PaymentRecord | None:
-    query = select(payment_tokens).where(payment_tokens.c.gateway == gateway,
-                                         payment_tokens.c.gateway_order_id == gateway_order_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    query = _BY_GATEWAY_ORDER_LOCKED if for_update else _BY_GATEWAY_ORDER
+    row = (await conn.execute(query, {"gateway": gateway, "gateway_order_id": gateway_order_id})).first()
     return None if row is None else _record(row)
 
 
