@@ -78,8 +78,17 @@ async def order_of_cart(conn: AsyncConnection, cart_token: str) -> OrderRecord |
     return None if row is None else _order(row)
 
 
+_SET_STATUS: dict[tuple[str, ...], Any] = {}  # one prebuilt UPDATE per set of extra columns
+
+
 async def set_status(conn: AsyncConnection, order_token: str, status: str, now: datetime.datetime, **more: Any) -> None:
-    await conn.execute(update(orders).where(orders.c.order_token == order_token).values(status=status, updated_at=now, **more))
+    columns = tuple(sorted(more))
+    statement = _SET_STATUS.get(columns)
+    if statement is None:
+        statement = _SET_STATUS[columns] = (
+            update(orders).where(orders.c.order_token == bindparam("w_order_token"))
+            .values({name: bindparam(name) for name in ("status", "updated_at", *columns)}))
+    await conn.execute(statement, {"w_order_token": order_token, "status": status, "updated_at": now, **more})
 
 
 async def latest_session(conn: AsyncConnection, order_token: str) -> SessionRecord | None:

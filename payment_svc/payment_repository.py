@@ -92,25 +92,32 @@ async def latest_attempt(conn: AsyncConnection, order_token: str) -> int:
                                    .where(payment_tokens.c.order_token == order_token))).scalar_one())
 
 
+def _update(*columns: str) -> Any:
+    """UPDATE payment_tokens SET <columns> WHERE token = :w_token RETURNING *, built once."""
+    return (update(payment_tokens).where(payment_tokens.c.token == bindparam("w_token"))
+            .values({name: bindparam(name) for name in columns}).returning(*payment_tokens.c))
+
+
+_MARK_OPENED = _update("gateway", "gateway_order_id", "checkout_url", "updated_at", "expires_at")
+_SET_STATUS = _update("status", "updated_at")
+_SET_STATUS_AND_PAYMENT = _update("status", "updated_at", "gateway_payment_id")
+
+
 async def mark_opened(conn: AsyncConnection, token: str, *, gateway: str, gateway_order_id: str, checkout_url: str,
                       now: datetime.datetime, expires_at: datetime.datetime) -> PaymentRecord:
-    row = (await conn.execute(
-        update(payment_tokens).where(payment_tokens.c.token == token)
-        .values(gateway=gateway, gateway_order_id=gateway_order_id, checkout_url=checkout_url, updated_at=now,
-                expires_at=expires_at)
-        .returning(*payment_tokens.c)
-    )).one()
+    row = (await conn.execute(_MARK_OPENED, {
+        "w_token": token, "gateway": gateway, "gateway_order_id": gateway_order_id, "checkout_url": checkout_url,
+        "updated_at": now, "expires_at": expires_at})).one()
     return _record(row)
 
 
 async def set_status(conn: AsyncConnection, token: str, status: str, now: datetime.datetime, *,
                      gateway_payment_id: str | None = None) -> PaymentRecord:
-    values: dict[str, Any] = {"status": status, "updated_at": now}
-    if gateway_payment_id is not None:
-        values["gateway_payment_id"] = gateway_payment_id
-    row = (await conn.execute(
-        update(payment_tokens).where(payment_tokens.c.token == token).values(**values).returning(*payment_tokens.c)
-    )).one()
+    values: dict[str, Any] = {"w_token": token, "status": status, "updated_at": now}
+    if gateway_payment_id is None:
+        row = (await conn.execute(_SET_STATUS, values)).one()
+    else:
+        row = (await conn.execute(_SET_STATUS_AND_PAYMENT, {**values, "gateway_payment_id": gateway_payment_id})).one()
     return _record(row)
 
 
