@@ -68,18 +68,20 @@ class SessionOpener:
                 return _same_request(existing, command)
             async with conn.begin():
                 await self._check_order(conn, command)
-                await payment_repository.insert_pending(
+                fresh = await payment_repository.insert_pending(
                     conn, order_token=command.order_token, attempt=command.attempt, gateway=command.gateway,
                     amount=command.amount, currency=command.currency,
                     expires_at=self._clock() + self._ttl)
             if not await session_lock.acquire(conn, command.order_token, command.attempt, deadline):
                 raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this payment session is being opened by another call")
             try:
-                return await self._open_locked(conn, command, deadline)
+                return await self._open_locked(conn, command, deadline, fresh=fresh)
             finally:
                 await session_lock.release(conn, command.order_token, command.attempt)
 
-    async def _open_locked(self, conn: AsyncConnection, command: OpenSessionCommand, deadline: Deadline) -> PaymentRecord:
+    async def _open_locked(self, conn: AsyncConnection, command: OpenSessionCommand, deadline: Deadline, *,
+                           fresh: bool) -> PaymentRecord:
+        """`fresh`: this call recorded the attempt, so no gateway create for it was ever sent."""
         async with conn.begin():
             row = await payment_repository.by_attempt(conn, command.order_token, command.attempt)
         assert row is not None
@@ -88,7 +90,7 @@ class SessionOpener:
         _same_request(row, command)
         if row.status != "pending":
             raise CheckoutError(ErrorCode.PAYMENT_SESSION_EXPIRED, "this payment attempt expired before a gateway answered")
-        order = await self._create_at_a_gateway(command, deadline)
+        order = await self._create_at_a_gateway(command, deadline, fresh=fresh)
         async with conn.begin():
             locked = await payment_repository.by_attempt(conn, command.order_token, command.attempt, for_update=True)
             assert locked is not None and not locked.opened
@@ -100,7 +102,7 @@ class SessionOpener:
             await self._record_opened(conn, opened, command)
         return opened
 
-    async def _create_at_a_gateway(self, command: OpenSessionCommand, deadline: Deadline) -> GatewayOrder:
+    async def _create_at_a_gateway(self, command: OpenSessionCommand, deadline: Deadline, *, fresh: bool) -> GatewayOrder:
         key = session_key(command.order_token, command.attempt)
         failures: list[GatewayError] = []
         for name in gateways_to_try(command.gateway):
@@ -109,7 +111,7 @@ class SessionOpener:
             try:
                 order = await self._gateways[name].create_order(
                     key, to_minor_units(command.amount), command.currency, command.return_url,
-                    command.description or f"Order {command.order_token}", deadline=deadline)
+                    command.description or f"Order {command.order_token}", deadline=deadline, may_exist=not fresh)
             except GatewayError as error:
                 _log.warning("gateway could not open a session", extra={"gateway": name, "error": error.message,
                                                                          "order_token": command.order_token})

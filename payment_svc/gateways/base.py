@@ -58,8 +58,11 @@ class PaymentGateway(Protocol):
     def name(self) -> GatewayName: ...
 
     async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
-                           description: str) -> GatewayOrder:
-        """Create the gateway order for our key, or return the one already created for it."""
+                           description: str, *, may_exist: bool = True) -> GatewayOrder:
+        """Create the gateway order for our key, or return the one already created for it.
+
+        `may_exist=False` promises that no create with this key was ever sent (the caller has just
+        recorded the attempt), so an adapter may skip its look-up; every retry passes True."""
         ...
 
     async def fetch_payment(self, gateway_payment_id: str) -> GatewayPayment:

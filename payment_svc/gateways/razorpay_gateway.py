@@ -43,8 +43,9 @@ class RazorpayGateway:
         return "razorpay"
 
     async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
-                           description: str) -> GatewayOrder:
-        existing = await self._find(idempotency_key, amount_minor, currency)
+                           description: str, *, may_exist: bool = True) -> GatewayOrder:
+        # Razorpay does not dedupe receipts: look first whenever an earlier create may have landed.
+        existing = await self._find(idempotency_key, amount_minor, currency) if may_exist else None
         if existing is not None:
             return self._order(existing, return_url)
         created = await self._call(self._client.order.create, {

@@ -54,9 +54,16 @@ class ResilientGateway:
         return self._inner
 
     async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
-                           description: str, *, deadline: Deadline | None = None) -> GatewayOrder:
-        return await self._run("create_order", lambda: self._inner.create_order(
-            idempotency_key, amount_minor, currency, return_url, description), deadline)
+                           description: str, *, deadline: Deadline | None = None, may_exist: bool = True) -> GatewayOrder:
+        first = [True]
+
+        def call() -> Awaitable[GatewayOrder]:
+            # only the first try may skip the look-up: a failed try may have created the order
+            fresh, first[0] = first[0] and not may_exist, False
+            return self._inner.create_order(idempotency_key, amount_minor, currency, return_url, description,
+                                            may_exist=not fresh)
+
+        return await self._run("create_order", call, deadline)
 
     async def fetch_payment(self, gateway_payment_id: str, *, deadline: Deadline | None = None) -> GatewayPayment:
         return await self._run("fetch_payment", lambda: self._inner.fetch_payment(gateway_payment_id), deadline)

@@ -36,7 +36,8 @@ class StripeGateway:
         return "stripe"
 
     async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
-                           description: str) -> GatewayOrder:
+                           description: str, *, may_exist: bool = True) -> GatewayOrder:
+        del may_exist  # Stripe replays a create with the same Idempotency-Key: nothing to look up
         metadata = {"key": idempotency_key}
         if return_url:
             metadata["return_url"] = return_url

@@ -70,16 +70,16 @@ PATIENT = PaymentSettings(tuning=dataclasses.replace(FAST.tuning, read_timeout_s
 @pytest.mark.parametrize("payment_settings", [PATIENT], ids=["patient"])
 async def test_a_lost_create_response_is_found_by_receipt_not_created_twice(stack, engine):
     """Razorpay creates the order but its answer is lost (a 502 after the fact); the retry finds
-    the order by its receipt instead of creating a second one (real Razorpay does not dedupe)."""
-    stack.emulator.set_faults("razorpay", receipt_idempotent=False, latency_ms=800)
+    the order by its receipt instead of creating a second one (real Razorpay does not dedupe).
+    A fresh attempt sends its first create without a look-up (nothing can exist yet)."""
+    stack.emulator.set_faults("razorpay", receipt_idempotent=False, latency_ms=300,
+                              error_rate=1.0, error_phase="after", error_statuses=[502])
     user = new_user()
     order = await new_order(engine, user)
     task = asyncio.create_task(open_session(stack, order, user))
-    # every call takes 800 ms; the faults a call meets are those in force when it arrives. The
-    # receipt lookup arrives at once and is answered; the create arrives ~800 ms later and loses
-    # its answer; once the create is logged the fault is lifted, so a later try finds the order.
-    await asyncio.sleep(0.4)
-    stack.emulator.set_faults("razorpay", error_rate=1.0, error_phase="after", error_statuses=[502])
+    # the faults a call meets are those in force when it arrives: the create arrives at once and
+    # loses its answer 300 ms later; the fault is lifted as soon as the create is logged, so the
+    # retry's look-up by receipt is answered and finds the order.
     await _wait_until(lambda: api_requests(stack.emulator, "POST", "/v1/orders"))
     stack.emulator.set_faults("razorpay", error_rate=0.0)
     session = await task
@@ -87,6 +87,7 @@ async def test_a_lost_create_response_is_found_by_receipt_not_created_twice(stac
     assert session.gateway == "razorpay"
     [create] = api_requests(stack.emulator, "POST", "/v1/orders")
     assert create["status"] == 502
+    assert api_requests(stack.emulator, "GET", "/v1/orders"), "the retry looked the order up by its receipt"
     created = stack.emulator.state()["razorpay"]["orders"]
     assert [(o["id"], o["receipt"]) for o in created] == [(session.gateway_order_id, f"{order}:1")]
 
@@ -283,3 +284,14 @@ async def test_order_service_opens_its_session_here_and_the_callback_pays_it(sta
             assert order.status == "paid" and order.payment.status == "captured"
     finally:
         await client.close()
+
+
+async def test_a_fresh_attempt_creates_without_a_lookup(stack, engine):
+    """The look-up by receipt guards against an earlier create whose answer was lost; a session
+    this call has just recorded cannot have one, so it costs a single gateway call."""
+    user = new_user()
+    order = await new_order(engine, user)
+    before = len(api_requests(stack.emulator, "GET", "/v1/orders"))
+    session = await open_session(stack, order, user)
+    assert session.gateway == "razorpay"
+    assert len(api_requests(stack.emulator, "GET", "/v1/orders")) == before
