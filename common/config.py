@@ -30,6 +30,31 @@ def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> i
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
 
 
+def env_number(name: str, default: float, *, minimum: float | None = None, above: float | None = None,
+               env: Mapping[str, str] | None = None) -> float:
+    """A numeric setting; a value that is not a number, or out of range, stops the process with a
+    message naming the variable (a service must not start on a setting it misread)."""
+    raw = (os.environ if env is None else env).get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SystemExit(f"setting {name} must be at least {minimum:g}, got {raw!r}")
+    if above is not None and value <= above:
+        raise SystemExit(f"setting {name} must be more than {above:g}, got {raw!r}")
+    return value
+
+
+def env_whole(name: str, default: int, *, minimum: int | None = None, env: Mapping[str, str] | None = None) -> int:
+    value = env_number(name, default, minimum=minimum, env=env)
+    if value != int(value):
+        raise SystemExit(f"setting {name} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def _env_list(name: str, default: str, env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(part.strip() for part in _env(name, default, env).split(",") if part.strip())
 

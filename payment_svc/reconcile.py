@@ -38,7 +38,6 @@ import datetime
 import hashlib
 import json
 import logging
-import os
 import struct
 import sys
 import time
@@ -51,6 +50,7 @@ from sqlalchemy import and_, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common.clock import utc_now
+from common.config import env_number
 from common.request_context import correlation_id_var, new_correlation_id
 from common.tables import payment_tokens
 from payment_svc import payment_repository
@@ -75,16 +75,7 @@ PASS_SECONDS = prometheus_client.Histogram("checkout_reconcile_pass_seconds", "R
 
 
 def _number(name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SystemExit(f"setting {name} must be at least {minimum}, got {raw!r}")
-    return value
+    return env_number(name, default, minimum=minimum)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,24 +14,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from common.config import env_number, env_whole
+
 DEFAULT_CHECKOUT_URL = "{base_url}/checkout/{gateway_order_id}"
 
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
-
-
-def _int(name: str, default: int) -> int:
-    value = _float(name, default)
-    if value != int(value):
-        raise SystemExit(f"setting {name} must be an integer, got {value!r}")
-    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,22 +46,22 @@ class PaymentSettings:
 
 def load_payment_settings() -> PaymentSettings:
     tuning = GatewayTuning(
-        connect_timeout_s=_float("PAYMENT_GATEWAY_CONNECT_TIMEOUT", 1.0),
-        read_timeout_s=_float("PAYMENT_GATEWAY_READ_TIMEOUT", 2.5),
-        attempts=max(1, _int("PAYMENT_GATEWAY_ATTEMPTS", 3)),
-        first_backoff_s=_float("PAYMENT_GATEWAY_BACKOFF", 0.1),
-        max_backoff_s=_float("PAYMENT_GATEWAY_MAX_BACKOFF", 0.8),
-        budget_s=_float("PAYMENT_GATEWAY_BUDGET", 4.5),
-        breaker_failures=max(1, _int("PAYMENT_BREAKER_FAILURES", 5)),
-        breaker_cooldown_s=_float("PAYMENT_BREAKER_COOLDOWN", 30.0),
-        threads=max(1, _int("PAYMENT_GATEWAY_THREADS", 16)),
+        connect_timeout_s=env_number("PAYMENT_GATEWAY_CONNECT_TIMEOUT", 1.0),
+        read_timeout_s=env_number("PAYMENT_GATEWAY_READ_TIMEOUT", 2.5),
+        attempts=max(1, env_whole("PAYMENT_GATEWAY_ATTEMPTS", 3)),
+        first_backoff_s=env_number("PAYMENT_GATEWAY_BACKOFF", 0.1),
+        max_backoff_s=env_number("PAYMENT_GATEWAY_MAX_BACKOFF", 0.8),
+        budget_s=env_number("PAYMENT_GATEWAY_BUDGET", 4.5),
+        breaker_failures=max(1, env_whole("PAYMENT_BREAKER_FAILURES", 5)),
+        breaker_cooldown_s=env_number("PAYMENT_BREAKER_COOLDOWN", 30.0),
+        threads=max(1, env_whole("PAYMENT_GATEWAY_THREADS", 16)),
     )
     return PaymentSettings(
         tuning=tuning,
-        open_session_bound_s=_float("PAYMENT_OPEN_SESSION_BOUND", 10.0),
-        session_ttl_s=_int("PAYMENT_SESSION_TTL", 30 * 60),
+        open_session_bound_s=env_number("PAYMENT_OPEN_SESSION_BOUND", 10.0),
+        session_ttl_s=env_whole("PAYMENT_SESSION_TTL", 30 * 60),
         razorpay_checkout_url=os.environ.get("RAZORPAY_CHECKOUT_URL") or DEFAULT_CHECKOUT_URL,
         stripe_checkout_url=os.environ.get("STRIPE_CHECKOUT_URL") or DEFAULT_CHECKOUT_URL,
-        sweep_interval_s=_float("PAYMENT_SWEEP_INTERVAL", 30.0),
-        sweep_batch=max(1, _int("PAYMENT_SWEEP_BATCH", 100)),
+        sweep_interval_s=env_number("PAYMENT_SWEEP_INTERVAL", 30.0),
+        sweep_batch=max(1, env_whole("PAYMENT_SWEEP_BATCH", 100)),
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -34,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common.audit import append_audit
 from common.clock import utc_now
-from common.config import Settings
+from common.config import Settings, env_number
 from common.errors import CheckoutError, ErrorCode
 from payment_svc.outcomes import OutcomeResult, apply_payment_outcome
 from payment_svc.webhooks import store
@@ -58,16 +57,7 @@ class WebhookSettings:
 
 def load_webhook_settings(settings: Settings) -> WebhookSettings:
     def number(name: str, default: float) -> float:
-        raw = os.environ.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
-        if value <= 0:
-            raise SystemExit(f"setting {name} must be positive, got {raw!r}")
-        return value
+        return env_number(name, default, above=0)
 
     return WebhookSettings(
         razorpay_secrets=settings.razorpay_webhook_secrets, stripe_secrets=settings.stripe_webhook_secrets,
