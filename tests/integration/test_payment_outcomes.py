@@ -15,7 +15,7 @@ from common.clock import utc_now
 from common.tables import audit_log, payment_tokens
 from payment_svc.outcomes import OutcomeResult, apply_payment_outcome
 from tests.support.tokens import new_user
-from test_payment_support import audit_rows, count_rows, events, new_order, order_status, payment_row
+from tests.support.payments import audit_rows, count_rows, events, new_order, order_status, payment_row
 
 
 async def session_of(engine, order_token: str, *, attempt: int = 1, gateway: str = "razorpay", status: str = "pending",

@@ -13,7 +13,7 @@ import pytest
 from common.tables import payment_tokens
 from payment_svc.settings import PaymentSettings
 from tests.support.tokens import new_user
-from test_payment_support import (  # noqa: F401 - fixtures
+from tests.support.payments import (  # noqa: F401 - fixtures
     FAST, api_requests, audit_rows, count_rows, emulator, events, fails_with, new_order, open_request, open_session,
     payment_row, payment_settings, stack,
 )

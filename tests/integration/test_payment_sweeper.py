@@ -20,7 +20,7 @@ from common.tables import coupon_redemptions, coupons, payment_tokens
 from payment_svc.sweeper import run_sweeper, sweep_once
 from tests.conftest import ROOT
 from tests.support.tokens import new_user
-from test_payment_support import audit_rows, events, new_order, order_status, payment_row
+from tests.support.payments import audit_rows, events, new_order, order_status, payment_row
 
 AGO = datetime.timedelta(minutes=-1)
 

@@ -9,7 +9,7 @@ from checkout.v1 import payment_pb2
 from common.tables import audit_log, outbox
 from payment_svc.domain.callback_signature import expected_signature
 from tests.support.tokens import bearer, new_user
-from test_payment_support import (  # noqa: F401 - fixtures
+from tests.support.payments import (  # noqa: F401 - fixtures
     audit_rows, count_rows, emulator, events, fails_with, new_order, open_session, order_status, payment_row,
     payment_settings, stack,
 )

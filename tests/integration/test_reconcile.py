@@ -16,10 +16,10 @@ from sqlalchemy import text
 from payment_svc.reconcile import ReconcileReport, ReconcileSettings, reconcile_once
 from tests.conftest import ROOT
 from tests.support.tokens import new_user
-from test_payment_support import (  # noqa: F401 - fixtures
+from tests.support.payments import (  # noqa: F401 - fixtures
     api_requests, audit_rows, emulator, events, new_order, open_session, order_status, payment_row, payment_settings,
 )
-from test_webhooks_support import eventually, hooks, settled  # noqa: F401 - fixtures
+from tests.support.webhooks import eventually, hooks, settled  # noqa: F401 - fixtures
 
 NOW = ReconcileSettings(after_s=0)  # every pending session is due at once
 

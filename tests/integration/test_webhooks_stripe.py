@@ -12,11 +12,11 @@ from common.tables import outbox, webhook_events
 from gateway_emulator.signing import stripe_signature_header
 from payment_svc.webhooks import WebhookHandler, WebhookSettings
 from tests.support.tokens import new_user
-from test_payment_support import (  # noqa: F401 - fixtures
+from tests.support.payments import (  # noqa: F401 - fixtures
     api_requests, audit_rows, count_rows, emulator, events, fails_with, new_order, open_session, order_status,
     payment_row, payment_settings,
 )
-from test_webhooks_support import (  # noqa: F401 - fixtures
+from tests.support.webhooks import (  # noqa: F401 - fixtures
     eventually, hooks, http_body, settled, signature_failures, stored_event, webhook_audit,
 )
 

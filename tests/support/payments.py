@@ -2,8 +2,8 @@
 gateways built on it with short test timeouts, the payment service on a free port, and orders
 written straight into PostgreSQL.
 
-The other test_payment_*.py modules import from here (`from test_payment_support import …`:
-pytest puts this folder on sys.path, as it has no __init__.py).
+The payment, webhook and reconciliation tests import their fixtures from here
+(`from tests.support.payments import …`).
 """
 
 from __future__ import annotations

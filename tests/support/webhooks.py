@@ -40,7 +40,7 @@ from payment_svc.app import build_registration
 from payment_svc.gateways.registry import Gateways, build_gateways
 from payment_svc.settings import PaymentSettings
 from payment_svc.webhooks import WebhookSettings
-from test_payment_support import PaymentStack
+from tests.support.payments import PaymentStack
 
 FORWARDED = ("x-razorpay-signature", "x-razorpay-event-id", "stripe-signature")
 LOCK_TIMEOUT_S = 0.3  # short, so the "processing failed" test fails fast on a held row lock
