@@ -45,9 +45,12 @@ def test_services_point_at_the_compose_servers() -> None:
         assert "JWT_SECRET" in env and "dev-only" not in env["JWT_SECRET"]
 
 
-def test_nats_has_jetstream_on_file_storage() -> None:
+def test_nats_has_jetstream_on_file_storage_flushed_on_every_write() -> None:
     command = SERVICES["nats"]["command"]
-    assert "-js" in command and "-sd" in command
+    assert command == ["-c", "/etc/nats/nats.conf"]
+    assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in SERVICES["nats"]["volumes"]
+    config = (ROOT / "deploy" / "nats.conf").read_text()
+    assert "jetstream" in config and "store_dir: /data" in config and "sync_interval: always" in config
 
 
 def test_edge_uses_the_generated_docker_config_with_every_cluster() -> None:
