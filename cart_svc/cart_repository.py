@@ -50,13 +50,19 @@ async def open_cart_of_user(conn: AsyncConnection, user_id: str, *, exclude: str
     return None if row is None else _from_row(row)[0]
 
 
+_WRITTEN = ("user_id", "status", "items", "currency", "sale_slug", "discount_code", "subtotal", "discount_amount",
+            "tax_rate", "tax_amount", "total", "expires_at", "device_id", "analytics_data", "version", "updated_at")
+_INSERT = insert(carts).values({name: bindparam(name) for name in ("token", "created_at", *_WRITTEN)})
+_SAVE = update(carts).where(carts.c.token == bindparam("w_token")).values({name: bindparam(name) for name in _WRITTEN})
+
+
 async def insert_cart(conn: AsyncConnection, cart: Cart, totals: CartTotals) -> None:
-    await conn.execute(insert(carts).values(token=cart.token, created_at=cart.created_at, **_values(cart, totals)))
+    await conn.execute(_INSERT, {"token": cart.token, "created_at": cart.created_at, **_values(cart, totals)})
 
 
 async def save_cart(conn: AsyncConnection, cart: Cart, totals: CartTotals) -> None:
     cart.version += 1
-    await conn.execute(update(carts).where(carts.c.token == cart.token).values(**_values(cart, totals)))
+    await conn.execute(_SAVE, {"w_token": cart.token, **_values(cart, totals)})
 
 
 def _values(cart: Cart, totals: CartTotals) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 
 import jwt
 
@@ -14,11 +16,18 @@ from common.request_context import ANONYMOUS, Caller
 _REQUIRED_CLAIMS = ["sub", "exp", "iss", "aud"]
 
 
+_VERIFIED_CACHE_SIZE = 4096
+
+
 class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        self._clock = clock
+        # A client sends the same token on every call of a checkout: its signature and claims are
+        # checked once, then only its expiry (kept beside it) is checked again on each use.
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
 
     def caller_from_header(self, authorization: str | None) -> Caller:
         """No header: anonymous. A header that is not a valid token: 401, never a silent guest."""
@@ -27,9 +36,24 @@ class TokenVerifier:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, "the Authorization header must be 'Bearer <token>'")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            caller, expires = remembered
+            if self._clock() >= expires:
+                del self._verified[token]
+                raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, "the bearer token has expired")
+            self._verified.move_to_end(token)
+            return caller
+        caller, expires = self._verify(token.strip())
+        self._verified[token] = (caller, expires)
+        if len(self._verified) > _VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float]:
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self._secret,
                 algorithms=["HS256"],
                 audience=self._audience,
@@ -40,7 +64,7 @@ class TokenVerifier:
             raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, "the bearer token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, f"the bearer token is invalid: {exc}") from None
-        return Caller(user_id=_user_id(claims.get("sub")), roles=_roles(claims.get("roles")))
+        return Caller(user_id=_user_id(claims.get("sub")), roles=_roles(claims.get("roles"))), float(claims["exp"])
 
 
 def _user_id(sub: object) -> str:

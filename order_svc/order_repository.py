@@ -59,8 +59,12 @@ def _order(row: Any) -> OrderRecord:
     return OrderRecord(**values)
 
 
+_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord))
+_INSERT = insert(orders).values({name: bindparam(name) for name in _FIELDS})
+
+
 async def insert_order(conn: AsyncConnection, record: OrderRecord) -> None:
-    await conn.execute(insert(orders).values(**dataclasses.asdict(record)))
+    await conn.execute(_INSERT, {name: getattr(record, name) for name in _FIELDS})
 
 
 # Built once (see common/audit.py): each call only binds its values.
