@@ -28,27 +28,21 @@ _MAX_CORRELATION_ID = 128
 class CheckoutInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        method = details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
         handler = await continuation(details)
+        method = details.method
         if handler is None or handler.unary_unary is None or method.startswith(_SKIP):
             return handler
-        # a method's handler never changes: wrap it once, not on every call
-        wrapped = self._wrapped[method] = grpc.unary_unary_rpc_method_handler(
+        return grpc.unary_unary_rpc_method_handler(
             self._wrap(method, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        return wrapped
 
     def _wrap(self, method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]):
         verifier = self._verifier
