@@ -11,10 +11,6 @@ from common.errors import CheckoutError, ErrorCode
 from common.request_context import Caller
 
 
-def owns(cart_user_id: str | None, caller: Caller) -> bool:
-    return cart_user_id is None or (caller.authenticated and caller.user_id == cart_user_id)
-
-
 def ensure_may_touch(cart: Cart, caller: Caller) -> None:
     ensure_may_touch_owner(cart.user_id, caller)
 

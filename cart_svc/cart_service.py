@@ -133,7 +133,9 @@ class CartService:
         _check_token(token, "token")
         async with self._engine.connect() as conn:
             cart = await self._load(conn, token)
-        return AuthView(caller.authenticated, caller.user_id, access.owns(cart.user_id, caller) and caller.authenticated, cart.token)
+        # a guest cart is nobody's until a login claims it: only the user it belongs to owns it
+        owns = caller.authenticated and cart.user_id == caller.user_id
+        return AuthView(caller.authenticated, caller.user_id, owns, cart.token)
 
     # -- changes -----------------------------------------------------------------------------------
     async def create_cart(self, caller: Caller, command: NewCart) -> CartView:
