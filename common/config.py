@@ -20,14 +20,18 @@ def _env(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
     return (os.environ if env is None else env).get(name, default)
 
 
-def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+def env_int(name: str, default: int, env: Mapping[str, str] | None = None, *, minimum: int | None = None) -> int:
+    """An integer setting, written as one ("10", not "10.0"); anything else stops the process."""
     raw = (os.environ if env is None else env).get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SystemExit(f"setting {name} must be >= {minimum}, got {value}")
+    return value
 
 
 def env_number(name: str, default: float, *, minimum: float | None = None, above: float | None = None,
@@ -102,33 +106,33 @@ class Settings:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """From `env` (default: the process environment)."""
-    emulator_port = _env_int("GATEWAY_EMULATOR_PORT", 8090, env)
+    emulator_port = env_int("GATEWAY_EMULATOR_PORT", 8090, env)
     emulator = f"http://127.0.0.1:{emulator_port}"
     return Settings(
         database_url=_env("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/checkout", env),
-        db_pool_size=_env_int("DB_POOL_SIZE", 10, env),
+        db_pool_size=env_int("DB_POOL_SIZE", 10, env),
         redis_url=_env("REDIS_URL", "redis://127.0.0.1:56379/0", env),
         nats_url=_env("NATS_URL", "nats://127.0.0.1:54222", env),
         jwt_secret=_env("JWT_SECRET", DEV_JWT_SECRET, env),
         jwt_issuer=_env("JWT_ISSUER", "interns-platform", env),
         jwt_audience=_env("JWT_AUDIENCE", "checkout", env),
         seller_state=_env("SELLER_STATE", "KA", env),
-        cart_ttl_seconds=_env_int("CART_TTL", 24 * 3600, env),
-        pricing_ttl_seconds=_env_int("PRICING_TTL", 5 * 60, env),
-        discount_ttl_seconds=_env_int("DISCOUNT_TTL", 3600, env),
-        cart_grpc_port=_env_int("CART_GRPC_PORT", 50051, env),
-        order_grpc_port=_env_int("ORDER_GRPC_PORT", 50052, env),
-        payment_grpc_port=_env_int("PAYMENT_GRPC_PORT", 50053, env),
-        enrollment_grpc_port=_env_int("ENROLLMENT_GRPC_PORT", 50054, env),
-        cart_metrics_port=_env_int("CART_METRICS_PORT", 9101, env),
-        order_metrics_port=_env_int("ORDER_METRICS_PORT", 9102, env),
-        payment_metrics_port=_env_int("PAYMENT_METRICS_PORT", 9103, env),
-        enrollment_metrics_port=_env_int("ENROLLMENT_METRICS_PORT", 9104, env),
+        cart_ttl_seconds=env_int("CART_TTL", 24 * 3600, env),
+        pricing_ttl_seconds=env_int("PRICING_TTL", 5 * 60, env),
+        discount_ttl_seconds=env_int("DISCOUNT_TTL", 3600, env),
+        cart_grpc_port=env_int("CART_GRPC_PORT", 50051, env),
+        order_grpc_port=env_int("ORDER_GRPC_PORT", 50052, env),
+        payment_grpc_port=env_int("PAYMENT_GRPC_PORT", 50053, env),
+        enrollment_grpc_port=env_int("ENROLLMENT_GRPC_PORT", 50054, env),
+        cart_metrics_port=env_int("CART_METRICS_PORT", 9101, env),
+        order_metrics_port=env_int("ORDER_METRICS_PORT", 9102, env),
+        payment_metrics_port=env_int("PAYMENT_METRICS_PORT", 9103, env),
+        enrollment_metrics_port=env_int("ENROLLMENT_METRICS_PORT", 9104, env),
         grpc_host=_env("GRPC_HOST", "127.0.0.1", env),
-        payment_grpc_address=_env("PAYMENT_GRPC_ADDRESS", f"127.0.0.1:{_env_int('PAYMENT_GRPC_PORT', 50053, env)}", env),
-        order_grpc_address=_env("ORDER_GRPC_ADDRESS", f"127.0.0.1:{_env_int('ORDER_GRPC_PORT', 50052, env)}", env),
-        edge_port=_env_int("EDGE_PORT", 8080, env),
-        edge_admin_port=_env_int("EDGE_ADMIN_PORT", 9901, env),
+        payment_grpc_address=_env("PAYMENT_GRPC_ADDRESS", f"127.0.0.1:{env_int('PAYMENT_GRPC_PORT', 50053, env)}", env),
+        order_grpc_address=_env("ORDER_GRPC_ADDRESS", f"127.0.0.1:{env_int('ORDER_GRPC_PORT', 50052, env)}", env),
+        edge_port=env_int("EDGE_PORT", 8080, env),
+        edge_admin_port=env_int("EDGE_ADMIN_PORT", 9901, env),
         razorpay_key_id=_env("RAZORPAY_KEY_ID", "rzp_test_devkey", env),
         razorpay_key_secret=_env("RAZORPAY_KEY_SECRET", "dev-key-secret", env),
         razorpay_webhook_secrets=_env_list("RAZORPAY_WEBHOOK_SECRET", "dev-webhook-secret", env),

@@ -14,6 +14,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 
+from common.config import env_int, env_number
 from common.outbox import STREAM_SUBJECT_PREFIX
 
 # Headers on every published event.
@@ -28,22 +29,6 @@ ENROLLMENT_CREATED_SUBJECT = "checkout.enrollment.created"
 FAULT_ENV = "CHECKOUT_FAULT"
 
 _log = logging.getLogger(__name__)
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"setting {name} must be a number, got {raw!r}") from None
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
 
 
 def _env_floats(name: str, default: str) -> tuple[float, ...]:
@@ -108,22 +93,22 @@ def load_event_settings() -> EventSettings:
         stream=os.environ.get("NATS_STREAM") or base.stream,
         dlq_stream=os.environ.get("NATS_DLQ_STREAM") or base.dlq_stream,
         subject_prefix=os.environ.get("NATS_SUBJECT_PREFIX", base.subject_prefix),
-        replicas=_env_int("NATS_REPLICAS", base.replicas),
-        duplicate_window=_env_float("NATS_DUPLICATE_WINDOW", base.duplicate_window),
-        max_age=_env_float("NATS_MAX_AGE", base.max_age),
-        dlq_max_age=_env_float("NATS_DLQ_MAX_AGE", base.dlq_max_age),
+        replicas=env_int("NATS_REPLICAS", base.replicas),
+        duplicate_window=env_number("NATS_DUPLICATE_WINDOW", base.duplicate_window),
+        max_age=env_number("NATS_MAX_AGE", base.max_age),
+        dlq_max_age=env_number("NATS_DLQ_MAX_AGE", base.dlq_max_age),
         durable=os.environ.get("ENROLLMENT_DURABLE") or base.durable,
-        ack_wait=_env_float("ENROLLMENT_ACK_WAIT", base.ack_wait),
-        max_deliver=_env_int("ENROLLMENT_MAX_DELIVER", base.max_deliver),
+        ack_wait=env_number("ENROLLMENT_ACK_WAIT", base.ack_wait),
+        max_deliver=env_int("ENROLLMENT_MAX_DELIVER", base.max_deliver),
         nak_delays=_env_floats("ENROLLMENT_NAK_DELAYS", ",".join(str(d) for d in base.nak_delays)),
-        fetch_batch=_env_int("ENROLLMENT_FETCH_BATCH", base.fetch_batch),
-        relay_lock_key=_env_int("OUTBOX_RELAY_LOCK_KEY", base.relay_lock_key),
-        relay_poll_interval=_env_float("OUTBOX_RELAY_POLL_INTERVAL", base.relay_poll_interval),
-        relay_batch=_env_int("OUTBOX_RELAY_BATCH", base.relay_batch),
-        relay_publish_timeout=_env_float("OUTBOX_RELAY_PUBLISH_TIMEOUT", base.relay_publish_timeout),
-        relay_max_retry_delay=_env_float("OUTBOX_RELAY_MAX_RETRY_DELAY", base.relay_max_retry_delay),
+        fetch_batch=env_int("ENROLLMENT_FETCH_BATCH", base.fetch_batch),
+        relay_lock_key=env_int("OUTBOX_RELAY_LOCK_KEY", base.relay_lock_key),
+        relay_poll_interval=env_number("OUTBOX_RELAY_POLL_INTERVAL", base.relay_poll_interval),
+        relay_batch=env_int("OUTBOX_RELAY_BATCH", base.relay_batch),
+        relay_publish_timeout=env_number("OUTBOX_RELAY_PUBLISH_TIMEOUT", base.relay_publish_timeout),
+        relay_max_retry_delay=env_number("OUTBOX_RELAY_MAX_RETRY_DELAY", base.relay_max_retry_delay),
         relay_embedded=_env_flag("OUTBOX_RELAY_EMBEDDED", base.relay_embedded),
-        relay_metrics_port=_env_int("OUTBOX_RELAY_METRICS_PORT", base.relay_metrics_port),
+        relay_metrics_port=env_int("OUTBOX_RELAY_METRICS_PORT", base.relay_metrics_port),
     )
 
 

@@ -31,7 +31,7 @@ import dataclasses
 import os
 import pathlib
 
-from common.config import Settings, load_settings
+from common.config import Settings, env_int, load_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
@@ -119,19 +119,6 @@ class EdgeSettings:
         return tuple(self.upstreams) if self.healthz_clusters is None else self.healthz_clusters
 
 
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SystemExit(f"setting {name} must be >= {minimum}, got {value}")
-    return value
-
-
 def from_env(base: Settings | None = None) -> EdgeSettings:
     common = base or load_settings()
     host = common.grpc_host
@@ -146,15 +133,15 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
             "payment": Upstream(host, common.payment_grpc_port),
             "enrollment": Upstream(host, common.enrollment_grpc_port),
         },
-        max_body_bytes=_int("EDGE_MAX_BODY_BYTES", 1024 * 1024, 1),
-        rate_limit_rps=_int("EDGE_RATE_LIMIT_RPS", 100, 1),
-        rate_limit_burst=_int("EDGE_RATE_LIMIT_BURST", 0, 0),
-        xff_trusted_hops=_int("EDGE_XFF_TRUSTED_HOPS", 0, 0),
+        max_body_bytes=env_int("EDGE_MAX_BODY_BYTES", 1024 * 1024, minimum=1),
+        rate_limit_rps=env_int("EDGE_RATE_LIMIT_RPS", 100, minimum=1),
+        rate_limit_burst=env_int("EDGE_RATE_LIMIT_BURST", 0, minimum=0),
+        xff_trusted_hops=env_int("EDGE_XFF_TRUSTED_HOPS", 0, minimum=0),
         cors_origins=origins,
         csp=os.environ.get("EDGE_CSP", "") or DEFAULT_CSP,
-        hsts_max_age=_int("EDGE_HSTS_MAX_AGE", 0, 0),
-        route_timeout_ms=_int("EDGE_ROUTE_TIMEOUT_MS", 15000, 1),
-        health_interval_ms=_int("EDGE_HEALTH_INTERVAL_MS", 1000, 100),
+        hsts_max_age=env_int("EDGE_HSTS_MAX_AGE", 0, minimum=0),
+        route_timeout_ms=env_int("EDGE_ROUTE_TIMEOUT_MS", 15000, minimum=1),
+        health_interval_ms=env_int("EDGE_HEALTH_INTERVAL_MS", 1000, minimum=100),
         healthz_clusters=_healthz_clusters(),
         web_root=_web_root(),
         dev_login=common.jwt_secret_is_dev_default,
