@@ -5,21 +5,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run stop status test test-unit test-integration test-e2e gen check-gen lock bench demo replay-dlq clean
+.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
 	@echo "make test    the whole suite: unit, integration, e2e through a real Envoy"
 	@echo "make stop    stop what 'make run' started (from another shell)"
 	@echo "make status  one line per process of 'make run'"
+	@echo "make lint    ruff, mypy and the import-linter contracts (make test runs it first)"
 	@echo "make gen     regenerate gen/ from proto/"
+	@echo "make docs    regenerate docs/CONFIGURATION.md from common/settings.py"
 	@echo "make lock    re-pin requirements.lock from requirements.in"
 
-$(STAMP): requirements.lock
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 12) else "Python 3.11 or 3.12 is required (pgserver ships wheels up to 3.12); set PYTHON=python3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) tools/write_pth.py
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,8 +35,13 @@ stop: $(STAMP)
 status: $(STAMP)
 	$(PY) -m devstack status
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -48,15 +55,21 @@ test-e2e: $(STAMP)
 gen: $(STAMP)
 	$(PY) tools/gen_protos.py gen
 
-lock: $(STAMP)
-	$(PY) -m pip install --quiet -r requirements.in
-	$(PY) -m pip freeze --exclude-editable > requirements.lock
+docs: $(STAMP)
+	$(PY) -m tools.config_docs > docs/CONFIGURATION.md
+
+lock:  ## re-pin both locks in a scratch virtualenv: runtime first, then development on top of it
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet -r requirements.in && .lockvenv/bin/pip freeze > requirements.lock
+	.lockvenv/bin/pip install --quiet -r requirements-dev.in
+	.lockvenv/bin/pip freeze | grep -vxFf requirements.lock > requirements-dev.lock
+	rm -rf .lockvenv
 
 demo: $(STAMP)  ## with `make run` going: one whole checkout over REST, each step with its timing
 	$(PY) tools/demo.py
 
-replay-dlq: $(STAMP)  ## make replay-dlq [ID=<dead letter id>]: replay one parked enrollment event, or all
-	$(PY) -m enrollment_svc.replay_dlq $(if $(ID),$(ID),--all)
+replay-dlq: $(STAMP)  ## make replay-dlq [SERVICE=enrollment] [ID=<dead letter id>]: replay one parked event, or all
+	$(PY) -m $(if $(SERVICE),$(SERVICE),enrollment)_svc.replay_dlq $(if $(ID),$(ID),--all)
 
 clean:
 	rm -rf .run

@@ -8,27 +8,14 @@ the request messages have no such fields, and the service computes them.
 from __future__ import annotations
 
 import re
-import uuid
 
-from cart_svc.domain.regions import is_country_code, is_indian_state_code
-from common.errors import ValidationFailed
+from common.validation import check_billing, check_text, check_uuid, raise_if_any  # noqa: F401 (re-exported for cart_svc)
 from common.money import SUPPORTED_CURRENCIES
 
 COUPON_CODE = re.compile(r"[A-Za-z0-9_-]{3,50}")
 SALE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 MAX_ANALYTICS_ENTRIES = 50
 MAX_ITEMS_PER_REQUEST = 20
-
-
-def check_uuid(problems: list[str], field: str, value: str, *, required: bool = True) -> None:
-    if not value:
-        if required:
-            problems.append(f"{field}: required")
-        return
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        problems.append(f"{field}: must be a UUID")
 
 
 def check_quantity(problems: list[str], field: str, quantity: int) -> None:
@@ -66,13 +53,6 @@ def check_item_choice(problems: list[str], field: str, plan_id: str, internship_
     check_quantity(problems, f"{field}.quantity", quantity)
 
 
-def check_text(problems: list[str], field: str, value: str, max_length: int) -> None:
-    if len(value) > max_length:
-        problems.append(f"{field}: at most {max_length} characters")
-    if any(ord(ch) < 32 for ch in value):
-        problems.append(f"{field}: must not contain control characters")
-
-
 def check_analytics(problems: list[str], entries: list[tuple[str, str]]) -> None:
     if len(entries) > MAX_ANALYTICS_ENTRIES:
         problems.append(f"analytics_data: at most {MAX_ANALYTICS_ENTRIES} entries")
@@ -93,19 +73,3 @@ def check_coupon_code(problems: list[str], field: str, code: str) -> None:
         problems.append(f"{field}: 3-50 letters, digits, '-' or '_'")
 
 
-def check_billing(problems: list[str], country: str, state: str) -> None:
-    if not country:
-        if state:
-            problems.append("billing.country: required when billing.state is given")
-        return
-    if not is_country_code(country):
-        problems.append("billing.country: must be an ISO 3166-1 alpha-2 code")
-    elif country.upper() == "IN" and state and not is_indian_state_code(state):
-        problems.append("billing.state: must be an Indian state or union territory code (GST), e.g. KA")
-    elif country.upper() != "IN" and state and len(state) > 64:
-        problems.append("billing.state: at most 64 characters")
-
-
-def raise_if_any(problems: list[str]) -> None:
-    if problems:
-        raise ValidationFailed(problems)

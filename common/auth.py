@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import jwt
 
-from common.config import Settings
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import ANONYMOUS, Caller
+from common.settings import Settings
 
 _REQUIRED_CLAIMS = ["sub", "exp", "iss", "aud"]
 

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from common.config import Settings
 from common.metrics import CACHE_ERRORS
+from common.settings import Settings
 
 _log = logging.getLogger(__name__)
 

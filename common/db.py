@@ -1,19 +1,21 @@
-"""The async SQLAlchemy engine (psycopg 3, pooled): one per process, built at start-up, never at import."""
+"""The async SQLAlchemy engine of one service (psycopg 3, pooled): built at start-up, never at
+import, connected as the service's own role with its schema first on the search path."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from common.config import Settings
+from common.settings import SCHEMAS, Settings
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(settings: Settings, service: str, *, pool_size: int | None = None) -> AsyncEngine:
     size = pool_size or settings.db_pool_size
     return create_async_engine(
-        settings.database_url,
+        settings.service_database_url(service),
         pool_size=size,
         max_overflow=size,
         pool_timeout=5,  # a request waits at most this long for a connection, then fails clearly
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "application_name": "checkout"},
+        connect_args={"connect_timeout": 5, "application_name": f"checkout-{service}",
+                      "options": f"-c search_path={SCHEMAS[service]}"},
     )

@@ -2,7 +2,7 @@
 and consumer runs this at start and after each reconnect, so a fresh server gets them back).
 
 CHECKOUT holds every `checkout.>` event; CHECKOUT_DLQ holds the max-deliveries advisories of its
-consumers, so an advisory published while no enrollment process runs is still there later.
+consumers, so an advisory published while no consumer process runs is still there later.
 Why each setting: docs/EVENTS.md.
 """
 
@@ -15,12 +15,10 @@ from collections.abc import Awaitable, Callable
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import (
-    AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig,
-)
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from common.events import CAPTURED_SUBJECT, EventSettings
+from common.events import EventSettings
 
 _log = logging.getLogger(__name__)
 
@@ -116,37 +114,6 @@ async def _declare_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_streams(js: JetStreamContext, events: EventSettings) -> None:
     await _declare_stream(js, stream_config(events))
     await _declare_stream(js, dlq_stream_config(events))
-
-
-def enrollment_consumer_config(events: EventSettings) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=events.durable,
-        description="enrollment_svc: payment captured → enrollment",
-        filter_subject=events.wire_subject(CAPTURED_SUBJECT),
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=events.ack_wait,
-        max_deliver=events.max_deliver,
-        max_ack_pending=1000,
-    )
-
-
-def dead_letter_consumer_config(events: EventSettings) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=events.dlq_durable,
-        description="enrollment_svc: park messages that ran out of deliveries",
-        filter_subject=events.max_deliveries_advisory(events.durable),
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
-        max_deliver=-1,
-    )
-
-
-async def ensure_enrollment_consumers(js: JetStreamContext, events: EventSettings) -> None:
-    """Durable pull consumers; re-declaring with other settings updates them in place."""
-    await js.add_consumer(events.stream, enrollment_consumer_config(events))
-    await js.add_consumer(events.dlq_stream, dead_letter_consumer_config(events))
 
 
 async def delete_streams(js: JetStreamContext, events: EventSettings) -> None:

@@ -6,14 +6,15 @@ drops a repeat inside the stream's duplicate window), wait for the PubAck, then 
 JetStream drops the copy. A failed publish stops the batch there, so nothing is published past
 a row that is not, and per-aggregate order holds.
 
-Only one relay publishes at a time: the leader holds a session-level PostgreSQL advisory lock on
-its own connection (the same connection reads and marks rows, so losing it ends both the lock
-and the work); standbys try the lock every second. The leader LISTENs for the `outbox_inserted`
-notification (migration 0002) and polls every second besides. NATS trouble is retried forever
-with capped, jittered backoff; the client reconnects by itself and streams are re-declared.
+Each service relays its own schema's outbox (common/plumbing.py); per schema only one relay
+publishes at a time: the leader holds a session-level PostgreSQL advisory lock on its own
+connection (the same connection reads and marks rows, so losing it ends both the lock and the
+work); standbys (the service's other replicas) try the lock every second. The leader LISTENs for
+the schema's `outbox_<schema>` notification (migrations/plumbing.py) and polls besides. NATS
+trouble is retried forever with capped, jittered backoff; the client reconnects by itself and
+streams are re-declared.
 
-Run it as `python -m common.outbox_relay`, or in any service with `start_relay(settings)`.
-Details and trade-offs: docs/EVENTS.md.
+Every service process runs one as a worker (`relay_worker`). Details and trade-offs: docs/EVENTS.md.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import signal
 import time
 from typing import Any
 
@@ -34,22 +34,21 @@ from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.engine import make_url
 
-from common.config import Settings, load_settings
-from common.events import (
-    AGGREGATE_HEADER, CORRELATION_HEADER, MSG_ID_HEADER, OUTBOX_SEQ_HEADER, BackgroundTask, EventSettings,
-    fault_point, load_event_settings, sleep_or_stop,
-)
-from common.logs import configure_logging
-from common.metrics import serve_metrics
+from common.events import AGGREGATE_HEADER, CORRELATION_HEADER, MSG_ID_HEADER, OUTBOX_SEQ_HEADER, EventSettings
+from common.faults import fault_point
 from common.nats_streams import close_quietly, connect, ensure_streams
+from common.plumbing import Plumbing
 from common.retry import RetryPolicy
+from common.settings import Settings
+from common.workers import Worker, sleep_or_stop
 
-NOTIFY_CHANNEL = "outbox_inserted"
 LOCK_RETRY_SECONDS = 1.0
 
-PUBLISHED = Counter("checkout_outbox_published_total", "Outbox rows published, by PubAck (new or duplicate)", ["ack"])
-PUBLISH_FAILURES = Counter("checkout_outbox_publish_failures_total", "Relay batches that failed to publish (retried)")
-LEADER = Gauge("checkout_outbox_relay_leader", "1 while this process is the publishing relay")
+PUBLISHED = Counter("checkout_outbox_published_total", "Outbox rows published, by PubAck (new or duplicate)",
+                    ["schema", "ack"])
+PUBLISH_FAILURES = Counter("checkout_outbox_publish_failures_total", "Relay batches that failed to publish (retried)",
+                           ["schema"])
+LEADER = Gauge("checkout_outbox_relay_leader", "1 while this process is the publishing relay of the schema", ["schema"])
 PUBLISH_LAG = Histogram(
     "checkout_outbox_publish_lag_seconds", "Outbox row insert → PubAck",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
@@ -59,9 +58,9 @@ _log = logging.getLogger(__name__)
 
 _SELECT_PENDING = """
     SELECT id::text, seq, aggregate_id, subject, payload, headers, created_at
-    FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT %s
+    FROM "{schema}".outbox WHERE published_at IS NULL ORDER BY seq LIMIT %s
 """
-_MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY(%s::uuid[]) AND published_at IS NULL"
+_MARK_PUBLISHED = 'UPDATE "{schema}".outbox SET published_at = now() WHERE id = ANY(%s::uuid[]) AND published_at IS NULL'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +105,13 @@ def encode_payload(payload: Any) -> bytes:
 
 
 class OutboxRelay:
-    def __init__(self, database_url: str, nats_url: str, events: EventSettings, *, name: str = "outbox-relay") -> None:
+    def __init__(self, database_url: str, plumbing: Plumbing, nats_url: str, events: EventSettings, *,
+                 name: str = "outbox-relay") -> None:
         self._dsn = libpq_dsn(database_url)
+        self._plumbing = plumbing
+        self._schema = plumbing.schema
+        self._select_pending = _SELECT_PENDING.format(schema=plumbing.schema)
+        self._mark_published = _MARK_PUBLISHED.format(schema=plumbing.schema)
         self._nats_url = nats_url
         self._events = events
         self._name = name
@@ -149,7 +153,7 @@ class OutboxRelay:
                 if pg is None or pg.closed:
                     pg = await psycopg.AsyncConnection.connect(
                         self._dsn, autocommit=True, connect_timeout=5, application_name=self._name)
-                row = await (await pg.execute("SELECT pg_try_advisory_lock(%s)", (self._events.relay_lock_key,))).fetchone()
+                row = await (await pg.execute("SELECT pg_try_advisory_lock(%s)", (self._plumbing.relay_lock_key,))).fetchone()
                 if row is not None and row[0]:
                     self._set_leader(True)
                     return pg
@@ -168,8 +172,8 @@ class OutboxRelay:
         return None
 
     async def _lead(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
-        await pg.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        _log.info("relay is the leader")
+        await pg.execute(f"LISTEN {self._plumbing.notify_channel}")
+        _log.info("relay is the leader", extra={"schema": self._schema})
         failures = 0
         while not stop.is_set():
             try:
@@ -177,7 +181,7 @@ class OutboxRelay:
             except PublishFailed as error:
                 failures += 1
                 self.stats.failures += 1
-                PUBLISH_FAILURES.inc()
+                PUBLISH_FAILURES.labels(self._schema).inc()
                 delay = self._retry.delay(failures)
                 _log.warning("publish failed; retrying", extra={"error": str(error), "attempt": failures,
                                                                "retry_in": round(delay, 2)})
@@ -223,13 +227,13 @@ class OutboxRelay:
                 raise PublishFailed(f"{type(error).__name__}: {error}") from error
             finally:
                 if acked:
-                    await pg.execute(_MARK_PUBLISHED, (acked,))
+                    await pg.execute(self._mark_published, (acked,))
             if len(rows) < batch:
                 return False
         return True
 
     async def _pending(self, pg: psycopg.AsyncConnection, limit: int) -> list[OutboxRow]:
-        cursor = await pg.execute(_SELECT_PENDING, (limit,))
+        cursor = await pg.execute(self._select_pending, (limit,))
         return [OutboxRow(*row) for row in await cursor.fetchall()]
 
     async def _publish(self, js: JetStreamContext, row: OutboxRow) -> None:
@@ -239,10 +243,10 @@ class OutboxRelay:
         )
         if ack.duplicate:
             self.stats.duplicates += 1
-            PUBLISHED.labels("duplicate").inc()
+            PUBLISHED.labels(self._schema, "duplicate").inc()
         else:
             self.stats.published += 1
-            PUBLISHED.labels("new").inc()
+            PUBLISHED.labels(self._schema, "new").inc()
             PUBLISH_LAG.observe(max(0.0, time.time() - row.created_at.timestamp()))
 
     async def _jetstream(self) -> JetStreamContext:
@@ -264,7 +268,7 @@ class OutboxRelay:
         if leader and not self.is_leader:
             self.stats.terms_as_leader += 1
         self.is_leader = leader
-        LEADER.set(1 if leader else 0)
+        LEADER.labels(self._schema).set(1 if leader else 0)
 
 
 async def _close_pg(pg: psycopg.AsyncConnection | None) -> None:
@@ -275,26 +279,8 @@ async def _close_pg(pg: psycopg.AsyncConnection | None) -> None:
             _log.debug("closing the relay connection failed", extra={"error": repr(error)})
 
 
-def start_relay(settings: Settings, events: EventSettings | None = None, *, name: str = "outbox-relay") -> BackgroundTask:
-    """The relay as a background task of a running service; `await task.stop()` at shutdown."""
-    relay = OutboxRelay(settings.database_url, settings.nats_url, events or load_event_settings(), name=name)
-    return BackgroundTask(name, relay.run)
-
-
-async def main() -> None:
-    settings = load_settings()
-    events = load_event_settings()
-    configure_logging("outbox_relay", settings.log_level)
-    serve_metrics(events.relay_metrics_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    relay = OutboxRelay(settings.database_url, settings.nats_url, events)
-    _log.info("outbox relay starting", extra={"stream": events.stream, "subject_prefix": events.subject_prefix})
-    await relay.run(stop)
-    _log.info("outbox relay stopped")
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
+def relay_worker(settings: Settings, service: str, plumbing: Plumbing) -> Worker:
+    """The relay of `service`'s outbox, as a worker of the service's process."""
+    relay = OutboxRelay(settings.service_database_url(service), plumbing, settings.nats_url,
+                        EventSettings.from_settings(settings), name=f"{service}-outbox-relay")
+    return Worker(f"{service}-outbox-relay", relay.run)

@@ -12,8 +12,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import TokenVerifier
-from common.config import Settings
 from common.interceptors import CheckoutInterceptor
+from common.settings import Settings
 
 _log = logging.getLogger(__name__)
 

@@ -1,54 +1,67 @@
-"""The one way every service process starts: settings → logs → metrics → engine → gRPC → serve."""
+"""The one way every service process starts: settings → logs → metrics → engine → assemble →
+gRPC server and workers → serve until SIGTERM → stop workers, finish calls, close clients."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common.config import Settings, load_settings, warn_if_insecure
 from common.db import create_engine
+from common.faults import warn_if_misconfigured
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.server import Register, serve_until_signalled, start_server
+from common.settings import Settings, process_settings
+from common.workers import Worker
 
 Cleanup = Callable[[], Awaitable[None]]
+_log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class Assembly:
-    """A service's servicers plus what must stop with it (background workers, clients)."""
+    """One service process: its servicers, its background workers, what to close at the end."""
 
     register: Register
+    workers: list[Worker] = dataclasses.field(default_factory=list)
     on_stop: list[Cleanup] = dataclasses.field(default_factory=list)
 
 
-# Called inside the running event loop, so it may start background tasks.
-Assemble = Callable[[AsyncEngine, Settings], Assembly | Register]
+# Called inside the running event loop with the service's own engine.
+Assemble = Callable[[AsyncEngine, Settings], Assembly]
 
 
-async def _serve(service: str, port: Callable[[Settings], int], metrics_port: Callable[[Settings], int],
-                 assemble: Assemble) -> None:
-    settings = load_settings()
-    configure_logging(service, settings.log_level)
+def warn_if_insecure(settings: Settings) -> None:
+    if settings.jwt_secret_is_dev_default:
+        _log.warning("JWT_SECRET is the development default: anyone can mint tokens. "
+                     "Set JWT_SECRET before this service faces real users.")
+
+
+async def _serve(service: str, assemble: Assemble) -> None:
+    settings = process_settings()
+    configure_logging(f"{service}_svc", settings.log_level)
     warn_if_insecure(settings)
-    serve_metrics(metrics_port(settings))
-    engine = create_engine(settings)
+    warn_if_misconfigured()
+    serve_metrics(settings.metrics_port(service))
+    engine = create_engine(settings, service)
     assembly = assemble(engine, settings)
-    if not isinstance(assembly, Assembly):
-        assembly = Assembly(assembly)
-    running = await start_server(settings, f"{settings.grpc_host}:{port(settings)}", assembly.register)
-    await serve_until_signalled(running, on_stop=[*assembly.on_stop, engine.dispose])
+    running = await start_server(settings, f"{settings.grpc_host}:{settings.grpc_port(service)}", assembly.register)
+    for worker in assembly.workers:
+        worker.start()
+    stops: list[Cleanup] = [worker.stop for worker in assembly.workers]
+    await serve_until_signalled(running, on_stop=[*stops, *assembly.on_stop, engine.dispose])
 
 
-def run_service(service: str, port: Callable[[Settings], int], metrics_port: Callable[[Settings], int],
-                assemble: Assemble) -> None:
+def run_service(service: str, assemble: Assemble) -> None:
+    """`service`: cart, order, payment or enrollment."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # uvloop is an optimisation, not a requirement
         pass
-    asyncio.run(_serve(service, port, metrics_port, assemble))
+    asyncio.run(_serve(service, assemble))

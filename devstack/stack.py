@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from common.config import load_settings
+from common.settings import load_settings
 
 PYTHON = "python"
 
@@ -37,8 +37,8 @@ class Service:
 
 PREPARE: list[Step] = [
     Step(
-        "migrate",
-        (PYTHON, "-m", "alembic", "-c", "migrations/alembic.ini", "upgrade", "head"),
+        "migrate",  # each service's role and schema, then its own migration tree
+        (PYTHON, "-m", "common.migrations", "setup"),
         requires="migrations/alembic.ini",
     ),
     Step("seed", (PYTHON, "-m", "cart_svc.seed"), requires="cart_svc/seed.py"),
@@ -49,7 +49,7 @@ EDGE = "edge"
 
 
 def services(env: Mapping[str, str]) -> list[Service]:
-    """Ports come from the same settings the services read (common/config.py), so an override
+    """Ports come from the same settings the services read (common/settings.py), so an override
     such as CART_GRPC_PORT=6000 moves both the service and the readiness check."""
     settings = load_settings(env)
     edge_port = settings.edge_port

@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import sys
 
+from common.settings import process_settings
 from edge import config, settings
 
 RUN_DIR = settings.ROOT / ".run" / "edge"
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", type=pathlib.Path, help="file to write (default: stdout; with --docker: edge/envoy.docker.yaml)")
     render.add_argument("--docker", action="store_true", help="the docker-compose variant (service host names, 0.0.0.0)")
     run = sub.add_parser("run", help="render to .run/edge/envoy.yaml and exec Envoy")
-    run.add_argument("--log-level", default=os.environ.get("EDGE_LOG_LEVEL", "warn"))
+    run.add_argument("--log-level", default=process_settings().edge_log_level)
     run.add_argument("--config", type=pathlib.Path, default=RUN_DIR / "envoy.yaml")
     sub.add_parser("check-docker", help="exit 1 when edge/envoy.docker.yaml is out of date")
     args = parser.parse_args(argv)

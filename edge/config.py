@@ -29,7 +29,7 @@ import pathlib
 
 from google.protobuf import descriptor_pb2
 
-from common.config import DEV_JWT_SECRET
+from common.settings import DEV_JWT_SECRET
 from edge import descriptors, envelope, yamlout
 from edge.settings import CLUSTER_SERVICES, DESCRIPTOR_PATH, LOCALHOST_ORIGIN_REGEX, WEB_DIR, EdgeSettings, docker
 
@@ -113,7 +113,7 @@ PAGE_CACHE_CONTROL = "no-cache"  # revalidate: the page changes with every deplo
 
 def page_config_js(settings: EdgeSettings) -> str:
     """The page's settings as a script. The dev-only login form gets the development JWT secret
-    only while the services use it (settings.dev_login, from common.config's
+    only while the services use it (settings.dev_login, from common.settings'
     jwt_secret_is_dev_default); any other secret never reaches the browser."""
     dev_login = (
         {"secret": DEV_JWT_SECRET, "issuer": settings.jwt_issuer, "audience": settings.jwt_audience}

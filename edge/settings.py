@@ -1,7 +1,6 @@
-"""The edge's settings: ports and upstream addresses from common/config.py, edge knobs from EDGE_*.
+"""The edge's view of the settings (common/settings.py): ports, upstream addresses, EDGE_* knobs.
 
-Variables read here (besides common/config.py's EDGE_PORT, EDGE_ADMIN_PORT, GRPC_HOST and the
-*_GRPC_PORT of each service):
+What the EDGE_* variables mean (their defaults are in common/settings.py):
 
     EDGE_LISTEN_HOST        address the REST listener binds (default 127.0.0.1)
     EDGE_MAX_BODY_BYTES     request body cap, 413 past it (default 1048576 = 1 MiB)
@@ -22,16 +21,15 @@ Variables read here (besides common/config.py's EDGE_PORT, EDGE_ADMIN_PORT, GRPC
                             of this checkout; "none" serves no page)
 
 The checkout page's dev-only login form is enabled exactly when JWT_SECRET is the development
-default (common/config.py), and then the page is given that public default, never another secret.
+default (common/settings.py), and then the page is given that public default, never another secret.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 
-from common.config import Settings, env_int, load_settings
+from common.settings import Settings, process_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
@@ -120,49 +118,38 @@ class EdgeSettings:
 
 
 def from_env(base: Settings | None = None) -> EdgeSettings:
-    common = base or load_settings()
+    common = base or process_settings()
     host = common.grpc_host
-    origins = tuple(o.strip() for o in os.environ.get("EDGE_CORS_ORIGINS", "").split(",") if o.strip())
+    unknown = [n for n in common.edge_healthz_clusters if n not in CLUSTER_SERVICES]
+    if unknown:
+        raise SystemExit(f"setting EDGE_HEALTHZ_CLUSTERS names unknown clusters {unknown}; known: {sorted(CLUSTER_SERVICES)}")
     return EdgeSettings(
-        listen_host=os.environ.get("EDGE_LISTEN_HOST", "127.0.0.1") or "127.0.0.1",
+        listen_host=common.edge_listen_host or "127.0.0.1",
         port=common.edge_port,
         admin_port=common.edge_admin_port,
-        upstreams={
-            "cart": Upstream(host, common.cart_grpc_port),
-            "order": Upstream(host, common.order_grpc_port),
-            "payment": Upstream(host, common.payment_grpc_port),
-            "enrollment": Upstream(host, common.enrollment_grpc_port),
-        },
-        max_body_bytes=env_int("EDGE_MAX_BODY_BYTES", 1024 * 1024, minimum=1),
-        rate_limit_rps=env_int("EDGE_RATE_LIMIT_RPS", 100, minimum=1),
-        rate_limit_burst=env_int("EDGE_RATE_LIMIT_BURST", 0, minimum=0),
-        xff_trusted_hops=env_int("EDGE_XFF_TRUSTED_HOPS", 0, minimum=0),
-        cors_origins=origins,
-        csp=os.environ.get("EDGE_CSP", "") or DEFAULT_CSP,
-        hsts_max_age=env_int("EDGE_HSTS_MAX_AGE", 0, minimum=0),
-        route_timeout_ms=env_int("EDGE_ROUTE_TIMEOUT_MS", 15000, minimum=1),
-        health_interval_ms=env_int("EDGE_HEALTH_INTERVAL_MS", 1000, minimum=100),
-        healthz_clusters=_healthz_clusters(),
-        web_root=_web_root(),
+        upstreams={name: Upstream(host, common.grpc_port(name)) for name in CLUSTER_SERVICES},
+        max_body_bytes=common.edge_max_body_bytes,
+        rate_limit_rps=common.edge_rate_limit_rps,
+        rate_limit_burst=common.edge_rate_limit_burst,
+        xff_trusted_hops=common.edge_xff_trusted_hops,
+        cors_origins=common.edge_cors_origins,
+        csp=common.edge_csp or DEFAULT_CSP,
+        hsts_max_age=common.edge_hsts_max_age,
+        route_timeout_ms=common.edge_route_timeout_ms,
+        health_interval_ms=common.edge_health_interval_ms,
+        healthz_clusters=common.edge_healthz_clusters or None,
+        web_root=_web_root(common.edge_web_root),
         dev_login=common.jwt_secret_is_dev_default,
         jwt_issuer=common.jwt_issuer,
         jwt_audience=common.jwt_audience,
     )
 
 
-def _web_root() -> str:
-    raw = os.environ.get("EDGE_WEB_ROOT", "").strip()
+def _web_root(raw: str) -> str:
+    raw = raw.strip()
     if raw.lower() in ("none", "off"):
         return ""
     return raw or str(WEB_DIR)
-
-
-def _healthz_clusters() -> tuple[str, ...] | None:
-    names = tuple(n.strip() for n in os.environ.get("EDGE_HEALTHZ_CLUSTERS", "").split(",") if n.strip())
-    unknown = [n for n in names if n not in CLUSTER_SERVICES]
-    if unknown:
-        raise SystemExit(f"setting EDGE_HEALTHZ_CLUSTERS names unknown clusters {unknown}; known: {sorted(CLUSTER_SERVICES)}")
-    return names or None
 
 
 def docker() -> EdgeSettings:

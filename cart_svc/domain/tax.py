@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from cart_svc.domain.regions import (
+from common.regions import (
     INDIAN_STATE_CODES,
     ISO_COUNTRY_CODES,
     canonical_state,

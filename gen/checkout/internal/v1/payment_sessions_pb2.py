@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from checkout.v1 import order_pb2 as checkout_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+checkout/internal/v1/payment_sessions.proto\x12\x14\x63heckout.internal.v1\x1a\x17\x63heckout/v1/order.proto\"\xd3\x01\n\x12OpenSessionRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\x12\n\nreturn_url\x18\x07 \x01(\t\x12\x12\n\ncancel_url\x18\x08 \x01(\t\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t2g\n\x0fPaymentSessions\x12T\n\x0bOpenSession\x12(.checkout.internal.v1.OpenSessionRequest\x1a\x1b.checkout.v1.PaymentSessionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+checkout/internal/v1/payment_sessions.proto\x12\x14\x63heckout.internal.v1\x1a\x17\x63heckout/v1/order.proto\"\xed\x01\n\x12OpenSessionRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x16\n\x0epayment_method\x18\x06 \x01(\t\x12\x12\n\nreturn_url\x18\x07 \x01(\t\x12\x12\n\ncancel_url\x18\x08 \x01(\t\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t\x12\x18\n\x10order_expires_at\x18\x0b \x01(\t2g\n\x0fPaymentSessions\x12T\n\x0bOpenSession\x12(.checkout.internal.v1.OpenSessionRequest\x1a\x1b.checkout.v1.PaymentSessionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'checkout.internal.v1.paymen
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPENSESSIONREQUEST']._serialized_start=95
-  _globals['_OPENSESSIONREQUEST']._serialized_end=306
-  _globals['_PAYMENTSESSIONS']._serialized_start=308
-  _globals['_PAYMENTSESSIONS']._serialized_end=411
+  _globals['_OPENSESSIONREQUEST']._serialized_end=332
+  _globals['_PAYMENTSESSIONS']._serialized_start=334
+  _globals['_PAYMENTSESSIONS']._serialized_end=437
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,8 @@ class PaymentSessionsServicer:
         """Opens the payment session of one attempt of an order at a gateway. Idempotent per
         (order_token, attempt): a retry returns the session already opened and never creates a
         second gateway order (the gateway gets our own idempotency key: order token + attempt).
+        Attempt n > 1 is refused (2102) while an earlier attempt is still open. payment_svc reads no
+        order: what it needs to know of the order comes in this request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,99 @@
+"""Each service's database: its role and schema (bootstrap, as the administrator), then its own
+migration tree (upgrade, as its role). `make run` and the tests run both; so does a deployment's
+migration job.
+
+    python -m common.migrations bootstrap          roles and schemas (DATABASE_URL: an administrator)
+    python -m common.migrations upgrade [SERVICE]  each service's tree, as that service's role
+    python -m common.migrations setup              both
+
+A role may use only its own schema: it owns it, and nobody is granted another's (PostgreSQL 15+
+also gives PUBLIC no CREATE on `public`; bootstrap revokes it for older servers). A password in a
+service's URL becomes its role's password; without one the role logs in as pg_hba allows (trust
+on the embedded development server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+import time
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from common.settings import ROLES, SCHEMAS, SERVICES, Settings, load_settings
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "migrations"
+_log = logging.getLogger(__name__)
+
+
+def libpq(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def bootstrap(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
+    """Create each service's role (if missing) and schema (owned by it). Safe to run again, and
+    beside another bootstrap of the same cluster (roles are cluster-wide: a race is retried)."""
+    with psycopg.connect(libpq(settings.database_url), autocommit=True) as conn:
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        for service in services:
+            role, schema = ROLES[service], SCHEMAS[service]
+            password = make_url(settings.service_database_url(service)).password
+            _ensure_role(conn, role, password)
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(role)))
+            conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(schema)))
+
+
+def _ensure_role(conn: psycopg.Connection, role: str, password: str | None) -> None:
+    for attempt in range(5):
+        try:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            if password:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+            return
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            time.sleep(0.05 * (attempt + 1))  # another bootstrap created it a moment ago
+    raise SystemExit(f"could not create role {role}")
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    config = Config(str(MIGRATIONS / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("version_locations", str(MIGRATIONS / SCHEMAS[service] / "versions"))
+    config.attributes["database_url"] = database_url
+    config.attributes["schema"] = SCHEMAS[service]
+    return config
+
+
+def upgrade(settings: Settings, services: tuple[str, ...] = SERVICES, revision: str = "heads") -> None:
+    for service in services:
+        command.upgrade(alembic_config(service, settings.service_database_url(service)), revision)
+
+
+def setup(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
+    bootstrap(settings, services)
+    upgrade(settings, services)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.migrations", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("bootstrap", "upgrade", "setup"))
+    parser.add_argument("services", nargs="*", choices=[*SERVICES, []], help="default: all four")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    services = tuple(args.services) or SERVICES
+    {"bootstrap": bootstrap, "upgrade": upgrade, "setup": setup}[args.action](settings, services)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

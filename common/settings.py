@@ -1,0 +1,278 @@
+"""Every setting of every process, in one typed model read from the environment once per process.
+
+Each field is an environment variable of the same name in capitals (`cart_ttl` ← `CART_TTL`).
+The defaults point at what `make run` starts (embedded servers, the gateway emulator); production
+sets every secret. docs/CONFIGURATION.md is generated from this model (`make docs`), grouped by
+each field's `group`; a test fails when it is stale. A value that does not parse or is out of
+range stops the process with a message naming the variable: a service must not start on a
+setting it misread.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+SERVICES = ("cart", "order", "payment", "enrollment")
+# Each service's PostgreSQL role and schema (docs/ARCHITECTURE.md).
+ROLES = {"cart": "checkout_cart", "order": "checkout_order", "payment": "checkout_payment",
+         "enrollment": "checkout_enrollment"}
+SCHEMAS = {"cart": "cart", "order": "ordering", "payment": "payment", "enrollment": "enrollment"}
+
+Csv = Annotated[tuple[str, ...], NoDecode]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+def _field(default: Any, group: str, what: str, **more: Any) -> Any:
+    return Field(default, description=what, json_schema_extra={"group": group}, **more)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_prefix="")
+
+    # -- servers -----------------------------------------------------------------------------------
+    database_url: str = _field(
+        "postgresql+psycopg://postgres@127.0.0.1:55432/checkout", "servers",
+        "PostgreSQL as its administrator (SQLAlchemy URL, psycopg 3): `python -m common.migrations bootstrap` creates each service's "
+        "role and schema with it; each service's own URL defaults to this one with the service's role as user. "
+        "Set it and `make run` starts no PostgreSQL of its own.")
+    cart_database_url: str = _field("", "servers", "cart_svc's database (role `checkout_cart`, schema `cart`); "
+                                    "default: DATABASE_URL as that role")
+    order_database_url: str = _field("", "servers", "order_svc's (role `checkout_order`, schema `ordering`)")
+    payment_database_url: str = _field("", "servers", "payment_svc's (role `checkout_payment`, schema `payment`)")
+    enrollment_database_url: str = _field("", "servers", "enrollment_svc's (role `checkout_enrollment`, schema "
+                                          "`enrollment`)")
+    db_pool_size: int = _field(10, "servers", "connections per service process (plus as many overflow)", ge=1)
+    redis_url: str = _field("redis://127.0.0.1:56379/0", "servers",
+                            "cache of carts and estimates; the services work without it")
+    nats_url: str = _field("nats://127.0.0.1:54222", "servers", "NATS with JetStream: the services' events")
+    log_level: str = _field("INFO", "servers", "JSON logs on stderr, one object per line, with the correlation id")
+
+    # -- identity and business rules -------------------------------------------------------------
+    jwt_secret: str = _field(DEV_JWT_SECRET, "auth", "HS256 secret of bearer tokens; the default logs a warning "
+                             "at every start")
+    jwt_issuer: str = _field("interns-platform", "auth", "required `iss` claim")
+    jwt_audience: str = _field("checkout", "auth", "required `aud` claim")
+    seller_state: str = _field("KA", "rules", "the seller's GST state: CGST+SGST for buyers in it, IGST elsewhere "
+                               "in India")
+    cart_ttl: int = _field(24 * 3600, "rules", "seconds a cart lives after its last change", ge=1)
+    cart_abandoned_after: int = _field(24 * 3600, "rules", "seconds a cart with items may sit unchanged before "
+                                       "`checkout.cart.abandoned` is published for it (once)", ge=1)
+    pricing_ttl: int = _field(5 * 60, "rules", "seconds an estimate is cached and quoted as valid", ge=1)
+    discount_ttl: int = _field(3600, "rules", "seconds a discounts listing is cached", ge=1)
+    order_ttl: int = _field(2 * 3600, "rules", "seconds an unpaid order lives; then it expires and its coupon "
+                            "hold is released", ge=60)
+
+    # -- ports and addresses -----------------------------------------------------------------------
+    grpc_host: str = _field("127.0.0.1", "ports", "interface the services bind (`0.0.0.0` in containers)")
+    cart_grpc_port: int = _field(50051, "ports", "cart_svc's gRPC port (reflection and grpc.health.v1 on each)")
+    order_grpc_port: int = _field(50052, "ports", "order_svc's gRPC port")
+    payment_grpc_port: int = _field(50053, "ports", "payment_svc's gRPC port")
+    enrollment_grpc_port: int = _field(50054, "ports", "enrollment_svc's gRPC port")
+    cart_metrics_port: int = _field(9101, "ports", "cart_svc's Prometheus `/metrics` (`0`: off)")
+    order_metrics_port: int = _field(9102, "ports", "order_svc's Prometheus `/metrics`")
+    payment_metrics_port: int = _field(9103, "ports", "payment_svc's Prometheus `/metrics`")
+    enrollment_metrics_port: int = _field(9104, "ports", "enrollment_svc's Prometheus `/metrics`")
+    cart_grpc_address: str = _field("", "ports", "where order_svc reaches cart_svc's internal CartCheckout "
+                                    "(default 127.0.0.1:$CART_GRPC_PORT)")
+    payment_grpc_address: str = _field("", "ports", "where order_svc reaches payment_svc's internal "
+                                       "PaymentSessions (default 127.0.0.1:$PAYMENT_GRPC_PORT)")
+
+    # -- gateways ----------------------------------------------------------------------------------
+    razorpay_key_id: str = _field("rzp_test_devkey", "gateways", "Razorpay key id (public)")
+    razorpay_key_secret: str = _field("dev-key-secret", "gateways", "Razorpay key secret (also signs the "
+                                      "browser callback)")
+    razorpay_webhook_secret: Csv = _field(("dev-webhook-secret",), "gateways",
+                                          "comma-separated: every secret in it is accepted (rotation)")
+    razorpay_base_url: str = _field("", "gateways", "`https://api.razorpay.com` in production (default: the "
+                                    "gateway emulator)")
+    stripe_api_key: str = _field("sk_test_dev", "gateways", "Stripe secret key")
+    stripe_webhook_secret: Csv = _field(("dev-stripe-webhook-secret",), "gateways", "comma-separated, as above")
+    stripe_webhook_tolerance: Seconds = _field(300.0, "gateways", "accepted age (either way) of a "
+                                               "Stripe-Signature timestamp")
+    stripe_base_url: str = _field("", "gateways", "`https://api.stripe.com` in production (default: the emulator)")
+    razorpay_checkout_url: str = _field("{base_url}/checkout/{gateway_order_id}", "gateways",
+                                        "hosted checkout page template")
+    stripe_checkout_url: str = _field("{base_url}/checkout/{gateway_order_id}", "gateways",
+                                      "hosted checkout page template")
+    gateway_emulator_port: int = _field(8090, "gateways", "the emulator `make run` starts (development and "
+                                        "tests only)")
+
+    # -- payment_svc -------------------------------------------------------------------------------
+    payment_gateway_connect_timeout: Seconds = _field(1.0, "payment", "per HTTP call to a gateway: connect")
+    payment_gateway_read_timeout: Seconds = _field(2.5, "payment", "per HTTP call to a gateway: read")
+    payment_gateway_attempts: int = _field(3, "payment", "tries per gateway per operation (retryable errors "
+                                           "only)", ge=1)
+    payment_gateway_backoff: Seconds = _field(0.1, "payment", "full-jitter backoff between tries: first")
+    payment_gateway_max_backoff: Seconds = _field(0.8, "payment", "full-jitter backoff between tries: cap")
+    payment_gateway_budget: Seconds = _field(4.5, "payment", "one gateway, one operation, retries included")
+    payment_breaker_failures: int = _field(5, "payment", "consecutive failures that open a gateway's breaker",
+                                           ge=1)
+    payment_breaker_cooldown: Seconds = _field(30.0, "payment", "time before an open breaker lets one trial "
+                                               "call through")
+    payment_gateway_threads: int = _field(16, "payment", "threads per gateway for the synchronous SDKs", ge=1)
+    payment_open_session_bound: Seconds = _field(10.0, "payment", "a whole OpenSession, fallback included")
+    payment_session_ttl: int = _field(30 * 60, "payment", "a payment session's life in seconds (the "
+                                      "contract's 30 minutes; never past its order's expiry)", ge=60)
+    payment_sweep_interval: Seconds = _field(30.0, "payment", "session expiry sweeper (`0`: off)")
+    payment_sweep_batch: int = _field(100, "payment", "rows per sweeper transaction", ge=1)
+    payment_webhook_lock_timeout: float = _field(2.0, "payment", "how long a webhook waits for a payment's row "
+                                                 "lock before answering 500 (the gateway retries)", gt=0)
+    payment_reconcile_after: Seconds = _field(120.0, "payment", "a pending session older than this is looked "
+                                              "up at its gateway")
+    payment_reconcile_interval: Seconds = _field(60.0, "payment", "between reconciliation passes (`0`: off)")
+    payment_reconcile_batch: int = _field(50, "payment", "sessions per reconciliation query", ge=1)
+    payment_reconcile_max: int = _field(2000, "payment", "sessions per reconciliation pass", ge=1)
+    payment_reconcile_expired_grace: Seconds = _field(900.0, "payment", "sessions expired less than this long "
+                                                      "ago are still looked up (a late capture is real money)")
+
+    # -- order_svc ---------------------------------------------------------------------------------
+    order_sweep_interval: Seconds = _field(30.0, "order", "unpaid-order expiry and placement recovery (`0`: off)")
+    order_sweep_batch: int = _field(100, "order", "rows per sweeper transaction", ge=1)
+    order_placement_timeout: Seconds = _field(120.0, "order", "a placement still converting after this long "
+                                              "was abandoned by its client: its cart and coupon are released")
+    order_payment_call_timeout: Seconds = _field(15.0, "order", "order_svc's deadline for one OpenSession call")
+    order_cart_call_timeout: Seconds = _field(5.0, "order", "order_svc's deadline for one ConvertCart call")
+    cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
+    cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
+
+    # -- events ------------------------------------------------------------------------------------
+    nats_stream: str = _field("CHECKOUT", "events", "the JetStream stream of every `checkout.>` event")
+    nats_dlq_stream: str = _field("CHECKOUT_DLQ", "events", "keeps the max-deliveries advisories of the "
+                                  "consumers")
+    nats_subject_prefix: str = _field("", "events", "prepended to every subject on the wire (tests: a namespace)")
+    nats_replicas: int = _field(1, "events", "stream replicas (3 in a cluster)", ge=1, le=5)
+    nats_duplicate_window: Seconds = _field(600.0, "events", "JetStream drops a repeated Nats-Msg-Id inside this")
+    nats_max_age: Seconds = _field(7 * 24 * 3600.0, "events", "events are kept this long")
+    nats_dlq_max_age: Seconds = _field(30 * 24 * 3600.0, "events", "advisories are kept this long")
+    consumer_ack_wait: Seconds = _field(30.0, "events", "a delivery not acked in this time is redelivered")
+    consumer_max_deliver: int = _field(5, "events", "deliveries before a message is parked as a dead letter", ge=1)
+    consumer_nak_delays: Csv = _field(("1", "5", "15", "60"), "events", "seconds before redelivery after the "
+                                      "1st, 2nd, … failure")
+    consumer_fetch_batch: int = _field(1, "events", "messages per pull (docs/EVENTS.md says why 1)", ge=1)
+    outbox_relay_poll_interval: Seconds = _field(1.0, "events", "the relay polls this often besides LISTEN")
+    outbox_relay_batch: int = _field(100, "events", "outbox rows per publish batch", ge=1)
+    outbox_relay_publish_timeout: Seconds = _field(2.0, "events", "wait for one PubAck")
+    outbox_relay_max_retry_delay: Seconds = _field(5.0, "events", "cap of the relay's retry backoff")
+
+    # -- the edge ----------------------------------------------------------------------------------
+    edge_port: int = _field(8080, "edge", "Envoy's REST listener")
+    edge_admin_port: int = _field(9901, "edge", "Envoy's admin (loopback)")
+    edge_listen_host: str = _field("127.0.0.1", "edge", "listener address (`0.0.0.0` in containers)")
+    edge_domain: str = _field("interns.localhost", "edge", "`cart.<domain>` serves only catalog and cart routes, "
+                              "`pay.<domain>` only order, payment and webhook routes")
+    edge_max_body_bytes: int = _field(1024 * 1024, "edge", "request bodies above this are 413 (code 4013)", ge=1)
+    edge_rate_limit_rps: int = _field(100, "edge", "token bucket per client address and host; past it 429", ge=1)
+    edge_rate_limit_burst: int = _field(0, "edge", "bucket size (`0`: same as the rate)", ge=0)
+    edge_cors_origins: Csv = _field((), "edge", "comma-separated allowed origins of the main host (default: "
+                                    "localhost origins)")
+    edge_cart_cors_origins: Csv = _field((), "edge", "allowed origins of `cart.<domain>` (default: as the main host)")
+    edge_pay_cors_origins: Csv = _field((), "edge", "allowed origins of `pay.<domain>` (default: as the main host)")
+    edge_csp: str = _field("", "edge", "Content-Security-Policy of every response (default: strict same-origin)")
+    edge_hsts_max_age: int = _field(0, "edge", "Strict-Transport-Security max-age when served over TLS (`0`: off)",
+                                    ge=0)
+    edge_route_timeout_ms: int = _field(15000, "edge", "upstream timeout per REST call (then 504, code 4001)", ge=1)
+    edge_health_interval_ms: int = _field(1000, "edge", "active gRPC health checks of each service", ge=100)
+    edge_healthz_clusters: Csv = _field((), "edge", "which services `/healthz` requires (default: all four)")
+    edge_xff_trusted_hops: int = _field(0, "edge", "proxies in front of the edge whose X-Forwarded-For is "
+                                        "trusted (rate limit key)", ge=0)
+    edge_log_level: str = _field("warn", "edge", "Envoy's log level")
+    edge_web_root: str = _field("", "edge", "the checkout page's files, served at `/` (default `web/`; `none`: "
+                                "no page)")
+
+    # -- tests -------------------------------------------------------------------------------------
+    checkout_fault: str = _field("", "tests", "crash tests: fault points where the process SIGKILLs itself; "
+                                 "ignored (with a warning) unless CHECKOUT_TEST_HOOKS is set")
+    checkout_test_hooks: bool = _field(False, "tests", "enables CHECKOUT_FAULT; never set outside tests")
+
+    @field_validator("razorpay_webhook_secret", "stripe_webhook_secret", "consumer_nak_delays", "edge_cors_origins",
+                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("consumer_nak_delays")
+    @classmethod
+    def _numbers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for part in value:
+            float(part)  # ValueError names the field
+        return value
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        emulator = f"http://127.0.0.1:{self.gateway_emulator_port}"
+        derived: dict[str, str] = {}
+        for service in SERVICES:
+            if not getattr(self, f"{service}_database_url"):
+                derived[f"{service}_database_url"] = as_role(self.database_url, ROLES[service])
+        if not self.cart_grpc_address:
+            derived["cart_grpc_address"] = f"127.0.0.1:{self.cart_grpc_port}"
+        if not self.payment_grpc_address:
+            derived["payment_grpc_address"] = f"127.0.0.1:{self.payment_grpc_port}"
+        if not self.razorpay_base_url:
+            derived["razorpay_base_url"] = emulator
+        if not self.stripe_base_url:
+            derived["stripe_base_url"] = emulator
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: derived once, at load
+        return self
+
+    # -- what the fields mean together -----------------------------------------------------------
+    @property
+    def jwt_secret_is_dev_default(self) -> bool:
+        return self.jwt_secret == DEV_JWT_SECRET
+
+    @property
+    def nak_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.consumer_nak_delays)
+
+    def service_database_url(self, service: str) -> str:
+        return str(getattr(self, f"{service}_database_url"))
+
+    def grpc_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_grpc_port"))
+
+    def metrics_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_metrics_port"))
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`, validated and derived again (tests, per-process overrides)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        for service in SERVICES:  # a new DATABASE_URL re-derives the service URLs it derived
+            key = f"{service}_database_url"
+            if "database_url" in changes and key not in changes and values[key] == as_role(self.database_url,
+                                                                                           ROLES[service]):
+                values[key] = ""
+        values.update(changes)
+        return type(self).model_validate(values)
+
+
+def as_role(database_url: str, role: str) -> str:
+    """`database_url` with `role` as its user (and no password: trust or a pgpass/URL of its own)."""
+    return make_url(database_url)._replace(username=role, password=None).render_as_string(hide_password=False)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """From `env` (default: the process environment); a bad value stops the process, naming it."""
+    try:
+        if env is None:
+            return Settings()
+        return Settings.model_validate({key.lower(): value for key, value in env.items()
+                                        if key.lower() in Settings.model_fields})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors())
+        raise SystemExit(f"invalid settings: {problems}") from None
+
+
+@functools.cache
+def process_settings() -> Settings:
+    """The settings of this process, read once."""
+    return load_settings()

@@ -1,0 +1,174 @@
+"""The unit of work: one transaction on one pooled connection, and what it must tell others.
+
+A use case opens one, reads and changes its service's rows through `uow.conn`, records the events
+others must hear of (`publish`) and the audit rows of its changes (`audit`), and commits. The
+events and audit rows are written in that same transaction, at commit, as one multi-row INSERT
+each: an event exists exactly when its change does, and a rolled-back change leaves neither.
+Leaving the block without `commit()` rolls everything back. Service-layer tests use
+tests/support/fake_uow.py, which keeps the same record in memory.
+
+    async with uow_factory() as uow:
+        order = await repository.get(uow.conn, token, for_update=True)
+        ...
+        uow.publish("checkout.order.paid", order.order_token, event)
+        uow.audit(actor=..., entity_type="order", entity_id=..., action="status:paid", before=..., after=...)
+        await uow.commit()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from common.plumbing import Plumbing
+from common.request_context import correlation_id
+
+STREAM_SUBJECT_PREFIX = "checkout."
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: str
+    subject: str
+    aggregate_id: str
+    payload: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    entity_type: str
+    entity_id: str
+    action: str
+    before: Any
+    after: Any
+    flagged: bool = False
+
+
+def event_payload(message: Message | Mapping[str, Any]) -> dict[str, Any]:
+    """An event's JSON: proto field names, zero values printed (docs/EVENTS.md)."""
+    if isinstance(message, Message):
+        return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+    return jsonable(dict(message))
+
+
+def new_event(subject: str, aggregate_id: str, payload: Message | Mapping[str, Any]) -> Event:
+    if not subject.startswith(STREAM_SUBJECT_PREFIX):
+        raise ValueError(f"event subject must start with {STREAM_SUBJECT_PREFIX!r}: {subject}")
+    return Event(str(uuid.uuid4()), subject, aggregate_id, event_payload(payload))
+
+
+class Recorder:
+    """What a transaction must tell others: events and audit rows, written at commit."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.audits: list[AuditEntry] = []
+
+    def publish(self, subject: str, aggregate_id: str, payload: Message | Mapping[str, Any]) -> Event:
+        """`subject` like "checkout.order.paid"; `aggregate_id` keeps one aggregate's events in order."""
+        event = new_event(subject, aggregate_id, payload)
+        self.events.append(event)
+        return event
+
+    def audit(self, *, actor: str, entity_type: str, entity_id: str, action: str, before: Mapping[str, Any] | None,
+              after: Mapping[str, Any] | None, flagged: bool = False) -> None:
+        """`before`/`after` may hold Decimals, datetimes, UUIDs, sets and dataclasses; stored as JSON."""
+        self.audits.append(AuditEntry(actor, entity_type, entity_id, action,
+                                      None if before is None else jsonable(before),
+                                      None if after is None else jsonable(after), flagged))
+
+
+class UnitOfWork(Recorder):
+    def __init__(self, engine: AsyncEngine, plumbing: Plumbing) -> None:
+        super().__init__()
+        self._engine = engine
+        self._plumbing = plumbing
+        self._conn: AsyncConnection | None = None
+        self.committed = False
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open (use `async with`)")
+        return self._conn
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._conn = await self._engine.connect()
+        await self._conn.begin()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    async def flush(self) -> None:
+        """Write the recorded events and audit rows now (commit does it too)."""
+        cid = correlation_id()
+        if self.events:
+            await self.conn.execute(insert(self._plumbing.outbox), [
+                {"id": e.id, "aggregate_id": e.aggregate_id, "subject": e.subject, "payload": e.payload,
+                 "headers": {"correlation_id": cid}} for e in self.events])
+            self.events = []
+        if self.audits:
+            await self.conn.execute(insert(self._plumbing.audit_log), [
+                {"actor": a.actor, "correlation_id": cid, "entity_type": a.entity_type, "entity_id": a.entity_id,
+                 "action": a.action, "before": a.before, "after": a.after, "flagged": a.flagged}
+                for a in self.audits])
+            self.audits = []
+
+    async def commit(self) -> None:
+        await self.flush()
+        await self.conn.commit()
+        self.committed = True
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+def uow_factory(engine: AsyncEngine, plumbing: Plumbing) -> UnitOfWorkFactory:
+    return lambda: UnitOfWork(engine, plumbing)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values; Decimals become strings so no amount passes through a float."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).isoformat()
+    if isinstance(value, (uuid.UUID, datetime.date)):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, Message):
+        return event_payload(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(jsonable(item) for item in value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")

@@ -1,0 +1,85 @@
+"""Background loops of a service process (relays, consumers, sweepers): started by the service's
+`assemble`, stopped gracefully at shutdown.
+
+`Worker` runs `run(stop)` as an asyncio task. `periodic` builds the loop every sweeper uses: one
+pass every interval, a failed pass logged once per outage (not a traceback per interval) and its
+end logged when a pass succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+_log = logging.getLogger(__name__)
+
+Run = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when `stop` is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+    except TimeoutError:
+        pass
+
+
+class Worker:
+    """A long-running loop `run(stop)`; `start()` makes it a task, `stop()` ends it gracefully."""
+
+    def __init__(self, name: str, run: Run) -> None:
+        self.name = name
+        self._run = run
+        self.stop_event = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> Worker:
+        self.task = asyncio.create_task(self._run(self.stop_event), name=self.name)
+        self.task.add_done_callback(self._report)
+        return self
+
+    def _report(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("worker died", extra={"worker": self.name}, exc_info=task.exception())
+        elif not self.stop_event.is_set():
+            _log.error("worker ended without being stopped", extra={"worker": self.name})
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        if self.task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout=timeout)
+        except TimeoutError:
+            _log.warning("worker did not stop in time; cancelling", extra={"worker": self.name})
+            self.task.cancel()
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):
+                pass
+        except Exception:
+            pass  # already logged by _report
+
+
+def periodic(name: str, interval_s: float, one_pass: Callable[[], Awaitable[object]]) -> Worker:
+    """A worker running `one_pass()` every `interval_s` seconds until stopped."""
+
+    async def run(stop: asyncio.Event) -> None:
+        failing = False
+        while not stop.is_set():
+            try:
+                await one_pass()
+                if failing:
+                    _log.warning("worker recovered", extra={"worker": name})
+                    failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not failing:
+                    _log.warning("worker pass failed; retrying every interval until it succeeds",
+                                 extra={"worker": name, "error": f"{type(error).__name__}: {error}"})
+                    failing = True
+            await sleep_or_stop(stop, interval_s)
+
+    return Worker(name, run)
