@@ -27,6 +27,7 @@ CAPTURED_SUBJECT = "checkout.payment.captured"
 ENROLLMENT_CREATED_SUBJECT = "checkout.enrollment.created"
 
 FAULT_ENV = "CHECKOUT_FAULT"
+TEST_HOOKS_ENV = "CHECKOUT_TEST_HOOKS"  # the switch without which CHECKOUT_FAULT does nothing
 
 _log = logging.getLogger(__name__)
 
@@ -112,11 +113,31 @@ def load_event_settings() -> EventSettings:
     )
 
 
+def armed_faults() -> frozenset[str]:
+    """The fault points named by CHECKOUT_FAULT, or none unless CHECKOUT_TEST_HOOKS is also on:
+    a stray CHECKOUT_FAULT in a real environment must not kill a real process."""
+    if not _env_flag(TEST_HOOKS_ENV, False):
+        return frozenset()
+    return frozenset(part.strip() for part in os.environ.get(FAULT_ENV, "").split(",") if part.strip())
+
+
+def warn_about_fault_settings() -> None:
+    """Called once at every process start, after logging is configured."""
+    wanted = os.environ.get(FAULT_ENV, "").strip()
+    if not wanted:
+        return
+    if armed_faults():
+        _log.warning("test hooks on: this process kills itself at the named fault points",
+                     extra={"fault": wanted})
+    else:
+        _log.warning(f"{FAULT_ENV} is set but {TEST_HOOKS_ENV} is not: the fault points are off and "
+                     f"{FAULT_ENV} is ignored (it is for crash tests only)", extra={"fault": wanted})
+
+
 def fault_point(name: str) -> None:
-    """Crash tests: when CHECKOUT_FAULT names this point, the process SIGKILLs itself here, so
-    nothing after it (a mark, an ack) happens and no cleanup runs."""
-    wanted = os.environ.get(FAULT_ENV, "")
-    if wanted and name in (part.strip() for part in wanted.split(",")):
+    """Crash tests: when the fault points are armed (armed_faults) and name this one, the process
+    SIGKILLs itself here, so nothing after it (a mark, an ack) happens and no cleanup runs."""
+    if name in armed_faults():
         _log.warning("fault injected: killing this process", extra={"fault": name})
         os.kill(os.getpid(), signal.SIGKILL)
 

@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from common.config import Settings, load_settings
 from common.events import (
     AGGREGATE_HEADER, CORRELATION_HEADER, MSG_ID_HEADER, OUTBOX_SEQ_HEADER, BackgroundTask, EventSettings,
-    fault_point, load_event_settings, sleep_or_stop,
+    fault_point, load_event_settings, sleep_or_stop, warn_about_fault_settings,
 )
 from common.logs import configure_logging
 from common.metrics import serve_metrics
@@ -285,6 +285,7 @@ async def main() -> None:
     settings = load_settings()
     events = load_event_settings()
     configure_logging("outbox_relay", settings.log_level)
+    warn_about_fault_settings()
     serve_metrics(events.relay_metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.config import Settings, load_settings, warn_if_insecure
 from common.db import create_engine
+from common.events import warn_about_fault_settings
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.server import Register, serve_until_signalled, start_server
@@ -34,6 +35,7 @@ async def _serve(service: str, port: Callable[[Settings], int], metrics_port: Ca
     settings = load_settings()
     configure_logging(service, settings.log_level)
     warn_if_insecure(settings)
+    warn_about_fault_settings()
     serve_metrics(metrics_port(settings))
     engine = create_engine(settings)
     assembly = assemble(engine, settings)

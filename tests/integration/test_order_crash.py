@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from checkout.v1 import cart_pb2, order_pb2, order_pb2_grpc
 from common.tables import orders
 from gateway_emulator.runner import start_emulator
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, fault_env, free_port
 from tests.support.tokens import bearer, new_user
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ async def test_crash_after_order_commit_then_retry_resumes(settings, engine, tmp
                       "ORDER_GRPC_PORT": str(order_port), "PAYMENT_GRPC_ADDRESS": f"127.0.0.1:{payment_port}",
                       "PAYMENT_METRICS_PORT": "0", "ORDER_METRICS_PORT": "0", "OUTBOX_RELAY_EMBEDDED": "0"}
         payment = ServiceProcess("payment_svc", common_env, tmp_path / "payment.log", payment_port)
-        doomed = ServiceProcess("order_svc", common_env | {"CHECKOUT_FAULT": "order_after_commit"}, tmp_path / "order1.log", order_port)
+        doomed = ServiceProcess("order_svc", common_env | fault_env("order_after_commit"), tmp_path / "order1.log", order_port)
         restarted = None
         try:
             payment.wait_serving()
