@@ -3,11 +3,12 @@
 The servers are the machine's own on their standard ports when they answer (or the ones named by
 DATABASE_URL / REDIS_URL / NATS_URL), otherwise embedded ones started from the wheels. Each test
 session migrates a database of its own and drops it at the end; tests use random tokens so they
-can share it and run in any order.
+can share it and run in any order. Crash tests take a database of their own (own_settings).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 import uuid
@@ -40,19 +41,28 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-@pytest.fixture(scope="session")
-def database_url(server_urls: ServerURLs) -> Iterator[str]:
-    """A database of this session's own, migrated to head, dropped afterwards."""
+@contextlib.contextmanager
+def new_database(server_urls: ServerURLs) -> Iterator[str]:
+    """A database of its own on the test server, migrated to head, dropped afterwards."""
     server = make_url(server_urls.database_url)
     name = f"checkout_test_{uuid.uuid4().hex[:12]}"
     admin = _libpq(server.set(database="postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(server_urls: ServerURLs) -> Iterator[str]:
+    """The database this session's tests share."""
+    with new_database(server_urls) as url:
+        yield url
 
 
 def _libpq(url) -> str:  # type: ignore[no-untyped-def]
@@ -73,12 +83,35 @@ def settings(database_url: str, server_urls: ServerURLs) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+@contextlib.asynccontextmanager
+async def seeded_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     from cart_svc.seed import load_sample_catalog
 
     engine = create_engine(settings, pool_size=5)
-    async with engine.begin() as conn:
-        await load_sample_catalog(conn)
-    yield engine
-    await engine.dispose()
+    try:
+        async with engine.begin() as conn:
+            await load_sample_catalog(conn)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    async with seeded_engine(settings) as engine:
+        yield engine
+
+
+@pytest.fixture
+def own_settings(server_urls: ServerURLs, settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a database of this test alone. Crash tests use it: a relay publishes
+    every unpublished outbox row of its database, so in the shared one a kill could land on
+    another test's event."""
+    with new_database(server_urls) as url:
+        yield dataclasses.replace(settings, database_url=url)
+
+
+@pytest.fixture
+async def own_engine(own_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    async with seeded_engine(own_settings) as engine:
+        yield engine
