@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 PLAN = "7a1e0000-0000-4000-8000-000000000101"
 
 
-async def test_crash_after_order_commit_then_retry_resumes(settings, engine, tmp_path):
+async def test_crash_after_order_commit_then_retry_resumes(own_settings, own_engine, tmp_path):
+    # A database of its own, so the kill lands on this test's order and its outbox rows stay here.
+    settings, engine = own_settings, own_engine
     from cart_svc.cart_service import CartService
     from cart_svc.commands import ItemChoice, NewCart
     from common.request_context import Caller
