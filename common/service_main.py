@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.db import create_engine
-from common.faults import warn_if_misconfigured
+from common.faults import warn_about_fault_settings
 from common.logs import configure_logging
 from common.metrics import serve_metrics
 from common.server import Register, serve_until_signalled, start_server
@@ -45,7 +45,7 @@ async def _serve(service: str, assemble: Assemble) -> None:
     settings = process_settings()
     configure_logging(f"{service}_svc", settings.log_level)
     warn_if_insecure(settings)
-    warn_if_misconfigured()
+    warn_about_fault_settings()
     serve_metrics(settings.metrics_port(service))
     engine = create_engine(settings, service)
     assembly = assemble(engine, settings)

@@ -34,7 +34,8 @@ def _field(default: Any, group: str, what: str, **more: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_prefix="")
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_prefix="",
+                                      env_ignore_empty=True)
 
     # -- servers -----------------------------------------------------------------------------------
     database_url: str = _field(

@@ -115,3 +115,16 @@ async def admin_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url, pool_size=2)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def own_settings(server_urls: ServerURLs) -> Iterator[Settings]:
+    """Settings pointing at a database of this test alone, every schema migrated. Crash tests use
+    it: a service's relay publishes every unpublished outbox row of its schema, so in the shared
+    database a kill could land on another test's event."""
+    url = new_database(server_urls.database_url)
+    try:
+        setup(load_settings().replace(database_url=url))
+        yield settings_for(url, server_urls)
+    finally:
+        drop_database(url)

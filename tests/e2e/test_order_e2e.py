@@ -3,12 +3,13 @@ create order, get order, new attempt, get payment, verify callback — and each 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-import time
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from gateway_emulator.runner import start_emulator
 from tests.e2e.stack import json_ok, money
@@ -137,7 +138,7 @@ def test_razorpay_down_opens_the_session_at_stripe(stack, user, emulator):
     assert order["payment"]["gateway"] == "stripe" and order["status"] == "awaiting_payment"
 
 
-def test_both_gateways_down_is_4001_retryable(stack, user, emulator, expect_envelope):
+async def test_both_gateways_down_is_4001_retryable(stack, user, emulator, expect_envelope):
     emulator.set_faults("all", down=True)
     try:
         with stack.client() as api:
@@ -147,8 +148,27 @@ def test_both_gateways_down_is_4001_retryable(stack, user, emulator, expect_enve
             assert error["retryable"] is True
     finally:
         emulator.set_faults("all", down=False)
-    time.sleep(0.6)  # the outage opened both circuit breakers; after the cool-down one trial call goes through
+    made_before_the_outage = await orders_of_cart(stack, cart["token"])
+    assert len(made_before_the_outage) == 1  # the key's recovery point: the order exists, no session yet
+    await asyncio.sleep(0.6)  # the outage opened both circuit breakers; after the cool-down one trial call goes through
     with stack.client() as api:  # the retry with the same key resumes: the same order, now with a session
         resumed = json_ok(api.post("/api/v1/order", json={"cart_token": cart["token"]},
                                    headers={**user, "Idempotency-Key": "k-" + cart["token"]}))
     assert resumed["status"] == "awaiting_payment" and resumed["payment"]["gateway_order_id"]
+    assert [resumed["order_token"]] == made_before_the_outage == await orders_of_cart(stack, cart["token"])
+    assert gateway_orders_of(emulator, resumed["order_token"]) == [resumed["payment"]["gateway_order_id"]]
+
+
+async def orders_of_cart(stack, cart_token: str) -> list[str]:
+    async with stack.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT order_token FROM orders WHERE cart_token = :cart"), {"cart": cart_token})
+        return [str(token) for token in rows.scalars()]
+
+
+def gateway_orders_of(emulator, order_token: str) -> list[str]:
+    """Every order or payment intent either gateway holds for the order's payment attempts."""
+    state = emulator.state()
+    razorpay = [order["id"] for order in state["razorpay"]["orders"] if (order.get("receipt") or "").startswith(order_token)]
+    stripe = [intent["id"] for intent in state["stripe"]["payment_intents"]
+              if intent["metadata"].get("key", "").startswith(order_token)]
+    return razorpay + stripe

@@ -13,14 +13,16 @@ from sqlalchemy import func, select
 from checkout.v1 import cart_pb2, order_pb2, order_pb2_grpc
 from common.tables import orders
 from gateway_emulator.runner import start_emulator
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, fault_env, free_port
 from tests.support.tokens import bearer, new_user
 
 pytestmark = pytest.mark.slow
 PLAN = "7a1e0000-0000-4000-8000-000000000101"
 
 
-async def test_crash_after_order_commit_then_retry_resumes(settings, engine, tmp_path):
+async def test_crash_after_order_commit_then_retry_resumes(own_settings, own_engine, tmp_path):
+    # A database of its own, so the kill lands on this test's order and its outbox rows stay here.
+    settings, engine = own_settings, own_engine
     from cart_svc.cart_service import CartService
     from cart_svc.commands import ItemChoice, NewCart
     from common.request_context import Caller
@@ -34,7 +36,7 @@ async def test_crash_after_order_commit_then_retry_resumes(settings, engine, tmp
                       "ORDER_GRPC_PORT": str(order_port), "PAYMENT_GRPC_ADDRESS": f"127.0.0.1:{payment_port}",
                       "PAYMENT_METRICS_PORT": "0", "ORDER_METRICS_PORT": "0", "OUTBOX_RELAY_EMBEDDED": "0"}
         payment = ServiceProcess("payment_svc", common_env, tmp_path / "payment.log", payment_port)
-        doomed = ServiceProcess("order_svc", common_env | {"CHECKOUT_FAULT": "order_after_commit"}, tmp_path / "order1.log", order_port)
+        doomed = ServiceProcess("order_svc", common_env | fault_env("order_after_commit"), tmp_path / "order1.log", order_port)
         restarted = None
         try:
             payment.wait_serving()

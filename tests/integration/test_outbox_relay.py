@@ -162,7 +162,9 @@ async def test_the_relay_recovers_when_its_database_session_is_killed(engine, se
 
 
 @pytest.mark.slow
-async def test_relay_killed_after_publish_before_mark_publishes_once(engine, settings, events, tmp_path):
+async def test_relay_killed_after_publish_before_mark_publishes_once(own_engine, own_settings, events, tmp_path):
+    # A database of its own: the relay publishes every unpublished row, so the kill could land on another test's.
+    engine, settings = own_engine, own_settings
     ids = await add_rows(engine, 3)
     log = tmp_path / "relay.log"
     with python_process("common.outbox_relay", process_env(settings, events, fault="relay_after_publish"), log) as crashed:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import os
 import pathlib
 import random
 import signal
@@ -34,6 +33,7 @@ from common.outbox import add_event
 from common.outbox_relay import OutboxRelay
 from common.tables import carts, enrollments, orders
 from enrollment_svc.consumer import EnrollmentConsumer
+from tests.support.processes import fault_env, inherited_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NATS_SERVER = pathlib.Path(sys.executable).parent / "nats-server"
@@ -181,7 +181,7 @@ async def running_consumer(engine: AsyncEngine, settings: Settings, events: Even
 # -- subprocesses ----------------------------------------------------------------------------------
 def process_env(settings: Settings, events: EventSettings, *, nats_url: str | None = None,
                 fault: str | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "CHECKOUT_FAULT"}
+    env = inherited_env()
     env.update({
         "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
         "NATS_URL": nats_url or settings.nats_url,
@@ -198,7 +198,7 @@ def process_env(settings: Settings, events: EventSettings, *, nats_url: str | No
         "ENROLLMENT_GRPC_PORT": "0", "ENROLLMENT_METRICS_PORT": "0", "LOG_LEVEL": "INFO",
     })
     if fault:
-        env["CHECKOUT_FAULT"] = fault
+        env.update(fault_env(fault))
     return env
 
 

@@ -13,6 +13,19 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.faults import FAULT_ENV, TEST_HOOKS_ENV
+
+
+def fault_env(point: str) -> dict[str, str]:
+    """What arms a fault point (common.events.fault_point) in a child process: its name and the
+    test switch."""
+    return {FAULT_ENV: point, TEST_HOOKS_ENV: "1"}
+
+
+def inherited_env() -> dict[str, str]:
+    """This process's environment without the fault settings: a child is armed only on purpose."""
+    return {key: value for key, value in os.environ.items() if key not in (FAULT_ENV, TEST_HOOKS_ENV)}
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -23,7 +36,7 @@ def free_port() -> int:
 class ServiceProcess:
     def __init__(self, module: str, env: dict[str, str], log: pathlib.Path, port: int) -> None:
         self.module, self.port, self.log = module, port, log
-        full_env = {key: value for key, value in os.environ.items() if key != "CHECKOUT_FAULT"} | env
+        full_env = inherited_env() | env
         self._log_file = log.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", module], env=full_env, stdout=self._log_file,
                                         stderr=subprocess.STDOUT, start_new_session=True)
