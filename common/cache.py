@@ -77,7 +77,8 @@ class SafeCache:
         return result
 
     async def get(self, key: str) -> bytes | None:
-        return await self.run("get", lambda client: client.get(key))
+        value = await self.run("get", lambda client: client.get(key))
+        return value.encode() if isinstance(value, str) else value
 
     async def set(self, key: str, value: bytes, ttl_ms: int) -> bool:
         if ttl_ms <= 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,10 +118,10 @@ class EventConsumer:
                         await js.add_consumer(self._events.dlq_stream,
                                               dead_letter_watch_config(self._events, subscription))
                         work = await js.pull_subscribe_bind(durable=subscription.durable, stream=self._events.stream)
-                        group.create_task(self._loop(work, lambda msg, s=subscription: self.handle(s, msg), stop))
+                        group.create_task(self._loop(work, functools.partial(self.handle, subscription), stop))
                         watch = await js.pull_subscribe_bind(durable=subscription.dlq_durable,
                                                              stream=self._events.dlq_stream)
-                        group.create_task(self._loop(watch, lambda msg, s=subscription, j=js: self.on_advisory(j, s, msg),
+                        group.create_task(self._loop(watch, functools.partial(self.on_advisory, js, subscription),
                                                      stop))
                     self.ready.set()
                     failures = 0

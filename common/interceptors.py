@@ -44,7 +44,8 @@ class CheckoutInterceptor(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]):
+    def _wrap(self, method: str, behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+              ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
         verifier = self._verifier
 
         async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:

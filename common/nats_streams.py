@@ -49,7 +49,7 @@ async def connect(url: str, name: str, *, on_reconnect: Callable[[], None] | Non
             url,
             name=name,
             connect_timeout=2,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # a float works; nats-py's hint says int
             max_reconnect_attempts=-1,
             allow_reconnect=True,
             drain_timeout=2,

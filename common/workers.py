@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 _log = logging.getLogger(__name__)
 
-Run = Callable[[asyncio.Event], Awaitable[None]]
+Run = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

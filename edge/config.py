@@ -247,6 +247,7 @@ def security_headers(settings: EdgeSettings) -> list[tuple[str, str]]:
 
 
 def _cors_policy(settings: EdgeSettings) -> dict:
+    matches: list[dict[str, object]]
     if settings.cors_origins:
         matches = [{"exact": origin} for origin in settings.cors_origins]
     else:

@@ -89,15 +89,10 @@ def _json_string(text: str) -> str:
 
 
 def _lua_spec(spec: ErrorSpec) -> str:
-    return (
-        "{ code = %d, message = %s, retryable = %s, suggested_action = %s }"
-        % (
-            spec.code,
-            lua_string(_json_string(spec.message)),
-            lua_string("true" if spec.retryable else "false"),
-            lua_string(_json_string(spec.suggested_action)),
-        )
-    )
+    message = lua_string(_json_string(spec.message))
+    retryable = lua_string("true" if spec.retryable else "false")
+    action = lua_string(_json_string(spec.suggested_action))
+    return f"{{ code = {spec.code}, message = {message}, retryable = {retryable}, suggested_action = {action} }}"
 
 
 def lua_path_pattern(template: str) -> str:

@@ -105,7 +105,7 @@ class EdgeSettings:
     jwt_issuer: str = "interns-platform"
     jwt_audience: str = "checkout"
 
-    def with_(self, **changes: object) -> "EdgeSettings":
+    def with_(self, **changes: object) -> EdgeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     @property

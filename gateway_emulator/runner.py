@@ -160,7 +160,7 @@ def start_emulator(port: int = 0, host: str = "127.0.0.1", **knobs: Any) -> Runn
         async def boot() -> None:
             try:
                 await emulator.start()
-            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            except BaseException as exc:
                 failure.append(exc)
                 raise
             finally:

@@ -44,7 +44,7 @@ def money(amount: str, currency: str) -> str:
     """"3999.00" → "₹3,999.00" (Indian grouping for INR: ₹1,49,999.00). Display only: never parsed."""
     whole, _, fraction = amount.lstrip("-").partition(".")
     if currency == "INR" and len(whole) > 3:
-        head, groups = whole[:-3], []
+        head, groups = whole[:-3], list[str]()
         while len(head) > 2:
             groups.insert(0, head[-2:])
             head = head[:-2]
@@ -245,7 +245,7 @@ class Demo:
     def enrollment(self) -> str:
         token = self.facts["order"]["order_token"]
         deadline = time.monotonic() + self.timeout
-        seen = []
+        seen: list[str] = []
         while True:
             order = self.call("GET", f"/api/v1/order/{token}")
             if not seen or seen[-1] != order["status"]:
