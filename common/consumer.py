@@ -61,11 +61,27 @@ class Subscription:
         return f"{self.durable}_dead_letters"
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` one or more."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">" and index == len(wanted) - 1:
+            return len(given) > index
+        if index >= len(given) or (token != "*" and token != given[index]):
+            return False
+    return len(given) == len(wanted)
+
+
 def consumer_config(events: EventSettings, subscription: Subscription) -> ConsumerConfig:
+    # One subject: `filter_subject`, which every JetStream server honours. Several: `filter_subjects`
+    # (NATS 2.10+; an older server ignores it and delivers the whole stream, so `handle` checks the
+    # subject too).
+    wire = [events.wire_subject(subject) for subject in subscription.subjects]
     return ConsumerConfig(
         durable_name=subscription.durable,
         description=subscription.description or subscription.durable,
-        filter_subjects=[events.wire_subject(subject) for subject in subscription.subjects],
+        filter_subject=wire[0] if len(wire) == 1 else None,
+        filter_subjects=wire if len(wire) > 1 else None,
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=events.ack_wait,
@@ -86,6 +102,16 @@ def dead_letter_watch_config(events: EventSettings, subscription: Subscription) 
     )
 
 
+@dataclasses.dataclass
+class ConsumerStats:
+    """What this process did with its deliveries (the metrics say the same, per consumer)."""
+
+    handled: int = 0  # handler returned, then acked
+    retried: int = 0  # nak'ed with a delay
+    parked: int = 0  # dead letters this process stored (at once, last delivery, or advisory)
+    binds: int = 0  # times the consumers were (re)bound: 1 + reconnects and restarts
+
+
 class _Reconnected(Exception):
     """The NATS client reconnected: re-declare streams and consumers, bind again."""
 
@@ -101,6 +127,7 @@ class EventConsumer:
         self._reconnected = False
         self._last_errors: collections.OrderedDict[tuple[str, int], str] = collections.OrderedDict()
         self.ready = asyncio.Event()  # set once subscribed (tests wait on it)
+        self.stats = ConsumerStats()
 
     async def run(self, stop: asyncio.Event) -> None:
         retry = RetryPolicy(attempts=1, first_delay=0.2, max_delay=5.0)
@@ -123,6 +150,7 @@ class EventConsumer:
                                                              stream=self._events.dlq_stream)
                         group.create_task(self._loop(watch, functools.partial(self.on_advisory, js, subscription),
                                                      stop))
+                    self.stats.binds += 1
                     self.ready.set()
                     failures = 0
             except* _Reconnected:
@@ -161,9 +189,14 @@ class EventConsumer:
         token = correlation_id_var.set(headers.get(CORRELATION_HEADER) or new_correlation_id())
         label = subscription.durable
         try:
+            subject = self._events.local_subject(msg.subject)
+            if not any(subject_matches(wanted, subject) for wanted in subscription.subjects):
+                # a server without multi-subject filters (NATS < 2.10) sent what this durable
+                # does not read: its own cursor, so acking it takes it from nobody else
+                await _ack(msg)
+                return
             try:
-                event = parse_event(self._events.local_subject(msg.subject), msg.data or b"",
-                                    headers.get("Nats-Msg-Id", ""))
+                event = parse_event(subject, msg.data or b"", headers.get("Nats-Msg-Id", ""))
                 await subscription.handler(event)
             except CannotHandle as error:
                 await self._park(subscription, msg, seq, delivered, str(error))
@@ -174,6 +207,7 @@ class EventConsumer:
                 return
             fault_point("consumer_after_commit")
             self._last_errors.pop((label, seq), None)
+            self.stats.handled += 1
             EVENTS_HANDLED.labels(label, "handled").inc()
             await _ack(msg)
         finally:
@@ -189,6 +223,7 @@ class EventConsumer:
             await self._park(subscription, msg, seq, delivered, reason)
             await msg.term()
             return
+        self.stats.retried += 1
         EVENTS_HANDLED.labels(subscription.durable, "retry").inc()
         await msg.nak(delay=self._events.nak_delay(delivered))
 
@@ -197,6 +232,7 @@ class EventConsumer:
                                         subject=self._events.local_subject(msg.subject), payload=msg.data or b"",
                                         deliveries=delivered, error=error)
         if parked:
+            self.stats.parked += 1
             EVENTS_HANDLED.labels(subscription.durable, "parked").inc()
         _log.warning("event parked as a dead letter",
                      extra={"consumer": subscription.durable, "stream_seq": seq, "error": error})
@@ -226,6 +262,7 @@ class EventConsumer:
         parked = await self._store.park(stream=self._events.stream, consumer=subscription.durable, stream_seq=seq,
                                         subject=subject, payload=payload, deliveries=deliveries, error=error)
         if parked:
+            self.stats.parked += 1
             EVENTS_HANDLED.labels(subscription.durable, "parked").inc()
             _log.warning("message parked after max deliveries",
                          extra={"consumer": subscription.durable, "stream_seq": seq, "error": error})

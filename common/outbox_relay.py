@@ -14,16 +14,21 @@ the schema's `outbox_<schema>` notification (migrations/plumbing.py) and polls b
 trouble is retried forever with capped, jittered backoff; the client reconnects by itself and
 streams are re-declared.
 
-Every service process runs one as a worker (`relay_worker`). Details and trade-offs: docs/EVENTS.md.
+Every service process runs one as a worker (`relay_worker`); `python -m common.outbox_relay SERVICE`
+runs one on its own (a deployment that scales relays apart from the service, and the crash tests).
+Details and trade-offs: docs/EVENTS.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime
 import json
 import logging
+import signal
+import sys
 import time
 from typing import Any
 
@@ -32,14 +37,16 @@ import psycopg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 
 from common.events import AGGREGATE_HEADER, CORRELATION_HEADER, MSG_ID_HEADER, OUTBOX_SEQ_HEADER, EventSettings
-from common.faults import fault_point
+from common.faults import fault_point, warn_about_fault_settings
+from common.logs import configure_logging
 from common.nats_streams import close_quietly, connect, ensure_streams
-from common.plumbing import Plumbing
+from common.plumbing import Plumbing, plumbing_tables
 from common.retry import RetryPolicy
-from common.settings import Settings
+from common.settings import SCHEMAS, SERVICES, Settings, process_settings
 from common.workers import Worker, sleep_or_stop
 
 LOCK_RETRY_SECONDS = 1.0
@@ -80,6 +87,7 @@ class RelayStats:
     duplicates: int = 0  # PubAcks that said "already stored": a re-publish after a crash or a retry
     failures: int = 0
     terms_as_leader: int = 0
+    standby_tries: int = 0  # lock attempts that found another leader
 
 
 class PublishFailed(Exception):
@@ -158,6 +166,7 @@ class OutboxRelay:
                     self._set_leader(True)
                     return pg
                 failures, delay = 0, LOCK_RETRY_SECONDS
+                self.stats.standby_tries += 1
                 if not standby_logged:
                     _log.info("another relay is the leader; standing by")
                     standby_logged = True
@@ -284,3 +293,29 @@ def relay_worker(settings: Settings, service: str, plumbing: Plumbing) -> Worker
     relay = OutboxRelay(settings.service_database_url(service), plumbing, settings.nats_url,
                         EventSettings.from_settings(settings), name=f"{service}-outbox-relay")
     return Worker(f"{service}-outbox-relay", relay.run)
+
+
+async def _run_alone(service: str) -> None:
+    settings = process_settings()
+    worker = relay_worker(settings, service, plumbing_tables(MetaData(), SCHEMAS[service])).start()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+    await worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.outbox_relay",
+                                     description="Relay one service's outbox to NATS until SIGTERM.")
+    parser.add_argument("service", choices=SERVICES)
+    args = parser.parse_args(argv)
+    configure_logging(f"{args.service}-outbox-relay", process_settings().log_level)
+    warn_about_fault_settings()
+    asyncio.run(_run_alone(args.service))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,5 @@
 """The plumbing end to end on real PostgreSQL and NATS: a unit of work writes an event and an
-audit row in its transaction, the schema's relay publishes the event, a consumer handles it once."""
+audit row in its transaction, the schema's relay publishes the event, a consumer handles it once. The test's streams are deleted at the end."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from common.plumbing import plumbing_tables
 from common.settings import Settings
 from common.uow import UnitOfWork
 from common.workers import Worker
+from tests.support.jetstream import drop_streams
 
 
 async def test_an_event_written_by_a_unit_of_work_reaches_a_consumer_once(
@@ -53,5 +54,6 @@ async def test_an_event_written_by_a_unit_of_work_reaches_a_consumer_once(
     finally:
         for worker in workers:
             await worker.stop()
+        await drop_streams(settings.nats_url, events)
     assert [(e.subject, dict(e.payload)) for e in received] == [
         ("checkout.test.happened", {"token": token, "amount": "1.00"})]
