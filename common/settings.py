@@ -266,8 +266,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         if env is None:
             return Settings()
+        # as from the process environment: names in any case, an empty value means the default
         return Settings.model_validate({key.lower(): value for key, value in env.items()
-                                        if key.lower() in Settings.model_fields})
+                                        if key.lower() in Settings.model_fields and value != ""})
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors())
         raise SystemExit(f"invalid settings: {problems}") from None

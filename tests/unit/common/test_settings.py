@@ -1,0 +1,121 @@
+"""The one settings model (common/settings.py): parsing, comma-separated lists, derived URLs and
+addresses, and a bad value that stops the process with the variable's name."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from common.settings import DEV_JWT_SECRET, ROLES, SERVICES, Settings, as_role, load_settings
+from tests.support.processes import inherited_env
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def test_defaults_point_at_what_make_run_starts() -> None:
+    settings = load_settings({})
+    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:55432/checkout"
+    assert settings.nats_url == "nats://127.0.0.1:54222" and settings.redis_url == "redis://127.0.0.1:56379/0"
+    assert settings.jwt_secret == DEV_JWT_SECRET and settings.jwt_secret_is_dev_default
+    assert settings.consumer_nak_delays == ("1", "5", "15", "60") and settings.nak_delays == (1.0, 5.0, 15.0, 60.0)
+    assert settings.edge_domain == "interns.localhost"
+    assert settings.edge_cors_origins == settings.edge_cart_cors_origins == settings.edge_pay_cors_origins == ()
+    assert [settings.grpc_port(s) for s in SERVICES] == [50051, 50052, 50053, 50054]
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    settings = load_settings({"CART_TTL": "600", "PAYMENT_GATEWAY_BACKOFF": "0.25", "CHECKOUT_TEST_HOOKS": "yes",
+                              "EDGE_PORT": "18080", "LOG_LEVEL": "DEBUG", "NOT_A_SETTING": "ignored"})
+    assert settings.cart_ttl == 600 and isinstance(settings.cart_ttl, int)
+    assert settings.payment_gateway_backoff == 0.25
+    assert settings.checkout_test_hooks is True
+    assert settings.edge_port == 18080 and settings.log_level == "DEBUG"
+
+
+def test_an_empty_value_means_the_default() -> None:
+    assert load_settings({"CART_TTL": "", "EDGE_CORS_ORIGINS": ""}) == load_settings({})
+
+
+@pytest.mark.parametrize(("name", "raw", "parsed"), [
+    ("EDGE_CORS_ORIGINS", "https://a.example, https://b.example ,,", ("https://a.example", "https://b.example")),
+    ("EDGE_CART_CORS_ORIGINS", "https://shop.example", ("https://shop.example",)),
+    ("EDGE_PAY_CORS_ORIGINS", " https://pay.example ", ("https://pay.example",)),
+    ("RAZORPAY_WEBHOOK_SECRET", "new-secret,old-secret", ("new-secret", "old-secret")),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_1", ("whsec_1",)),
+    ("CONSUMER_NAK_DELAYS", "0.5, 2,10", ("0.5", "2", "10")),
+    ("EDGE_HEALTHZ_CLUSTERS", "cart,order", ("cart", "order")),
+])
+def test_comma_separated_lists(name: str, raw: str, parsed: tuple[str, ...]) -> None:
+    assert getattr(load_settings({name: raw}), name.lower()) == parsed
+
+
+def test_each_service_url_is_derived_from_the_administrators_as_its_own_role() -> None:
+    settings = load_settings({"DATABASE_URL": "postgresql+psycopg://admin:secret@db.example:5433/shop",
+                              "ORDER_DATABASE_URL": "postgresql+psycopg://checkout_order:pw@orders.example/ordering"})
+    assert settings.cart_database_url == "postgresql+psycopg://checkout_cart@db.example:5433/shop"  # no password
+    assert settings.payment_database_url == "postgresql+psycopg://checkout_payment@db.example:5433/shop"
+    assert settings.enrollment_database_url == "postgresql+psycopg://checkout_enrollment@db.example:5433/shop"
+    assert settings.order_database_url == "postgresql+psycopg://checkout_order:pw@orders.example/ordering"  # as set
+    assert {s: settings.service_database_url(s).split("://")[1].split("@")[0].split(":")[0] for s in SERVICES} == ROLES
+
+
+def test_addresses_and_gateway_urls_are_derived_from_the_ports() -> None:
+    settings = load_settings({"CART_GRPC_PORT": "6001", "PAYMENT_GRPC_PORT": "6003", "GATEWAY_EMULATOR_PORT": "9999"})
+    assert settings.cart_grpc_address == "127.0.0.1:6001" and settings.payment_grpc_address == "127.0.0.1:6003"
+    assert settings.razorpay_base_url == settings.stripe_base_url == "http://127.0.0.1:9999"
+    real = load_settings({"CART_GRPC_ADDRESS": "cart_svc:50051", "RAZORPAY_BASE_URL": "https://api.razorpay.com"})
+    assert real.cart_grpc_address == "cart_svc:50051" and real.razorpay_base_url == "https://api.razorpay.com"
+
+
+def test_replace_validates_and_derives_again() -> None:
+    base = load_settings({"PAYMENT_DATABASE_URL": "postgresql+psycopg://checkout_payment:pw@pay.example/p"})
+    moved = base.replace(database_url="postgresql+psycopg://postgres@10.0.0.9:5432/other", cart_ttl=5)
+    assert moved.cart_database_url == as_role("postgresql+psycopg://postgres@10.0.0.9:5432/other", "checkout_cart")
+    assert moved.payment_database_url == "postgresql+psycopg://checkout_payment:pw@pay.example/p"  # set, so kept
+    assert moved.cart_ttl == 5 and base.cart_ttl == 24 * 3600
+    with pytest.raises(Exception, match="cart_ttl"):
+        base.replace(cart_ttl=0)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(Exception, match="frozen"):
+        load_settings({}).cart_ttl = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"CART_TTL": "a day"}, "CART_TTL"),
+    ({"ORDER_TTL": "10"}, "ORDER_TTL"),  # below its minimum
+    ({"EDGE_PORT": "http"}, "EDGE_PORT"),
+    ({"CONSUMER_NAK_DELAYS": "1,soon"}, "CONSUMER_NAK_DELAYS"),
+    ({"CHECKOUT_TEST_HOOKS": "perhaps"}, "CHECKOUT_TEST_HOOKS"),
+    ({"NATS_REPLICAS": "9"}, "NATS_REPLICAS"),
+])
+def test_a_bad_value_stops_with_the_variables_name(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(env)
+    assert str(stopped.value).startswith("invalid settings: ") and f"{named}:" in str(stopped.value)
+
+
+def test_a_bad_value_in_the_process_environment_stops_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMENT_SESSION_TTL", "half an hour")
+    with pytest.raises(SystemExit, match="PAYMENT_SESSION_TTL"):
+        load_settings()
+    monkeypatch.setenv("PAYMENT_SESSION_TTL", "900")
+    assert load_settings().payment_session_ttl == 900
+
+
+def test_a_process_that_misreads_a_setting_never_starts() -> None:
+    code = "from common.settings import process_settings; process_settings(); print('started')"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=inherited_env() | {"DB_POOL_SIZE": "zero"},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "started" not in run.stdout
+    assert "invalid settings: DB_POOL_SIZE:" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_every_field_documents_itself() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description, name
+        assert isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("group"), name
