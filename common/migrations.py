@@ -10,15 +10,23 @@ A role may use only its own schema: it owns it, and nobody is granted another's 
 also gives PUBLIC no CREATE on `public`; bootstrap revokes it for older servers). A password in a
 service's URL becomes its role's password; without one the role logs in as pg_hba allows (trust
 on the embedded development server).
+
+Every command is safe to run again, and beside another run on the same database (two `make run`,
+a deployment's migration job started twice): each holds the database's migration advisory lock
+while it works, so the second waits and then finds nothing left to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import logging
 import pathlib
+import struct
 import sys
 import time
+from collections.abc import Iterator
 
 import psycopg
 from alembic import command
@@ -30,6 +38,8 @@ from common.settings import ROLES, SCHEMAS, SERVICES, Settings, load_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
+# The advisory lock every migration command of a database holds while it works (any role may take one).
+LOCK_KEY = struct.unpack(">q", hashlib.sha256(b"checkout-migrations").digest()[:8])[0]
 _log = logging.getLogger(__name__)
 
 
@@ -37,10 +47,21 @@ def libpq(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@contextlib.contextmanager
+def exclusive(database_url: str) -> Iterator[None]:
+    """Hold the database's migration lock (a session-level advisory lock, freed if we die)."""
+    with psycopg.connect(libpq(database_url), autocommit=True, application_name="checkout-migrations") as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
 def bootstrap(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
     """Create each service's role (if missing) and schema (owned by it). Safe to run again, and
     beside another bootstrap of the same cluster (roles are cluster-wide: a race is retried)."""
-    with psycopg.connect(libpq(settings.database_url), autocommit=True) as conn:
+    with exclusive(settings.database_url), psycopg.connect(libpq(settings.database_url), autocommit=True) as conn:
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         for service in services:
             role, schema = ROLES[service], SCHEMAS[service]
@@ -60,8 +81,9 @@ def _ensure_role(conn: psycopg.Connection, role: str, password: str | None) -> N
             if password:
                 conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
             return
-        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
-            time.sleep(0.05 * (attempt + 1))  # another bootstrap created it a moment ago
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation, psycopg.errors.InternalError_):
+            # another bootstrap of the cluster created or altered it a moment ago ("tuple concurrently updated")
+            time.sleep(0.05 * (attempt + 1))
     raise SystemExit(f"could not create role {role}")
 
 
@@ -75,8 +97,16 @@ def alembic_config(service: str, database_url: str) -> Config:
 
 
 def upgrade(settings: Settings, services: tuple[str, ...] = SERVICES, revision: str = "heads") -> None:
+    """Each service's tree to `revision` ("base": all the way down), as the service's own role, holding
+    the lock of the service's database."""
     for service in services:
-        command.upgrade(alembic_config(service, settings.service_database_url(service)), revision)
+        url = settings.service_database_url(service)
+        config = alembic_config(service, url)
+        with exclusive(url):
+            if revision == "base":
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
 
 
 def setup(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
