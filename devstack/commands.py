@@ -50,7 +50,7 @@ def run(base_dir: Path) -> int:
         for service in missing:
             print(f"  {service.name:<17} skipped: no {service.requires}", flush=True)
         supervisor.start([_service_spec(s, env, base_dir) for s in present])
-        print(_ready_line(present, len(supervisor.children)), flush=True)
+        print(_ready_line(present, len(supervisor.children), env), flush=True)
         while not flag.wait(0.5):
             for child in supervisor.newly_exited():
                 print(
@@ -150,10 +150,12 @@ def _service_spec(service: stack.Service, env: Mapping[str, str], base_dir: Path
     )
 
 
-def _ready_line(present: list[stack.Service], running: int) -> str:
+def _ready_line(present: list[stack.Service], running: int, env: Mapping[str, str]) -> str:
     edge = next((s for s in present if s.name == stack.EDGE), None)
     if edge is not None:
-        return f"ready: http://127.0.0.1:{edge.port}/"
+        cart, pay = stack.dedicated_hosts(env)
+        return (f"ready: http://127.0.0.1:{edge.port}/ (catalog and cart only: http://{cart}:{edge.port}/, "
+                f"orders and payments only: http://{pay}:{edge.port}/)")
     return (
         f"ready: {running} process{'' if running == 1 else 'es'} up; the edge is not there yet (no "
         f"{stack.EDGE}/__main__.py), so nothing serves http://127.0.0.1:"

@@ -48,6 +48,12 @@ PREPARE: list[Step] = [
 EDGE = "edge"
 
 
+def dedicated_hosts(env: Mapping[str, str]) -> tuple[str, str]:
+    """The edge's cart and payment hosts (`*.localhost` resolves to this machine)."""
+    domain = load_settings(env).edge_domain
+    return f"cart.{domain}", f"pay.{domain}"
+
+
 def services(env: Mapping[str, str]) -> list[Service]:
     """Ports come from the same settings the services read (common/settings.py), so an override
     such as CART_GRPC_PORT=6000 moves both the service and the readiness check."""

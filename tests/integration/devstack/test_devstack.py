@@ -19,17 +19,15 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
-if str(PROJECT) not in sys.path:  # lets this file run before the project has a pytest config
-    sys.path.insert(0, str(PROJECT))
+from devstack import nats as dev_nats
+from devstack import pidfiles
+from devstack import redis as dev_redis
+from devstack.layout import RunDir
+from devstack.ports import free_ports, port_in_use
+from devstack.processes import Supervisor, stop_recorded
+from devstack.servers import DEV_PORTS, STANDARD_PORTS, ServerURLs, ensure_servers
 
-from devstack import nats as dev_nats  # noqa: E402
-from devstack import pidfiles  # noqa: E402
-from devstack import redis as dev_redis  # noqa: E402
-from devstack.layout import RunDir  # noqa: E402
-from devstack.ports import free_ports, port_in_use  # noqa: E402
-from devstack.processes import Supervisor, stop_recorded  # noqa: E402
-from devstack.servers import DEV_PORTS, STANDARD_PORTS, ServerURLs, ensure_servers  # noqa: E402
+PROJECT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.timeout(120)
 

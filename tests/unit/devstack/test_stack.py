@@ -1,0 +1,37 @@
+"""What `make run` starts, in which order (devstack/stack.py): each service's schema migrated, the
+sample catalog loaded, then the four services, the gateway emulator and the edge on the ports the
+settings give them."""
+
+from __future__ import annotations
+
+from devstack import commands, stack
+
+
+def test_migrations_then_the_catalog_before_any_service() -> None:
+    assert [(step.name, step.argv) for step in stack.PREPARE] == [
+        ("migrate", ("python", "-m", "common.migrations", "setup")),
+        ("seed", ("python", "-m", "cart_svc.seed")),
+    ]
+
+
+def test_the_services_the_emulator_and_the_edge_last() -> None:
+    started = stack.services({})
+    assert [(s.name, s.argv[1:], s.port) for s in started] == [
+        ("cart_svc", ("-m", "cart_svc"), 50051),
+        ("order_svc", ("-m", "order_svc"), 50052),
+        ("payment_svc", ("-m", "payment_svc"), 50053),
+        ("enrollment_svc", ("-m", "enrollment_svc"), 50054),
+        ("gateway_emulator", ("-m", "gateway_emulator"), 8090),
+        ("edge", ("-m", "edge", "run"), 8080),
+    ]
+    assert started[-1].health_url == "http://127.0.0.1:8080/healthz"
+
+
+def test_ports_and_hosts_follow_the_settings() -> None:
+    env = {"CART_GRPC_PORT": "6001", "EDGE_PORT": "18080", "EDGE_DOMAIN": "shop.localhost"}
+    started = {s.name: s for s in stack.services(env)}
+    assert started["cart_svc"].port == 6001 and started["edge"].health_url == "http://127.0.0.1:18080/healthz"
+    assert stack.dedicated_hosts(env) == ("cart.shop.localhost", "pay.shop.localhost")
+    line = commands._ready_line(list(started.values()), len(started), env)
+    assert line.startswith("ready: http://127.0.0.1:18080/")
+    assert "http://cart.shop.localhost:18080/" in line and "http://pay.shop.localhost:18080/" in line
