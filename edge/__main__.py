@@ -1,4 +1,5 @@
-"""python -m edge render [--out PATH] [--docker]   write the Envoy config (stdout by default)
+"""python -m edge render [--out PATH] [--docker [--domain D]]
+                                                write the Envoy config (stdout by default)
 python -m edge run [--log-level LEVEL] [--config PATH]
                                                 render to .run/edge/envoy.yaml, exec Envoy
 python -m edge check-docker                     exit 1 when edge/envoy.docker.yaml is stale
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     render = sub.add_parser("render", help="write the Envoy bootstrap")
     render.add_argument("--out", type=pathlib.Path, help="file to write (default: stdout; with --docker: edge/envoy.docker.yaml)")
     render.add_argument("--docker", action="store_true", help="the docker-compose variant (service host names, 0.0.0.0)")
+    render.add_argument("--domain", default=settings.DEFAULT_DOMAIN,
+                        help="with --docker: the dedicated hosts' domain (default %(default)s, as committed)")
     run = sub.add_parser("run", help="render to .run/edge/envoy.yaml and exec Envoy")
     run.add_argument("--log-level", default=process_settings().edge_log_level)
     run.add_argument("--config", type=pathlib.Path, default=RUN_DIR / "envoy.yaml")
@@ -53,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "render":
         if args.docker:
-            text = config.render_docker()
+            if args.domain != settings.DEFAULT_DOMAIN and args.out is None:
+                parser.error(f"--domain {args.domain} needs --out: {config.DOCKER_CONFIG} stays on the default domain")
+            text = config.render_docker(domain=args.domain)
             out = args.out or config.DOCKER_CONFIG
         else:
             text = config.render(settings.from_env())

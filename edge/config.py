@@ -15,8 +15,13 @@ HTTP filter chain (requests run top to bottom, responses bottom to top):
     grpc_json_transcoder     REST -> gRPC; unknown paths / query params / bad JSON -> 400 / 404
     router                   /checkout.v1.<Service>/ -> that service's cluster
 
-Routes: the checkout page (web/, direct responses, transcoder off per route; static_routes()),
-then one route per service, then a catch-all for REST paths the transcoder did not know.
+Virtual hosts: `cart.<domain>` and `pay.<domain>` (HOST_SERVICES; CONTRACT.md "Hosts") each
+transcode only their services' REST routes (a transcoder config of their own: another route is
+404, code 4004) and route only to those services, with their own CORS origins and rate-limit
+buckets; every other host is the main one, with every route and the checkout page.
+
+Routes: the checkout page (web/, direct responses, transcoder off per route; static_routes(), main
+host only), then one route per service, then a catch-all for REST paths the transcoder did not know.
 
 Envoy's own error replies are shaped by local_reply_config (edge/envelope.py).
 """
@@ -31,7 +36,16 @@ from google.protobuf import descriptor_pb2
 
 from common.settings import DEV_JWT_SECRET
 from edge import descriptors, envelope, yamlout
-from edge.settings import CLUSTER_SERVICES, DESCRIPTOR_PATH, LOCALHOST_ORIGIN_REGEX, WEB_DIR, EdgeSettings, docker
+from edge.settings import (
+    CLUSTER_SERVICES,
+    DEFAULT_DOMAIN,
+    DESCRIPTOR_PATH,
+    HOST_SERVICES,
+    LOCALHOST_ORIGIN_REGEX,
+    WEB_DIR,
+    EdgeSettings,
+    docker,
+)
 
 EDGE_DIR = pathlib.Path(__file__).resolve().parent
 DOCKER_CONFIG = EDGE_DIR / "envoy.docker.yaml"
@@ -86,6 +100,20 @@ def service_clusters(service_names: list[str]) -> dict[str, str]:
     if missing:
         raise ValueError(f"edge.settings.CLUSTER_SERVICES names services the descriptor set lacks: {missing}")
     return {name: assigned[name] for name in service_names}
+
+
+def host_services(service_names: list[str]) -> dict[str, list[str]]:
+    """Dedicated host prefix -> the full names of the services it serves, checked against the
+    descriptor set (a renamed or removed service fails the render)."""
+    known = set(service_names)
+    hosts: dict[str, list[str]] = {}
+    for prefix, services in HOST_SERVICES.items():
+        full = [f"{descriptors.PACKAGE}.{short}" for short in services]
+        missing = [name for name in full if name not in known]
+        if missing:
+            raise ValueError(f"edge.settings.HOST_SERVICES names services the descriptor set lacks: {missing}")
+        hosts[prefix] = full
+    return hosts
 
 
 # The checkout page (web/): URL path -> file in settings.web_root. Envoy reads each file once,
@@ -184,7 +212,7 @@ def static_routes(settings: EdgeSettings) -> list[dict]:
     return routes
 
 
-def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str]) -> list[dict]:
+def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page: bool = True) -> list[dict]:
     # Native gRPC (content-type application/grpc from the client, marked by the Lua filter) is
     # not served here: the services listen for gRPC callers on their own ports. Envoy answers a
     # gRPC request's local reply as a gRPC status: 404 -> UNIMPLEMENTED.
@@ -204,7 +232,7 @@ def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str]) -> list
             "match": {"prefix": "/", "headers": [{"name": envelope.REJECT_MARKER, "present_match": True}]},
             "direct_response": {"status": 400},
         },
-        *static_routes(settings),
+        *(static_routes(settings) if page else []),
     ]
     for service, cluster in clusters_by_service.items():
         routes.append(
@@ -246,10 +274,10 @@ def security_headers(settings: EdgeSettings) -> list[tuple[str, str]]:
     return headers
 
 
-def _cors_policy(settings: EdgeSettings) -> dict:
+def _cors_policy(origins: tuple[str, ...]) -> dict:
     matches: list[dict[str, object]]
-    if settings.cors_origins:
-        matches = [{"exact": origin} for origin in settings.cors_origins]
+    if origins:
+        matches = [{"exact": origin} for origin in origins]
     else:
         matches = [{"safe_regex": {"regex": LOCALHOST_ORIGIN_REGEX}}]
     return {
@@ -263,11 +291,12 @@ def _cors_policy(settings: EdgeSettings) -> dict:
     }
 
 
-def _rate_limit(settings: EdgeSettings) -> dict:
+def _rate_limit(settings: EdgeSettings, stat_prefix: str = "edge_rate_limit") -> dict:
+    """A config of its own is a set of buckets of its own: each host gets one."""
     bucket = {"max_tokens": settings.burst, "tokens_per_fill": settings.rate_limit_rps, "fill_interval": "1s"}
     return {
         "@type": _TYPES["local_ratelimit"],
-        "stat_prefix": "edge_rate_limit",
+        "stat_prefix": stat_prefix,
         "token_bucket": bucket,
         "filter_enabled": _percent(100),
         "filter_enforced": _percent(100),
@@ -276,6 +305,29 @@ def _rate_limit(settings: EdgeSettings) -> dict:
         "descriptors": [{"entries": [{"key": "remote_address", "value": ""}], "token_bucket": bucket}],
         "max_dynamic_descriptors": 10000,
         "always_consume_default_token_bucket": False,
+    }
+
+
+def _transcoder(settings: EdgeSettings, services: list[str]) -> dict:
+    """The transcoder for `services`: the listener's (all of them) and each dedicated host's."""
+    return {
+        "@type": _TYPES["transcoder"],
+        "proto_descriptor": settings.descriptor_path,
+        "services": services,
+        "convert_grpc_status": True,
+        "print_options": {
+            "add_whitespace": False,
+            "always_print_primitive_fields": True,
+            "always_print_enums_as_ints": False,
+            "preserve_proto_field_names": True,
+        },
+        "request_validation_options": {
+            "reject_unknown_method": True,
+            "reject_unknown_query_parameters": True,
+            "reject_binding_body_field_collisions": True,
+        },
+        "max_request_body_size": settings.max_body_bytes,
+        "max_response_body_size": settings.max_response_bytes,
     }
 
 
@@ -309,28 +361,7 @@ def _http_filters(settings: EdgeSettings, services: list[str], rules: list[descr
             "name": "envoy.filters.http.buffer",
             "typed_config": {"@type": _TYPES["buffer"], "max_request_bytes": settings.max_body_bytes},
         },
-        {
-            "name": "envoy.filters.http.grpc_json_transcoder",
-            "typed_config": {
-                "@type": _TYPES["transcoder"],
-                "proto_descriptor": settings.descriptor_path,
-                "services": services,
-                "convert_grpc_status": True,
-                "print_options": {
-                    "add_whitespace": False,
-                    "always_print_primitive_fields": True,
-                    "always_print_enums_as_ints": False,
-                    "preserve_proto_field_names": True,
-                },
-                "request_validation_options": {
-                    "reject_unknown_method": True,
-                    "reject_unknown_query_parameters": True,
-                    "reject_binding_body_field_collisions": True,
-                },
-                "max_request_body_size": settings.max_body_bytes,
-                "max_response_body_size": settings.max_response_bytes,
-            },
-        },
+        {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": _transcoder(settings, services)},
         {"name": "envoy.filters.http.router", "typed_config": {"@type": _TYPES["router"], "suppress_envoy_headers": True}},
     ]
 
@@ -363,6 +394,34 @@ def _access_log() -> list[dict]:
     ]
 
 
+def virtual_hosts(settings: EdgeSettings, clusters_by_service: dict[str, str]) -> list[dict]:
+    """The main host ("*", every route and the page), then the dedicated hosts. Envoy picks a
+    virtual host by its most specific domain, not its place in the list: the exact names win."""
+    hosts = [{
+        "name": "checkout",
+        "domains": ["*"],
+        "routes": _routes(settings, clusters_by_service),
+        "typed_per_filter_config": {
+            "envoy.filters.http.cors": _cors_policy(settings.cors_origins),
+            "envoy.filters.http.local_ratelimit": _rate_limit(settings),
+        },
+    }]
+    for prefix, services in host_services(list(clusters_by_service)).items():
+        mine = {service: clusters_by_service[service] for service in services}
+        hosts.append({
+            "name": f"{prefix}_host",
+            "domains": [settings.host(prefix)],
+            "routes": _routes(settings, mine, page=False),
+            "typed_per_filter_config": {
+                "envoy.filters.http.cors": _cors_policy(settings.host_cors_origins(prefix)),
+                "envoy.filters.http.local_ratelimit": _rate_limit(settings, f"edge_rate_limit_{prefix}"),
+                # only these services' REST routes exist here: any other path is the transcoder's 404
+                "envoy.filters.http.grpc_json_transcoder": _transcoder(settings, services),
+            },
+        })
+    return hosts
+
+
 def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, clusters_by_service: dict[str, str]) -> dict:
     services = list(clusters_by_service)
     hcm = {
@@ -373,6 +432,7 @@ def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, c
         "xff_num_trusted_hops": settings.xff_trusted_hops,
         "normalize_path": True,
         "merge_slashes": True,
+        "strip_any_host_port": True,  # cart.<domain>:8080 is cart.<domain>
         "server_header_transformation": "PASS_THROUGH",
         # probes (docker healthchecks, some load balancers) still speak HTTP/1.0
         "http_protocol_options": {"accept_http_10": True, "default_host_for_http_10": "edge"},
@@ -385,17 +445,7 @@ def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, c
             "name": "checkout",
             # the page's files are direct responses (Envoy's default cap is 4 KiB)
             "max_direct_response_body_size_bytes": MAX_PAGE_FILE_BYTES,
-            "virtual_hosts": [
-                {
-                    "name": "checkout",
-                    "domains": ["*"],
-                    "routes": _routes(settings, clusters_by_service),
-                    "typed_per_filter_config": {
-                        "envoy.filters.http.cors": _cors_policy(settings),
-                        "envoy.filters.http.local_ratelimit": _rate_limit(settings),
-                    },
-                }
-            ],
+            "virtual_hosts": virtual_hosts(settings, clusters_by_service),
         },
         "http_filters": _http_filters(settings, services, descriptors.http_rules(files)),
     }
@@ -499,8 +549,8 @@ def render(settings: EdgeSettings, *, docker_variant: bool = False, descriptor_f
     return header + yamlout.dump(bootstrap(settings, descriptor_file))
 
 
-def render_docker(descriptor_file: pathlib.Path = DESCRIPTOR_PATH) -> str:
-    return render(docker(), docker_variant=True, descriptor_file=descriptor_file)
+def render_docker(descriptor_file: pathlib.Path = DESCRIPTOR_PATH, domain: str = DEFAULT_DOMAIN) -> str:
+    return render(docker(domain), docker_variant=True, descriptor_file=descriptor_file)
 
 
 def docker_config_is_current(path: pathlib.Path = DOCKER_CONFIG) -> bool:

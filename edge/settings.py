@@ -10,6 +10,11 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
                             client address (default 0: the TCP peer is the client)
     EDGE_CORS_ORIGINS       comma-separated exact origins allowed by CORS (default: any
                             http(s)://localhost / 127.0.0.1 / [::1] origin, any port)
+    EDGE_DOMAIN             the dedicated hosts are cart.<domain> (catalog and cart routes only)
+                            and pay.<domain> (order, payment and webhook routes only); default
+                            interns.localhost. Any other host is the main one, with every route.
+    EDGE_CART_CORS_ORIGINS  CORS origins of cart.<domain> (default: as the main host)
+    EDGE_PAY_CORS_ORIGINS   CORS origins of pay.<domain> (default: as the main host)
     EDGE_CSP                Content-Security-Policy (default: DEFAULT_CSP below)
     EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security (default 0: off, the
                             edge speaks plain HTTP until TLS terminates in front of it)
@@ -29,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from common.settings import Settings, process_settings
+from common.settings import Settings, load_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
@@ -45,6 +50,15 @@ CLUSTER_SERVICES: dict[str, tuple[str, ...]] = {
     "payment": ("PaymentService",),
     "enrollment": ("EnrollmentService",),
 }
+# The dedicated hosts (CONTRACT.md "Hosts"): `<prefix>.<EDGE_DOMAIN>` serves only these services'
+# REST routes (the webhooks are PaymentService methods). Every name must be in the descriptor set:
+# rendering fails otherwise. Each host has its own CORS origins and its own rate-limit buckets.
+HOST_SERVICES: dict[str, tuple[str, ...]] = {
+    "cart": ("CatalogService", "CartService"),
+    "pay": ("OrderService", "PaymentService"),
+}
+DEFAULT_DOMAIN = "interns.localhost"  # *.localhost resolves to this machine (browsers do it themselves)
+
 # docker-compose service names, one per cluster
 DOCKER_HOSTS: dict[str, str] = {
     "cart": "cart_svc",
@@ -90,6 +104,9 @@ class EdgeSettings:
     rate_limit_burst: int = 0  # 0: same as rate_limit_rps
     xff_trusted_hops: int = 0
     cors_origins: tuple[str, ...] = ()  # empty: localhost origins
+    domain: str = DEFAULT_DOMAIN  # the dedicated hosts are cart.<domain> and pay.<domain>
+    cart_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
+    pay_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     csp: str = DEFAULT_CSP
     hsts_max_age: int = 0
     route_timeout_ms: int = 15000
@@ -112,13 +129,22 @@ class EdgeSettings:
     def burst(self) -> int:
         return self.rate_limit_burst or self.rate_limit_rps
 
+    def host(self, prefix: str) -> str:
+        """A dedicated host's name, e.g. host("cart") -> "cart.interns.localhost"."""
+        return f"{prefix}.{self.domain}"
+
+    def host_cors_origins(self, prefix: str) -> tuple[str, ...]:
+        own = {"cart": self.cart_cors_origins, "pay": self.pay_cors_origins}[prefix]
+        return own or self.cors_origins
+
     @property
     def required_clusters(self) -> tuple[str, ...]:
         return tuple(self.upstreams) if self.healthz_clusters is None else self.healthz_clusters
 
 
 def from_env(base: Settings | None = None) -> EdgeSettings:
-    common = base or process_settings()
+    """From `base`, or the environment as it is now (the edge renders once per process)."""
+    common = base or load_settings()
     host = common.grpc_host
     unknown = [n for n in common.edge_healthz_clusters if n not in CLUSTER_SERVICES]
     if unknown:
@@ -133,6 +159,9 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         rate_limit_burst=common.edge_rate_limit_burst,
         xff_trusted_hops=common.edge_xff_trusted_hops,
         cors_origins=common.edge_cors_origins,
+        domain=_domain(common.edge_domain),
+        cart_cors_origins=common.edge_cart_cors_origins,
+        pay_cors_origins=common.edge_pay_cors_origins,
         csp=common.edge_csp or DEFAULT_CSP,
         hsts_max_age=common.edge_hsts_max_age,
         route_timeout_ms=common.edge_route_timeout_ms,
@@ -145,6 +174,14 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
     )
 
 
+def _domain(raw: str) -> str:
+    domain = raw.strip().strip(".").lower()
+    labels = domain.split(".")
+    if not domain or any(not label or not all(c.isalnum() or c == "-" for c in label) for label in labels):
+        raise SystemExit(f"setting EDGE_DOMAIN is not a domain name: {raw!r}")
+    return domain
+
+
 def _web_root(raw: str) -> str:
     raw = raw.strip()
     if raw.lower() in ("none", "off"):
@@ -152,13 +189,14 @@ def _web_root(raw: str) -> str:
     return raw or str(WEB_DIR)
 
 
-def docker() -> EdgeSettings:
+def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The docker-compose variant: fixed defaults (never the caller's environment), so the
     committed edge/envoy.docker.yaml is reproducible. Compose mounts gen/checkout.pb at
     DOCKER_DESCRIPTOR_PATH and publishes the listener; the admin stays on the container's
-    loopback."""
+    loopback. A deployment on its own domain renders its copy with `--domain`."""
     defaults = EdgeSettings()
     return defaults.with_(
+        domain=_domain(domain),
         listen_host="0.0.0.0",
         upstreams={name: Upstream(DOCKER_HOSTS[name], up.port) for name, up in defaults.upstreams.items()},
         descriptor_path=DOCKER_DESCRIPTOR_PATH,

@@ -9,7 +9,15 @@ import pytest
 
 from edge import config, descriptors, envelope
 from edge.__main__ import envoy_binary
-from edge.settings import CLUSTER_SERVICES, DESCRIPTOR_PATH, WEB_DIR, EdgeSettings, docker
+from edge.settings import (
+    CLUSTER_SERVICES,
+    DESCRIPTOR_PATH,
+    HOST_SERVICES,
+    LOCALHOST_ORIGIN_REGEX,
+    WEB_DIR,
+    EdgeSettings,
+    docker,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,3 +122,102 @@ def test_security_header_settings():
     assert strict["strict-transport-security"].startswith("max-age=31536000")
     assert strict["content-security-policy"] == "default-src 'self'"
     assert "frame-ancestors 'none'" in dict(plain)["content-security-policy"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the dedicated hosts (CONTRACT.md "Hosts")
+
+
+def _virtual_hosts(boot: dict) -> dict[str, dict]:
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert hcm["strip_any_host_port"] is True  # cart.<domain>:8080 is cart.<domain>
+    return {vhost["name"]: vhost for vhost in hcm["route_config"]["virtual_hosts"]}
+
+
+def _service_prefixes(vhost: dict) -> set[str]:
+    return {r["match"]["prefix"] for r in vhost["routes"] if r.get("route", {}).get("cluster") not in (None, config.UNROUTED)}
+
+
+def test_dedicated_hosts_transcode_and_route_only_their_services():
+    boot = config.bootstrap(EdgeSettings(domain="shop.example"))
+    hosts = _virtual_hosts(boot)
+    assert list(hosts) == ["checkout", "cart_host", "pay_host"]
+    assert hosts["cart_host"]["domains"] == ["cart.shop.example"]
+    assert hosts["pay_host"]["domains"] == ["pay.shop.example"]
+    assert hosts["checkout"]["domains"] == ["*"]
+    expected = {"cart_host": ["checkout.v1.CatalogService", "checkout.v1.CartService"],
+                "pay_host": ["checkout.v1.OrderService", "checkout.v1.PaymentService"]}
+    for name, services in expected.items():
+        transcoder = hosts[name]["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]
+        assert transcoder["services"] == services
+        assert transcoder["request_validation_options"]["reject_unknown_method"] is True
+        assert _service_prefixes(hosts[name]) == {f"/{service}/" for service in services}
+        assert not [r for r in hosts[name]["routes"] if r["name"].startswith("page_")]  # the page is the main host's
+        names = [r["name"] for r in hosts[name]["routes"]]
+        assert names[:2] == ["native_grpc_refused", "refused"] and names[-1] == "rest_catch_all"
+    everything = descriptors.service_names(descriptors.load(DESCRIPTOR_PATH))
+    assert _service_prefixes(hosts["checkout"]) == {f"/{service}/" for service in everything}
+    assert "envoy.filters.http.grpc_json_transcoder" not in hosts["checkout"]["typed_per_filter_config"]
+    assert [r for r in hosts["checkout"]["routes"] if r["name"].startswith("page_")]
+
+
+def test_each_host_has_its_own_cors_origins_and_rate_limit_buckets():
+    settings = EdgeSettings(cors_origins=("https://www.example",), pay_cors_origins=("https://pay.example",))
+    hosts = _virtual_hosts(config.bootstrap(settings))
+
+    def origins(name: str) -> list:
+        return hosts[name]["typed_per_filter_config"]["envoy.filters.http.cors"]["allow_origin_string_match"]
+
+    assert origins("checkout") == [{"exact": "https://www.example"}]
+    assert origins("cart_host") == [{"exact": "https://www.example"}]  # no list of its own: the main host's
+    assert origins("pay_host") == [{"exact": "https://pay.example"}]
+    limits = [hosts[name]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"] for name in hosts]
+    assert sorted(limit["stat_prefix"] for limit in limits) == [
+        "edge_rate_limit", "edge_rate_limit_cart", "edge_rate_limit_pay"]
+    assert all(limit["token_bucket"]["tokens_per_fill"] == settings.rate_limit_rps for limit in limits)
+    localhost = _virtual_hosts(config.bootstrap(EdgeSettings()))
+    assert localhost["cart_host"]["typed_per_filter_config"]["envoy.filters.http.cors"][
+        "allow_origin_string_match"] == [{"safe_regex": {"regex": LOCALHOST_ORIGIN_REGEX}}]
+
+
+def test_host_services_must_exist_in_the_descriptor_set(monkeypatch):
+    services = descriptors.service_names(descriptors.load(DESCRIPTOR_PATH))
+    assert config.host_services(services)["pay"] == ["checkout.v1.OrderService", "checkout.v1.PaymentService"]
+    monkeypatch.setitem(HOST_SERVICES, "pay", ("OrderService", "RefundService"))
+    with pytest.raises(ValueError, match="RefundService"):
+        config.bootstrap(EdgeSettings())
+
+
+def test_hosts_with_their_own_domain_and_origins_pass_envoy_validate(tmp_path):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config.render(EdgeSettings(domain="checkout.example.com", cors_origins=("https://a.example",),
+                                               cart_cors_origins=("https://b.example", "https://c.example"),
+                                               pay_cors_origins=("https://d.example",))))
+    result = _validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cart.checkout.example.com" in path.read_text() and "pay.checkout.example.com" in path.read_text()
+
+
+def test_the_edge_reads_its_hosts_from_the_settings():
+    from common.settings import load_settings
+    from edge.settings import from_env
+
+    edge = from_env(load_settings({"EDGE_DOMAIN": "Shop.Example.", "EDGE_CART_CORS_ORIGINS": "https://s.example",
+                                   "EDGE_CORS_ORIGINS": "https://m.example"}))
+    assert (edge.host("cart"), edge.host("pay")) == ("cart.shop.example", "pay.shop.example")
+    assert edge.host_cors_origins("cart") == ("https://s.example",)
+    assert edge.host_cors_origins("pay") == ("https://m.example",)
+    with pytest.raises(SystemExit, match="EDGE_DOMAIN"):
+        from_env(load_settings({"EDGE_DOMAIN": "shop example"}))
+
+
+def test_the_docker_config_serves_the_default_hosts_and_a_deployment_renders_its_own(tmp_path):
+    text = config.DOCKER_CONFIG.read_text()
+    assert '"cart.interns.localhost"' in text and '"pay.interns.localhost"' in text
+    refused = subprocess.run([sys.executable, "-m", "edge", "render", "--docker", "--domain", "shop.example"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--out" in refused.stderr  # the committed file keeps the default
+    out = tmp_path / "envoy.yaml"
+    subprocess.run([sys.executable, "-m", "edge", "render", "--docker", "--domain", "shop.example", "--out", str(out)],
+                   check=True, timeout=60)
+    assert '"cart.shop.example"' in out.read_text() and config.docker_config_is_current()
