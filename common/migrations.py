@@ -2,9 +2,11 @@
 migration tree (upgrade, as its role). `make run` and the tests run both; so does a deployment's
 migration job.
 
-    python -m common.migrations bootstrap          roles and schemas (DATABASE_URL: an administrator)
-    python -m common.migrations upgrade [SERVICE]  each service's tree, as that service's role
-    python -m common.migrations setup              both
+    python -m common.migrations bootstrap [SERVICE…]  roles and schemas (DATABASE_URL: an administrator)
+    python -m common.migrations upgrade [SERVICE…]    each service's tree, as that service's role
+    python -m common.migrations setup [SERVICE…]      both (default: all four services)
+    python -m common.migrations revision SERVICE -m "what it does"
+                                                      a new, empty migration at the head of a tree
 
 A role may use only its own schema: it owns it, and nobody is granted another's (PostgreSQL 15+
 also gives PUBLIC no CREATE on `public`; bootstrap revokes it for older servers). A password in a
@@ -114,14 +116,37 @@ def setup(settings: Settings, services: tuple[str, ...] = SERVICES) -> None:
     upgrade(settings, services)
 
 
+def revision(settings: Settings, service: str, message: str) -> pathlib.Path:
+    """A new migration file at the head of `service`'s tree (no database needed)."""
+    config = alembic_config(service, settings.service_database_url(service))
+    script = command.revision(config, message=message, head="heads")
+    if script is None or isinstance(script, list):
+        raise SystemExit(f"alembic made no single revision for {service}")
+    return pathlib.Path(script.path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m common.migrations", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("bootstrap", "upgrade", "setup"))
-    parser.add_argument("services", nargs="*", choices=[*SERVICES, []], help="default: all four")
+    sub = parser.add_subparsers(dest="action", required=True)
+    for action in ("bootstrap", "upgrade", "setup"):
+        one = sub.add_parser(action)
+        one.add_argument("services", nargs="*", metavar="SERVICE", help=f"of {', '.join(SERVICES)}; default: all")
+    new = sub.add_parser("revision", help="a new migration in one service's tree")
+    new.add_argument("service", choices=SERVICES)
+    new.add_argument("-m", "--message", required=True)
     args = parser.parse_args(argv)
     settings = load_settings()
+    if args.action == "revision":
+        print(revision(settings, args.service, args.message))
+        return 0
+    unknown = [name for name in args.services if name not in SERVICES]
+    if unknown:
+        parser.error(f"unknown services {unknown}; known: {', '.join(SERVICES)}")
     services = tuple(args.services) or SERVICES
-    {"bootstrap": bootstrap, "upgrade": upgrade, "setup": setup}[args.action](settings, services)
+    try:
+        {"bootstrap": bootstrap, "upgrade": upgrade, "setup": setup}[args.action](settings, services)
+    except psycopg.OperationalError as error:
+        raise SystemExit(f"migrations: cannot reach PostgreSQL: {error}".strip()) from None
     return 0
 
 

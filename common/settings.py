@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         "role and schema with it; each service's own URL defaults to this one with the service's role as user. "
         "Set it and `make run` starts no PostgreSQL of its own.")
     cart_database_url: str = _field("", "servers", "cart_svc's database (role `checkout_cart`, schema `cart`); "
-                                    "default: DATABASE_URL as that role")
+                                    "default: DATABASE_URL as that role, without a password. A password in "
+                                    "a service's URL is given to its role by the bootstrap")
     order_database_url: str = _field("", "servers", "order_svc's (role `checkout_order`, schema `ordering`)")
     payment_database_url: str = _field("", "servers", "payment_svc's (role `checkout_payment`, schema `payment`)")
     enrollment_database_url: str = _field("", "servers", "enrollment_svc's (role `checkout_enrollment`, schema "
