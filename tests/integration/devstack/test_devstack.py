@@ -217,3 +217,27 @@ def test_cli_servers_then_stop_from_another_process(tmp_path: Path) -> None:
         stop_recorded(RunDir.for_base(tmp_path), out=None)
         # `servers` keeps its data; here it is a throwaway in the private temp dir.
         shutil.rmtree(RunDir.for_base(tmp_path).private_tmp(), ignore_errors=True)
+
+
+def test_the_migration_step_of_make_run_works_on_the_embedded_server(tmp_path: Path) -> None:
+    """`python -m common.migrations setup` (make run's first step) on a fresh embedded PostgreSQL:
+    each service's role then logs in (trust, no password) and sees its own schema."""
+    import psycopg
+
+    from common.settings import ROLES, SCHEMAS, SERVICES, load_settings
+
+    urls = ensure_servers(tmp_path, env={}, machine=None)
+    try:
+        env = {key: value for key, value in os.environ.items() if not key.endswith("DATABASE_URL")}
+        step = subprocess.run([sys.executable, "-m", "common.migrations", "setup"], cwd=PROJECT,
+                              env=env | {"DATABASE_URL": urls.database_url}, capture_output=True, text=True,
+                              timeout=120)
+        assert step.returncode == 0, step.stdout + step.stderr
+        settings = load_settings({"DATABASE_URL": urls.database_url})
+        for service in SERVICES:
+            with psycopg.connect(libpq_url(settings.service_database_url(service)), connect_timeout=5) as conn:
+                row = conn.execute("SELECT current_user, count(*) FROM pg_tables WHERE schemaname = %s",
+                                   (SCHEMAS[service],)).fetchone()
+            assert row is not None and row[0] == ROLES[service] and row[1] >= 4, (service, row)
+    finally:
+        urls.stop()
