@@ -9,11 +9,11 @@ import grpc
 import pytest
 from sqlalchemy import insert, update
 
-from cart_svc.app import build_registration
+from cart_svc.app import registration
 from cart_svc.seed import SAMPLE_INTERNSHIPS
+from cart_svc.tables import carts, coupons
 from checkout.v1 import cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2
 from common.grpc_errors import detail_of
-from common.tables import carts, coupons
 from tests.support.grpc_servers import serving
 from tests.support.tokens import bearer, new_user
 
@@ -24,8 +24,8 @@ DESIGN_1M = "7a1e0000-0000-4000-8000-000000000301"
 
 
 @pytest.fixture
-async def stubs(settings, engine):
-    async with serving(settings, build_registration(engine, settings)) as channel:
+async def stubs(settings, cart_engine):
+    async with serving(settings, registration(cart_engine, settings)) as channel:
         yield cart_pb2_grpc.CartServiceStub(channel), catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
@@ -145,15 +145,15 @@ async def test_estimate_in_another_currency_records_the_rate(cart_stub):
     assert estimate.subtotal == "17.99"  # 1499 x 0.012 = 17.988 → 17.99 (half-up)
 
 
-async def _coupon(engine, **values) -> str:
+async def _coupon(cart_engine, **values) -> str:
     code = values.pop("code", f"T{uuid.uuid4().hex[:10].upper()}")
-    async with engine.begin() as conn:
+    async with cart_engine.begin() as conn:
         await conn.execute(insert(coupons).values(code=code, kind=values.pop("kind", "percent"), value=Decimal(values.pop("value", "10")), **values))
     return code
 
 
-async def test_coupon_apply_and_remove(cart_stub, engine):
-    code = await _coupon(engine)
+async def test_coupon_apply_and_remove(cart_stub, cart_engine):
+    code = await _coupon(cart_engine)
     cart = await cart_stub.CreateCart(new_cart())
     cart = await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=code.lower()))
     assert cart.discount_code == code and cart.discount_amount == "149.90"
@@ -161,21 +161,21 @@ async def test_coupon_apply_and_remove(cart_stub, engine):
     assert cart.discount_code == "" and cart.discount_amount == "0.00"
 
 
-async def test_invalid_coupons_are_2004_with_reasons(cart_stub, engine):
+async def test_invalid_coupons_are_2004_with_reasons(cart_stub, cart_engine):
     cart = await cart_stub.CreateCart(new_cart())
     detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code="NOSUCHCODE")), 2004)
     assert detail.validation_messages
-    big = await _coupon(engine, min_subtotal=Decimal("5000.00"))
+    big = await _coupon(cart_engine, min_subtotal=Decimal("5000.00"))
     detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=big)), 2004)
     assert any("minimum" in message for message in detail.validation_messages)
     unchanged = await cart_stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))
     assert unchanged.discount_code == ""
 
 
-async def test_expired_and_converted_carts_refuse_changes(cart_stub, engine):
+async def test_expired_and_converted_carts_refuse_changes(cart_stub, cart_engine):
     expired = await cart_stub.CreateCart(new_cart())
     converted = await cart_stub.CreateCart(new_cart())
-    async with engine.begin() as conn:
+    async with cart_engine.begin() as conn:
         await conn.execute(update(carts).where(carts.c.token == expired.token).values(expires_at=carts.c.created_at))
         await conn.execute(update(carts).where(carts.c.token == converted.token).values(status="converted"))
     assert (await cart_stub.GetCart(cart_pb2.GetCartRequest(token=expired.token))).status == "expired"
@@ -183,10 +183,10 @@ async def test_expired_and_converted_carts_refuse_changes(cart_stub, engine):
     await fails_with(cart_stub.AddItem(cart_pb2.AddItemRequest(token=converted.token, plan_id=DESIGN_1M, quantity=1)), 1003)
 
 
-async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, settings, engine):
+async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, settings, cart_engine):
     user = new_user()
-    small = await _coupon(engine, value="5")
-    large = await _coupon(engine, value="20")
+    small = await _coupon(cart_engine, value="5")
+    large = await _coupon(cart_engine, value="20")
     mine = await cart_stub.CreateCart(new_cart(quantity=9), metadata=bearer(settings, user))
     await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=mine.token, code=small), metadata=bearer(settings, user))
     guest = await cart_stub.CreateCart(new_cart(quantity=3))
@@ -206,9 +206,9 @@ async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, sett
     assert not anonymous.authenticated and not anonymous.owns_cart
 
 
-async def test_discounts_list_says_why_not(cart_stub, engine):
-    code = await _coupon(engine, min_subtotal=Decimal("100000.00"), listed=True)
-    private = await _coupon(engine)
+async def test_discounts_list_says_why_not(cart_stub, cart_engine):
+    code = await _coupon(cart_engine, min_subtotal=Decimal("100000.00"), listed=True)
+    private = await _coupon(cart_engine)
     cart = await cart_stub.CreateCart(new_cart())
     listing = await cart_stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     mine = next(d for d in listing.discounts if d.code == code)

@@ -1,4 +1,5 @@
-"""The expiry sweeper against real PostgreSQL (and Redis): due carts expire once, whoever sweeps."""
+"""The cart sweeper against real PostgreSQL (and Redis): due carts expire once, whoever sweeps; idle
+carts are reported abandoned once, whatever their expiry."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select, update
 
-from cart_svc.cart_cache import CartCache, cart_key
-from cart_svc.cart_service import CartService
+from cart_svc.cache import CartCache, cart_key
 from cart_svc.commands import ItemChoice, NewCart
-from cart_svc.sweeper import _SWEEP, start_background_sweeper, sweep_due
+from cart_svc.repository import Repository
+from cart_svc.service import CartService
+from cart_svc.tables import carts, plumbing
+from cart_svc.workers.sweeper import CartSweeper, sweeper_worker
 from checkout.v1 import cart_pb2, cart_pb2_grpc
 from common.cache import SafeCache, create_redis
 from common.request_context import Caller
-from common.tables import carts
+from common.settings import Settings
+from common.uow import uow_factory
 from tests.conftest import ROOT
-from tests.integration.test_cart_cache import cart_only
-from tests.integration.test_cart_grpc import BACKEND_1M, DESIGN_1M, fails_with, new_cart
+from tests.integration.cart.test_cart_cache import cart_only
+from tests.integration.cart.test_cart_grpc import BACKEND_1M, DESIGN_1M, fails_with, new_cart
 from tests.support.grpc_servers import serving
 
 LONG_AGO = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
@@ -36,70 +40,79 @@ async def cache(settings):
     await cache.close()
 
 
-async def new_carts(engine, settings, count: int) -> list[str]:
-    service = CartService(engine, settings)
+def sweeper(engine, settings: Settings, cache: CartCache | None = None, batch: int = 500) -> CartSweeper:
+    return CartSweeper(uow_factory(engine, plumbing), settings.replace(cart_sweep_batch=batch), cache=cache)
+
+
+async def sweep_due(engine, settings: Settings, cache: CartCache | None, batch: int = 500) -> list[str]:
+    """One sweep: the carts it expired."""
+    return (await sweeper(engine, settings, cache, batch).sweep()).expired
+
+
+async def new_carts(cart_engine, settings, count: int) -> list[str]:
+    service = CartService(uow_factory(cart_engine, plumbing), settings)
     return [(await service.create_cart(Caller(), NewCart(items=(ItemChoice(plan_id=BACKEND_1M),)))).cart.token for _ in range(count)]
 
 
-async def make_due(engine, tokens: list[str], *, oldest_first: bool = True) -> None:
+async def make_due(cart_engine, tokens: list[str], *, oldest_first: bool = True) -> None:
     """Due long ago, so these sort before any other test's due carts."""
-    async with engine.begin() as conn:
+    async with cart_engine.begin() as conn:
         for index, token in enumerate(tokens):
             due = LONG_AGO + datetime.timedelta(seconds=index) if oldest_first else datetime.datetime.now(datetime.UTC)
             await conn.execute(update(carts).where(carts.c.token == token).values(expires_at=due))
 
 
-async def rows(engine, tokens: list[str]) -> dict[str, tuple[str, int]]:
-    async with engine.connect() as conn:
+async def rows(cart_engine, tokens: list[str]) -> dict[str, tuple[str, int]]:
+    async with cart_engine.connect() as conn:
         result = await conn.execute(select(carts.c.token, carts.c.status, carts.c.version).where(carts.c.token.in_(tokens)))
         return {str(token): (status, version) for token, status, version in result}
 
 
-async def test_due_carts_expire_and_others_are_untouched(engine, settings, cache):
-    due, fresh, converted = await new_carts(engine, settings, 3), await new_carts(engine, settings, 2), await new_carts(engine, settings, 1)
-    await make_due(engine, due + converted)
-    async with engine.begin() as conn:
+async def test_due_carts_expire_and_others_are_untouched(cart_engine, settings, cache):
+    due, fresh, converted = await new_carts(cart_engine, settings, 3), await new_carts(cart_engine, settings, 2), await new_carts(cart_engine, settings, 1)
+    await make_due(cart_engine, due + converted)
+    async with cart_engine.begin() as conn:
         await conn.execute(update(carts).where(carts.c.token == converted[0]).values(status="converted"))
-    swept = await sweep_due(engine, cache)
+    swept = await sweep_due(cart_engine, settings, cache)
     assert set(due) <= set(swept) and not set(fresh + converted) & set(swept)
-    states = await rows(engine, due + fresh + converted)
+    states = await rows(cart_engine, due + fresh + converted)
     assert all(states[token] == ("expired", 2) for token in due)
     assert all(states[token] == ("active", 1) for token in fresh)
     assert states[converted[0]] == ("converted", 1)
-    assert not set(due) & set(await sweep_due(engine, cache))  # nothing is swept twice
+    assert not set(due) & set(await sweep_due(cart_engine, settings, cache))  # nothing is swept twice
 
 
-async def test_two_sweepers_at_once_sweep_each_cart_once(engine, settings):
-    tokens = await new_carts(engine, settings, 60)
-    await make_due(engine, tokens)
-    first, second = await asyncio.wait_for(asyncio.gather(sweep_due(engine, None, 7), sweep_due(engine, None, 7)), timeout=30)
+async def test_two_sweepers_at_once_sweep_each_cart_once(cart_engine, settings):
+    tokens = await new_carts(cart_engine, settings, 60)
+    await make_due(cart_engine, tokens)
+    first, second = await asyncio.wait_for(asyncio.gather(sweep_due(cart_engine, settings, None, 7), sweep_due(cart_engine, settings, None, 7)), timeout=30)
     counts = Counter(first + second)
     assert all(counts[token] == 1 for token in tokens)
     assert max(counts.values()) == 1
-    assert all(state == ("expired", 2) for state in (await rows(engine, tokens)).values())
+    assert all(state == ("expired", 2) for state in (await rows(cart_engine, tokens)).values())
 
 
-async def test_a_sweeper_skips_rows_another_holds_instead_of_waiting(engine, settings):
-    tokens = await new_carts(engine, settings, 50)
-    await make_due(engine, tokens)
-    async with engine.connect() as held:
+async def test_a_sweeper_skips_rows_another_holds_instead_of_waiting(cart_engine, settings):
+    tokens = await new_carts(cart_engine, settings, 50)
+    await make_due(cart_engine, tokens)
+    async with cart_engine.connect() as held:
         transaction = await held.begin()
-        taken = [str(token) for token, _ in (await held.execute(_SWEEP, {"n": 20})).all()]
+        taken = [token for token, _ in await Repository().expire_due(held, 20)]
         assert set(taken) == set(tokens[:20])  # the oldest due first (RETURNING order is unspecified)
-        others = await asyncio.wait_for(sweep_due(engine, None, 8), timeout=10)  # would hang on a plain FOR UPDATE
+        others = await asyncio.wait_for(sweep_due(cart_engine, settings, None, 8), timeout=10)  # would hang on a plain FOR UPDATE
         await transaction.commit()
     assert not set(taken) & set(others) and set(tokens[20:]) <= set(others)
-    assert all(state == ("expired", 2) for state in (await rows(engine, tokens)).values())
+    assert all(state == ("expired", 2) for state in (await rows(cart_engine, tokens)).values())
 
 
-async def test_after_a_sweep_reads_show_expired_and_changes_give_1002(engine, settings, cache):
+async def test_after_a_sweep_reads_show_expired_and_changes_give_1002(cart_engine, settings, cache):
     redis_client = aioredis.Redis.from_url(settings.redis_url)
-    async with serving(settings, cart_only(engine, settings, cache, cache._clock)) as channel:
+    async with serving(settings, cart_only(cart_engine, settings, cache, cache._clock)) as channel:
         stub = cart_pb2_grpc.CartServiceStub(channel)
         cart = await stub.CreateCart(new_cart())
         assert (await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))).status == "active"  # cached
-        await make_due(engine, [cart.token])
-        assert cart.token in await sweep_due(engine, cache)
+        await make_due(cart_engine, [cart.token])
+        assert cart.token in await sweep_due(cart_engine, settings, cache)
         assert await redis_client.get(cart_key(cart.token)) == b"2|"
         swept = await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))
         assert swept.status == "expired"
@@ -108,27 +121,28 @@ async def test_after_a_sweep_reads_show_expired_and_changes_give_1002(engine, se
     await redis_client.aclose()
 
 
-async def test_background_sweeper_runs_in_the_service_process(engine, settings, cache):
-    task = start_background_sweeper(engine, cache, settings, interval_seconds=0.05)
+async def test_background_sweeper_runs_in_the_service_process(cart_engine, settings, cache):
+    worker = sweeper_worker(sweeper(cart_engine, settings, cache), settings.replace(cart_sweep_interval=0.05))
+    assert worker is not None
+    worker.start()
     try:
-        tokens = await new_carts(engine, settings, 2)
-        await make_due(engine, tokens, oldest_first=False)
+        tokens = await new_carts(cart_engine, settings, 2)
+        await make_due(cart_engine, tokens, oldest_first=False)
         for _ in range(100):
-            if all(status == "expired" for status, _ in (await rows(engine, tokens)).values()):
+            if all(status == "expired" for status, _ in (await rows(cart_engine, tokens)).values()):
                 break
             await asyncio.sleep(0.05)
-        assert all(status == "expired" for status, _ in (await rows(engine, tokens)).values())
+        assert all(status == "expired" for status, _ in (await rows(cart_engine, tokens)).values())
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await worker.stop()
+    assert worker.task is not None and worker.task.done() and not worker.task.cancelled()
 
 
-async def test_command_line_once(engine, settings):
-    tokens = await new_carts(engine, settings, 2)
-    await make_due(engine, tokens)
+async def test_command_line_once(cart_engine, settings):
+    tokens = await new_carts(cart_engine, settings, 2)
+    await make_due(cart_engine, tokens)
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cart_svc.sweeper", "--once"],
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cart_svc.workers.sweeper", "--once"],
                                    cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert all(state == ("expired", 2) for state in (await rows(engine, tokens)).values())
+    assert all(state == ("expired", 2) for state in (await rows(cart_engine, tokens)).values())
