@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from cart_svc.app import registration
 from cart_svc.seed import SAMPLE_INTERNSHIPS
-from cart_svc.tables import carts, coupons
+from cart_svc.tables import audit_log, carts, coupons, outbox
 from checkout.v1 import cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2
 from common.grpc_errors import detail_of
 from tests.support.grpc_servers import serving
@@ -217,3 +217,19 @@ async def test_discounts_list_says_why_not(cart_stub, cart_engine):
     await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=private))
     listing = await cart_stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     assert next(d for d in listing.discounts if d.code == private).applicable  # but the cart's own code is
+
+
+async def test_a_new_cart_publishes_created_and_is_audited(cart_stub, settings, cart_engine):
+    user = new_user()
+    cart = await cart_stub.CreateCart(new_cart(quantity=2), metadata=bearer(settings, user))
+    async with cart_engine.connect() as conn:
+        events = (await conn.execute(select(outbox.c.subject, outbox.c.payload).where(
+            outbox.c.aggregate_id == cart.token))).all()
+        audits = (await conn.execute(select(audit_log.c.actor, audit_log.c.action).where(
+            audit_log.c.entity_id == cart.token))).all()
+    [(subject, payload)] = events
+    assert subject == "checkout.cart.created"
+    assert (payload["cart_token"], payload["user_id"], payload["status"], payload["total"], payload["currency"]) == (
+        cart.token, user, "active", cart.total, "INR")
+    assert [(item["plan_id"], item["quantity"]) for item in payload["items"]] == [(BACKEND_1M, 2)]
+    assert [tuple(row) for row in audits] == [(user, "created")]

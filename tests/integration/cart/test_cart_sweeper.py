@@ -18,7 +18,7 @@ from cart_svc.cache import CartCache, cart_key
 from cart_svc.commands import ItemChoice, NewCart
 from cart_svc.repository import Repository
 from cart_svc.service import CartService
-from cart_svc.tables import carts, plumbing
+from cart_svc.tables import audit_log, carts, outbox, plumbing
 from cart_svc.workers.sweeper import CartSweeper, sweeper_worker
 from checkout.v1 import cart_pb2, cart_pb2_grpc
 from common.cache import SafeCache, create_redis
@@ -146,3 +146,44 @@ async def test_command_line_once(cart_engine, settings):
                                    cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert all(state == ("expired", 2) for state in (await rows(cart_engine, tokens)).values())
+
+
+# -- abandoned carts --------------------------------------------------------------------------------------
+async def abandoned_events(engine, token: str) -> list[dict]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(outbox.c.payload).where(
+            outbox.c.aggregate_id == token, outbox.c.subject == "checkout.cart.abandoned"))).scalars())
+
+
+async def test_an_idle_cart_is_reported_abandoned_once_whatever_its_expiry(cart_engine, settings):
+    idle, idle_and_due, recent = await new_carts(cart_engine, settings, 3)
+    empty = (await CartService(uow_factory(cart_engine, plumbing), settings).create_cart(Caller(), NewCart())).cart.token
+    now = datetime.datetime.now(datetime.UTC)
+    long_idle = now - datetime.timedelta(seconds=settings.cart_abandoned_after + 60)
+    async with cart_engine.begin() as conn:
+        for token, updated_at, expires_at in ((idle, long_idle, now + datetime.timedelta(hours=1)),
+                                              (idle_and_due, long_idle, LONG_AGO),
+                                              (recent, now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1)),
+                                              (empty, long_idle, now + datetime.timedelta(hours=1))):
+            await conn.execute(update(carts).where(carts.c.token == token)
+                               .values(updated_at=updated_at, expires_at=expires_at))
+
+    swept = await sweeper(cart_engine, settings, batch=3).sweep()
+
+    assert {idle, idle_and_due} <= set(swept.abandoned) and not {recent, empty} & set(swept.abandoned)
+    assert idle_and_due in swept.expired and idle not in swept.expired
+    assert (await rows(cart_engine, [idle]))[idle] == ("active", 1)  # only abandoned_at changed
+    assert (await rows(cart_engine, [idle_and_due]))[idle_and_due] == ("expired", 2)
+    [event] = await abandoned_events(cart_engine, idle)
+    assert (event["cart_token"], event["status"], event["total"], event["currency"]) == (idle, "active", "1768.82", "INR")
+    assert [(item["plan_id"], item["quantity"]) for item in event["items"]] == [(BACKEND_1M, 1)]
+    assert datetime.datetime.fromisoformat(event["updated_at"]) == long_idle.replace(microsecond=0)
+    assert len(await abandoned_events(cart_engine, idle_and_due)) == 1
+
+    again = await sweeper(cart_engine, settings).sweep()
+    assert not {idle, idle_and_due} & set(again.abandoned)
+    assert len(await abandoned_events(cart_engine, idle)) == 1 and len(await abandoned_events(cart_engine, idle_and_due)) == 1
+    async with cart_engine.connect() as conn:
+        audited = (await conn.execute(select(audit_log.c.action).where(audit_log.c.entity_id == idle)
+                                     .order_by(audit_log.c.id))).scalars().all()
+    assert audited == ["created", "abandoned"]
