@@ -280,8 +280,10 @@ class CartService:
                           after={"status": previous.status, "merged_into": cart.token})
             view = await self._view(conn, cart)
             await self._repo.save_cart(conn, cart, totals_of(view.prices))
-            uow.audit(actor=caller.user_id, entity_type="cart", entity_id=cart.token, action="claimed", before=before,
-                      after={"user_id": cart.user_id, "items": len(cart.lines), "merged_from": merged_from})
+            if before["user_id"] != cart.user_id or merged_from is not None:  # a login by its owner changes nothing
+                uow.audit(actor=caller.user_id, entity_type="cart", entity_id=cart.token, action="claimed",
+                          before=before, after={"user_id": cart.user_id, "items": len(cart.lines),
+                                                "merged_from": merged_from})
             await uow.commit()
         await self._committed(view, closed)
         return view

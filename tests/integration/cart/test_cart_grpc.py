@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from cart_svc.app import registration
 from cart_svc.seed import SAMPLE_INTERNSHIPS
@@ -204,6 +204,17 @@ async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, sett
     assert status.authenticated and status.owns_cart and status.user_id == user
     anonymous = await cart_stub.CheckCartAuth(cart_pb2.CheckCartAuthRequest(token=guest.token))
     assert not anonymous.authenticated and not anonymous.owns_cart
+    async with cart_engine.connect() as conn:
+        audited = (await conn.execute(select(audit_log.c.entity_id, audit_log.c.action, audit_log.c.after).where(
+            audit_log.c.entity_id.in_((guest.token, mine.token)), audit_log.c.action != "created"))).all()
+    assert sorted((entity, action) for entity, action, _ in audited) == sorted(
+        [(guest.token, "claimed"), (mine.token, "merged")])
+    assert {action: after for _, action, after in audited}["claimed"]["merged_from"] == mine.token
+    await cart_stub.LoginToCart(cart_pb2.LoginToCartRequest(token=guest.token), metadata=bearer(settings, user))
+    async with cart_engine.connect() as conn:  # a login by the owner again changes nothing: no audit row
+        again = (await conn.execute(select(func.count()).select_from(audit_log).where(
+            audit_log.c.entity_id == guest.token, audit_log.c.action == "claimed"))).scalar_one()
+    assert again == 1
 
 
 async def test_discounts_list_says_why_not(cart_stub, cart_engine):
