@@ -1,31 +1,10 @@
-"""Run the cart service: python -m cart_svc (with the Redis cache and the expired-cart sweeper)."""
+"""Run the cart service: python -m cart_svc (gRPC, the Redis cache, the sweeper, the cart-orders
+consumer and the outbox relay of schema `cart`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from cart_svc.app import build_registration
-from cart_svc.cart_cache import build_cart_cache
-from cart_svc.sweeper import start_background_sweeper
-from common.config import Settings
-from common.service_main import Assembly, run_service
-
-
-def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
-    cache = build_cart_cache(settings)
-    sweeper = start_background_sweeper(engine, cache, settings)
-
-    async def stop() -> None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-        await cache.close()
-
-    return Assembly(build_registration(engine, settings, cache), [stop])
-
+from cart_svc.app import assemble
+from common.service_main import run_service
 
 if __name__ == "__main__":
-    run_service("cart_svc", lambda s: s.cart_grpc_port, lambda s: s.cart_metrics_port, assemble)
+    run_service("cart", assemble)

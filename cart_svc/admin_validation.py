@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Final
 
-from cart_svc.admin_commands import NewCoupon, NewInternship, NewSale
-from cart_svc.catalog_repository import InternshipEntry
+from cart_svc.commands import NewCoupon, NewInternship, NewSale
 from cart_svc.domain.cart import PlanRef
+from cart_svc.domain.catalog import InternshipEntry
 from cart_svc.domain.coupons import Coupon
 from cart_svc.domain.currency import BASE_CURRENCY, ExchangeRate
 from cart_svc.domain.reductions import ReductionKind, is_reduction_kind

@@ -1,32 +1,99 @@
-"""Wiring: the cart service's servicers on a gRPC server (used by __main__ and by tests)."""
+"""Wiring: one cart_svc process (python -m cart_svc) — the servicers of CatalogService, CartService,
+AdminService and the internal CartCheckout on one gRPC server, the Redis cache, and the workers:
+the cart sweeper, the cart-orders consumer and the outbox relay of schema `cart`."""
 
 from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cart_svc.admin_api import AdminApi
-from cart_svc.admin_service import AdminService
-from cart_svc.cart_api import CartApi
-from cart_svc.cart_cache import CachedCartApi, CartCache
-from cart_svc.cart_service import CartService
-from cart_svc.catalog_api import CatalogApi
+from cart_svc.admin import AdminService
+from cart_svc.api.admin import AdminApi
+from cart_svc.api.cart import CachedCartApi, CartApi
+from cart_svc.api.catalog import CatalogApi
+from cart_svc.api.conversions import CartCheckoutApi
+from cart_svc.cache import CartCache, build_cart_cache
+from cart_svc.catalog import CatalogService
+from cart_svc.conversions import ConversionService
+from cart_svc.repository import Repository
+from cart_svc.service import CartService
+from cart_svc.tables import plumbing
+from cart_svc.workers import orders
+from cart_svc.workers.sweeper import CartSweeper, sweeper_worker
+from checkout.internal.v1 import cart_checkout_pb2, cart_checkout_pb2_grpc
 from checkout.v1 import admin_pb2, admin_pb2_grpc, cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc
-from common.config import Settings
+from common.clock import utc_now
+from common.consumer import consumer_worker
+from common.dead_letters import DeadLetterStore
+from common.events import EventSettings
+from common.outbox_relay import relay_worker
 from common.server import Register
+from common.service_main import Assembly
+from common.settings import Settings
+from common.uow import uow_factory
+from common.workers import Worker
+
+SERVICE = "cart"
 
 
-def build_registration(engine: AsyncEngine, settings: Settings, cache: CartCache | None = None) -> Register:
+@dataclasses.dataclass(frozen=True)
+class Services:
+    """The use cases of one process, sharing one unit-of-work factory, repository and cache."""
+
+    catalog: CatalogService
+    carts: CartService
+    admin: AdminService
+    conversions: ConversionService
+
+
+def services(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
+             clock: Callable[[], datetime.datetime] = utc_now) -> Services:
+    uow, repository = uow_factory(engine, plumbing), Repository()
+    return Services(
+        catalog=CatalogService(uow, repository),
+        carts=CartService(uow, settings, repository=repository, clock=clock, cache=cache),
+        admin=AdminService(uow, repository),
+        conversions=ConversionService(uow, settings, repository=repository, clock=clock, cache=cache),
+    )
+
+
+def registration(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
+                 clock: Callable[[], datetime.datetime] = utc_now) -> Register:
+    """Adds the four servicers to a server (tests serve them without the workers)."""
+    built = services(engine, settings, cache=cache, clock=clock)
+
     def register(server: grpc.aio.Server) -> list[str]:
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogApi(engine), server)
-        service = CartService(engine, settings, cache=cache)
-        cart_api = CartApi(service) if cache is None else CachedCartApi(service, cache)
+        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogApi(built.catalog), server)
+        cart_api = CartApi(built.carts) if cache is None else CachedCartApi(built.carts, cache)
         cart_pb2_grpc.add_CartServiceServicer_to_server(cart_api, server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminApi(AdminService(engine)), server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminApi(built.admin), server)
+        cart_checkout_pb2_grpc.add_CartCheckoutServicer_to_server(CartCheckoutApi(built.conversions), server)
         return [
             catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
             cart_pb2.DESCRIPTOR.services_by_name["CartService"].full_name,
             admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+            cart_checkout_pb2.DESCRIPTOR.services_by_name["CartCheckout"].full_name,
         ]
 
     return register
+
+
+def workers(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None) -> list[Worker]:
+    """The sweeper (unless CART_SWEEP_INTERVAL is 0), the cart-orders consumer and the outbox relay."""
+    uow = uow_factory(engine, plumbing)
+    conversions = ConversionService(uow, settings, cache=cache)
+    consumer, _ = consumer_worker(DeadLetterStore(engine, plumbing), settings.nats_url,
+                                  EventSettings.from_settings(settings), [orders.subscription(conversions)],
+                                  name="cart-consumer")
+    sweeper = sweeper_worker(CartSweeper(uow, settings, cache=cache), settings)
+    return [*([sweeper] if sweeper else []), consumer, relay_worker(settings, SERVICE, plumbing)]
+
+
+def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
+    cache = build_cart_cache(settings)
+    return Assembly(registration(engine, settings, cache=cache), workers(engine, settings, cache=cache),
+                    on_stop=[cache.close])

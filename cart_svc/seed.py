@@ -1,6 +1,9 @@
 """Load the sample catalog `make run` starts with: python -m cart_svc.seed (safe to run again).
 
-Ids are fixed so links, tests and the demo can name a plan; prices are INR, tax-exclusive.
+Ids are fixed so links, tests and the demo can name a plan; prices are INR, tax-exclusive. Besides
+the internships and exchange rates: the listed coupon WELCOME10 (10% off, unlimited; the checkout
+page suggests it) and the running sale `launch-week` (5% off every internship, no end; carts get it
+by naming its slug).
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from decimal import Decimal
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from common.config import load_settings
+from cart_svc.tables import coupons, exchange_rates, internships, plans, sales
 from common.db import create_engine
-from common.tables import exchange_rates, internships, plans
+from common.settings import load_settings
 
 # (internship_id, title, description, [(plan_id, months, price)])
 SAMPLE_INTERNSHIPS = [
@@ -40,6 +43,9 @@ SAMPLE_INTERNSHIPS = [
 # units of the currency per 1 INR
 SAMPLE_RATES = {"USD": "0.01200000", "EUR": "0.01100000", "GBP": "0.00950000"}
 
+WELCOME_COUPON = "WELCOME10"  # listed: offered to every cart
+LAUNCH_SALE = "launch-week"
+
 
 async def load_sample_catalog(conn: AsyncConnection) -> None:
     for internship_id, title, description, plan_rows in SAMPLE_INTERNSHIPS:
@@ -51,14 +57,18 @@ async def load_sample_catalog(conn: AsyncConnection) -> None:
                                .on_conflict_do_nothing())
     for currency, rate in SAMPLE_RATES.items():
         await conn.execute(insert(exchange_rates).values(currency=currency, rate=Decimal(rate)).on_conflict_do_nothing())
+    await conn.execute(insert(coupons).values(code=WELCOME_COUPON, kind="percent", value=Decimal("10"), listed=True)
+                       .on_conflict_do_nothing())
+    await conn.execute(insert(sales).values(sale_slug=LAUNCH_SALE, kind="percent", value=Decimal("5"))
+                       .on_conflict_do_nothing())
 
 
 async def main() -> None:
-    engine = create_engine(load_settings(), pool_size=1)
+    engine = create_engine(load_settings(), "cart", pool_size=1)
     async with engine.begin() as conn:
         await load_sample_catalog(conn)
     await engine.dispose()
-    print(f"sample catalog loaded: {len(SAMPLE_INTERNSHIPS)} internships")
+    print(f"sample catalog loaded: {len(SAMPLE_INTERNSHIPS)} internships, coupon {WELCOME_COUPON}, sale {LAUNCH_SALE}")
 
 
 if __name__ == "__main__":

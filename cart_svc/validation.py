@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from common.validation import check_billing, check_text, check_uuid, raise_if_any  # noqa: F401 (re-exported for cart_svc)
 from common.money import SUPPORTED_CURRENCIES
+from common.validation import check_billing, check_text, check_uuid, raise_if_any  # noqa: F401 (re-exported for cart_svc)
 
 COUPON_CODE = re.compile(r"[A-Za-z0-9_-]{3,50}")
 SALE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

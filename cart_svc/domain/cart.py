@@ -55,6 +55,7 @@ class Cart:
     device_id: str | None = None
     analytics_data: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     version: int = 1
+    order_token: str | None = None  # the order that converted it (status converted)
 
     @classmethod
     def new(cls, *, user_id: str | None, currency: str, now: datetime.datetime, ttl: datetime.timedelta,
@@ -151,6 +152,25 @@ class Cart:
         self.status = "expired"
         self.expires_at = min(self.expires_at, now)
         self.updated_at = now
+
+    def convert(self, order_token: str, user_id: str, now: datetime.datetime) -> None:
+        """The cart becomes the order `order_token` of `user_id` (its owner from now on)."""
+        self.ensure_open(now)
+        if not self.lines:
+            raise CheckoutError(ErrorCode.CART_EMPTY)
+        if self.user_id is not None and self.user_id != user_id:
+            raise CheckoutError(ErrorCode.NOT_ALLOWED, "this cart belongs to another user")
+        self.status = "converted"
+        self.user_id = user_id
+        self.order_token = order_token
+        self.updated_at = now
+
+    def reopen(self, now: datetime.datetime, ttl: datetime.timedelta) -> None:
+        """The order it was converted for never came to be: the cart is open again, for a full TTL."""
+        if self.status != "converted":
+            raise ValueError(f"only a converted cart can be reopened, not a {self.status} one")
+        self.order_token = None
+        self._touch(now, ttl)
 
     def expire_if_due(self, now: datetime.datetime) -> bool:
         if self.status in OPEN_STATUSES and now >= self.expires_at:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+from common.money import ZERO, round_half_up
 from common.regions import (
     INDIAN_STATE_CODES,
     ISO_COUNTRY_CODES,
@@ -22,7 +23,6 @@ from common.regions import (
     is_country_code,
     is_indian_state_code,
 )
-from common.money import ZERO, round_half_up
 
 # The code checks live in regions.py and are re-exported here, beside the rules that use them.
 __all__ = [

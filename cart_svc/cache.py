@@ -7,8 +7,9 @@ Keys:
   discount:{token}:{version}                               ListDiscountsResponse bytes, DISCOUNT_TTL
 
 CartService fills entries after each read and, after each committed change, writes the new cart
-(or a tombstone) under its new version; CachedCartApi answers GetCart, EstimateCart and
-ListDiscounts from them, checking ownership on every hit exactly as cart_svc/access.py does.
+(or a tombstone) under its new version (ConvertCart, ReleaseCart and the sweeper write tombstones);
+CachedCartApi (api/cart.py) answers GetCart, EstimateCart and ListDiscounts from them, checking
+ownership on every hit exactly as cart_svc/access.py does.
 Estimates and discount listings are reached only through the version held in a fresh cart:{token},
 so a change makes them unreachable without deleting anything.
 
@@ -40,15 +41,11 @@ from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 
-from cart_svc import access, cart_messages
-from cart_svc.cart_api import CartApi, Context
-from cart_svc.cart_service import CartService, CartView, DiscountCandidate, EstimateView
-from cart_svc.validation import check_billing, check_currency, check_uuid
-from checkout.v1 import cart_pb2
+from cart_svc.api import messages
+from cart_svc.service import CartView, DiscountCandidate, EstimateView
 from common.cache import SafeCache, create_redis
 from common.clock import utc_now
-from common.config import Settings
-from common.request_context import caller
+from common.settings import Settings
 
 TOMBSTONE_TTL_MS = 10 * 60 * 1000
 MAX_FILL_DELAY = datetime.timedelta(seconds=5)
@@ -102,8 +99,8 @@ class CartCache:
     def __init__(self, cache: SafeCache, settings: Settings, clock: Callable[[], datetime.datetime] = utc_now) -> None:
         self._cache = cache
         self._clock = clock
-        self._cart_ttl = datetime.timedelta(seconds=min(settings.cart_ttl_seconds, settings.pricing_ttl_seconds))
-        self._discount_ttl_ms = settings.discount_ttl_seconds * 1000
+        self._cart_ttl = datetime.timedelta(seconds=min(settings.cart_ttl, settings.pricing_ttl))
+        self._discount_ttl_ms = settings.discount_ttl * 1000
         self._guarded_set = cache.client.register_script(_GUARDED_SET)
         self._unsent: dict[str, int] = {}  # token -> version whose tombstone Redis has not taken yet
 
@@ -147,11 +144,11 @@ class CartCache:
     async def estimate_read(self, version: int, token: str, country: str, state: str, currency: str, view: EstimateView) -> None:
         ttl_ms = _ms(view.expires_at) - _ms(self._clock())
         await self._cache.set(estimate_key(token, version, country, state, currency),
-                              cart_messages.estimate_message(view).SerializeToString(), ttl_ms)
+                              messages.estimate_message(view).SerializeToString(), ttl_ms)
 
     async def discounts_read(self, version: int, token: str, candidates: list[DiscountCandidate]) -> None:
         await self._cache.set(discounts_key(token, version),
-                              cart_messages.discounts_message(candidates).SerializeToString(), self._discount_ttl_ms)
+                              messages.discounts_message(candidates).SerializeToString(), self._discount_ttl_ms)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _fresh_until(self, view: CartView) -> datetime.datetime:
@@ -163,7 +160,7 @@ class CartCache:
     async def _store(self, view: CartView) -> bool:
         fresh_until, version = self._fresh_until(view), view.cart.version
         header = b"%d|%s|%d|" % (version, (view.cart.user_id or "").encode(), _ms(fresh_until))
-        value = header + cart_messages.cart_message(view).SerializeToString()
+        value = header + messages.cart_message(view).SerializeToString()
         ttl_ms = max(1, _ms(fresh_until) - _ms(self._clock()))  # PX 0 is an error; 1 ms is a harmless miss
         return await self._cache.run("set", lambda client: self._guarded_set(
             keys=[cart_key(view.cart.token)], args=[version, value, ttl_ms], client=client)) is not None
@@ -196,50 +193,3 @@ class CartCache:
 def build_cart_cache(settings: Settings) -> CartCache:
     return CartCache(SafeCache(create_redis(settings)), settings)
 
-
-class CachedCartApi(CartApi):
-    """CartApi answering reads from the cache when it can; every miss and every change goes to CartService."""
-
-    def __init__(self, service: CartService, cache: CartCache) -> None:
-        super().__init__(service)
-        self._cache = cache
-
-    async def GetCart(self, request: cart_pb2.GetCartRequest, context: Context) -> cart_pb2.Cart:
-        head = await self._head(request.token) if _valid(lambda p: check_uuid(p, "token", request.token)) else None
-        if head is None:
-            return await super().GetCart(request, context)
-        return cart_pb2.Cart.FromString(head.body)
-
-    async def EstimateCart(self, request: cart_pb2.EstimateCartRequest, context: Context) -> cart_pb2.Estimate:
-        token, billing, currency = request.cart_token, request.billing, request.currency
-
-        def checks(problems: list[str]) -> None:
-            check_uuid(problems, "cart_token", token)
-            check_billing(problems, billing.country, billing.state)
-            check_currency(problems, "currency", currency)
-
-        head = await self._head(token) if _valid(checks) else None
-        cached = await self._cache.estimate(head, token, billing.country, billing.state, currency) if head else None
-        if cached is None:
-            return await super().EstimateCart(request, context)
-        return cart_pb2.Estimate.FromString(cached)
-
-    async def ListDiscounts(self, request: cart_pb2.ListDiscountsRequest, context: Context) -> cart_pb2.ListDiscountsResponse:
-        head = await self._head(request.token) if _valid(lambda p: check_uuid(p, "token", request.token)) else None
-        cached = await self._cache.discounts(head, request.token) if head else None
-        if cached is None:
-            return await super().ListDiscounts(request, context)
-        return cart_pb2.ListDiscountsResponse.FromString(cached)
-
-    async def _head(self, token: str) -> CartHead | None:
-        head = await self._cache.head(token)
-        if head is not None:
-            access.ensure_may_touch_owner(head.owner, caller())
-        return head
-
-
-def _valid(checks: Callable[[list[str]], None]) -> bool:
-    """Invalid requests skip the cache, so the service reports them exactly as without it."""
-    problems: list[str] = []
-    checks(problems)
-    return not problems

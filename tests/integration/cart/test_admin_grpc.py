@@ -9,10 +9,10 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from cart_svc.app import build_registration
+from cart_svc.app import registration
+from cart_svc.tables import audit_log, coupons, exchange_rate_changes
 from checkout.v1 import admin_pb2, admin_pb2_grpc, cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2
 from common.grpc_errors import detail_of
-from common.tables import audit_log, coupons, exchange_rate_changes
 from tests.support.grpc_servers import serving
 from tests.support.tokens import bearer, new_user
 
@@ -22,8 +22,8 @@ BACKEND_1M = "7a1e0000-0000-4000-8000-000000000101"
 
 
 @pytest.fixture
-async def channel(settings, engine):
-    async with serving(settings, build_registration(engine, settings)) as opened:
+async def channel(settings, cart_engine):
+    async with serving(settings, registration(cart_engine, settings)) as opened:
         yield opened
 
 
@@ -48,8 +48,8 @@ async def fails_with(call, code: int) -> common_pb2.ErrorDetail:
     return detail
 
 
-async def audit_rows(engine, entity_type: str, entity_id: str) -> list:
-    async with engine.connect() as conn:
+async def audit_rows(cart_engine, entity_type: str, entity_id: str) -> list:
+    async with cart_engine.connect() as conn:
         return list((await conn.execute(select(audit_log).where(
             audit_log.c.entity_type == entity_type, audit_log.c.entity_id == entity_id).order_by(audit_log.c.id))).all())
 
@@ -75,7 +75,7 @@ async def test_anonymous_is_1101_and_non_admin_is_1102_before_any_validation(adm
 
 
 # -- coupons ---------------------------------------------------------------------------------------------
-async def test_create_coupon_stores_it_upper_case_and_audits_it(admin_stub, admin, engine):
+async def test_create_coupon_stores_it_upper_case_and_audits_it(admin_stub, admin, cart_engine):
     admin_id, correlation_id, metadata = admin
     code = fresh_code()
     created = await admin_stub.CreateCoupon(admin_pb2.CreateCouponRequest(
@@ -86,10 +86,10 @@ async def test_create_coupon_stores_it_upper_case_and_audits_it(admin_stub, admi
         code=code.upper(), kind="fixed", value="250.00", currency="INR", min_subtotal="1000.00",
         starts_at="2026-01-01T00:00:00Z", ends_at="2099-01-01T00:00:00Z", max_redemptions=100,
         max_redemptions_per_user=1, internship_ids=sorted([BACKEND, DESIGN]), redeemed_count=0)
-    async with engine.connect() as conn:
+    async with cart_engine.connect() as conn:
         stored = (await conn.execute(select(coupons).where(coupons.c.code == code.upper()))).one()
     assert stored.value == Decimal("250.00") and stored.max_redemptions == 100
-    [row] = await audit_rows(engine, "coupon", code.upper())
+    [row] = await audit_rows(cart_engine, "coupon", code.upper())
     assert (row.actor, row.action, row.correlation_id, row.before) == (admin_id, "create", correlation_id, None)
     assert row.after["value"] == "250.00" and row.after["internship_ids"] == sorted([BACKEND, DESIGN])
 
@@ -129,16 +129,16 @@ async def test_duplicate_coupon_code_is_1006_whatever_the_case(admin_stub, admin
                                              metadata=admin[2]), 1006)
 
 
-async def test_unknown_internship_is_1005(admin_stub, admin, engine):
+async def test_unknown_internship_is_1005(admin_stub, admin, cart_engine):
     code, unknown = fresh_code(), str(uuid.uuid4())
     detail = await fails_with(admin_stub.CreateCoupon(admin_pb2.CreateCouponRequest(
         code=code, kind="percent", value="5", internship_ids=[BACKEND, unknown]), metadata=admin[2]), 1005)
     assert any(unknown in message for message in detail.validation_messages)
-    assert await audit_rows(engine, "coupon", code.upper()) == []
+    assert await audit_rows(cart_engine, "coupon", code.upper()) == []
 
 
 # -- sales ---------------------------------------------------------------------------------------------------
-async def test_create_sale_then_read_it_from_the_catalog(admin_stub, admin, channel, engine):
+async def test_create_sale_then_read_it_from_the_catalog(admin_stub, admin, channel, cart_engine):
     slug = f"sale-{uuid.uuid4().hex[:8]}"
     created = await admin_stub.CreateSale(admin_pb2.CreateSaleRequest(
         sale_slug=slug, kind="percent", value="15", internship_ids=[BACKEND], ends_at="2099-01-01T00:00:00Z"), metadata=admin[2])
@@ -146,7 +146,7 @@ async def test_create_sale_then_read_it_from_the_catalog(admin_stub, admin, chan
     assert await catalog_pb2_grpc.CatalogServiceStub(channel).GetSale(catalog_pb2.GetSaleRequest(sale_slug=slug)) == created
     await fails_with(admin_stub.CreateSale(admin_pb2.CreateSaleRequest(sale_slug=slug, kind="fixed", value="100"),
                                            metadata=admin[2]), 1006)
-    [row] = await audit_rows(engine, "sale", slug)
+    [row] = await audit_rows(cart_engine, "sale", slug)
     assert row.actor == admin[0] and row.after["kind"] == "percent"
 
 
@@ -161,7 +161,7 @@ def plan(value: int, unit: str = "month", price: str = "999", plan_id: str = "")
     return admin_pb2.PlanInput(plan_id=plan_id, period=common_pb2.Period(value=value, unit=unit), price=price)
 
 
-async def test_create_internship_generates_ids_and_is_sellable(admin_stub, admin, channel, engine):
+async def test_create_internship_generates_ids_and_is_sellable(admin_stub, admin, channel, cart_engine):
     created = await admin_stub.CreateInternship(admin_pb2.CreateInternshipRequest(
         title=" Rust Systems ", description="Low-level work.", plans=[plan(1), plan(1, "year", "9999.5")]), metadata=admin[2])
     assert created.title == "Rust Systems" and uuid.UUID(created.internship_id)
@@ -172,7 +172,7 @@ async def test_create_internship_generates_ids_and_is_sellable(admin_stub, admin
     cart = await cart_pb2_grpc.CartServiceStub(channel).CreateCart(cart_pb2.CreateCartRequest(
         items=[cart_pb2.CartItemInput(plan_id=created.plans[1].plan_id, quantity=1)]))
     assert cart.subtotal == "9999.50"
-    [row] = await audit_rows(engine, "internship", created.internship_id)
+    [row] = await audit_rows(cart_engine, "internship", created.internship_id)
     assert row.actor == admin[0] and len(row.after["plans"]) == 2
 
 
@@ -202,11 +202,11 @@ async def test_bad_internship_fields_are_listed(admin_stub, admin):
 
 
 # -- exchange rates ------------------------------------------------------------------------------------------------
-async def test_exchange_rate_change_is_logged_and_used_by_estimates(admin_stub, admin, channel, engine):
+async def test_exchange_rate_change_is_logged_and_used_by_estimates(admin_stub, admin, channel, cart_engine):
     admin_id, _, metadata = admin
     cart_stub = cart_pb2_grpc.CartServiceStub(channel)
     cart = await cart_stub.CreateCart(cart_pb2.CreateCartRequest(items=[cart_pb2.CartItemInput(plan_id=BACKEND_1M, quantity=1)]))
-    async with engine.connect() as conn:
+    async with cart_engine.connect() as conn:
         changes_before = (await conn.execute(select(exchange_rate_changes.c.id).where(exchange_rate_changes.c.currency == "GBP"))).all()
     original = "0.0095"
     try:
@@ -214,16 +214,16 @@ async def test_exchange_rate_change_is_logged_and_used_by_estimates(admin_stub, 
         assert (changed.currency, changed.rate) == ("GBP", "0.02") and changed.updated_at.endswith("Z")
         estimate = await cart_stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token, currency="GBP"))
         assert (estimate.exchange_rate, estimate.subtotal) == ("0.02", "29.98")  # 1499 x 0.02
-        async with engine.connect() as conn:
+        async with cart_engine.connect() as conn:
             change = (await conn.execute(select(exchange_rate_changes).where(exchange_rate_changes.c.currency == "GBP")
                                          .order_by(exchange_rate_changes.c.id.desc()).limit(1))).one()
         assert (change.old_rate, change.new_rate, change.changed_by) == (Decimal(original), Decimal("0.02"), admin_id)
-        row = (await audit_rows(engine, "exchange_rate", "GBP"))[-1]
+        row = (await audit_rows(cart_engine, "exchange_rate", "GBP"))[-1]
         assert (row.actor, row.before, row.after["rate"]) == (admin_id, {"rate": "0.00950000"}, "0.02")
     finally:
         restored = await admin_stub.SetExchangeRate(admin_pb2.SetExchangeRateRequest(currency="GBP", rate=original), metadata=metadata)
     assert restored.rate == original
-    async with engine.connect() as conn:
+    async with cart_engine.connect() as conn:
         changes_after = (await conn.execute(select(exchange_rate_changes.c.id).where(exchange_rate_changes.c.currency == "GBP"))).all()
     assert len(changes_after) == len(changes_before) + 2
 

@@ -17,19 +17,23 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cart_svc.domain.coupons import CouponReason
-from cart_svc.redemptions import redeem, release
+from cart_svc.redemptions import CouponLedger
+from cart_svc.repository import Repository
+from cart_svc.tables import audit_log, coupon_redemptions, coupons, plumbing
 from common.db import create_engine
 from common.errors import CheckoutError, ErrorCode
-from common.tables import audit_log, coupon_redemptions, coupons
+from common.uow import UnitOfWork
 from tests.support.tokens import new_user
+
+LEDGER = CouponLedger(Repository())
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-async def wide_engine(settings, engine) -> AsyncIterator[AsyncEngine]:
-    # `engine` first: it loads the catalog; this one has room for 25+ transactions at once
-    wide = create_engine(settings, pool_size=30)
+async def wide_engine(settings, cart_engine) -> AsyncIterator[AsyncEngine]:
+    # `cart_engine` first: it loads the catalog; this one has room for 25+ transactions at once
+    wide = create_engine(settings, "cart", pool_size=30)
     yield wide
     await wide.dispose()
 
@@ -51,8 +55,16 @@ async def ledger(engine: AsyncEngine, code: str) -> tuple[int, int]:
 
 
 async def redeem_once(engine: AsyncEngine, code: str, user_id: str, order_token: str) -> None:
-    async with engine.begin() as conn:
-        await redeem(conn, code=code, user_id=user_id, order_token=order_token)
+    async with UnitOfWork(engine, plumbing) as uow:
+        await LEDGER.redeem(uow, code=code, user_id=user_id, order_token=order_token)
+        await uow.commit()
+
+
+async def release_once(engine: AsyncEngine, order_token: str) -> bool:
+    async with UnitOfWork(engine, plumbing) as uow:
+        released = await LEDGER.release(uow, order_token=order_token, actor="test")
+        await uow.commit()
+    return released
 
 
 async def race(engine: AsyncEngine, code: str, attempts: list[tuple[str, str]]) -> list[BaseException | None]:
@@ -60,11 +72,12 @@ async def race(engine: AsyncEngine, code: str, attempts: list[tuple[str, str]]) 
     barrier = asyncio.Barrier(len(attempts))
 
     async def attempt(user_id: str, order_token: str) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(select(1))  # the connection and transaction are really open
+        async with UnitOfWork(engine, plumbing) as uow:
+            await uow.conn.execute(select(1))  # the connection and transaction are really open
             await barrier.wait()
-            await redeem(conn, code=code, user_id=user_id, order_token=order_token)
+            await LEDGER.redeem(uow, code=code, user_id=user_id, order_token=order_token)
             await asyncio.sleep(0.02)  # keep the hold open while the others pile up on the lock
+            await uow.commit()
 
     return list(await asyncio.gather(*(attempt(*pair) for pair in attempts), return_exceptions=True))
 
@@ -116,11 +129,9 @@ async def test_release_frees_the_slot_once_and_a_new_order_can_take_it(wide_engi
     await redeem_once(wide_engine, code, user, first)
     with pytest.raises(CheckoutError):
         await redeem_once(wide_engine, code, user, second)
-    async with wide_engine.begin() as conn:
-        assert await release(conn, order_token=first) is True
-    async with wide_engine.begin() as conn:
-        assert await release(conn, order_token=first) is False
-        assert await release(conn, order_token=str(uuid.uuid4())) is False  # never held anything
+    assert await release_once(wide_engine, first) is True
+    assert await release_once(wide_engine, first) is False
+    assert await release_once(wide_engine, str(uuid.uuid4())) is False  # never held anything
     assert await ledger(wide_engine, code) == (0, 0)
     await redeem_once(wide_engine, code, user, second)
     assert await ledger(wide_engine, code) == (1, 1)
@@ -138,11 +149,7 @@ async def test_concurrent_releases_decrement_once(wide_engine):
     order = str(uuid.uuid4())
     await redeem_once(wide_engine, code, new_user(), order)
 
-    async def release_once() -> bool:
-        async with wide_engine.begin() as conn:
-            return await release(conn, order_token=order)
-
-    assert sorted(await asyncio.gather(*(release_once() for _ in range(6)))) == [False] * 5 + [True]
+    assert sorted(await asyncio.gather(*(release_once(wide_engine, order) for _ in range(6)))) == [False] * 5 + [True]
     assert await ledger(wide_engine, code) == (0, 0)
 
 
@@ -152,9 +159,10 @@ async def test_refusals_name_every_reason_and_leave_nothing_behind(wide_engine):
     future = await new_coupon(wide_engine, starts_at=datetime.datetime(2999, 1, 1, tzinfo=datetime.UTC))
     user = new_user()
     for code, reason in ((expired, CouponReason.EXPIRED), (future, CouponReason.NOT_STARTED)):
-        async with wide_engine.begin() as conn:  # the order's code catches the refusal and commits anyway
+        async with UnitOfWork(wide_engine, plumbing) as uow:  # the caller catches the refusal and commits anyway
             with pytest.raises(CheckoutError) as refused:
-                await redeem(conn, code=code, user_id=user, order_token=str(uuid.uuid4()))
+                await LEDGER.redeem(uow, code=code, user_id=user, order_token=str(uuid.uuid4()))
+            await uow.commit()
         assert refusal_reasons(refused.value) == [f"code: {reason}"]
         assert await ledger(wide_engine, code) == (0, 0)
     with pytest.raises(CheckoutError) as unknown:

@@ -1,7 +1,9 @@
-"""Cart use cases: each one validates, then reads and changes the cart in one transaction.
+"""Cart use cases: each one validates, then reads and changes the cart in one unit of work.
 
 Every change locks the cart row (SELECT … FOR UPDATE), applies a domain method, re-prices the
-cart from the catalog and stores it with its totals. Reads never lock.
+cart from the catalog and stores it with its totals. Reads never lock. The other use cases of the
+service live beside this one: catalog.py (catalog reads), admin.py (the admin's writes),
+conversions.py (ConvertCart and ReleaseCart, for order_svc), redemptions.py (the coupon ledger).
 """
 
 from __future__ import annotations
@@ -9,27 +11,40 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cart_svc import access, cart_pricing, cart_repository, catalog_repository, promotion_repository
+from cart_svc import access, events
 from cart_svc.commands import BillingChoice, ItemChoice, NewCart
 from cart_svc.domain.cart import Cart, PlanRef
 from cart_svc.domain.pricing import PriceBreakdown
 from cart_svc.domain.tax import Billing
+from cart_svc.prices import Pricer, totals_of
+from cart_svc.repository import Repository
 from cart_svc.validation import (
-    check_analytics, check_billing, check_coupon_code, check_currency, check_item_choice, check_sale_slug,
-    check_text, check_uuid, raise_if_any, MAX_ITEMS_PER_REQUEST,
+    MAX_ITEMS_PER_REQUEST,
+    check_analytics,
+    check_billing,
+    check_coupon_code,
+    check_currency,
+    check_item_choice,
+    check_sale_slug,
+    check_text,
+    check_uuid,
+    raise_if_any,
 )
 from common.clock import utc_now
-from common.config import Settings
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import Caller
+from common.settings import Settings
+from common.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:
-    from cart_svc.cart_cache import CartCache
+    from cart_svc.cache import CartCache
+
+Clock = Callable[[], datetime.datetime]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,22 +84,27 @@ class DiscountCandidate:
     reason: str
 
 
+Change = Callable[[AsyncConnection, Cart, datetime.datetime], Awaitable[None]]
+
+
 class CartService:
-    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Callable[[], datetime.datetime] = utc_now,
-                 cache: CartCache | None = None) -> None:
-        self._engine = engine
+    def __init__(self, uow: UnitOfWorkFactory, settings: Settings, *, repository: Repository | None = None,
+                 clock: Clock = utc_now, cache: CartCache | None = None) -> None:
+        self._uow = uow
+        self._repo = repository or Repository()
+        self._pricer = Pricer(self._repo, settings.seller_state)
         self._cache = cache
         self._settings = settings
         self._clock = clock
-        self._ttl = datetime.timedelta(seconds=settings.cart_ttl_seconds)
+        self._ttl = datetime.timedelta(seconds=settings.cart_ttl)
 
     # -- reads -------------------------------------------------------------------------------------
     async def get_cart(self, caller: Caller, token: str) -> CartView:
         _check_token(token, "token")
-        async with self._engine.connect() as conn:
-            cart = await self._load(conn, token)
+        async with self._uow() as uow:
+            cart = await self._load(uow.conn, token)
             access.ensure_may_touch(cart, caller)
-            view = await self._view(conn, cart)
+            view = await self._view(uow.conn, cart)
         if self._cache:
             await self._cache.cart_read(view)
         return view
@@ -95,44 +115,46 @@ class CartService:
         check_billing(problems, billing.country, billing.state)
         check_currency(problems, "currency", currency)
         raise_if_any(problems)
-        async with self._engine.connect() as conn:
-            cart = await self._load(conn, token)
+        async with self._uow() as uow:
+            cart = await self._load(uow.conn, token)
             access.ensure_may_touch(cart, caller)
             now = self._clock()
-            prices = await cart_pricing.price(conn, cart, now, self._settings.seller_state,
-                                              billing=_billing(billing), currency=currency or None)
-            valid_until = now + datetime.timedelta(seconds=self._settings.pricing_ttl_seconds)
-            estimate = EstimateView(cart.token, prices, valid_until)
+            prices = await self._pricer.price(uow.conn, cart, now, billing=_billing(billing), currency=currency or None)
+            estimate = EstimateView(cart.token, prices, now + datetime.timedelta(seconds=self._settings.pricing_ttl))
         if self._cache:
             await self._cache.estimate_read(cart.version, cart.token, billing.country, billing.state, currency, estimate)
         return estimate
 
     async def discounts(self, caller: Caller, token: str) -> list[DiscountCandidate]:
+        """The cart's sale, the listed coupons and the cart's own coupon, each with why it does not apply.
+        Unlisted codes are never disclosed."""
         _check_token(token, "token")
-        async with self._engine.connect() as conn:
+        async with self._uow() as uow:
+            conn = uow.conn
             cart = await self._load(conn, token)
             access.ensure_may_touch(cart, caller)
             now = self._clock()
             candidates: list[DiscountCandidate] = []
-            if cart.sale_slug:
-                sale = await promotion_repository.get_sale(conn, cart.sale_slug)
-                if sale is not None:
-                    covered = any(sale.covers(line.plan.internship_id) for line in cart.lines)
-                    reason = "" if sale.is_active(now) and covered else ("sale is not running now" if not sale.is_active(now) else "sale does not cover any internship in the cart")
-                    candidates.append(DiscountCandidate(sale.slug, sale.description, not reason, reason))
-            for coupon in await promotion_repository.listed_coupons(conn, also=cart.coupon_code):
+            sale = await self._repo.get_sale(conn, cart.sale_slug) if cart.sale_slug else None
+            if sale is not None:
+                covered = any(sale.covers(line.plan.internship_id) for line in cart.lines)
+                reason = ("sale is not running now" if not sale.is_active(now)
+                          else "" if covered else "sale does not cover any internship in the cart")
+                candidates.append(DiscountCandidate(sale.slug, sale.description, not reason, reason))
+            for coupon in await self._repo.listed_coupons(conn, also=cart.coupon_code):
                 trial = dataclasses.replace(cart, coupon_code=coupon.code, lines=list(cart.lines))
-                verdict = (await cart_pricing.price(conn, trial, now, self._settings.seller_state)).coupon_verdict
+                verdict = (await self._pricer.price(conn, trial, now)).coupon_verdict
                 assert verdict is not None
-                candidates.append(DiscountCandidate(coupon.code, coupon.description, verdict.applicable, "; ".join(verdict.reasons)))
+                candidates.append(DiscountCandidate(coupon.code, coupon.description, verdict.applicable,
+                                                    "; ".join(verdict.reasons)))
         if self._cache:
             await self._cache.discounts_read(cart.version, cart.token, candidates)
         return candidates
 
     async def check_auth(self, caller: Caller, token: str) -> AuthView:
         _check_token(token, "token")
-        async with self._engine.connect() as conn:
-            cart = await self._load(conn, token)
+        async with self._uow() as uow:
+            cart = await self._load(uow.conn, token)
         # a guest cart is nobody's until a login claims it: only the user it belongs to owns it
         owns = caller.authenticated and cart.user_id == caller.user_id
         return AuthView(caller.authenticated, caller.user_id, owns, cart.token)
@@ -150,8 +172,9 @@ class CartService:
         check_analytics(problems, list(command.analytics_data))
         raise_if_any(problems)
         now = self._clock()
-        async with self._engine.begin() as conn:
-            if command.sale_slug and await promotion_repository.get_sale(conn, command.sale_slug) is None:
+        async with self._uow() as uow:
+            conn = uow.conn
+            if command.sale_slug and await self._repo.get_sale(conn, command.sale_slug) is None:
                 raise CheckoutError(ErrorCode.VALIDATION_FAILED, validation_messages=["sale_slug: no such sale"])
             cart = Cart.new(user_id=caller.user_id or None, currency=command.currency or "INR", now=now, ttl=self._ttl,
                             sale_slug=command.sale_slug or None, device_id=command.device_id or None,
@@ -159,7 +182,12 @@ class CartService:
             for item in command.items:
                 cart.add(await self._resolve(conn, item), item.quantity, now, self._ttl)
             view = await self._view(conn, cart)
-            await cart_repository.insert_cart(conn, cart, cart_pricing.totals_of(view.prices))
+            await self._repo.insert_cart(conn, cart, totals_of(view.prices))
+            uow.publish(events.CREATED, cart.token, events.cart_event(cart, view.prices.total, now))
+            uow.audit(actor=caller.user_id or "guest", entity_type="cart", entity_id=cart.token, action="created",
+                      before=None, after={"status": cart.status, "user_id": cart.user_id, "items": len(cart.lines),
+                                          "currency": cart.currency})
+            await uow.commit()
         await self._committed(view)
         return view
 
@@ -204,12 +232,13 @@ class CartService:
         raise_if_any(problems)
 
         async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
-            if await promotion_repository.get_coupon(conn, code) is None:
+            if await self._repo.get_coupon(conn, code) is None:
                 raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=["code: no such coupon"])
             cart.set_coupon(code.upper(), now, self._ttl)
-            verdict = (await cart_pricing.price(conn, cart, now, self._settings.seller_state)).coupon_verdict
+            verdict = (await self._pricer.price(conn, cart, now)).coupon_verdict
             if verdict is not None and not verdict.applicable:
-                raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=[f"code: {reason}" for reason in verdict.reasons])
+                raise CheckoutError(ErrorCode.INVALID_COUPON,
+                                    validation_messages=[f"code: {reason}" for reason in verdict.reasons])
 
         return await self._change(caller, token, change)
 
@@ -228,20 +257,34 @@ class CartService:
             raise CheckoutError(ErrorCode.NOT_AUTHENTICATED, "log in first: this call needs a bearer token")
         now = self._clock()
         closed: list[tuple[str, int]] = []
-        async with self._engine.begin() as conn:
+        async with self._uow() as uow:
+            conn = uow.conn
             cart = await self._load(conn, token, for_update=True)
             access.ensure_may_touch(cart, caller)
             cart.ensure_open(now)
-            previous = await cart_repository.open_cart_of_user(conn, caller.user_id, exclude=cart.token)
+            before = {"user_id": cart.user_id, "items": len(cart.lines)}
+            previous = await self._repo.open_cart_of_user(conn, caller.user_id, exclude=cart.token)
             cart.claim(caller.user_id, now, self._ttl)
+            merged_from = None
             if previous is not None and previous.lines:
+                previous_status = previous.status
                 if previous.is_open(now):
                     await self._merge(conn, keep=cart, other=previous, now=now)
                 previous.close_as_merged(now)
-                await cart_repository.save_cart(conn, previous, cart_pricing.totals_of(await cart_pricing.price(conn, previous, now, self._settings.seller_state)))
+                prices = await self._pricer.price(conn, previous, now)
+                await self._repo.save_cart(conn, previous, totals_of(prices))
                 closed.append((previous.token, previous.version))
+                merged_from = previous.token
+                uow.audit(actor=caller.user_id, entity_type="cart", entity_id=previous.token, action="merged",
+                          before={"status": previous_status},
+                          after={"status": previous.status, "merged_into": cart.token})
             view = await self._view(conn, cart)
-            await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(view.prices))
+            await self._repo.save_cart(conn, cart, totals_of(view.prices))
+            if before["user_id"] != cart.user_id or merged_from is not None:  # a login by its owner changes nothing
+                uow.audit(actor=caller.user_id, entity_type="cart", entity_id=cart.token, action="claimed",
+                          before=before, after={"user_id": cart.user_id, "items": len(cart.lines),
+                                                "merged_from": merged_from})
+            await uow.commit()
         await self._committed(view, closed)
         return view
 
@@ -252,22 +295,23 @@ class CartService:
         best_code, best_amount = None, None
         for code in {keep.coupon_code, other.coupon_code} - {None}:
             trial = dataclasses.replace(keep, coupon_code=code, lines=list(keep.lines))
-            verdict = (await cart_pricing.price(conn, trial, now, self._settings.seller_state)).coupon_verdict
+            verdict = (await self._pricer.price(conn, trial, now)).coupon_verdict
             if verdict is not None and verdict.applicable and (best_amount is None or verdict.amount > best_amount):
                 best_code, best_amount = code, verdict.amount
         keep.coupon_code = best_code
 
-    async def _change(self, caller: Caller, token: str,
-                      change: Callable[[AsyncConnection, Cart, datetime.datetime], object]) -> CartView:
+    async def _change(self, caller: Caller, token: str, change: Change) -> CartView:
         now = self._clock()
-        async with self._engine.begin() as conn:
+        async with self._uow() as uow:
+            conn = uow.conn
             cart = await self._load(conn, token, for_update=True)
             access.ensure_may_touch(cart, caller)
             cart.ensure_open(now)
-            await change(conn, cart, now)  # type: ignore[misc]
-            cart.refresh_plans(await catalog_repository.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
+            await change(conn, cart, now)
+            cart.refresh_plans(await self._repo.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
             view = await self._view(conn, cart)
-            await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(view.prices))
+            await self._repo.save_cart(conn, cart, totals_of(view.prices))
+            await uow.commit()
         await self._committed(view)
         return view
 
@@ -282,25 +326,26 @@ class CartService:
         await cache.carts_closed(closed)
 
     async def _load(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> Cart:
-        found = await cart_repository.get_cart(conn, token, for_update=for_update)
-        if found is None:
+        cart = await self._repo.get_cart(conn, token, for_update=for_update)
+        if cart is None:
             raise CheckoutError(ErrorCode.CART_NOT_FOUND)
-        return found[0]
+        return cart
 
     async def _view(self, conn: AsyncConnection, cart: Cart) -> CartView:
         now = self._clock()
-        return CartView(cart, await cart_pricing.price(conn, cart, now, self._settings.seller_state), now)
+        return CartView(cart, await self._pricer.price(conn, cart, now), now)
 
     async def _resolve(self, conn: AsyncConnection, item: ItemChoice) -> PlanRef:
         if item.plan_id:
-            plan = (await catalog_repository.plans_by_id(conn, [item.plan_id])).get(item.plan_id)
+            plan = (await self._repo.plans_by_id(conn, [item.plan_id])).get(item.plan_id)
             if plan is None:
                 raise CheckoutError(ErrorCode.ITEM_NOT_FOUND, f"plan {item.plan_id} not found")
             return plan
         assert item.period is not None  # validation guarantees it
-        plan = await catalog_repository.plan_for_period(conn, item.internship_id, *item.period)
+        plan = await self._repo.plan_for_period(conn, item.internship_id, *item.period)
         if plan is None:
-            raise CheckoutError(ErrorCode.ITEM_NOT_FOUND, f"internship {item.internship_id} has no {item.period[0]}-{item.period[1]} plan")
+            raise CheckoutError(ErrorCode.ITEM_NOT_FOUND,
+                                f"internship {item.internship_id} has no {item.period[0]}-{item.period[1]} plan")
         return plan
 
 
@@ -314,3 +359,4 @@ def _billing(choice: BillingChoice) -> Billing | None:
     if not choice.country:
         return None
     return Billing(choice.country, choice.state or None)
+

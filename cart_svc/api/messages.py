@@ -1,22 +1,22 @@
-"""Domain views to checkout.v1 messages (money as 2-place strings, times as RFC 3339)."""
+"""Views to messages (money as 2-place strings, times as RFC 3339): checkout.v1 for clients,
+checkout.internal.v1 for order_svc."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from cart_svc.cart_service import AuthView, CartView, DiscountCandidate, EstimateView
-from cart_svc.catalog_repository import InternshipEntry
+from cart_svc.admin import RateView
+from cart_svc.conversions import Released
 from cart_svc.domain.cart import PlanRef
+from cart_svc.domain.catalog import InternshipEntry
+from cart_svc.domain.conversion import ConvertedCart, rate_text
+from cart_svc.domain.coupons import Coupon
 from cart_svc.domain.sales import Sale
-from checkout.v1 import cart_pb2, catalog_pb2, common_pb2
+from cart_svc.service import AuthView, CartView, DiscountCandidate, EstimateView
+from checkout.internal.v1 import cart_checkout_pb2
+from checkout.v1 import admin_pb2, cart_pb2, catalog_pb2, common_pb2
 from common.clock import rfc3339, utc_now
 from common.money import format_amount
-
-
-def rate_text(rate: Decimal) -> str:
-    """'1' for INR, otherwise the stored rate without trailing zeros ('0.012')."""
-    text = format(rate.normalize(), "f")
-    return text
 
 
 def percent_text(rate: Decimal) -> str:
@@ -101,3 +101,47 @@ def sale_message(sale: Sale) -> catalog_pb2.Sale:
         starts_at=rfc3339(sale.starts_at), ends_at=rfc3339(sale.ends_at), active=sale.is_active(utc_now()),
         currency="INR",
     )
+
+
+def coupon_message(coupon: Coupon) -> admin_pb2.Coupon:
+    return admin_pb2.Coupon(
+        code=coupon.code, kind=coupon.kind, value=format_amount(coupon.value), currency=coupon.currency,
+        min_subtotal=format_amount(coupon.min_subtotal), starts_at=rfc3339(coupon.starts_at),
+        ends_at=rfc3339(coupon.ends_at), max_redemptions=coupon.max_redemptions,
+        max_redemptions_per_user=coupon.max_redemptions_per_user, internship_ids=sorted(coupon.internship_ids),
+        redeemed_count=coupon.redeemed_count, listed=coupon.listed,
+    )
+
+
+def rate_message(view: RateView) -> admin_pb2.ExchangeRate:
+    return admin_pb2.ExchangeRate(currency=view.currency, rate=rate_text(view.rate), updated_at=rfc3339(view.updated_at))
+
+
+def converted_cart_message(snapshot: ConvertedCart) -> cart_checkout_pb2.ConvertedCart:
+    return cart_checkout_pb2.ConvertedCart(
+        order_token=snapshot.order_token,
+        cart_token=snapshot.cart_token,
+        user_id=snapshot.user_id,
+        currency=snapshot.currency,
+        exchange_rate=rate_text(snapshot.exchange_rate),
+        lines=[cart_checkout_pb2.OrderLine(
+            line_no=line.line_no, internship_id=line.internship_id, plan_id=line.plan_id, title=line.title,
+            period=common_pb2.Period(value=line.period_value, unit=line.period_unit), quantity=line.quantity,
+            unit_price=format_amount(line.unit_price), unit_price_inr=format_amount(line.unit_price_inr),
+            line_total=format_amount(line.line_total),
+        ) for line in snapshot.lines],
+        subtotal=format_amount(snapshot.subtotal),
+        discount_code=snapshot.discount_code,
+        discount_amount=format_amount(snapshot.discount_amount),
+        taxes=[common_pb2.TaxLine(name=t.name, rate=percent_text(t.rate), amount=format_amount(t.amount))
+               for t in snapshot.taxes],
+        tax_amount=format_amount(snapshot.tax_amount),
+        total=format_amount(snapshot.total),
+        billing=common_pb2.Billing(country=snapshot.billing_country, state=snapshot.billing_state),
+        converted_at=rfc3339(snapshot.converted_at),
+    )
+
+
+def released_message(released: Released) -> cart_checkout_pb2.ReleaseCartResponse:
+    return cart_checkout_pb2.ReleaseCartResponse(coupon_released=released.coupon_released,
+                                                 cart_reopened=released.cart_reopened)

@@ -3,11 +3,11 @@ ownership on every hit, TTLs, and a dead Redis costing nothing but speed."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -15,19 +15,22 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cart_svc.app import build_registration
-from cart_svc.cart_cache import CachedCartApi, CartCache, cart_key, discounts_key, estimate_key
-from cart_svc.cart_service import CartService
+from cart_svc.api.cart import CachedCartApi
+from cart_svc.app import registration
+from cart_svc.cache import CartCache, cart_key, discounts_key, estimate_key
 from cart_svc.commands import ItemChoice, NewCart
+from cart_svc.service import CartService
+from cart_svc.tables import carts, plumbing
 from checkout.v1 import cart_pb2, cart_pb2_grpc, common_pb2
 from common.cache import SafeCache, create_redis
 from common.clock import utc_now
-from common.config import Settings
 from common.request_context import Caller
 from common.server import Register
-from common.tables import carts
-from tests.integration.test_cart_grpc import BACKEND_1M, BACKEND_3M, DESIGN_1M, _coupon, fails_with, new_cart
+from common.settings import Settings
+from common.uow import uow_factory
+from tests.integration.cart.test_cart_grpc import BACKEND_1M, BACKEND_3M, DESIGN_1M, _coupon, fails_with, new_cart
 from tests.support.grpc_servers import serving
 from tests.support.tokens import bearer, new_user
 
@@ -44,9 +47,13 @@ class Clock:
         return utc_now() + self.shift
 
 
-def cart_only(engine, settings: Settings, cache: CartCache, clock: Callable[[], datetime.datetime]) -> Register:
+def cart_service(engine: AsyncEngine, settings: Settings, **options: Any) -> CartService:
+    return CartService(uow_factory(engine, plumbing), settings, **options)
+
+
+def cart_only(cart_engine, settings: Settings, cache: CartCache, clock: Callable[[], datetime.datetime]) -> Register:
     def register(server: grpc.aio.Server) -> list[str]:
-        service = CartService(engine, settings, clock=clock, cache=cache)
+        service = cart_service(cart_engine, settings, clock=clock, cache=cache)
         cart_pb2_grpc.add_CartServiceServicer_to_server(CachedCartApi(service, cache), server)
         return [cart_pb2.DESCRIPTOR.services_by_name["CartService"].full_name]
 
@@ -73,8 +80,8 @@ async def cache(settings, clock) -> AsyncIterator[CartCache]:
 
 
 @pytest.fixture
-async def stub(settings, engine, cache, clock) -> AsyncIterator[cart_pb2_grpc.CartServiceStub]:
-    async with serving(settings, cart_only(engine, settings, cache, clock)) as channel:
+async def stub(settings, cart_engine, cache, clock) -> AsyncIterator[cart_pb2_grpc.CartServiceStub]:
+    async with serving(settings, cart_only(cart_engine, settings, cache, clock)) as channel:
         yield cart_pb2_grpc.CartServiceStub(channel)
 
 
@@ -82,7 +89,7 @@ def dead_redis_settings(settings: Settings) -> Settings:
     with socket.socket() as probe:  # a port that was free a moment ago: nobody listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    return dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0")
+    return settings.replace(redis_url=f"redis://127.0.0.1:{port}/0")
 
 
 def cache_errors() -> float:
@@ -94,8 +101,8 @@ async def cached_version(redis_client: aioredis.Redis, token: str) -> int | None
     return None if raw is None else int(raw.split(b"|", 1)[0])
 
 
-async def test_reads_after_own_changes_are_never_stale(stub, engine, redis_client):
-    code = await _coupon(engine)
+async def test_reads_after_own_changes_are_never_stale(stub, cart_engine, redis_client):
+    code = await _coupon(cart_engine)
     cart = await stub.CreateCart(new_cart())
     assert await cached_version(redis_client, cart.token) == 1  # written through on create
     assert await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token)) == cart
@@ -114,8 +121,8 @@ async def test_reads_after_own_changes_are_never_stale(stub, engine, redis_clien
     assert [item.plan_id for item in cart.items] == [BACKEND_3M] and cart.discount_code == ""
 
 
-async def test_coupon_shows_on_the_next_read_even_with_a_warm_cache(stub, engine):
-    code = await _coupon(engine)
+async def test_coupon_shows_on_the_next_read_even_with_a_warm_cache(stub, cart_engine):
+    code = await _coupon(cart_engine)
     cart = await stub.CreateCart(new_cart())
     await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))
     await stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
@@ -126,18 +133,18 @@ async def test_coupon_shows_on_the_next_read_even_with_a_warm_cache(stub, engine
     assert [d.code for d in estimate.discounts] == [code]
 
 
-async def test_hits_come_from_redis_and_match_the_uncached_service(settings, engine, cache, stub, redis_client):
+async def test_hits_come_from_redis_and_match_the_uncached_service(settings, cart_engine, cache, stub, redis_client):
     cart = await stub.CreateCart(new_cart(device_id="before"))
     await stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token, billing=common_pb2.Billing(country="IN", state="KA")))
     await stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
-    async with serving(settings, build_registration(engine, settings)) as channel:  # no cache
+    async with serving(settings, registration(cart_engine, settings)) as channel:  # no cache
         plain = cart_pb2_grpc.CartServiceStub(channel)
         uncached = await plain.GetCart(cart_pb2.GetCartRequest(token=cart.token))
         uncached_estimate = await plain.EstimateCart(cart_pb2.EstimateCartRequest(
             cart_token=cart.token, billing=common_pb2.Billing(country="IN", state="KA")))
         uncached_discounts = await plain.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     # changed behind the cache's back (no version bump): a hit still shows "before"
-    async with engine.begin() as conn:
+    async with cart_engine.begin() as conn:
         await conn.execute(update(carts).where(carts.c.token == cart.token).values(device_id="after"))
     hit = await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token.upper()))  # any spelling, one key
     assert hit.device_id == "before"
@@ -186,19 +193,19 @@ async def test_ttls(stub, settings, redis_client):
     await stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     cart_ttl = await redis_client.ttl(cart_key(cart.token))
     # the cached cart shows prices, so it lives min(CART_TTL, until expires_at, PRICING_TTL)
-    assert settings.pricing_ttl_seconds - 5 <= cart_ttl <= min(settings.cart_ttl_seconds, settings.pricing_ttl_seconds)
-    assert settings.pricing_ttl_seconds - 5 <= await redis_client.ttl(estimate_key(cart.token, 1, "", "", "")) <= settings.pricing_ttl_seconds
-    assert settings.discount_ttl_seconds - 5 <= await redis_client.ttl(discounts_key(cart.token, 1)) <= settings.discount_ttl_seconds
+    assert settings.pricing_ttl - 5 <= cart_ttl <= min(settings.cart_ttl, settings.pricing_ttl)
+    assert settings.pricing_ttl - 5 <= await redis_client.ttl(estimate_key(cart.token, 1, "", "", "")) <= settings.pricing_ttl
+    assert settings.discount_ttl - 5 <= await redis_client.ttl(discounts_key(cart.token, 1)) <= settings.discount_ttl
 
 
-async def test_cart_ttl_follows_cart_ttl_and_expiry(settings, engine, redis_client):
-    long_prices = dataclasses.replace(settings, pricing_ttl_seconds=10 * 24 * 3600)
+async def test_cart_ttl_follows_cart_ttl_and_expiry(settings, cart_engine, redis_client):
+    long_prices = settings.replace(pricing_ttl=10 * 24 * 3600)
     cache = CartCache(SafeCache(create_redis(settings)), long_prices)
-    service = CartService(engine, long_prices, cache=cache)
+    service = cart_service(cart_engine, long_prices, cache=cache)
     view = await service.create_cart(Caller(), NewCart(items=(ItemChoice(plan_id=BACKEND_1M),)))
     token = view.cart.token
-    assert settings.cart_ttl_seconds - 5 <= await redis_client.ttl(cart_key(token)) <= settings.cart_ttl_seconds
-    async with engine.begin() as conn:  # due in 30 s
+    assert settings.cart_ttl - 5 <= await redis_client.ttl(cart_key(token)) <= settings.cart_ttl
+    async with cart_engine.begin() as conn:  # due in 30 s
         await conn.execute(update(carts).where(carts.c.token == token)
                            .values(expires_at=utc_now() + datetime.timedelta(seconds=30), version=carts.c.version + 1))
     await redis_client.delete(cart_key(token))
@@ -207,29 +214,29 @@ async def test_cart_ttl_follows_cart_ttl_and_expiry(settings, engine, redis_clie
     await cache.close()
 
 
-async def test_never_served_at_or_after_expiry(settings, engine, clock):
-    long_prices = dataclasses.replace(settings, pricing_ttl_seconds=10 * 24 * 3600)
+async def test_never_served_at_or_after_expiry(settings, cart_engine, clock):
+    long_prices = settings.replace(pricing_ttl=10 * 24 * 3600)
     cache = CartCache(SafeCache(create_redis(settings)), long_prices, clock)
-    async with serving(settings, cart_only(engine, long_prices, cache, clock)) as channel:
+    async with serving(settings, cart_only(cart_engine, long_prices, cache, clock)) as channel:
         stub = cart_pb2_grpc.CartServiceStub(channel)
         cart = await stub.CreateCart(new_cart())
         assert (await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))).status == "active"
-        clock.shift = datetime.timedelta(seconds=settings.cart_ttl_seconds + 1)
+        clock.shift = datetime.timedelta(seconds=settings.cart_ttl + 1)
         assert (await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))).status == "expired"
         await fails_with(stub.AddItem(cart_pb2.AddItemRequest(token=cart.token, plan_id=DESIGN_1M, quantity=1)), 1002)
     await cache.close()
 
 
-async def test_a_slow_reader_cannot_put_back_an_older_version(settings, engine, cache, redis_client):
-    service = CartService(engine, settings, cache=cache)
+async def test_a_slow_reader_cannot_put_back_an_older_version(settings, cart_engine, cache, redis_client):
+    service = cart_service(cart_engine, settings, cache=cache)
     created = await service.create_cart(Caller(), NewCart(items=(ItemChoice(plan_id=BACKEND_1M),)))
     token = created.cart.token
-    old = await CartService(engine, settings).get_cart(Caller(), token)  # read v1 from PostgreSQL ...
+    old = await cart_service(cart_engine, settings).get_cart(Caller(), token)  # read v1 from PostgreSQL ...
     await service.add_item(Caller(), token, ItemChoice(plan_id=DESIGN_1M))  # ... v2 commits and is cached ...
     await cache.cart_read(old)  # ... then the slow reader tries to fill with v1
     assert await cached_version(redis_client, token) == 2
     await cache.carts_closed([(token, 3)])  # a tombstone (v3 committed without a view) ...
-    await cache.cart_read(await CartService(engine, settings).get_cart(Caller(), token))  # ... v2 read: refused
+    await cache.cart_read(await cart_service(cart_engine, settings).get_cart(Caller(), token))  # ... v2 read: refused
     assert await redis_client.get(cart_key(token)) == b"3|"
     assert await cache.head(token) is None
 
@@ -249,13 +256,13 @@ async def test_login_forgets_the_merged_away_cart(stub, settings, redis_client):
     assert await redis_client.get(cart_key(mine.token)) == b"2|"
 
 
-async def test_whole_flow_works_with_redis_down(settings, engine, clock):
+async def test_whole_flow_works_with_redis_down(settings, cart_engine, clock):
     down = dead_redis_settings(settings)
     cache = CartCache(SafeCache(create_redis(down)), settings, clock)
     before = cache_errors()
     user = new_user()
-    code = await _coupon(engine)
-    async with serving(settings, cart_only(engine, settings, cache, clock)) as channel:
+    code = await _coupon(cart_engine)
+    async with serving(settings, cart_only(cart_engine, settings, cache, clock)) as channel:
         stub = cart_pb2_grpc.CartServiceStub(channel)
         cart = await stub.CreateCart(new_cart())
         assert await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token)) == cart

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import grpc
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
-from cart_svc.app import build_registration
+from cart_svc.app import registration
 from cart_svc.seed import SAMPLE_INTERNSHIPS
+from cart_svc.tables import audit_log, carts, coupons, outbox
 from checkout.v1 import cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2
 from common.grpc_errors import detail_of
-from common.tables import carts, coupons
 from tests.support.grpc_servers import serving
 from tests.support.tokens import bearer, new_user
 
@@ -24,8 +24,8 @@ DESIGN_1M = "7a1e0000-0000-4000-8000-000000000301"
 
 
 @pytest.fixture
-async def stubs(settings, engine):
-    async with serving(settings, build_registration(engine, settings)) as channel:
+async def stubs(settings, cart_engine):
+    async with serving(settings, registration(cart_engine, settings)) as channel:
         yield cart_pb2_grpc.CartServiceStub(channel), catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
@@ -145,15 +145,15 @@ async def test_estimate_in_another_currency_records_the_rate(cart_stub):
     assert estimate.subtotal == "17.99"  # 1499 x 0.012 = 17.988 → 17.99 (half-up)
 
 
-async def _coupon(engine, **values) -> str:
+async def _coupon(cart_engine, **values) -> str:
     code = values.pop("code", f"T{uuid.uuid4().hex[:10].upper()}")
-    async with engine.begin() as conn:
+    async with cart_engine.begin() as conn:
         await conn.execute(insert(coupons).values(code=code, kind=values.pop("kind", "percent"), value=Decimal(values.pop("value", "10")), **values))
     return code
 
 
-async def test_coupon_apply_and_remove(cart_stub, engine):
-    code = await _coupon(engine)
+async def test_coupon_apply_and_remove(cart_stub, cart_engine):
+    code = await _coupon(cart_engine)
     cart = await cart_stub.CreateCart(new_cart())
     cart = await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=code.lower()))
     assert cart.discount_code == code and cart.discount_amount == "149.90"
@@ -161,21 +161,21 @@ async def test_coupon_apply_and_remove(cart_stub, engine):
     assert cart.discount_code == "" and cart.discount_amount == "0.00"
 
 
-async def test_invalid_coupons_are_2004_with_reasons(cart_stub, engine):
+async def test_invalid_coupons_are_2004_with_reasons(cart_stub, cart_engine):
     cart = await cart_stub.CreateCart(new_cart())
     detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code="NOSUCHCODE")), 2004)
     assert detail.validation_messages
-    big = await _coupon(engine, min_subtotal=Decimal("5000.00"))
+    big = await _coupon(cart_engine, min_subtotal=Decimal("5000.00"))
     detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=big)), 2004)
     assert any("minimum" in message for message in detail.validation_messages)
     unchanged = await cart_stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))
     assert unchanged.discount_code == ""
 
 
-async def test_expired_and_converted_carts_refuse_changes(cart_stub, engine):
+async def test_expired_and_converted_carts_refuse_changes(cart_stub, cart_engine):
     expired = await cart_stub.CreateCart(new_cart())
     converted = await cart_stub.CreateCart(new_cart())
-    async with engine.begin() as conn:
+    async with cart_engine.begin() as conn:
         await conn.execute(update(carts).where(carts.c.token == expired.token).values(expires_at=carts.c.created_at))
         await conn.execute(update(carts).where(carts.c.token == converted.token).values(status="converted"))
     assert (await cart_stub.GetCart(cart_pb2.GetCartRequest(token=expired.token))).status == "expired"
@@ -183,10 +183,10 @@ async def test_expired_and_converted_carts_refuse_changes(cart_stub, engine):
     await fails_with(cart_stub.AddItem(cart_pb2.AddItemRequest(token=converted.token, plan_id=DESIGN_1M, quantity=1)), 1003)
 
 
-async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, settings, engine):
+async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, settings, cart_engine):
     user = new_user()
-    small = await _coupon(engine, value="5")
-    large = await _coupon(engine, value="20")
+    small = await _coupon(cart_engine, value="5")
+    large = await _coupon(cart_engine, value="20")
     mine = await cart_stub.CreateCart(new_cart(quantity=9), metadata=bearer(settings, user))
     await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=mine.token, code=small), metadata=bearer(settings, user))
     guest = await cart_stub.CreateCart(new_cart(quantity=3))
@@ -204,11 +204,22 @@ async def test_login_claims_guest_cart_and_merges_the_users_cart(cart_stub, sett
     assert status.authenticated and status.owns_cart and status.user_id == user
     anonymous = await cart_stub.CheckCartAuth(cart_pb2.CheckCartAuthRequest(token=guest.token))
     assert not anonymous.authenticated and not anonymous.owns_cart
+    async with cart_engine.connect() as conn:
+        audited = (await conn.execute(select(audit_log.c.entity_id, audit_log.c.action, audit_log.c.after).where(
+            audit_log.c.entity_id.in_((guest.token, mine.token)), audit_log.c.action != "created"))).all()
+    assert sorted((entity, action) for entity, action, _ in audited) == sorted(
+        [(guest.token, "claimed"), (mine.token, "merged")])
+    assert {action: after for _, action, after in audited}["claimed"]["merged_from"] == mine.token
+    await cart_stub.LoginToCart(cart_pb2.LoginToCartRequest(token=guest.token), metadata=bearer(settings, user))
+    async with cart_engine.connect() as conn:  # a login by the owner again changes nothing: no audit row
+        again = (await conn.execute(select(func.count()).select_from(audit_log).where(
+            audit_log.c.entity_id == guest.token, audit_log.c.action == "claimed"))).scalar_one()
+    assert again == 1
 
 
-async def test_discounts_list_says_why_not(cart_stub, engine):
-    code = await _coupon(engine, min_subtotal=Decimal("100000.00"), listed=True)
-    private = await _coupon(engine)
+async def test_discounts_list_says_why_not(cart_stub, cart_engine):
+    code = await _coupon(cart_engine, min_subtotal=Decimal("100000.00"), listed=True)
+    private = await _coupon(cart_engine)
     cart = await cart_stub.CreateCart(new_cart())
     listing = await cart_stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     mine = next(d for d in listing.discounts if d.code == code)
@@ -217,3 +228,19 @@ async def test_discounts_list_says_why_not(cart_stub, engine):
     await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=private))
     listing = await cart_stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
     assert next(d for d in listing.discounts if d.code == private).applicable  # but the cart's own code is
+
+
+async def test_a_new_cart_publishes_created_and_is_audited(cart_stub, settings, cart_engine):
+    user = new_user()
+    cart = await cart_stub.CreateCart(new_cart(quantity=2), metadata=bearer(settings, user))
+    async with cart_engine.connect() as conn:
+        events = (await conn.execute(select(outbox.c.subject, outbox.c.payload).where(
+            outbox.c.aggregate_id == cart.token))).all()
+        audits = (await conn.execute(select(audit_log.c.actor, audit_log.c.action).where(
+            audit_log.c.entity_id == cart.token))).all()
+    [(subject, payload)] = events
+    assert subject == "checkout.cart.created"
+    assert (payload["cart_token"], payload["user_id"], payload["status"], payload["total"], payload["currency"]) == (
+        cart.token, user, "active", cart.total, "INR")
+    assert [(item["plan_id"], item["quantity"]) for item in payload["items"]] == [(BACKEND_1M, 2)]
+    assert [tuple(row) for row in audits] == [(user, "created")]
