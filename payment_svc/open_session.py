@@ -1,9 +1,9 @@
 """OpenSession: the payment session of one attempt of an order, opened at most once.
 
     1. the attempt's row already has a gateway order → return it (a retry)
-    2. one transaction, under a lock on the order's token: an earlier attempt of the order still
-       pending and unexpired → 2102; the order already expired → 2102; otherwise insert the
-       attempt's row, pending, ON CONFLICT DO NOTHING
+    2. one transaction, under a lock on the order's token, unless the attempt's row exists: the
+       order already expired → 2102; another attempt of the order still pending and unexpired →
+       2102 (one open session per order); otherwise insert the attempt's row, pending
     3. take the attempt's advisory lock (concurrent openers wait, bounded), read the row again
     4. with no transaction open: create the gateway order with our key "<order>:<attempt>" at
        the preferred gateway; if it is unavailable (breaker open, retries used up) or refuses,
@@ -32,7 +32,7 @@ from payment_svc.commands import OpenSessionCommand
 from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import gateways_to_try
 from payment_svc.domain.session_key import session_key
-from payment_svc.domain.sessions import open_earlier_attempt, session_expiry
+from payment_svc.domain.sessions import other_open_attempt, session_expiry
 from payment_svc.gateways.base import GatewayError, GatewayOrder, GatewayRejected
 from payment_svc.gateways.metrics import SESSION_FALLBACKS
 from payment_svc.gateways.registry import Gateways
@@ -84,7 +84,7 @@ class SessionOpener:
             now = self._clock()
             if command.order_expires_at <= now:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, "the order has expired: it takes no payment")
-            blocking = open_earlier_attempt(command.attempt, await self._repository.attempts_of(
+            blocking = other_open_attempt(command.attempt, await self._repository.attempts_of(
                 uow.conn, command.order_token), now)
             if blocking is not None:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, f"a payment session of this order is still open "
