@@ -12,8 +12,11 @@
        from now, never past the order's); audit row; event checkout.payment.session_opened
 
 payment_svc reads no order: the owner, the amount and the order's expiry come in the request.
-The whole call is bounded (PAYMENT_OPEN_SESSION_BOUND, 10 s by default, or the caller's gRPC
-deadline if sooner): both gateways down → 4001 (retryable) within it.
+A crash anywhere on the way is safe: until step 5 commits, the attempt's row has no gateway
+order, so the next call (this process or another) looks the order up by its key at the gateway
+before it creates one (tests/integration/payment/test_payment_crash.py). The whole call is
+bounded (PAYMENT_OPEN_SESSION_BOUND, 10 s by default, or the caller's gRPC deadline if sooner):
+both gateways down → 4001 (retryable) within it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable
 
 from common.clock import rfc3339, utc_now
 from common.errors import CheckoutError, ErrorCode, ValidationFailed
+from common.faults import fault_point
 from common.money import format_amount, to_minor_units
 from common.uow import UnitOfWorkFactory
 from payment_svc import payment_events
@@ -107,6 +111,7 @@ class SessionOpener:
         if row.status != "pending":
             raise CheckoutError(ErrorCode.PAYMENT_SESSION_EXPIRED, "this payment attempt expired before a gateway answered")
         order = await self._create_at_a_gateway(command, deadline, fresh=fresh)
+        fault_point("payment_after_gateway_create")  # crash tests: the gateway has the order, we have not noted it
         async with self._uow() as uow:
             locked = await self._repository.by_attempt(uow.conn, command.order_token, command.attempt, for_update=True)
             assert locked is not None and not locked.opened
