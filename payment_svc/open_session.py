@@ -108,7 +108,10 @@ class SessionOpener:
         if row.opened:
             return _same_request(row, command)  # the call we waited for opened it
         _same_request(row, command)
-        if row.status != "pending":
+        now = self._clock()
+        if row.order_expires_at <= now:
+            raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, "the order has expired: it takes no payment")
+        if row.status != "pending" or row.expires_at <= now:
             raise CheckoutError(ErrorCode.PAYMENT_SESSION_EXPIRED, "this payment attempt expired before a gateway answered")
         order = await self._create_at_a_gateway(command, deadline, fresh=fresh)
         fault_point("payment_after_gateway_create")  # crash tests: the gateway has the order, we have not noted it

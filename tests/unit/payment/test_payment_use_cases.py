@@ -153,3 +153,17 @@ async def test_the_sweeper_expires_each_overdue_session_with_one_audit_row_and_o
     assert report.sessions_expired == 3
     assert sorted(e.payload["payment_token"] for e in uow.published) == sorted(s.token for s in overdue)
     assert set(subjects(uow)) == {"checkout.payment.expired"} and actions(uow) == [("status:expired", False)] * 3
+
+
+async def test_a_retry_of_an_attempt_that_never_opened_is_refused_once_its_time_is_up(uow, payments):
+    """The attempt's row exists (both gateways were down); by the retry, its time or its order's ran out."""
+    gateway = FakeGateway()
+    late, gone = str(uuid.uuid4()), str(uuid.uuid4())
+    payments.add(order_token=late, gateway_order_id=None, checkout_url=None, expires_at=NOW - MINUTES)
+    payments.add(order_token=gone, gateway_order_id=None, checkout_url=None, order_expires_at=NOW - MINUTES)
+    with pytest.raises(CheckoutError) as expired:
+        await opener(uow, payments, gateway).open(command(late))
+    with pytest.raises(CheckoutError) as unpayable:
+        await opener(uow, payments, gateway).open(command(gone))
+    assert (expired.value.code.spec.code, unpayable.value.code.spec.code) == (3003, 2102)
+    assert gateway.creates == [] and uow.published == []
