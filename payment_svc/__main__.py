@@ -1,7 +1,8 @@
-"""Run the payment service: python -m payment_svc (with its background sweeper)."""
+"""Run the payment service: python -m payment_svc (its gRPC servicers, the session-expiry sweeper,
+the reconciler and the relay of its outbox)."""
 
-from payment_svc.app import build_service
 from common.service_main import run_service
+from payment_svc.app import assemble
 
 if __name__ == "__main__":
-    run_service("payment_svc", lambda s: s.payment_grpc_port, lambda s: s.payment_metrics_port, build_service)
+    run_service("payment", assemble)

@@ -1,73 +1,84 @@
-"""Wiring: the payment service's servicers on a gRPC server (used by __main__ and by tests).
+"""One payment_svc process, wired: `assemble(engine, settings)` → its servicers and its workers.
 
-PaymentService (public: GetPayment, VerifyPayment, RazorpayWebhook, StripeWebhook) and the
-internal PaymentSessions (OpenSession, called by order_svc). The gateways and their circuit
-breakers are built once per process. `python -m payment_svc` also runs, in the background, the
+Servicers: PaymentService (public: GetPayment, VerifyPayment, RazorpayWebhook, StripeWebhook) and
+the internal PaymentSessions (OpenSession, called by order_svc). Workers: the session-expiry
 sweeper every PAYMENT_SWEEP_INTERVAL seconds and the reconciler every PAYMENT_RECONCILE_INTERVAL
-seconds (0 turns either off).
+seconds (0 turns either off), and the relay of the `payment` outbox. The gateways and their
+circuit breakers are built once per process (a breaker only means something if it lives as long).
+
+Tests call `assemble(engine, settings, gateways=…)` to share the gateways they inspect, and serve
+`assembly.register` without starting the workers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import dataclasses
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.internal.v1 import payment_sessions_pb2, payment_sessions_pb2_grpc
 from checkout.v1 import payment_pb2, payment_pb2_grpc
-from common.config import Settings
 from common.server import Register
+from common.service_main import Assembly
+from common.settings import Settings
+from common.uow import uow_factory
+from payment_svc.api import PaymentApi, PaymentSessionsApi
 from payment_svc.gateways.registry import Gateways, build_gateways
 from payment_svc.open_session import SessionOpener
-from payment_svc.payment_api import PaymentApi
-from payment_svc.payment_service import PaymentService
-from payment_svc.reconcile import ReconcileSettings, load_reconcile_settings, run_reconciler
-from payment_svc.sessions_api import PaymentSessionsApi
-from payment_svc.settings import PaymentSettings, load_payment_settings
-from payment_svc.sweeper import run_sweeper
-from payment_svc.webhooks import WebhookHandler, WebhookSettings, load_webhook_settings
+from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.service import PaymentService
+from payment_svc.tables import PLUMBING
+from payment_svc.tuning import ReconcileTuning, SessionTuning, SweepTuning, WebhookTuning
+from payment_svc.webhooks import WebhookHandler
+from payment_svc.workers.reconciler import Reconciler, reconciler_worker
+from payment_svc.workers.relay import payment_relay
+from payment_svc.workers.sweeper import SessionSweeper, sweeper_worker
 
-_log = logging.getLogger(__name__)
+
+@dataclasses.dataclass(frozen=True)
+class PaymentParts:
+    """What a process (or a test) builds once: the use cases, the workers' loops, the gateways."""
+
+    service: PaymentService
+    sweeper: SessionSweeper
+    reconciler: Reconciler
+    gateways: Gateways
 
 
-def build_registration(engine: AsyncEngine, settings: Settings, gateways: Gateways | None = None,
-                       payment_settings: PaymentSettings | None = None, *, background_sweeper: bool = False,
-                       webhook_settings: WebhookSettings | None = None,
-                       reconcile_settings: ReconcileSettings | None = None,
-                       background_reconciler: bool = False) -> Register:
-    payment = payment_settings or load_payment_settings()
-    webhooks = webhook_settings or load_webhook_settings(settings)
-    reconcile = reconcile_settings or load_reconcile_settings()
-    background: set[asyncio.Task[None]] = set()
+def build_parts(engine: AsyncEngine, settings: Settings, gateways: Gateways | None = None) -> PaymentParts:
+    uow = uow_factory(engine, PLUMBING)
+    repository, locks = PaymentRepository(), SessionLocks(engine)
+    gateways = gateways if gateways is not None else build_gateways(settings)
+    opener = SessionOpener(uow, repository, locks, gateways, SessionTuning.from_settings(settings))
+    webhooks = WebhookHandler(uow, repository, WebhookTuning.from_settings(settings))
+    service = PaymentService(uow, repository, gateways, opener, webhooks, settings.razorpay_key_secret)
+    sweeper = SessionSweeper(uow, repository, batch=settings.payment_sweep_batch)
+    reconciler = Reconciler(uow, repository, locks, gateways, ReconcileTuning.from_settings(settings))
+    return PaymentParts(service, sweeper, reconciler, gateways)
 
+
+def register_servicers(service: PaymentService) -> Register:
     def register(server: grpc.aio.Server) -> list[str]:
-        used = gateways or build_gateways(settings, payment)
-        payment_pb2_grpc.add_PaymentServiceServicer_to_server(
-            PaymentApi(PaymentService(engine, used, settings.razorpay_key_secret), WebhookHandler(engine, webhooks)),
-            server)
-        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(
-            PaymentSessionsApi(SessionOpener(engine, used, payment)), server)
-        if background_sweeper and payment.sweep_interval_s > 0:
-            task = asyncio.get_running_loop().create_task(
-                run_sweeper(engine, interval_s=payment.sweep_interval_s, batch=payment.sweep_batch), name="payment-sweeper")
-            background.add(task)  # keep a reference; asyncio.run cancels it at shutdown
-            task.add_done_callback(background.discard)
-            _log.info("sweeper running", extra={"interval_s": payment.sweep_interval_s})
-        if background_reconciler and reconcile.interval_s > 0:
-            task = asyncio.get_running_loop().create_task(run_reconciler(engine, used, reconcile), name="payment-reconciler")
-            background.add(task)
-            task.add_done_callback(background.discard)
-            _log.info("reconciler running", extra={"interval_s": reconcile.interval_s, "after_s": reconcile.after_s})
-        return [
-            payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
-            payment_sessions_pb2.DESCRIPTOR.services_by_name["PaymentSessions"].full_name,
-        ]
+        payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentApi(service), server)
+        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(PaymentSessionsApi(service), server)
+        return [payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
+                payment_sessions_pb2.DESCRIPTOR.services_by_name["PaymentSessions"].full_name]
 
     return register
 
 
-def build_service(engine: AsyncEngine, settings: Settings) -> Register:
-    """What `python -m payment_svc` serves: everything, with the background sweeper and reconciler."""
-    return build_registration(engine, settings, background_sweeper=True, background_reconciler=True)
+def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | None = None) -> Assembly:
+    parts = build_parts(engine, settings, gateways)
+    assembly = Assembly(register_servicers(parts.service), workers=[payment_relay(settings)])
+    sweep, reconcile = SweepTuning.from_settings(settings), ReconcileTuning.from_settings(settings)
+    if sweep.interval_s > 0:
+        assembly.workers.append(sweeper_worker(parts.sweeper, sweep))
+    if reconcile.interval_s > 0:
+        assembly.workers.append(reconciler_worker(parts.reconciler, reconcile))
+    if gateways is None:  # built here: closed here
+        async def close_gateways() -> None:
+            parts.gateways.close()
+
+        assembly.on_stop.append(close_gateways)
+    return assembly

@@ -1,8 +1,9 @@
-"""What a gateway's word about a payment does to our session and order, decided without I/O.
+"""What a gateway's word about a payment does to our session, decided without I/O.
 
-`judge_payment` compares what the gateway reports with what we know of the session; the order
-rules then say which order transitions follow. payment_svc/outcomes.py applies the verdicts
-under row locks; the webhook handlers and the browser callback share it.
+`judge_payment` compares what the gateway reports with what we know of the session.
+payment_svc/outcomes.py applies the verdict under the session's row lock; the webhook handlers,
+the browser callback and the reconciler share it. What a capture or a failure means for the
+order is order_svc's to decide (it consumes checkout.payment.captured / failed).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Reported:
 
 
 class PaymentVerdict(enum.Enum):
-    CAPTURE = "capture"  # the session becomes captured; the order may be paid
+    CAPTURE = "capture"  # the session becomes captured (order_svc decides whether that pays the order)
     FAIL = "fail"  # the session becomes failed
     DUPLICATE = "duplicate"  # we already know exactly this: nothing changes
     IGNORE = "ignore"  # older or weaker news than ours (a failure after a capture, a pending): nothing changes
@@ -54,29 +55,3 @@ def judge_payment(session: SessionFacts, reported: Reported) -> PaymentVerdict:
             return PaymentVerdict.DUPLICATE
         return PaymentVerdict.FAIL if can_move(session.status, "failed") else PaymentVerdict.IGNORE
     return PaymentVerdict.IGNORE
-
-
-def order_path_to_paid(order_status: str) -> tuple[str, ...] | None:
-    """The transitions that take an order to paid, or None when it can no longer be paid.
-
-    The state machine has no pending → paid: an order whose capture overtook order_svc's own
-    move to awaiting_payment goes through awaiting_payment first, both steps audited."""
-    if order_status == "pending":
-        return ("awaiting_payment", "paid")
-    if order_status in ("awaiting_payment", "payment_failed"):
-        return ("paid",)
-    return None
-
-
-def order_path_after_failure(order_status: str, *, latest_attempt: bool) -> tuple[str, ...]:
-    """A failed payment fails the order only if it is the order's current attempt and the order
-    still waits for money; a stale failure of an older attempt changes nothing."""
-    if latest_attempt and order_status in ("pending", "awaiting_payment"):
-        return ("payment_failed",)
-    return ()
-
-
-def why_unpayable(order_status: str) -> str:
-    if order_status in ("paid", "fulfilled"):
-        return "the order was already paid by another payment: refund this one"
-    return f"the order is {order_status}: refund this payment or reinstate the order by hand"

@@ -1,6 +1,6 @@
 """Where the browser pays: the gateway's hosted page for one gateway order.
 
-Templates are configurable (RAZORPAY_CHECKOUT_URL, STRIPE_CHECKOUT_URL in payment_svc/settings.py)
+Templates are configurable (RAZORPAY_CHECKOUT_URL, STRIPE_CHECKOUT_URL in common/settings.py)
 with the fields {base_url}, {gateway_order_id} and {key_id}. The default is the gateway
 emulator's page, `{base_url}/checkout/{gateway_order_id}`. Real Razorpay has no per-order hosted
 page (the browser opens Checkout.js with the order id), and real Stripe pays an intent through

@@ -16,11 +16,17 @@ import razorpay.errors
 import requests
 
 from payment_svc.domain.gateway_order import GatewayName
-from payment_svc.gateways.base import GatewayOrder, GatewayPayment, GatewayPaymentStatus, GatewayRejected, GatewayUnavailable
+from payment_svc.gateways.base import (
+    GatewayOrder,
+    GatewayPayment,
+    GatewayPaymentStatus,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 from payment_svc.gateways.blocking import BlockingRunner
 from payment_svc.gateways.checkout_urls import checkout_url
 from payment_svc.gateways.http_session import RetryableStatus, gateway_session
-from payment_svc.settings import GatewayTuning
+from payment_svc.tuning import GatewayTuning
 
 _STATUSES: dict[str, GatewayPaymentStatus] = {"captured": "captured", "failed": "failed"}
 # created, authorized (not captured yet) and refunded are not news we act on: "pending".

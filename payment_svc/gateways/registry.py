@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from common.config import Settings
+from common.settings import Settings
 from payment_svc.domain.circuit_breaker import CircuitBreaker
 from payment_svc.domain.gateway_order import GatewayName
 from payment_svc.gateways.razorpay_gateway import RazorpayGateway
 from payment_svc.gateways.resilient import ResilientGateway
 from payment_svc.gateways.stripe_gateway import StripeGateway
-from payment_svc.settings import PaymentSettings
+from payment_svc.tuning import GatewayTuning
 
 
 class Gateways(Mapping[str, ResilientGateway]):
@@ -34,17 +34,17 @@ class Gateways(Mapping[str, ResilientGateway]):
                 close()
 
 
-def build_gateways(settings: Settings, payment: PaymentSettings) -> Gateways:
-    tuning = payment.tuning
+def build_gateways(settings: Settings) -> Gateways:
+    tuning = GatewayTuning.from_settings(settings)
 
     def breaker() -> CircuitBreaker:
         return CircuitBreaker(failure_threshold=tuning.breaker_failures, cooldown_s=tuning.breaker_cooldown_s)
 
     razorpay = RazorpayGateway(key_id=settings.razorpay_key_id, key_secret=settings.razorpay_key_secret,
-                               base_url=settings.razorpay_base_url, checkout_template=payment.razorpay_checkout_url,
+                               base_url=settings.razorpay_base_url, checkout_template=settings.razorpay_checkout_url,
                                tuning=tuning)
     stripe = StripeGateway(api_key=settings.stripe_api_key, base_url=settings.stripe_base_url,
-                           checkout_template=payment.stripe_checkout_url, tuning=tuning)
+                           checkout_template=settings.stripe_checkout_url, tuning=tuning)
     return Gateways({
         "razorpay": ResilientGateway(razorpay, breaker(), tuning),
         "stripe": ResilientGateway(stripe, breaker(), tuning),

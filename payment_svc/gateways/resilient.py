@@ -22,10 +22,15 @@ from payment_svc.domain.circuit_breaker import BreakerState, CircuitBreaker
 from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import GatewayName
 from payment_svc.gateways.base import (
-    BreakerOpen, GatewayOrder, GatewayPayment, GatewayRejected, GatewayUnavailable, PaymentGateway,
+    BreakerOpen,
+    GatewayOrder,
+    GatewayPayment,
+    GatewayRejected,
+    GatewayUnavailable,
+    PaymentGateway,
 )
 from payment_svc.gateways.metrics import BREAKER_OPEN, GATEWAY_CALLS, GATEWAY_SECONDS
-from payment_svc.settings import GatewayTuning
+from payment_svc.tuning import GatewayTuning
 
 T = TypeVar("T")
 MIN_ATTEMPT_S = 0.05  # less time than this left: do not start another try

@@ -14,11 +14,17 @@ from typing import Any
 import stripe
 
 from payment_svc.domain.gateway_order import GatewayName
-from payment_svc.gateways.base import GatewayOrder, GatewayPayment, GatewayPaymentStatus, GatewayRejected, GatewayUnavailable
+from payment_svc.gateways.base import (
+    GatewayOrder,
+    GatewayPayment,
+    GatewayPaymentStatus,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 from payment_svc.gateways.blocking import BlockingRunner
 from payment_svc.gateways.checkout_urls import checkout_url
 from payment_svc.gateways.http_session import gateway_session
-from payment_svc.settings import GatewayTuning
+from payment_svc.tuning import GatewayTuning
 
 
 class StripeGateway:

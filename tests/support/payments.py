@@ -1,6 +1,10 @@
 """Shared pieces of the payment_svc tests (no tests here): a real gateway emulator per test,
-gateways built on it with short test timeouts, the payment service on a free port, and orders
-written straight into PostgreSQL.
+gateways built on it with short test timeouts, the payment service on a free port, and readers of
+the `payment` schema (sessions, outbox, audit log).
+
+payment_svc reads no order, so there is no order row to make: a test picks an order token and
+tells OpenSession what order_svc would (owner, amount, the order's expiry). What used to be an
+order move is now a `checkout.payment.*` event in payment.outbox, which order_svc consumes.
 
 The payment, webhook and reconciliation tests import their fixtures from here
 (`from tests.support.payments import …`).
@@ -12,32 +16,35 @@ import dataclasses
 import datetime
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.internal.v1 import payment_sessions_pb2, payment_sessions_pb2_grpc
 from checkout.v1 import common_pb2, order_pb2, payment_pb2_grpc
-from common.clock import utc_now
-from common.config import Settings
+from common.clock import rfc3339, utc_now
 from common.grpc_errors import detail_of
 from common.server import start_server
-from common.tables import audit_log, carts, orders, outbox, payment_tokens
+from common.settings import Settings
 from gateway_emulator import RunningEmulator, start_emulator
-from payment_svc.app import build_registration
+from payment_svc.app import PaymentParts, assemble, build_parts
 from payment_svc.gateways.registry import Gateways, build_gateways
-from payment_svc.settings import GatewayTuning, PaymentSettings
+from payment_svc.tables import PLUMBING, payment_sessions
 
-# short enough that a test of a failure path takes a second or two, long enough for a slow CI box
-FAST = PaymentSettings(
-    tuning=GatewayTuning(connect_timeout_s=0.5, read_timeout_s=1.0, attempts=3, first_backoff_s=0.02,
-                         max_backoff_s=0.1, budget_s=2.5, breaker_failures=5, breaker_cooldown_s=30.0, threads=8),
-    open_session_bound_s=6.0,
+outbox, audit_log = PLUMBING.outbox, PLUMBING.audit_log
+
+# Settings for the gateways and OpenSession: short enough that a test of a failure path takes a
+# second or two, long enough for a slow CI box.
+FAST: dict[str, Any] = dict(
+    payment_gateway_connect_timeout=0.5, payment_gateway_read_timeout=1.0, payment_gateway_attempts=3,
+    payment_gateway_backoff=0.02, payment_gateway_max_backoff=0.1, payment_gateway_budget=2.5,
+    payment_breaker_failures=5, payment_breaker_cooldown=30.0, payment_gateway_threads=8,
+    payment_open_session_bound=6.0,
 )
+ORDER_LIFE = datetime.timedelta(hours=2)
 
 
 @dataclasses.dataclass
@@ -47,7 +54,8 @@ class PaymentStack:
     gateways: Gateways
     payments: payment_pb2_grpc.PaymentServiceStub
     sessions: payment_sessions_pb2_grpc.PaymentSessionsStub
-    address: str  # where order_svc's PaymentSessionsClient reaches this payment service
+    address: str  # where order_svc's PaymentSessions client would reach this payment service
+    parts: PaymentParts  # the same use cases and workers' loops, to drive a sweep or a reconcile by hand
 
 
 @pytest.fixture
@@ -60,53 +68,54 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture
-def payment_settings() -> PaymentSettings:
-    return FAST  # a test module may override this fixture
+def payment_settings() -> dict[str, Any]:
+    return FAST  # setting overrides; a test module may override this fixture
+
+
+def on_emulator(settings: Settings, emulator: RunningEmulator, overrides: dict[str, Any]) -> Settings:
+    return settings.replace(razorpay_base_url=emulator.url, stripe_base_url=emulator.url, **overrides)
 
 
 @pytest.fixture
 async def stack(settings: Settings, engine: AsyncEngine, emulator: RunningEmulator,
-                payment_settings: PaymentSettings) -> AsyncIterator[PaymentStack]:
-    on_emulator = dataclasses.replace(settings, razorpay_base_url=emulator.url, stripe_base_url=emulator.url)
-    gateways = build_gateways(on_emulator, payment_settings)
-    running = await start_server(on_emulator, "127.0.0.1:0", build_registration(engine, on_emulator, gateways,
-                                                                                 payment_settings))
+                payment_settings: dict[str, Any]) -> AsyncIterator[PaymentStack]:
+    async for running in serve_payments(on_emulator(settings, emulator, payment_settings), engine, emulator):
+        yield running
+
+
+async def serve_payments(settings: Settings, engine: AsyncEngine, emulator: RunningEmulator,
+                         stack_type: type[PaymentStack] = PaymentStack, **more: Any) -> AsyncIterator[Any]:
+    """payment_svc's servicers in-process on a free port (its workers are not started)."""
+    gateways = build_gateways(settings)
+    running = await start_server(settings, "127.0.0.1:0", assemble(engine, settings, gateways=gateways).register)
     address = f"127.0.0.1:{running.port}"
     channel = grpc.aio.insecure_channel(address)
     try:
-        yield PaymentStack(emulator, on_emulator, gateways, payment_pb2_grpc.PaymentServiceStub(channel),
-                           payment_sessions_pb2_grpc.PaymentSessionsStub(channel), address)
+        yield stack_type(emulator, settings, gateways, payment_pb2_grpc.PaymentServiceStub(channel),
+                         payment_sessions_pb2_grpc.PaymentSessionsStub(channel), address,
+                         build_parts(engine, settings, gateways), **more)
     finally:
         await channel.close()
         await running.stop(grace=0)
         gateways.close()
 
 
-async def new_order(engine: AsyncEngine, user_id: str, *, total: str = "1770.00", currency: str = "INR",
-                    status: str = "pending", expires_in: datetime.timedelta = datetime.timedelta(hours=2),
-                    discount_code: str | None = None) -> str:
-    """A converted cart and its order, written directly (what order_svc.place_order would leave)."""
-    now = utc_now()
-    cart_token, order_token = str(uuid.uuid4()), str(uuid.uuid4())
-    amount = Decimal(total)
-    async with engine.begin() as conn:
-        await conn.execute(insert(carts).values(
-            token=cart_token, user_id=user_id, status="converted", items=[], currency=currency, subtotal=amount,
-            discount_amount=Decimal(0), tax_rate=Decimal(0), tax_amount=Decimal(0), total=amount,
-            expires_at=now + datetime.timedelta(hours=24), analytics_data=[], version=1, created_at=now, updated_at=now))
-        await conn.execute(insert(orders).values(
-            order_token=order_token, cart_token=cart_token, user_id=user_id, status=status, currency=currency,
-            items=[], subtotal=amount, discount_code=discount_code, discount_amount=Decimal(0), taxes=[],
-            tax_amount=Decimal(0), total=amount, exchange_rate=Decimal(1), billing={}, expires_at=now + expires_in,
-            created_at=now, updated_at=now))
-    return order_token
+def new_order_token() -> str:
+    return str(uuid.uuid4())
+
+
+def order_expiry(after: datetime.timedelta = ORDER_LIFE) -> str:
+    return rfc3339(utc_now() + after)
 
 
 def open_request(order_token: str, user_id: str, *, attempt: int = 1, amount: str = "1770.00", currency: str = "INR",
-                 gateway: str = "", return_url: str = "") -> payment_sessions_pb2.OpenSessionRequest:
+                 gateway: str = "", return_url: str = "", order_expires_at: str | None = None,
+                 payment_method: str = "") -> payment_sessions_pb2.OpenSessionRequest:
+    """What order_svc sends for one attempt of its order."""
     return payment_sessions_pb2.OpenSessionRequest(
         order_token=order_token, attempt=attempt, amount=amount, currency=currency, gateway=gateway,
-        user_id=user_id, return_url=return_url, description="test order")
+        user_id=user_id, return_url=return_url, description="test order", payment_method=payment_method,
+        order_expires_at=order_expiry() if order_expires_at is None else order_expires_at)
 
 
 async def open_session(stack: PaymentStack, order_token: str, user_id: str, **kwargs: Any) -> order_pb2.PaymentSession:
@@ -122,14 +131,9 @@ async def fails_with(call: Any, code: int) -> common_pb2.ErrorDetail:
     return detail
 
 
-async def order_status(engine: AsyncEngine, order_token: str) -> str:
-    async with engine.connect() as conn:
-        return (await conn.execute(select(orders.c.status).where(orders.c.order_token == order_token))).scalar_one()
-
-
 async def payment_row(engine: AsyncEngine, payment_token: str) -> Any:
     async with engine.connect() as conn:
-        return (await conn.execute(select(payment_tokens).where(payment_tokens.c.token == payment_token))).one()
+        return (await conn.execute(select(payment_sessions).where(payment_sessions.c.token == payment_token))).one()
 
 
 async def count_rows(engine: AsyncEngine, table: Any, *conditions: Any) -> int:
@@ -138,10 +142,26 @@ async def count_rows(engine: AsyncEngine, table: Any, *conditions: Any) -> int:
 
 
 async def events(engine: AsyncEngine, order_token: str, subject: str) -> list[dict[str, Any]]:
+    """The payloads of payment.outbox rows of one order (the aggregate id) and subject, in order."""
     async with engine.connect() as conn:
         rows = (await conn.execute(select(outbox.c.payload).where(
             outbox.c.aggregate_id == order_token, outbox.c.subject == subject).order_by(outbox.c.seq))).all()
     return [row.payload for row in rows]
+
+
+async def captured_once(engine: AsyncEngine, order_token: str) -> dict[str, Any]:
+    """What "the order is paid" meant before payment_svc stopped moving orders: a session of the
+    order is captured and order_svc has been told exactly once (checkout.payment.captured)."""
+    [captured] = await events(engine, order_token, "checkout.payment.captured")
+    assert (await payment_row(engine, captured["payment_token"])).status == "captured"
+    return captured
+
+
+async def payment_subjects(engine: AsyncEngine, order_token: str) -> list[str]:
+    """Every event subject of one order in payment.outbox, in order."""
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(outbox.c.subject).where(outbox.c.aggregate_id == order_token)
+                                         .order_by(outbox.c.seq))).scalars())
 
 
 async def audit_rows(engine: AsyncEngine, entity_id: str) -> list[Any]:

@@ -30,17 +30,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.v1 import payment_pb2_grpc
-from common.config import Settings
 from common.errors import code_for
 from common.grpc_errors import detail_of
-from common.server import start_server
-from common.tables import audit_log, webhook_events
+from common.settings import Settings
+from common.uow import uow_factory
 from gateway_emulator import RunningEmulator
-from payment_svc.app import build_registration
-from payment_svc.gateways.registry import Gateways, build_gateways
-from payment_svc.settings import PaymentSettings
-from payment_svc.webhooks import WebhookSettings
-from tests.support.payments import PaymentStack
+from payment_svc.repository import PaymentRepository
+from payment_svc.tables import PLUMBING, webhook_events
+from payment_svc.tuning import WebhookTuning
+from payment_svc.webhooks import WebhookHandler
+from tests.support.payments import PaymentStack, on_emulator, serve_payments
 
 FORWARDED = ("x-razorpay-signature", "x-razorpay-event-id", "stripe-signature")
 LOCK_TIMEOUT_S = 0.3  # short, so the "processing failed" test fails fast on a held row lock
@@ -150,31 +149,18 @@ class HookStack(PaymentStack):
 
 @pytest.fixture
 async def hooks(settings: Settings, engine: AsyncEngine, emulator: RunningEmulator,
-                payment_settings: PaymentSettings) -> AsyncIterator[HookStack]:
-    on_emulator = dataclasses.replace(settings, razorpay_base_url=emulator.url, stripe_base_url=emulator.url)
-    gateways: Gateways = build_gateways(on_emulator, payment_settings)
-    webhook_settings = WebhookSettings(razorpay_secrets=on_emulator.razorpay_webhook_secrets,
-                                       stripe_secrets=on_emulator.stripe_webhook_secrets, lock_timeout_s=LOCK_TIMEOUT_S)
-    running = await start_server(on_emulator, "127.0.0.1:0", build_registration(
-        engine, on_emulator, gateways, payment_settings, webhook_settings=webhook_settings))
-    address = f"127.0.0.1:{running.port}"
-    channel = grpc.aio.insecure_channel(address)
-    from checkout.internal.v1 import payment_sessions_pb2_grpc
-
-    payments = payment_pb2_grpc.PaymentServiceStub(channel)
-    receiver = WebhookReceiver(payments)
-    await receiver.start()
-    await asyncio.to_thread(emulator.set_webhook_targets, razorpay=receiver.url("razorpay"),
-                            stripe=receiver.url("stripe"), retry_delays=[0.3, 0.5, 1.0, 2.0])
-    try:
-        yield HookStack(emulator, on_emulator, gateways, payments, payment_sessions_pb2_grpc.PaymentSessionsStub(channel),
-                        address, receiver)
-    finally:
-        await asyncio.to_thread(emulator.set_webhook_targets, razorpay=None, stripe=None)
-        await receiver.stop()
-        await channel.close()
-        await running.stop(grace=0)
-        gateways.close()
+                payment_settings: dict[str, Any]) -> AsyncIterator[HookStack]:
+    overrides = {**payment_settings, "payment_webhook_lock_timeout": LOCK_TIMEOUT_S}
+    async for stack in serve_payments(on_emulator(settings, emulator, overrides), engine, emulator, HookStack):
+        stack.receiver = WebhookReceiver(stack.payments)
+        await stack.receiver.start()
+        await asyncio.to_thread(emulator.set_webhook_targets, razorpay=stack.receiver.url("razorpay"),
+                                stripe=stack.receiver.url("stripe"), retry_delays=[0.3, 0.5, 1.0, 2.0])
+        try:
+            yield stack
+        finally:
+            await asyncio.to_thread(emulator.set_webhook_targets, razorpay=None, stripe=None)
+            await stack.receiver.stop()
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, what: str = "") -> Any:
@@ -209,6 +195,7 @@ async def stored_event(engine: AsyncEngine, gateway: str, event_id: str) -> Any:
 
 
 async def webhook_audit(engine: AsyncEngine, gateway: str, event_id: str) -> list[str]:
+    audit_log = PLUMBING.audit_log
     async with engine.connect() as conn:
         rows = (await conn.execute(select(audit_log.c.action).where(
             audit_log.c.entity_type == "webhook", audit_log.c.entity_id == f"{gateway}:{event_id}")
@@ -222,6 +209,11 @@ def signature_failures(gateway: str) -> float:
 
 def webhook_count(gateway: str, verdict: str) -> float:
     return REGISTRY.get_sample_value("checkout_webhooks_total", {"gateway": gateway, "verdict": verdict}) or 0.0
+
+
+def webhook_handler(engine: AsyncEngine, tuning: WebhookTuning, clock: Callable[[], float] = time.time) -> WebhookHandler:
+    """The handler both webhook RPCs call, on its own (no gRPC), with the secrets of `tuning`."""
+    return WebhookHandler(uow_factory(engine, PLUMBING), PaymentRepository(), tuning, clock=clock)
 
 
 def http_body(data: bytes, content_type: str = "application/json") -> httpbody_pb2.HttpBody:

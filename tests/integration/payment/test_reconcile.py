@@ -1,6 +1,7 @@
-"""Reconciliation (payment_svc/reconcile.py) against real PostgreSQL and the real emulator: a lost
-webhook still ends in a capture, an unpaid session stays pending, and reconcilers running at once
-(in one process or as separate `python -m payment_svc.reconcile --once` processes) capture once."""
+"""Reconciliation (payment_svc/workers/reconciler.py) against real PostgreSQL and the real emulator:
+a lost webhook still ends in a capture (and its checkout.payment.captured event, which order_svc
+consumes), an unpaid session stays pending, and reconcilers running at once (in one process or as
+separate `python -m payment_svc.workers.reconciler --once` processes) capture once."""
 
 from __future__ import annotations
 
@@ -13,15 +14,37 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from payment_svc.reconcile import ReconcileReport, ReconcileSettings, reconcile_once
+from common.uow import uow_factory
+from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.tables import PLUMBING
+from payment_svc.tuning import ReconcileTuning
+from payment_svc.workers.reconciler import Reconciler, ReconcileReport
 from tests.conftest import ROOT
-from tests.support.tokens import new_user
-from tests.support.payments import (  # noqa: F401 - fixtures
-    api_requests, audit_rows, emulator, events, new_order, open_session, order_status, payment_row, payment_settings,
+from tests.support.payments import (
+    api_requests,
+    audit_rows,
+    captured_once,
+    events,
+    new_order_token,
+    open_session,
+    payment_row,
 )
-from tests.support.webhooks import eventually, hooks, settled  # noqa: F401 - fixtures
+from tests.support.tokens import new_user
+from tests.support.webhooks import eventually, settled
 
-NOW = ReconcileSettings(after_s=0)  # every pending session is due at once
+NOW = ReconcileTuning(after_s=0)  # every pending session is due at once
+
+
+async def reconcile_once(engine, gateways, tuning: ReconcileTuning, *, only=None) -> ReconcileReport:
+    reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), SessionLocks(engine), gateways, tuning)
+    return await reconciler.reconcile_once(only=only)
+
+
+async def captured_once_by(engine, order: str, session) -> dict:
+    """This session is captured, and order_svc has been told exactly once."""
+    captured = await captured_once(engine, order)
+    assert captured["payment_token"] == session.payment_token
+    return captured
 
 
 async def dropped_payment(hooks, engine, *, gateway: str = "", succeed: bool = True, **pay):
@@ -29,7 +52,7 @@ async def dropped_payment(hooks, engine, *, gateway: str = "", succeed: bool = T
     user = new_user()
     gateway = "" if gateway == "razorpay" else gateway
     total, currency = ("50.00", "USD") if gateway == "stripe" else ("1770.00", "INR")
-    order = await new_order(engine, user, total=total, currency=currency)
+    order = new_order_token()
     session = await open_session(hooks, order, user, gateway=gateway, amount=total, currency=currency)
     hooks.emulator.set_faults(session.gateway, webhook_drop=True)
     settle = hooks.emulator.pay if succeed else hooks.emulator.fail
@@ -53,8 +76,7 @@ async def test_a_dropped_razorpay_webhook_is_reconciled_into_a_capture(hooks, en
     assert report == ReconcileReport(checked=1, captured=1)
     payment = await payment_row(engine, session.payment_token)
     assert payment.status == "captured" and payment.gateway_payment_id.startswith("pay_")
-    assert await order_status(engine, order) == "paid"
-    [captured] = await events(engine, order, "checkout.payment.captured")
+    captured = await captured_once_by(engine, order, session)
     assert captured["source"] == "reconcile" and captured["user_id"] == user
     assert [r.actor for r in await audit_rows(engine, session.payment_token)
             if r.action == "status:captured"] == ["payment_svc.reconcile"]
@@ -79,30 +101,28 @@ async def test_a_dropped_stripe_webhook_is_reconciled_into_a_capture(hooks, engi
     user, order, session = await dropped_payment(hooks, engine, gateway="stripe")
     report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
     assert report == ReconcileReport(checked=1, captured=1)
-    assert (await payment_row(engine, session.payment_token)).status == "captured"
-    assert await order_status(engine, order) == "paid"
-    [captured] = await events(engine, order, "checkout.payment.captured")
+    captured = await captured_once_by(engine, order, session)
     assert (captured["source"], captured["gateway_payment_id"]) == ("reconcile", session.gateway_order_id)
     assert len(lookups(hooks, session)) == 1
 
 
 async def test_an_unpaid_session_stays_pending(hooks, engine):
     user = new_user()
-    order = await new_order(engine, user)
+    order = new_order_token()
     session = await open_session(hooks, order, user)
-    stripe_order = await new_order(engine, user, total="50.00", currency="USD")
+    stripe_order = new_order_token()
     stripe_session = await open_session(hooks, stripe_order, user, gateway="stripe", amount="50.00", currency="USD")
     tokens = [session.payment_token, stripe_session.payment_token]
 
     # too young to be due: not even looked up
-    assert await reconcile_once(engine, hooks.gateways, ReconcileSettings(after_s=3600), only=tokens) == ReconcileReport()
+    assert await reconcile_once(engine, hooks.gateways, ReconcileTuning(after_s=3600), only=tokens) == ReconcileReport()
     assert lookups(hooks, session) == [] and lookups(hooks, stripe_session) == []
 
     report = await reconcile_once(engine, hooks.gateways, NOW, only=tokens)
     assert report == ReconcileReport(checked=2, unchanged=2)
     for token, order_token in ((session.payment_token, order), (stripe_session.payment_token, stripe_order)):
         assert (await payment_row(engine, token)).status == "pending"
-        assert await order_status(engine, order_token) == "pending"
+        assert await events(engine, order_token, "checkout.payment.captured") == []
         assert [r.action for r in await audit_rows(engine, token) if r.action.startswith(("status:", "outcome:"))] == []
     assert len(lookups(hooks, session)) == 1 and len(lookups(hooks, stripe_session)) == 1
 
@@ -113,14 +133,17 @@ async def test_a_failure_whose_webhook_was_lost_fails_the_session(hooks, engine,
     report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
     assert report == ReconcileReport(checked=1, failed=1)
     assert (await payment_row(engine, session.payment_token)).status == "failed"
-    assert await order_status(engine, order) == "payment_failed"
+    [failed] = await events(engine, order, "checkout.payment.failed")
+    assert (failed["payment_token"], failed["source"]) == (session.payment_token, "reconcile")
 
 
 async def test_an_amount_mismatch_found_by_reconcile_is_flagged_not_paid(hooks, engine):
     user, order, session = await dropped_payment(hooks, engine, amount=100)
     report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
     assert report == ReconcileReport(checked=1, flagged=1)
-    assert await order_status(engine, order) == "pending"
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
+    assert await events(engine, order, "checkout.payment.captured") == []
+    assert len(await events(engine, order, "checkout.payment.flagged")) == 1
     [flagged] = [r for r in await audit_rows(engine, session.payment_token) if r.flagged]
     assert flagged.action == "outcome:flagged" and flagged.after["source"] == "reconcile"
 
@@ -135,23 +158,22 @@ async def test_a_gateway_outage_leaves_the_session_for_the_next_pass(hooks, engi
     hooks.emulator.set_faults("razorpay", down=False)
     report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
     assert report == ReconcileReport(checked=1, captured=1)
-    assert await order_status(engine, order) == "paid"
+    await captured_once_by(engine, order, session)
 
 
 async def test_a_session_expired_by_the_sweeper_is_still_captured(hooks, engine):
     """The customer paid in the last moments; the sweeper expired the session before anyone heard."""
     user, order, session = await dropped_payment(hooks, engine)
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE payment_tokens SET status = 'expired', expires_at = now() - interval '1 minute' "
+        await conn.execute(text("UPDATE payment_sessions SET status = 'expired', expires_at = now() - interval '1 minute' "
                                 "WHERE token = :t"), {"t": session.payment_token})
     report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
     assert report == ReconcileReport(checked=1, captured=1)
-    assert (await payment_row(engine, session.payment_token)).status == "captured"
-    assert await order_status(engine, order) == "paid"
+    await captured_once_by(engine, order, session)
 
     # past the grace period an expired session is no longer looked up
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE payment_tokens SET status = 'expired', expires_at = now() - interval '1 day' "
+        await conn.execute(text("UPDATE payment_sessions SET status = 'expired', expires_at = now() - interval '1 day' "
                                 "WHERE token = :t"), {"t": session.payment_token})
     assert await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token]) == ReconcileReport()
 
@@ -164,15 +186,14 @@ async def test_two_reconcilers_at_once_capture_once(hooks, engine):
     assert sum(r.captured for r in reports) == 4
     assert sum(r.captured + r.skipped for r in reports) == 8  # each session: one captured it, the other stood aside
     for _, order, session in paid:
-        assert await order_status(engine, order) == "paid"
-        assert len(await events(engine, order, "checkout.payment.captured")) == 1
+        await captured_once_by(engine, order, session)
         assert len(lookups(hooks, session)) == 1  # and only one of them asked the gateway
 
 
 def reconcile_process(hooks, settings, tokens: list[str]) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "RAZORPAY_BASE_URL": hooks.emulator.url,
            "STRIPE_BASE_URL": hooks.emulator.url, "LOG_LEVEL": "WARNING", "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"}
-    args = [sys.executable, "-m", "payment_svc.reconcile", "--once", "--after", "0"]
+    args = [sys.executable, "-m", "payment_svc.workers.reconciler", "--once", "--after", "0"]
     for token in tokens:
         args += ["--payment-token", token]
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -189,13 +210,12 @@ async def test_two_reconcile_processes_at_once_capture_once(hooks, engine, setti
     reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert sum(r["captured"] for r in reports) == 4, reports
     for _, order, session in paid:
-        assert await order_status(engine, order) == "paid"
-        assert len(await events(engine, order, "checkout.payment.captured")) == 1
+        await captured_once_by(engine, order, session)
         assert len(lookups(hooks, session)) == 1
 
 
 def test_the_cli_refuses_a_bad_token():
-    result = subprocess.run([sys.executable, "-m", "payment_svc.reconcile", "--once", "--payment-token", "nope"],
+    result = subprocess.run([sys.executable, "-m", "payment_svc.workers.reconciler", "--once", "--payment-token", "nope"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"})
     assert result.returncode == 2 and "not a payment token" in result.stderr

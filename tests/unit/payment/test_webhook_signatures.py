@@ -1,4 +1,4 @@
-"""Webhook signature checks (payment_svc/webhooks/signatures.py) against bodies in each gateway's
+"""Webhook signature checks (payment_svc/domain/webhook_signatures.py) against bodies in each gateway's
 real format, cross-checked with the official SDKs' own verifiers and the emulator's signer."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import stripe
 
 from gateway_emulator.razorpay_events import php_json
 from gateway_emulator.signing import razorpay_webhook_signature, stripe_signature_header
-from payment_svc.webhooks.signatures import parse_stripe_header, verify_razorpay, verify_stripe
+from payment_svc.domain.webhook_signatures import parse_stripe_header, verify_razorpay, verify_stripe
 
 RZP_SECRET = "dev-webhook-secret"
 STRIPE_SECRET = "dev-stripe-webhook-secret"
@@ -27,7 +27,7 @@ RAZORPAY_BODY = php_json({
 # Stripe's: pretty-printed UTF-8
 STRIPE_BODY = ('{\n  "id": "evt_1Test",\n  "object": "event",\n  "type": "payment_intent.succeeded",\n'
                '  "data": {\n    "object": {\n      "id": "pi_1Test",\n      "description": "Café – ₹ plan"\n    }\n  }\n}'
-               ).encode("utf-8")
+               ).encode()
 
 
 def test_the_body_really_is_in_razorpays_encoding():

@@ -6,20 +6,28 @@ from __future__ import annotations
 import asyncio
 
 from checkout.v1 import payment_pb2
-from common.tables import audit_log, outbox
 from payment_svc.domain.callback_signature import expected_signature
-from tests.support.tokens import bearer, new_user
-from tests.support.payments import (  # noqa: F401 - fixtures
-    audit_rows, count_rows, emulator, events, fails_with, new_order, open_session, order_status, payment_row,
-    payment_settings, stack,
+from payment_svc.tables import PLUMBING
+from tests.support.payments import (
+    audit_rows,
+    count_rows,
+    events,
+    fails_with,
+    new_order_token,
+    open_session,
+    payment_row,
+    payment_subjects,
 )
+from tests.support.tokens import bearer, new_user
+
+audit_log, outbox = PLUMBING.audit_log, PLUMBING.outbox
 
 KEY_SECRET = "dev-key-secret"
 
 
 async def paid_at_razorpay(stack, engine, user: str, **pay_options):
     """An order with a Razorpay session, paid on the emulator: (order, session, the callback's fields)."""
-    order = await new_order(engine, user)
+    order = new_order_token()
     session = await open_session(stack, order, user)
     outcome = stack.emulator.pay(session.gateway_order_id, **pay_options)
     params = outcome["redirect_params"]
@@ -29,22 +37,24 @@ async def paid_at_razorpay(stack, engine, user: str, **pay_options):
     return order, session, callback
 
 
-async def test_valid_callback_captures_and_pays_the_order(stack, engine):
+async def test_valid_callback_captures_and_says_so_to_order_svc(stack, engine):
     user = new_user()
     order, session, callback = await paid_at_razorpay(stack, engine, user)
     payment = await stack.payments.VerifyPayment(callback, metadata=bearer(stack.settings, user))
 
     assert payment.status == "captured" and payment.payment_token == session.payment_token
     assert payment.gateway_payment_id == callback.razorpay_payment_id and payment.amount == "1770.00"
-    assert await order_status(engine, order) == "paid"
     [captured] = await events(engine, order, "checkout.payment.captured")
-    assert captured == {"order_token": order, "payment_token": session.payment_token, "user_id": user,
+    assert captured.pop("occurred_at").endswith("Z")
+    assert captured == {"order_token": order, "payment_token": session.payment_token, "user_id": user, "attempt": 1,
                         "amount": "1770.00", "currency": "INR", "gateway": "razorpay",
-                        "gateway_payment_id": callback.razorpay_payment_id, "source": "callback"}
-    # pending → awaiting_payment → paid: the state machine has no shortcut, both steps are recorded
-    assert [e["status"] for e in await events(engine, order, "checkout.order.awaiting_payment")] == ["awaiting_payment"]
-    assert [e["status"] for e in await events(engine, order, "checkout.order.paid")] == ["paid"]
-    assert [r.action for r in await audit_rows(engine, order)] == ["status:awaiting_payment", "status:paid"]
+                        "gateway_order_id": session.gateway_order_id, "status": "captured",
+                        "gateway_payment_id": callback.razorpay_payment_id, "source": "callback", "reason": "",
+                        "expires_at": session.expires_at, "checkout_url": ""}
+    # payment_svc moves no order: order_svc hears the capture and pays the order
+    assert await payment_subjects(engine, order) == ["checkout.payment.session_opened", "checkout.payment.captured"]
+    assert [r.action for r in await audit_rows(engine, session.payment_token)] == ["session_opened", "status:captured"]
+    assert await audit_rows(engine, order) == []
 
     # the same callback again (a browser refresh): the same answer, nothing new
     again = await stack.payments.VerifyPayment(callback, metadata=bearer(stack.settings, user))
@@ -73,7 +83,6 @@ async def test_tampered_signature_is_3101_and_changes_nothing(stack, engine):
         await fails_with(stack.payments.VerifyPayment(request, metadata=bearer(stack.settings, user)), 3101)
 
     assert (await payment_row(engine, session.payment_token)).status == "pending"
-    assert await order_status(engine, order) == "pending"
     assert await count_rows(engine, outbox, outbox.c.aggregate_id == order) == before
     assert len(stack.emulator.control("GET", "requests")["requests"]) == calls_before  # not even a fetch
 
@@ -84,7 +93,6 @@ async def test_amount_mismatch_is_not_paid_and_is_flagged(stack, engine):
     payment = await stack.payments.VerifyPayment(callback, metadata=bearer(stack.settings, user))
 
     assert payment.status == "pending"
-    assert await order_status(engine, order) == "pending"
     assert await events(engine, order, "checkout.payment.captured") == []
     flagged = [r for r in await audit_rows(engine, session.payment_token) if r.flagged]
     assert len(flagged) == 1 and flagged[0].action == "outcome:flagged"
@@ -100,9 +108,7 @@ async def test_racing_callbacks_capture_once(stack, engine):
                                      for _ in range(4)))
 
     assert {r.status for r in results} == {"captured"}
-    assert await order_status(engine, order) == "paid"
     assert len(await events(engine, order, "checkout.payment.captured")) == 1
-    assert len(await events(engine, order, "checkout.order.paid")) == 1
     captures = await count_rows(engine, audit_log, audit_log.c.entity_id == session.payment_token,
                                 audit_log.c.action == "status:captured")
     assert captures == 1
@@ -119,7 +125,8 @@ async def test_callback_needs_the_owner(stack, engine):
     await fails_with(stack.payments.VerifyPayment(unknown, metadata=bearer(stack.settings, user)), 3004)
     await fails_with(stack.payments.VerifyPayment(payment_pb2.VerifyPaymentRequest(),
                                                   metadata=bearer(stack.settings, user)), 1000)
-    assert await order_status(engine, order) == "pending"
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
+    assert await events(engine, order, "checkout.payment.captured") == []
 
 
 async def test_callback_when_razorpay_is_unreachable_is_4001_and_changes_nothing(stack, engine):
@@ -136,7 +143,7 @@ async def test_callback_when_razorpay_is_unreachable_is_4001_and_changes_nothing
 
 async def test_get_payment_owner_only(stack, engine):
     user = new_user()
-    order = await new_order(engine, user)
+    order = new_order_token()
     session = await open_session(stack, order, user)
     request = payment_pb2.GetPaymentRequest(payment_token=session.payment_token)
 

@@ -32,7 +32,7 @@ from gateway_emulator import RunningEmulator, checkout_url, start_emulator
 
 pytestmark = pytest.mark.timeout(60)
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[3]
 KEY_ID, KEY_SECRET = "rzp_test_devkey", "dev-key-secret"
 RZP_WEBHOOK_SECRET = "dev-webhook-secret"
 STRIPE_KEY, STRIPE_WEBHOOK_SECRET = "sk_test_dev", "dev-stripe-webhook-secret"
@@ -74,7 +74,7 @@ def receiver() -> Iterator[Receiver]:
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             me = state["receiver"]
             me.requests.put(

@@ -1,5 +1,5 @@
 """Mapping webhook bodies (as the emulator builds them, in each gateway's format) to what
-apply_payment_outcome needs, and to `ignored` for everything else (payment_svc/webhooks/events.py);
+apply_payment_outcome needs, and to `ignored` for everything else (payment_svc/domain/webhook_events.py);
 and the reconciler's choice of what to apply from a gateway's list of payments."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from gateway_emulator.razorpay_events import php_json, razorpay_event
 from gateway_emulator.store import PaymentIntent, RazorpayOrder, RazorpayPayment, StripeCharge
 from gateway_emulator.stripe_events import stripe_event
 from gateway_emulator.stripe_objects import card_declined, payment_intent_object
+from payment_svc.domain.webhook_events import PaymentReport, body_digest_id, parse_razorpay, parse_stripe
 from payment_svc.gateways.base import GatewayPayment
-from payment_svc.reconcile import what_to_apply
-from payment_svc.webhooks.events import PaymentReport, body_digest_id, parse_razorpay, parse_stripe
+from payment_svc.workers.reconciler import what_to_apply
 
 
 def rzp_payment(status: str = "captured", amount: int = 177000) -> RazorpayPayment:

@@ -1,27 +1,26 @@
-"""The payment rules as tables (payment_svc/domain/payment_status.py, outcome_rules.py): which way
-a session's status may move, what a gateway's report does to a session, and which order moves
-follow. Every expected value is written out by hand from CONTRACT.md and the diagrams there.
+"""The payment rules as tables (payment_svc/domain/payment_status.py, outcome_rules.py,
+sessions.py): which way a session's status may move, what a gateway's report does to a session,
+how long a session lives and when a new attempt may open. Every expected value is written out by
+hand from CONTRACT.md and the diagrams there. (Which order moves follow a capture or a failure is
+order_svc's rule now, tested with order_svc.)
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
 
 import pytest
 
-from order_svc.domain.order_status import ALLOWED as ORDER_ALLOWED
-from payment_svc.domain.outcome_rules import (
-    PaymentVerdict, Reported, SessionFacts, judge_payment, order_path_after_failure, order_path_to_paid, why_unpayable,
-)
+from payment_svc.domain.outcome_rules import PaymentVerdict, Reported, SessionFacts, judge_payment
 from payment_svc.domain.payment_status import ALLOWED, can_move
+from payment_svc.domain.sessions import AttemptFacts, other_open_attempt, session_expiry
 
 SESSION_STATUSES = ["pending", "captured", "failed", "expired"]
-ORDER_STATUSES = ["pending", "awaiting_payment", "payment_failed", "paid", "fulfilled", "expired", "cancelled"]
 
 
 def test_the_tables_below_name_every_status() -> None:
     assert sorted(ALLOWED) == sorted(SESSION_STATUSES)
-    assert sorted(ORDER_ALLOWED) == sorted(ORDER_STATUSES)
 
 
 # -- a session's status ---------------------------------------------------------------------------
@@ -94,47 +93,41 @@ def test_judge_payment(status: str, payment_id: str | None, reported_status: str
     assert judge_payment(session, reported) is verdict
 
 
-# -- what follows for the order -------------------------------------------------------------------
+# -- a session's life and an order's attempts --------------------------------------------------------
 
-@pytest.mark.parametrize(("order_status", "path"), [
-    ("pending", ("awaiting_payment", "paid")),  # the capture overtook order_svc's own move: both steps, in order
-    ("awaiting_payment", ("paid",)),
-    ("payment_failed", ("paid",)),
-    ("paid", None),
-    ("fulfilled", None),
-    ("expired", None),
-    ("cancelled", None),
+NOW = datetime.datetime(2026, 12, 2, 10, 0, tzinfo=datetime.UTC)
+MINUTES = datetime.timedelta(minutes=1)
+TTL = 30 * MINUTES
+
+
+@pytest.mark.parametrize(("order_expires_in", "session_ends_in"), [
+    (120 * MINUTES, 30 * MINUTES),  # the session's own 30 minutes
+    (30 * MINUTES, 30 * MINUTES),
+    (10 * MINUTES, 10 * MINUTES),  # never past the order's expiry
+    (datetime.timedelta(seconds=1), datetime.timedelta(seconds=1)),
 ])
-def test_order_path_to_paid(order_status: str, path: tuple[str, ...] | None) -> None:
-    assert order_path_to_paid(order_status) == path
+def test_a_session_never_outlives_its_order(order_expires_in, session_ends_in) -> None:
+    assert session_expiry(NOW, TTL, NOW + order_expires_in) == NOW + session_ends_in
 
 
-@pytest.mark.parametrize(("order_status", "latest_attempt", "path"), [
-    ("pending", True, ("payment_failed",)),
-    ("awaiting_payment", True, ("payment_failed",)),
-    ("payment_failed", True, ()),
-    ("paid", True, ()),
-    ("fulfilled", True, ()),
-    ("expired", True, ()),
-    ("cancelled", True, ()),
-    # an older attempt's failure never fails the order: a newer attempt may be under way
-    ("pending", False, ()),
-    ("awaiting_payment", False, ()),
-    ("payment_failed", False, ()),
-    ("paid", False, ()),
-    ("fulfilled", False, ()),
-    ("expired", False, ()),
-    ("cancelled", False, ()),
+def attempt(number: int, status: str, expires_in: datetime.timedelta = 10 * MINUTES) -> AttemptFacts:
+    return AttemptFacts(number, status, NOW + expires_in)
+
+
+@pytest.mark.parametrize(("opening", "earlier", "blocked_by"), [
+    (1, [], None),
+    (2, [attempt(1, "pending")], 1),  # attempt 1 may still be paid
+    (2, [attempt(1, "failed")], None),
+    (2, [attempt(1, "expired")], None),
+    (2, [attempt(1, "captured")], None),  # order_svc decides what a second payment means; not ours to block
+    (2, [attempt(1, "pending", -MINUTES)], None),  # past its expiry: the sweeper has just not got to it
+    (2, [attempt(1, "pending", datetime.timedelta(0))], None),  # expires_at is the end
+    (3, [attempt(1, "failed"), attempt(2, "pending")], 2),
+    (3, [attempt(1, "pending"), attempt(2, "pending")], 1),
+    (3, [attempt(1, "expired"), attempt(2, "failed")], None),
+    (1, [attempt(2, "pending")], 2),  # one open session per order, whichever came first
+    (4, [attempt(2, "expired"), attempt(3, "pending")], 3),
+    (1, [attempt(1, "pending")], None),  # the same attempt again is a retry, not a new attempt
 ])
-def test_order_path_after_failure(order_status: str, latest_attempt: bool, path: tuple[str, ...]) -> None:
-    assert order_path_after_failure(order_status, latest_attempt=latest_attempt) == path
-
-
-@pytest.mark.parametrize(("order_status", "reason"), [
-    ("paid", "the order was already paid by another payment: refund this one"),
-    ("fulfilled", "the order was already paid by another payment: refund this one"),
-    ("expired", "the order is expired: refund this payment or reinstate the order by hand"),
-    ("cancelled", "the order is cancelled: refund this payment or reinstate the order by hand"),
-])
-def test_why_a_captured_payment_cannot_pay_its_order(order_status: str, reason: str) -> None:
-    assert why_unpayable(order_status) == reason
+def test_one_open_attempt_at_a_time(opening: int, earlier: list[AttemptFacts], blocked_by: int | None) -> None:
+    assert other_open_attempt(opening, earlier, NOW) == blocked_by

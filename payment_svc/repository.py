@@ -1,0 +1,270 @@
+"""SQL for the schema `payment`: payment sessions (one row per attempt of an order) and the webhook
+inbox, written only by payment_svc. Every method takes the caller's connection (`uow.conn`); the
+service layer's tests give it an in-memory stand-in instead (tests/unit/payment/fakes.py).
+
+`SessionLocks` are the session-level advisory locks (common/locks.py) that OpenSession and the
+reconciler hold across a gateway call, on a connection of their own outside any transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import logging
+import uuid
+from collections.abc import AsyncIterator, Collection
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, bindparam, literal, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from common import locks
+from payment_svc.domain.sessions import AttemptFacts
+from payment_svc.tables import payment_sessions, webhook_events
+
+MAX_ERROR = 2000
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentRecord:
+    """One payment session as stored; the use cases return it as their view."""
+
+    token: str
+    order_token: str
+    attempt: int
+    user_id: str
+    gateway: str
+    gateway_order_id: str | None
+    gateway_payment_id: str | None
+    checkout_url: str | None
+    payment_method: str | None
+    amount: Decimal
+    currency: str
+    status: str
+    expires_at: datetime.datetime
+    order_expires_at: datetime.datetime
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+    @property
+    def opened(self) -> bool:
+        return self.gateway_order_id is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class NewSession:
+    order_token: str
+    attempt: int
+    user_id: str
+    gateway: str
+    payment_method: str
+    amount: Decimal
+    currency: str
+    expires_at: datetime.datetime
+    order_expires_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    status: str  # received | processed | failed | ignored
+    error: str | None
+
+
+def _record(row: Any) -> PaymentRecord:
+    values = dict(row._mapping)
+    values["currency"] = values["currency"].strip()
+    for key in ("token", "order_token", "user_id"):
+        values[key] = str(values[key])
+    return PaymentRecord(**values)
+
+
+# The hottest statements, built once: each call only binds its values.
+_BY_ATTEMPT = select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"),
+                                             payment_sessions.c.attempt == bindparam("attempt"))
+_BY_ATTEMPT_LOCKED = _BY_ATTEMPT.with_for_update()
+_BY_GATEWAY_ORDER = select(payment_sessions).where(payment_sessions.c.gateway == bindparam("gateway"),
+                                                   payment_sessions.c.gateway_order_id == bindparam("gateway_order_id"))
+_BY_GATEWAY_ORDER_LOCKED = _BY_GATEWAY_ORDER.with_for_update()
+_ORDER_LOCK = text("SELECT pg_advisory_xact_lock(:h, :l)")
+
+
+def _update(*columns: str) -> Any:
+    """UPDATE payment_sessions SET <columns> WHERE token = :w_token RETURNING *, built once."""
+    return (update(payment_sessions).where(payment_sessions.c.token == bindparam("w_token"))
+            .values({name: bindparam(name) for name in columns}).returning(*payment_sessions.c))
+
+
+_MARK_OPENED = _update("gateway", "gateway_order_id", "checkout_url", "updated_at", "expires_at")
+_SET_STATUS = _update("status", "updated_at")
+_SET_STATUS_AND_PAYMENT = _update("status", "updated_at", "gateway_payment_id")
+
+_INSERT_RECEIVED = (insert(webhook_events)
+                    .values({name: bindparam(name) for name in ("gateway", "event_id", "event_type", "body", "status",
+                                                                 "received_at")})
+                    .on_conflict_do_nothing(index_elements=[webhook_events.c.gateway, webhook_events.c.event_id])
+                    .returning(webhook_events.c.event_id))
+
+
+def _finish(*columns: str) -> Any:
+    return (update(webhook_events)
+            .where(webhook_events.c.gateway == bindparam("w_gateway"),
+                   webhook_events.c.event_id == bindparam("w_event_id"))
+            .values({name: bindparam(name) for name in columns}))
+
+
+_FINISH = _finish("status", "processed_at", "error")
+_FINISH_WITH_BODY = _finish("status", "processed_at", "error", "body")
+
+
+class PaymentRepository:
+    # -- payment sessions --------------------------------------------------------------------------
+    async def lock_order(self, conn: AsyncConnection, order_token: str) -> None:
+        """Serialise the openers of one order's attempts until the transaction ends, so that "no
+        earlier attempt is open" stays true until the new attempt's row is in."""
+        high, low = locks.lock_ids(f"payment-order:{order_token}")
+        await conn.execute(_ORDER_LOCK, {"h": high, "l": low})
+
+    async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> bool:
+        """The attempt's row, pending and not yet at any gateway; False if it was already there."""
+        inserted = (await conn.execute(insert(payment_sessions).values(
+            token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
+            gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
+            status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at,
+        ).on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
+            .returning(payment_sessions.c.token))).first()
+        return inserted is not None
+
+    async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,
+                         for_update: bool = False) -> PaymentRecord | None:
+        query = _BY_ATTEMPT_LOCKED if for_update else _BY_ATTEMPT
+        row = (await conn.execute(query, {"order_token": order_token, "attempt": attempt})).first()
+        return None if row is None else _record(row)
+
+    async def by_token(self, conn: AsyncConnection, token: str) -> PaymentRecord | None:
+        row = (await conn.execute(select(payment_sessions).where(payment_sessions.c.token == token))).first()
+        return None if row is None else _record(row)
+
+    async def by_gateway_order(self, conn: AsyncConnection, gateway: str, gateway_order_id: str, *,
+                               for_update: bool = False) -> PaymentRecord | None:
+        query = _BY_GATEWAY_ORDER_LOCKED if for_update else _BY_GATEWAY_ORDER
+        row = (await conn.execute(query, {"gateway": gateway, "gateway_order_id": gateway_order_id})).first()
+        return None if row is None else _record(row)
+
+    async def attempts_of(self, conn: AsyncConnection, order_token: str) -> list[AttemptFacts]:
+        rows = (await conn.execute(
+            select(payment_sessions.c.attempt, payment_sessions.c.status, payment_sessions.c.expires_at)
+            .where(payment_sessions.c.order_token == order_token).order_by(payment_sessions.c.attempt))).all()
+        return [AttemptFacts(row.attempt, row.status, row.expires_at) for row in rows]
+
+    async def mark_opened(self, conn: AsyncConnection, token: str, *, gateway: str, gateway_order_id: str,
+                          checkout_url: str, now: datetime.datetime, expires_at: datetime.datetime) -> PaymentRecord:
+        row = (await conn.execute(_MARK_OPENED, {
+            "w_token": token, "gateway": gateway, "gateway_order_id": gateway_order_id, "checkout_url": checkout_url,
+            "updated_at": now, "expires_at": expires_at})).one()
+        return _record(row)
+
+    async def set_status(self, conn: AsyncConnection, token: str, status: str, now: datetime.datetime, *,
+                         gateway_payment_id: str | None = None) -> PaymentRecord:
+        values: dict[str, Any] = {"w_token": token, "status": status, "updated_at": now}
+        if gateway_payment_id is None:
+            row = (await conn.execute(_SET_STATUS, values)).one()
+        else:
+            row = (await conn.execute(_SET_STATUS_AND_PAYMENT, {**values, "gateway_payment_id": gateway_payment_id})).one()
+        return _record(row)
+
+    async def lock_overdue_pending(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[PaymentRecord]:
+        """Pending sessions past their expiry, locked; rows another transaction holds are skipped."""
+        rows = (await conn.execute(
+            select(payment_sessions)
+            .where(payment_sessions.c.status == "pending", payment_sessions.c.expires_at <= now)
+            .order_by(payment_sessions.c.expires_at).limit(limit)
+            .with_for_update(skip_locked=True)
+        )).all()
+        return [_record(row) for row in rows]
+
+    async def due_for_reconcile(self, conn: AsyncConnection, *, pending_before: datetime.datetime,
+                                expired_after: datetime.datetime, gateways: Collection[str],
+                                cursor: tuple[datetime.datetime, str] | None, limit: int,
+                                only: Collection[str] | None = None) -> list[tuple[datetime.datetime, str, str]]:
+        """(created_at, token, gateway) of sessions opened at one of `gateways` that are pending
+        since before `pending_before` or expired after `expired_after`, in keyset order after `cursor`."""
+        table = payment_sessions
+        query = (select(table.c.created_at, table.c.token, table.c.gateway)
+                 .where(table.c.gateway_order_id.is_not(None), table.c.gateway.in_(list(gateways)),
+                        or_(and_(table.c.status == "pending", table.c.created_at <= pending_before),
+                            and_(table.c.status == "expired", table.c.expires_at > expired_after)))
+                 .order_by(table.c.created_at, table.c.token).limit(limit))
+        if cursor is not None:
+            after = tuple_(literal(cursor[0], table.c.created_at.type), literal(cursor[1], table.c.token.type))
+            query = query.where(tuple_(table.c.created_at, table.c.token) > after)
+        if only is not None:
+            query = query.where(table.c.token.in_(list(only)))
+        return [(row.created_at, str(row.token), row.gateway) for row in (await conn.execute(query)).all()]
+
+    # -- the webhook inbox -------------------------------------------------------------------------
+    async def set_lock_timeout(self, conn: AsyncConnection, seconds: float) -> None:
+        """For the rest of this transaction, a row lock waited for longer than `seconds` fails."""
+        await conn.execute(text("SELECT set_config('lock_timeout', :value, true)"),
+                           {"value": f"{max(1, round(seconds * 1000))}ms"})
+
+    async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
+                              body: bytes, now: datetime.datetime) -> bool:
+        """Insert the event as `received`; False if a row for (gateway, event id) already exists.
+
+        A concurrent transaction inserting the same event makes this wait for its outcome (the
+        primary key), so two deliveries of one event are never processed at the same time."""
+        inserted = (await conn.execute(_INSERT_RECEIVED, {
+            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": "received",
+            "received_at": now})).first()
+        return inserted is not None
+
+    async def lock_received(self, conn: AsyncConnection, gateway: str, event_id: str) -> StoredEvent | None:
+        row = (await conn.execute(
+            select(webhook_events.c.status, webhook_events.c.error)
+            .where(webhook_events.c.gateway == gateway, webhook_events.c.event_id == event_id)
+            .with_for_update()
+        )).first()
+        return None if row is None else StoredEvent(row.status, row.error)
+
+    async def finish_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, status: str,
+                              now: datetime.datetime, error: str | None = None, body: bytes | None = None) -> None:
+        values: dict[str, object] = {"w_gateway": gateway, "w_event_id": event_id, "status": status,
+                                     "processed_at": now, "error": None if error is None else error[:MAX_ERROR]}
+        if body is None:
+            await conn.execute(_FINISH, values)
+        else:
+            await conn.execute(_FINISH_WITH_BODY, {**values, "body": body})
+
+
+class SessionLocks:
+    """Named session-level advisory locks, each on a pooled connection of its own that no
+    transaction uses: held across a gateway call, dropped by PostgreSQL if the process dies."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @contextlib.asynccontextmanager
+    async def hold(self, name: str, wait_s: float = 0.0) -> AsyncIterator[bool]:
+        """Yields whether the lock was taken (waiting up to `wait_s`; 0: one try, never wait)."""
+        async with self._engine.connect() as conn:
+            got = await (locks.lock_within(conn, name, wait_s) if wait_s > 0 else locks.try_lock(conn, name))
+            try:
+                yield got
+            finally:
+                if got:
+                    await _unlock(conn, name)
+
+
+async def _unlock(conn: AsyncConnection, name: str) -> None:
+    try:
+        if conn.in_transaction():
+            await conn.rollback()
+        await locks.unlock(conn, name)
+    except Exception:  # a broken connection: closing it ends the lock
+        _log.warning("could not release an advisory lock; dropping the connection", exc_info=True,
+                     extra={"lock": name})
+        await conn.invalidate()
