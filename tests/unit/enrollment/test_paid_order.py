@@ -1,72 +1,75 @@
-"""Reading a captured-payment event and the order line it enrolls; event settings."""
+"""Reading a `checkout.order.paid` event: the paid order, its lines, and what can never be enrolled;
+the enrollments a paid order yields."""
 
 from __future__ import annotations
 
-import json
+import datetime
 import uuid
 
 import pytest
 
-from common.events import EventSettings
-from enrollment_svc.domain.captured import InvalidEvent, first_line, parse_captured
+from common.consumed import CannotHandle, ConsumedEvent
+from enrollment_svc.domain.paid_order import enrollments_for
+from enrollment_svc.domain.periods import period_end
+from enrollment_svc.workers.order_paid import read_paid_order
 
-TOKEN = str(uuid.uuid4())
-
-
-def test_a_full_event_is_read():
-    body = {"order_token": TOKEN.upper(), "payment_token": "p", "user_id": "u", "amount": "1499.00",
-            "currency": "INR", "gateway": "razorpay", "gateway_payment_id": "pay_1", "extra": 1}
-    event = parse_captured(json.dumps(body).encode())
-    assert event.order_token == TOKEN  # normalised
-    assert (event.amount, event.currency, event.gateway_payment_id) == ("1499.00", "INR", "pay_1")
+TOKEN, USER = str(uuid.uuid4()), str(uuid.uuid4())
+INTERNSHIP, PLAN_1, PLAN_2 = (str(uuid.uuid4()) for _ in range(3))
+NOW = datetime.datetime(2026, 1, 31, 9, 30, tzinfo=datetime.UTC)
 
 
-def test_only_the_order_token_is_required():
-    assert parse_captured(json.dumps({"order_token": TOKEN}).encode()).payment_token == ""
+def line(line_no: int, plan_id: str = PLAN_1, value: object = 3, unit: str = "month", **more: object) -> dict:
+    return {"line_no": line_no, "internship_id": INTERNSHIP, "plan_id": plan_id, "title": "Backend",
+            "period": {"value": value, "unit": unit}, "quantity": 1, "unit_price": "1499.00", **more}
 
 
-@pytest.mark.parametrize("data", [b"", b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"{}",
-                                  b'{"order_token": ""}', b'{"order_token": "not-a-uuid"}', b'{"order_token": 5}'])
-def test_unusable_payloads_are_invalid(data):
-    with pytest.raises(InvalidEvent):
-        parse_captured(data)
+def paid(*lines: dict, **fields: object) -> ConsumedEvent:
+    payload = {"order_token": TOKEN.upper(), "user_id": USER, "status": "paid", "previous": "awaiting_payment",
+               "payment_token": "pay-token", "currency": "INR", "total": "2998.00", "lines": list(lines),
+               "enrollment_ids": [], "occurred_at": "2026-01-31T09:30:00Z", "unknown_field": 1, **fields}
+    return ConsumedEvent("checkout.order.paid", payload, "event-1")
 
 
-def test_first_line_is_the_enrolled_one():
-    items = [{"internship_id": "i1", "plan_id": "p1", "period_value": 3, "period_unit": "month"},
-             {"internship_id": "i2", "plan_id": "p2", "period_value": 1, "period_unit": "year"}]
-    line = first_line(items)
-    assert (line.internship_id, line.plan_id, line.period_value, line.period_unit) == ("i1", "p1", 3, "month")
+def test_a_full_event_is_read_with_every_line():
+    order = read_paid_order(paid(line(2, PLAN_2, 1, "year"), line(1)))
+    assert order.order_token == TOKEN  # normalised
+    assert (order.user_id, order.payment_token) == (USER, "pay-token")
+    assert [(x.line_no, x.plan_id, x.period_value, x.period_unit) for x in order.lines] == [
+        (1, PLAN_1, 3, "month"), (2, PLAN_2, 1, "year")]  # by line number
 
 
-@pytest.mark.parametrize("items", [[], [{"plan_id": "p"}], [{"internship_id": "i", "plan_id": "p", "period_value": "x",
-                                                             "period_unit": "month"}],
-                                   [{"internship_id": "i", "plan_id": "p", "period_value": 1, "period_unit": "day"}]])
-def test_orders_without_a_plan_period_are_refused(items):
-    with pytest.raises(ValueError):
-        first_line(items)
+def test_each_line_yields_an_enrollment_ending_after_its_own_period():
+    order = read_paid_order(paid(line(1, PLAN_1, 1, "month"), line(2, PLAN_2, 6, "month"), line(3, PLAN_1, 1, "year")))
+    made = enrollments_for(order, NOW)
+    assert [(e.line_no, e.plan_id, e.status, e.user_id, e.order_token) for e in made] == [
+        (1, PLAN_1, "active", USER, TOKEN), (2, PLAN_2, "active", USER, TOKEN), (3, PLAN_1, "active", USER, TOKEN)]
+    assert {e.starts_at for e in made} == {NOW}
+    assert [e.ends_at for e in made] == [datetime.datetime(2026, 2, 28, 9, 30, tzinfo=datetime.UTC),  # clamped
+                                         period_end(NOW, 6, "month"), period_end(NOW, 12, "month")]
+    assert len({e.enrollment_id for e in made}) == 3
 
 
-def test_event_settings_names_and_delays():
-    events = EventSettings(stream="S", subject_prefix="t1.", durable="d", nak_delays=(1.0, 5.0))
-    assert events.stream_subjects == "t1.checkout.>"
-    assert events.wire_subject("checkout.payment.captured") == "t1.checkout.payment.captured"
-    assert events.max_deliveries_advisory("d") == "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.d"
-    assert [events.nak_delay(n) for n in (1, 2, 3, 9)] == [1.0, 5.0, 5.0, 5.0]
-    assert EventSettings().duplicate_window > EventSettings().relay_max_retry_delay
+@pytest.mark.parametrize(("event", "reason"), [
+    (paid(), "no lines"),
+    (paid(line(1, unit="week")), "period unit"),
+    (paid(line(1, unit="")), "period unit"),
+    (paid(line(1, value=0)), "period value"),
+    (paid(line(1, value=37)), "period value"),
+    (paid(line(1, plan_id="plan-1")), "plan_id is not a UUID"),
+    (paid(line(1, internship_id="")), "internship_id is not a UUID"),
+    (paid(line(1), order_token="not-a-uuid"), "order_token is not a UUID"),
+    (paid(line(1), order_token=""), "order_token is not a UUID"),
+    (paid(line(1), user_id=""), "user_id is not a UUID"),
+    (paid(line(0)), "line_no"),
+    (paid(line(1), line(1, PLAN_2)), "line numbers repeat"),
+    (paid(line(1, value="three")), "not an OrderEvent"),
+    (paid(lines="everything"), "not an OrderEvent"),
+])
+def test_events_that_can_never_be_enrolled_cannot_be_handled(event, reason):
+    with pytest.raises(CannotHandle, match=reason):
+        read_paid_order(event)
 
 
-def test_event_settings_from_the_environment(monkeypatch):
-    from common.events import load_event_settings
-
-    monkeypatch.setenv("OUTBOX_RELAY_LOCK_KEY", "4611686018427387903")  # exact, not through a float
-    monkeypatch.setenv("ENROLLMENT_NAK_DELAYS", "0.5, 2")
-    monkeypatch.setenv("OUTBOX_RELAY_EMBEDDED", "0")
-    monkeypatch.setenv("NATS_SUBJECT_PREFIX", "t9.")
-    events = load_event_settings()
-    assert events.relay_lock_key == 4611686018427387903
-    assert events.nak_delays == (0.5, 2.0) and events.relay_embedded is False
-    assert events.stream_subjects == "t9.checkout.>" and events.stream == "CHECKOUT"
-    monkeypatch.setenv("ENROLLMENT_MAX_DELIVER", "five")
-    with pytest.raises(SystemExit):
-        load_event_settings()
+def test_another_subject_cannot_be_handled():
+    with pytest.raises(CannotHandle, match="checkout.order.paid"):
+        read_paid_order(ConsumedEvent("checkout.order.created", paid(line(1)).payload))
