@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from common.config import Settings
 from common.server import Register, start_server
+from common.settings import Settings
 
 
 @contextlib.asynccontextmanager

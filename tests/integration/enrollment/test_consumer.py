@@ -1,183 +1,216 @@
-"""The enrollment consumer against real PostgreSQL and NATS JetStream: exactly one enrollment per
-captured payment however often it arrives, the order fulfilled, plan dates, and poison messages
-parked in dead_letters (at once, after max deliveries, or by advisory) and replayed."""
+"""enrollment_svc's consumer of `checkout.order.paid` against real PostgreSQL and NATS JetStream:
+exactly one enrollment per order line however often the event arrives, one
+`checkout.enrollment.created` event, plan dates, and poison messages parked in its dead_letters
+(at once, on the last failed delivery, or from the max-deliveries advisory) and replayed."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
-import uuid
 
 import pytest
-from sqlalchemy import select, update
+from prometheus_client import REGISTRY
 
-from common.events import CAPTURED_SUBJECT, CORRELATION_HEADER, MSG_ID_HEADER
-from common.tables import audit_log, dead_letters, orders, outbox
-from enrollment_svc import dead_letters as dead_letter_service
+from common.consumer import consumer_config
+from common.db import create_engine
+from common.settings import Settings
+from enrollment_svc import app, workers
 from enrollment_svc.domain.periods import period_end
-from tests.support.event_bus import (
-    add_captured, captured_payload, count, drop_streams, enrollments_of, jetstream, make_order, order_row,
-    running_consumer, running_relay, unique_events, wait_for,
+from tests.support.event_bus import drop_streams, events_of, jetstream, namespaced, running, stream_messages, wait_for
+from tests.support.paid_orders import (
+    assert_one_enrollment_per_line,
+    audits_of,
+    consuming,
+    created_events,
+    database_refuses,
+    dead_letters_of,
+    enrollments_of,
+    order_paid_json,
+    order_relay,
+    paid_order,
+    publish,
+    write_paid,
 )
 
 pytestmark = pytest.mark.timeout(90)
+DURABLE = workers.ORDERS_DURABLE
 
 
-@pytest.fixture
-async def events(settings):
-    chosen = unique_events()
-    yield chosen
-    await drop_streams(settings.nats_url, chosen)
-
-
-async def publish(settings, events, data: bytes, msg_id: str | None = None, correlation: str = "") -> None:
+async def consumer_state(settings: Settings):
     async with jetstream(settings.nats_url) as js:
-        from common.nats_streams import ensure_streams
-
-        await ensure_streams(js, events)
-        headers = {MSG_ID_HEADER: msg_id or str(uuid.uuid4())}
-        if correlation:
-            headers[CORRELATION_HEADER] = correlation
-        await js.publish(events.wire_subject(CAPTURED_SUBJECT), data, headers=headers)
+        return await js.consumer_info(settings.nats_stream, DURABLE)
 
 
-async def fulfilled(engine, token: str) -> bool:
-    return (await order_row(engine, token)).status == "fulfilled"
+def retries() -> float:
+    return REGISTRY.get_sample_value("checkout_events_consumed_total", {"consumer": DURABLE, "outcome": "retry"}) or 0.0
 
 
-async def parked(engine, events) -> list:
-    async with engine.connect() as conn:
-        return list((await conn.execute(select(dead_letters).where(dead_letters.c.stream == events.stream)
-                                        .order_by(dead_letters.c.stream_seq))).all())
+async def handled(parts: app.Parts, count: int) -> bool:
+    return parts.on_order_paid.stats.enrolled + parts.on_order_paid.stats.already_enrolled >= count
 
 
-async def test_one_enrollment_for_an_event_delivered_many_times(engine, settings, events):
-    order = await make_order(engine, months=3)
-    data = json.dumps(captured_payload(order)).encode()
+async def test_one_enrollment_per_line_for_an_event_delivered_many_times(enrollment_engine, ns):
+    order = paid_order(3, 6)
+    data = order_paid_json(order)
     for _ in range(5):  # five copies with different ids: five stream messages
-        await publish(settings, events, data, correlation="corr-enroll-1")
-    await publish(settings, events, data, msg_id="same-id")
-    await publish(settings, events, data, msg_id="same-id")  # dropped by JetStream dedup
-    async with jetstream(settings.nats_url) as js:
-        assert (await js.stream_info(events.stream)).state.messages == 6
-    async with running_consumer(engine, settings, events) as consumer:
-        await wait_for(lambda: _done(consumer, 6), 20, "all six deliveries handled")
-    assert (consumer.stats.enrolled, consumer.stats.already_enrolled, consumer.stats.parked) == (1, 5, 0)
+        await publish(ns, data, correlation="corr-enroll-1")
+    await publish(ns, data, msg_id="same-id")
+    await publish(ns, data, msg_id="same-id")  # dropped by JetStream dedup
+    async with jetstream(ns.nats_url) as js:
+        assert (await js.stream_info(ns.nats_stream)).state.messages == 6
+    async with consuming(enrollment_engine, ns) as parts:
+        await wait_for(lambda: handled(parts, 6), 20, "all six deliveries handled")
+    assert (parts.on_order_paid.stats.enrolled, parts.on_order_paid.stats.already_enrolled) == (1, 5)
+    assert await dead_letters_of(enrollment_engine, ns) == []
 
-    [enrollment] = await enrollments_of(engine, order.order_token)
-    row = await order_row(engine, order.order_token)
-    assert row.status == "fulfilled" and row.enrollment_id == enrollment.enrollment_id
-    assert (enrollment.user_id, enrollment.plan_id, enrollment.status) == (order.user_id, order.plan_id, "active")
-    async with engine.connect() as conn:
-        created = (await conn.execute(select(outbox).where(outbox.c.aggregate_id == order.order_token,
-                                                           outbox.c.subject == "checkout.enrollment.created"))).all()
-        audits = (await conn.execute(select(audit_log.c.entity_type, audit_log.c.action, audit_log.c.correlation_id)
-                                     .where(audit_log.c.entity_id.in_([order.order_token, enrollment.enrollment_id])))).all()
-    assert len(created) == 1 and created[0].payload["enrollment_id"] == enrollment.enrollment_id
-    assert created[0].headers["correlation_id"] == "corr-enroll-1"
-    assert sorted((a.entity_type, a.action) for a in audits) == [("enrollment", "created"), ("order", "fulfilled")]
+    rows = await assert_one_enrollment_per_line(enrollment_engine, order)
+    [created] = await created_events(enrollment_engine, order.order_token)
+    assert created.payload["order_token"] == order.order_token and created.payload["user_id"] == order.user_id
+    assert [e["enrollment_id"] for e in created.payload["enrollments"]] == [r.enrollment_id for r in rows]
+    assert created.headers["correlation_id"] == "corr-enroll-1"
+    audits = await audits_of(enrollment_engine, [r.enrollment_id for r in rows])
+    assert sorted((a.entity_type, a.entity_id, a.action) for a in audits) == sorted(
+        ("enrollment", r.enrollment_id, "created") for r in rows)
     assert {a.correlation_id for a in audits} == {"corr-enroll-1"}
 
 
-async def test_relay_to_consumer_end_to_end_with_plan_dates(engine, settings, events):
-    made = [await make_order(engine, months=months) for months in (1, 3, 6)]
-    async with running_relay(settings, events), running_consumer(engine, settings, events):
-        before = datetime.datetime.now(datetime.UTC)
+async def test_from_the_order_outbox_to_enrollment_created_on_the_stream_with_plan_dates(own_settings):
+    """The whole path: order_svc's outbox and relay → the consumer → enrollment_svc's outbox and relay."""
+    ns = namespaced(own_settings)
+    order_engine, enrollment_engine = create_engine(ns, "order", pool_size=2), create_engine(ns, "enrollment", pool_size=2)
+    made = [paid_order(1), paid_order(3, 6), paid_order(1, 3, 6)]
+    try:
+        async with running(order_relay(ns), workers.relay(ns)), consuming(enrollment_engine, ns):
+            before = datetime.datetime.now(datetime.UTC)
+            for order in made:
+                await write_paid(order_engine, order)
+            for order in made:
+                await wait_for(lambda o=order: _created_published(ns, o.order_token), 20,
+                               "checkout.enrollment.created on the stream")
+            after = datetime.datetime.now(datetime.UTC)
         for order in made:
-            await add_captured(engine, order)
-        for order in made:
-            await wait_for(lambda: fulfilled(engine, order.order_token), 15, "fulfilment")
-        after = datetime.datetime.now(datetime.UTC)
-    for order in made:
-        [enrollment] = await enrollments_of(engine, order.order_token)
-        assert before - datetime.timedelta(seconds=1) <= enrollment.starts_at <= after
-        assert enrollment.ends_at == period_end(enrollment.starts_at, order.months, "month")
-        assert (await order_row(engine, order.order_token)).enrollment_id == enrollment.enrollment_id
+            rows = await assert_one_enrollment_per_line(enrollment_engine, order)
+            for row, line in zip(rows, order.lines, strict=True):
+                assert before - datetime.timedelta(seconds=1) <= row.starts_at <= after
+                assert row.ends_at == period_end(row.starts_at, line.value, line.unit)
+            [created] = await created_events(enrollment_engine, order.order_token)
+            assert created.published_at is not None
+            assert [e["ends_at"] for e in created.payload["enrollments"]] == [
+                r.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows]
+    finally:
+        await drop_streams(ns)
+        await order_engine.dispose()
+        await enrollment_engine.dispose()
 
 
-async def test_unparsable_payload_is_parked_at_once(engine, settings, events):
-    await publish(settings, events, b"{this is not json")
-    async with running_consumer(engine, settings, events) as consumer:
-        await wait_for(lambda: _true(consumer.stats.parked == 1), 10, "the message parked")
-        [letter] = await parked(engine, events)
+async def test_an_unparsable_payload_is_parked_at_once(enrollment_engine, ns):
+    await publish(ns, b"{this is not json")
+    retried = retries()
+    async with consuming(enrollment_engine, ns):
+        await wait_for(lambda: _any(dead_letters_of(enrollment_engine, ns)), 10, "the message parked")
+        [letter] = await dead_letters_of(enrollment_engine, ns)
         assert letter.status == "parked" and letter.deliveries == 1 and "not JSON" in letter.error
-        assert bytes(letter.payload) == b"{this is not json"
-        assert letter.subject == events.wire_subject(CAPTURED_SUBJECT)
-        await asyncio.sleep(0.5)  # terminated: never delivered again
-        assert consumer.stats.naks == 0 and len(await parked(engine, events)) == 1
+        assert bytes(letter.payload) == b"{this is not json" and letter.subject == "checkout.order.paid"
+        assert letter.consumer == DURABLE
+        await wait_for(lambda: _settled(ns), 10, "the message terminated")
+        info = await consumer_state(ns)
+        assert info.delivered.consumer_seq == 1 and info.num_redelivered == 0  # never delivered again
+    assert retries() == retried and len(await dead_letters_of(enrollment_engine, ns)) == 1
 
 
-async def test_an_order_that_never_becomes_paid_is_parked_then_replayed(engine, settings, events):
-    order = await make_order(engine, status="awaiting_payment")
-    await publish(settings, events, json.dumps(captured_payload(order)).encode())
-    async with running_consumer(engine, settings, events) as consumer:
-        await wait_for(lambda: _true(consumer.stats.parked == 1), 15, "the message parked after max deliveries")
-    assert consumer.stats.naks == events.max_deliver - 1
-    [letter] = await parked(engine, events)
-    assert letter.deliveries == events.max_deliver and "not paid" in letter.error
-    assert await enrollments_of(engine, order.order_token) == []
+async def test_an_order_that_can_never_be_enrolled_is_parked_without_retries(enrollment_engine, ns):
+    order = paid_order(3)
+    bad = json.loads(order_paid_json(order))
+    bad["lines"][0]["period"]["unit"] = "fortnight"
+    await publish(ns, json.dumps(bad).encode())
+    retried = retries()
+    async with consuming(enrollment_engine, ns):
+        await wait_for(lambda: _any(dead_letters_of(enrollment_engine, ns)), 10, "the message parked")
+        await wait_for(lambda: _settled(ns), 10, "the message terminated")
+    [letter] = await dead_letters_of(enrollment_engine, ns)
+    assert letter.deliveries == 1 and "period unit" in letter.error and retries() == retried
+    assert await enrollments_of(enrollment_engine, order.order_token) == []
 
-    async with engine.begin() as conn:  # an operator fixes the order
-        await conn.execute(update(orders).where(orders.c.order_token == order.order_token).values(status="paid"))
-    replayed = await dead_letter_service.replay(engine, letter.dead_letter_id, actor="test-admin")
+
+async def test_a_database_refusal_is_retried_parked_on_the_last_delivery_then_replayed(
+        enrollment_engine, admin_engine, ns):
+    order = paid_order(1, 6)
+    await publish(ns, order_paid_json(order))
+    retried = retries()
+    async with database_refuses(admin_engine, order) as refusal:
+        async with consuming(enrollment_engine, ns) as parts:
+            await wait_for(lambda: _any(dead_letters_of(enrollment_engine, ns)), 15,
+                           "the message parked after max deliveries")
+        assert retries() - retried == ns.consumer_max_deliver - 1  # nak'ed until the last delivery
+        [letter] = await dead_letters_of(enrollment_engine, ns)
+        assert letter.deliveries == ns.consumer_max_deliver and refusal in letter.error
+        assert await enrollments_of(enrollment_engine, order.order_token) == []
+    # the database is fixed; an admin replays the letter through the same handler
+    replayed = await parts.dead_letters.replay(letter.dead_letter_id, actor="test-admin")
     assert replayed.status == "replayed" and replayed.replayed_at is not None
-    [enrollment] = await enrollments_of(engine, order.order_token)
-    assert (await order_row(engine, order.order_token)).enrollment_id == enrollment.enrollment_id
-    again = await dead_letter_service.replay(engine, letter.dead_letter_id, actor="test-admin")
-    assert again.status == "replayed" and len(await enrollments_of(engine, order.order_token)) == 1
+    rows = await assert_one_enrollment_per_line(enrollment_engine, order)
+    assert len(await created_events(enrollment_engine, order.order_token)) == 1
+    again = await parts.dead_letters.replay(letter.dead_letter_id, actor="test-admin")
+    assert again.status == "replayed"
+    assert [r.enrollment_id for r in await enrollments_of(enrollment_engine, order.order_token)] == [
+        r.enrollment_id for r in rows]
+    [audit] = [a for a in await audits_of(enrollment_engine, [letter.dead_letter_id]) if a.action == "replayed"]
+    assert audit.actor == "test-admin"
 
 
-async def test_a_cancelled_order_is_parked_without_retries(engine, settings, events):
-    order = await make_order(engine, status="cancelled")
-    await publish(settings, events, json.dumps(captured_payload(order)).encode())
-    async with running_consumer(engine, settings, events) as consumer:
-        await wait_for(lambda: _true(consumer.stats.parked == 1), 10, "the message parked")
-    [letter] = await parked(engine, events)
-    assert letter.deliveries == 1 and "cancelled" in letter.error and consumer.stats.naks == 0
-
-
-async def test_deliveries_that_run_out_without_a_verdict_are_parked_from_the_advisory(engine, settings, events):
+async def test_deliveries_that_run_out_without_a_verdict_are_parked_from_the_advisory(enrollment_engine, ns):
     """A consumer that dies on every try never says nak: NATS's max-deliveries advisory does."""
-    order = await make_order(engine)
-    await publish(settings, events, json.dumps(captured_payload(order)).encode())
-    fast = unique_events(stream=events.stream, dlq_stream=events.dlq_stream, subject_prefix=events.subject_prefix,
-                         ack_wait=0.5, max_deliver=2)
-    async with running_consumer(engine, settings, fast, consume=False) as watcher:
-        async with jetstream(settings.nats_url) as js:
-            sub = await js.pull_subscribe_bind(durable=fast.durable, stream=fast.stream)
-            for attempt in (1, 2):  # fetched, never acked: like a process killed mid-message
-                [msg] = await sub.fetch(1, timeout=5)
-                assert msg.metadata.num_delivered == attempt
-                await asyncio.sleep(0.7)
-            with pytest.raises(TimeoutError):  # no third delivery; the pull lets NATS notice
-                await sub.fetch(1, timeout=1)
-        await wait_for(lambda: _true(watcher.stats.parked == 1), 10, "the advisory to park it")
-    [letter] = await parked(engine, events)
+    order = paid_order(3, 1)
+    await publish(ns, order_paid_json(order))
+    fast = ns.replace(consumer_ack_wait=0.5, consumer_max_deliver=2)
+    parts = app.parts(enrollment_engine)
+    async with jetstream(ns.nats_url) as js:  # the consumer as enrollment_svc declares it; a process that dies
+        await js.add_consumer(fast.nats_stream, consumer_config(events_of(fast), parts.subscriptions[0]))
+        sub = await js.pull_subscribe_bind(durable=DURABLE, stream=fast.nats_stream)
+        for attempt in (1, 2):  # fetched, never acked: like a process killed mid-message (ack_wait ends each)
+            [msg] = await sub.fetch(1, timeout=5)
+            assert msg.metadata.num_delivered == attempt
+        with pytest.raises(TimeoutError):  # no third delivery; the pull lets NATS notice
+            await sub.fetch(1, timeout=1.5)
+    worker, _ = workers.consumer(enrollment_engine, fast, parts.subscriptions)
+    async with running(worker):
+        await wait_for(lambda: _any(dead_letters_of(enrollment_engine, ns)), 10, "the advisory to park it")
+    [letter] = await dead_letters_of(enrollment_engine, ns)
     assert letter.deliveries == 2 and "no verdict" in letter.error
     assert json.loads(bytes(letter.payload))["order_token"] == order.order_token  # fetched by stream sequence
-    assert await enrollments_of(engine, order.order_token) == []
-    replayed = await dead_letter_service.replay(engine, letter.dead_letter_id, actor="test-admin")
-    assert replayed.status == "replayed" and len(await enrollments_of(engine, order.order_token)) == 1
+    assert await enrollments_of(enrollment_engine, order.order_token) == []
+    replayed = await parts.dead_letters.replay(letter.dead_letter_id, actor="test-admin")
+    assert replayed.status == "replayed"
+    await assert_one_enrollment_per_line(enrollment_engine, order)
 
 
-async def test_concurrent_handlers_of_one_order_create_one_enrollment(engine, settings, events):
-    order = await make_order(engine, months=6)
-    data = json.dumps(captured_payload(order)).encode()
+async def test_concurrent_handlers_of_one_order_create_one_enrollment_per_line(enrollment_engine, ns):
+    order = paid_order(6, 3, 1)
+    data = order_paid_json(order)
     for _ in range(4):
-        await publish(settings, events, data)
-    async with running_consumer(engine, settings, events) as one, running_consumer(engine, settings, events) as two:
-        await wait_for(lambda: _true(sum(c.stats.enrolled + c.stats.already_enrolled for c in (one, two)) == 4), 15,
-                       "four deliveries handled by two consumers")
-    assert one.stats.enrolled + two.stats.enrolled == 1
-    assert len(await enrollments_of(engine, order.order_token)) == 1
-    assert await count(engine, outbox, outbox.c.aggregate_id == order.order_token,
-                       outbox.c.subject == "checkout.enrollment.created") == 1
+        await publish(ns, data)
+    async with consuming(enrollment_engine, ns) as one, consuming(enrollment_engine, ns) as two:
+        await wait_for(lambda: _total(one, two), 15, "four deliveries handled by two consumers")
+    assert one.on_order_paid.stats.enrolled + two.on_order_paid.stats.enrolled == 1
+    await assert_one_enrollment_per_line(enrollment_engine, order)
+    assert len(await created_events(enrollment_engine, order.order_token)) == 1
 
 
-async def _done(consumer, handled: int) -> bool:
-    return consumer.stats.enrolled + consumer.stats.already_enrolled >= handled
+async def _created_published(settings: Settings, order_token: str) -> bool:
+    events = events_of(settings)
+    async with jetstream(settings.nats_url) as js:
+        return any(m.subject == events.wire_subject("checkout.enrollment.created")
+                   and json.loads(m.data)["order_token"] == order_token for m in await stream_messages(js, events))
 
 
-async def _true(value: bool) -> bool:
-    return value
+async def _settled(settings: Settings) -> bool:
+    info = await consumer_state(settings)
+    return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def _total(one: app.Parts, two: app.Parts) -> bool:
+    return sum(p.on_order_paid.stats.enrolled + p.on_order_paid.stats.already_enrolled for p in (one, two)) == 4
+
+
+async def _any(rows) -> bool:
+    return bool(await rows)

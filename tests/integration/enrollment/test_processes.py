@@ -20,8 +20,23 @@ from common.events import CAPTURED_SUBJECT, FAULT_ENV, TEST_HOOKS_ENV
 from common.tables import dead_letters, orders, outbox
 from enrollment_svc import dead_letters as dead_letter_service
 from tests.support.event_bus import (
-    ROOT, PrivateNats, add_captured, captured_payload, drop_streams, enrollments_of, jetstream, make_order, order_row,
-    free_port, process_env, python_process, running_relay, stream_messages, unique_events, wait_exit, wait_for,
+    ROOT,
+    PrivateNats,
+    add_captured,
+    captured_payload,
+    drop_streams,
+    enrollments_of,
+    free_port,
+    jetstream,
+    make_order,
+    order_row,
+    process_env,
+    python_process,
+    running_relay,
+    stream_messages,
+    unique_events,
+    wait_exit,
+    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(120)
