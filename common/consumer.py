@@ -61,10 +61,14 @@ class Subscription:
 
 
 def consumer_config(events: EventSettings, subscription: Subscription) -> ConsumerConfig:
+    subjects = [events.wire_subject(subject) for subject in subscription.subjects]
     return ConsumerConfig(
         durable_name=subscription.durable,
         description=subscription.description or subscription.durable,
-        filter_subjects=[events.wire_subject(subject) for subject in subscription.subjects],
+        # One subject goes in filter_subject: a NATS server before 2.10 ignores filter_subjects
+        # and would deliver the whole stream (the tests' machine NATS is 2.9).
+        filter_subject=subjects[0] if len(subjects) == 1 else None,
+        filter_subjects=subjects if len(subjects) > 1 else None,
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=events.ack_wait,
