@@ -58,13 +58,18 @@ async def jetstream(url: str) -> AsyncIterator[JetStreamContext]:
 
 async def drop_streams(settings: Settings) -> None:
     """The namespace's streams (and with them their consumers)."""
-    with contextlib.suppress(Exception):
+    async def drop() -> None:
         async with jetstream(settings.nats_url) as js:
             await delete_streams(js, events_of(settings))
+
+    with contextlib.suppress(Exception):  # a server already gone keeps the client retrying: bounded
+        await asyncio.wait_for(drop(), timeout=5)
 
 
 async def stream_messages(js: JetStreamContext, events: EventSettings) -> list[RawStreamMsg]:
     info = await js.stream_info(events.stream)
+    if info.state.messages == 0:
+        return []  # first_seq may be 0, which get_msg refuses
     found = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         with contextlib.suppress(nats.js.errors.NotFoundError):

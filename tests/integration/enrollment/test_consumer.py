@@ -97,6 +97,7 @@ async def test_from_the_order_outbox_to_enrollment_created_on_the_stream_with_pl
             assert created.published_at is not None
             assert [e["ends_at"] for e in created.payload["enrollments"]] == [
                 r.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows]
+        assert await dead_letters_of(enrollment_engine, ns) == []  # its own enrollment.created is not its input
     finally:
         await drop_streams(ns)
         await order_engine.dispose()

@@ -1,127 +1,159 @@
 """`python -m enrollment_svc` and `python -m enrollment_svc.replay_dlq` as real processes: SIGKILL
 between the commit and the ack, a NATS restart mid-stream, and the replay command. Each ends with
-exactly one enrollment per captured payment and nothing lost. Also: without the test switch, the
-fault setting is ignored."""
+exactly one enrollment per line of every paid order and nothing lost. Also: without the test
+switch, the fault setting is ignored.
+
+Each test has a database and a JetStream namespace of its own. The paid orders arrive as order_svc
+sends them: a unit of work writes `checkout.order.paid` into the `ordering` outbox, and that
+schema's relay (run in this process) publishes it."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from common.events import CAPTURED_SUBJECT, FAULT_ENV, TEST_HOOKS_ENV
-from common.tables import dead_letters, orders, outbox
-from enrollment_svc import dead_letters as dead_letter_service
+from common.db import create_engine
+from common.dead_letters import DeadLetterStore
+from common.faults import FAULT_ENV, TEST_HOOKS_ENV
+from common.settings import Settings
+from enrollment_svc import workers
+from enrollment_svc.tables import plumbing
 from tests.support.event_bus import (
     ROOT,
     PrivateNats,
-    add_captured,
-    captured_payload,
     drop_streams,
-    enrollments_of,
+    events_of,
     free_port,
     jetstream,
-    make_order,
-    order_row,
-    process_env,
+    namespaced,
     python_process,
-    running_relay,
+    running,
+    settings_env,
     stream_messages,
-    unique_events,
     wait_exit,
     wait_for,
 )
+from tests.support.paid_orders import (
+    ORDER_PAID,
+    ORDERING,
+    PaidOrder,
+    assert_one_enrollment_per_line,
+    audits_of,
+    created_events,
+    database_refuses,
+    enrolled_orders,
+    enrollments_of,
+    order_paid_json,
+    order_relay,
+    paid_order,
+    write_paid,
+)
 
 pytestmark = pytest.mark.timeout(120)
+DURABLE = workers.ORDERS_DURABLE
 
 
-@pytest.fixture
-async def events(settings):
-    chosen = unique_events()
-    yield chosen
-    await drop_streams(settings.nats_url, chosen)
+@contextlib.asynccontextmanager
+async def own_world(own_settings: Settings, **overrides) -> AsyncIterator[tuple[Settings, AsyncEngine, AsyncEngine]]:
+    """The test's own database and namespace; engines as order_svc (the fake producer) and enrollment_svc."""
+    ns = namespaced(own_settings, **overrides)
+    order_engine, enrollment_engine = create_engine(ns, "order", pool_size=2), create_engine(ns, "enrollment", pool_size=2)
+    try:
+        yield ns, order_engine, enrollment_engine
+    finally:
+        await drop_streams(ns)
+        await order_engine.dispose()
+        await enrollment_engine.dispose()
 
 
-async def fulfilled_count(engine, made) -> int:
-    return sum([(await order_row(engine, order.order_token)).status == "fulfilled" for order in made])
+async def all_enrolled(engine: AsyncEngine, made: list[PaidOrder]) -> bool:
+    return all([len(await enrollments_of(engine, o.order_token)) == len(o.lines) for o in made])
 
 
-async def all_fulfilled(engine, made) -> bool:
-    return await fulfilled_count(engine, made) == len(made)
-
-
-async def assert_one_enrollment_each(engine, made) -> None:
-    for order in made:
-        [enrollment] = await enrollments_of(engine, order.order_token)
-        assert (await order_row(engine, order.order_token)).enrollment_id == enrollment.enrollment_id
+async def consumer_info(settings: Settings):
+    async with jetstream(settings.nats_url) as js:
+        return await js.consumer_info(settings.nats_stream, DURABLE)
 
 
 @pytest.mark.slow
-async def test_consumer_killed_after_commit_before_ack(own_engine, own_settings, events, tmp_path):
-    # A database of its own: the relay below publishes every unpublished outbox row of its database.
-    made = [await make_order(own_engine, months=m) for m in (1, 3, 6)]
+async def test_consumer_killed_after_commit_before_ack(own_settings, tmp_path):
+    made = [paid_order(1), paid_order(3, 6), paid_order(6, 1, 3)]
     log = tmp_path / "enrollment.log"
-    async with running_relay(own_settings, events):
+    async with own_world(own_settings) as (ns, order_engine, engine), running(order_relay(ns)):
         for order in made:
-            await add_captured(own_engine, order)
-        with python_process("enrollment_svc", process_env(own_settings, events, fault="consumer_after_commit"),
-                            log) as crashed:
+            await write_paid(order_engine, order)
+        with python_process("enrollment_svc", settings_env(ns, fault="consumer_after_commit"), log) as crashed:
             assert await wait_exit(crashed, 30) == -9, log.read_text()
 
-        # Before any restart: the one delivery was committed, and never acked.
-        fulfilled = [o for o in made if (await order_row(own_engine, o.order_token)).status == "fulfilled"]
-        assert len(fulfilled) == 1, f"{len(fulfilled)} orders fulfilled when the consumer was killed"
-        [killed] = fulfilled
-        [enrollment] = await enrollments_of(own_engine, killed.order_token)
-        assert sum([len(await enrollments_of(own_engine, o.order_token)) for o in made]) == 1
-        async with jetstream(own_settings.nats_url) as js:
-            info = await js.consumer_info(events.stream, events.durable)
-            delivered = await js.get_msg(events.stream, info.delivered.stream_seq)
+        # Before any restart: exactly one delivery, committed (all its lines, its event, its audit rows), never acked.
+        enrolled = await enrolled_orders(engine, made)
+        assert len(enrolled) == 1, f"{len(enrolled)} orders had enrollments when the consumer was killed"
+        [killed] = enrolled
+        before = await assert_one_enrollment_per_line(engine, killed)
+        assert sum([len(await enrollments_of(engine, o.order_token)) for o in made]) == len(killed.lines)
+        assert len(await created_events(engine, killed.order_token)) == 1
+        assert len(await audits_of(engine, [r.enrollment_id for r in before])) == len(killed.lines)
+        info = await consumer_info(ns)
         assert (info.delivered.consumer_seq, info.ack_floor.consumer_seq) == (1, 0), "one delivery, not acked"
-        assert json.loads(delivered.data)["order_token"] == killed.order_token
+        async with jetstream(ns.nats_url) as js:
+            delivered = await js.get_msg(ns.nats_stream, info.delivered.stream_seq)
+        assert json.loads(delivered.data)["order_token"] == killed.order_token  # the kill came after its commit
 
         metrics_port = free_port()
-        env = process_env(own_settings, events) | {"ENROLLMENT_METRICS_PORT": str(metrics_port)}
-        with python_process("enrollment_svc", env, log) as service:
-            await wait_for(lambda: all_fulfilled(own_engine, made), 30, "every order fulfilled")
-            async with jetstream(own_settings.nats_url) as js:
-                async def settled() -> bool:
-                    info = await js.consumer_info(events.stream, events.durable)
-                    return info.num_ack_pending == 0 and info.num_pending == 0
-                await wait_for(settled, events.ack_wait * 3 + 10, "every delivery acked")
-                info = await js.consumer_info(events.stream, events.durable)
-                captured = [m for m in await stream_messages(js, events)
-                            if m.subject == events.wire_subject(CAPTURED_SUBJECT)]
-                assert info.delivered.consumer_seq > len(captured)  # the unacked one came again
-            outcomes = await enrollment_outcomes(metrics_port)
-            # the restart enrolled only the two others; the redelivery found the committed enrollment
+        with python_process("enrollment_svc", settings_env(ns.replace(enrollment_metrics_port=metrics_port)),
+                            log) as service:
+            await wait_for(lambda: all_enrolled(engine, made), 30, "every order enrolled")
+
+            async def settled() -> bool:
+                info = await consumer_info(ns)
+                return info.num_ack_pending == 0 and info.num_pending == 0
+
+            await wait_for(settled, ns.consumer_ack_wait * 3 + 10, "every delivery acked")
+            info = await consumer_info(ns)
+            async with jetstream(ns.nats_url) as js:
+                paid = [m for m in await stream_messages(js, events_of(ns)) if m.subject == ns.nats_subject_prefix + ORDER_PAID]
+            assert len(paid) == len(made) and info.delivered.consumer_seq > len(paid)  # the unacked one came again
+            outcomes = await paid_order_outcomes(metrics_port)
+            # the restart enrolled only the two others; the redelivery found the committed enrollments
             assert outcomes["enrolled"] == len(made) - 1 and outcomes["already_enrolled"] >= 1, outcomes
             service.terminate()
             assert await wait_exit(service, 15) == 0, log.read_text()  # graceful stop on SIGTERM
-    await assert_one_enrollment_each(own_engine, made)
-    assert (await enrollments_of(own_engine, killed.order_token))[0].enrollment_id == enrollment.enrollment_id
+
+        for order in made:
+            rows = await assert_one_enrollment_per_line(engine, order)
+            assert len(await created_events(engine, order.order_token)) == 1
+            audits = await audits_of(engine, [r.enrollment_id for r in rows])
+            assert sorted((a.entity_id, a.action) for a in audits) == sorted((r.enrollment_id, "created") for r in rows)
+        assert [r.enrollment_id for r in await enrollments_of(engine, killed.order_token)] == [
+            r.enrollment_id for r in before]
 
 
-async def test_a_fault_without_the_test_switch_is_ignored_with_a_warning(own_engine, own_settings, events, tmp_path):
-    order = await make_order(own_engine)
+async def test_a_fault_without_the_test_switch_is_ignored_with_a_warning(own_settings, tmp_path):
+    order = paid_order(1, 3)
     log = tmp_path / "enrollment.log"
-    env = process_env(own_settings, events) | {FAULT_ENV: "consumer_after_commit"}  # no CHECKOUT_TEST_HOOKS
-    async with running_relay(own_settings, events):
-        await add_captured(own_engine, order)
+    async with own_world(own_settings) as (ns, order_engine, engine), running(order_relay(ns)):
+        await write_paid(order_engine, order)
+        env = settings_env(ns) | {FAULT_ENV: "consumer_after_commit"}  # no CHECKOUT_TEST_HOOKS
         with python_process("enrollment_svc", env, log) as service:
-            await wait_for(lambda: all_fulfilled(own_engine, [order]), 30, "the order fulfilled")
-            async with jetstream(own_settings.nats_url) as js:
-                async def acked() -> bool:
-                    assert service.poll() is None, f"killed by the fault point: {log.read_text()}"
-                    return (await js.consumer_info(events.stream, events.durable)).ack_floor.consumer_seq == 1
-                await wait_for(acked, 30, "the delivery acked (the ack comes after the fault point)")
+            await wait_for(lambda: all_enrolled(engine, [order]), 30, "the order enrolled")
+
+            async def acked() -> bool:
+                assert service.poll() is None, f"killed by the fault point: {log.read_text()}"
+                return (await consumer_info(ns)).ack_floor.consumer_seq == 1
+
+            await wait_for(acked, 30, "the delivery acked (the ack comes after the fault point)")
             assert service.poll() is None, log.read_text()
             service.terminate()
             assert await wait_exit(service, 15) == 0, log.read_text()
@@ -129,78 +161,104 @@ async def test_a_fault_without_the_test_switch_is_ignored_with_a_warning(own_eng
 
 
 @pytest.mark.slow
-async def test_nats_restarted_mid_stream_loses_nothing(engine, settings, events, tmp_path):
+async def test_nats_restarted_mid_stream_loses_nothing(own_settings, tmp_path):
     server = PrivateNats(tmp_path / "nats")
     server.start()
-    embedded = unique_events(stream=events.stream, dlq_stream=events.dlq_stream, subject_prefix=events.subject_prefix,
-                             relay_lock_key=events.relay_lock_key, relay_embedded=True)
-    made = [await make_order(engine, months=(1, 3, 6)[n % 3]) for n in range(12)]
+    made = [paid_order(*[(1, 3, 6)[(n + k) % 3] for k in range(n % 3 + 1)]) for n in range(12)]  # 1 to 3 lines
     log = tmp_path / "enrollment.log"
     try:
-        with python_process("enrollment_svc", process_env(settings, embedded, nats_url=server.url), log):
-            for order in made[:4]:
-                await add_captured(engine, order)
-            await wait_for(lambda: _positive(fulfilled_count(engine, made[:4])), 20, "the stream to start flowing")
-            await asyncio.to_thread(server.stop)  # mid-stream
-            for order in made[4:8]:
-                await add_captured(engine, order)  # written while NATS is down: they wait in the outbox
-            await asyncio.sleep(1.5)
-            await asyncio.to_thread(server.start)  # same port, same store
-            for order in made[8:]:
-                await add_captured(engine, order)
-            await wait_for(lambda: all_fulfilled(engine, made), 45, "every order fulfilled after the restart")
-        async with jetstream(server.url) as js:
-            captured = [m for m in await stream_messages(js, events)
-                        if m.subject == events.wire_subject(CAPTURED_SUBJECT)]
-        mine = {order.order_token for order in made}
-        tokens = [token for token in (json.loads(m.data)["order_token"] for m in captured) if token in mine]
-        assert sorted(tokens) == sorted(mine)  # each once: nothing lost, no copies
+        async with own_world(own_settings, nats_url=server.url) as (ns, order_engine, engine):
+            with python_process("enrollment_svc", settings_env(ns), log):
+                async with running(order_relay(ns)):
+                    for order in made[:4]:
+                        await write_paid(order_engine, order)
+                    await wait_for(lambda: _any(enrolled_orders(engine, made[:4])), 20, "the stream to start flowing")
+                    await asyncio.to_thread(server.stop)  # mid-stream
+                    failed = relay_failures()
+                    for order in made[4:8]:
+                        await write_paid(order_engine, order)  # written while NATS is down: they wait in the outbox
+                    await wait_for(lambda: _is(relay_failures() > failed), 20, "the relay to fail on the outage")
+                    await asyncio.to_thread(server.start)  # same port, same store
+                    for order in made[8:]:
+                        await write_paid(order_engine, order)
+                    await wait_for(lambda: all_enrolled(engine, made), 45, "every order enrolled after the restart")
+                    await wait_for(lambda: _all_created_published(engine, made), 30,
+                                   "enrollment_svc's relay to publish every enrollment.created")
+            async with jetstream(server.url) as js:
+                messages = await stream_messages(js, events_of(ns))
+            for subject in (ORDER_PAID, "checkout.enrollment.created"):
+                tokens = [json.loads(m.data)["order_token"] for m in messages
+                          if m.subject == ns.nats_subject_prefix + subject]
+                assert sorted(tokens) == sorted(o.order_token for o in made), subject  # each once: none lost, no copies
+            for order in made:
+                await assert_one_enrollment_per_line(engine, order)
+            async with order_engine.connect() as conn:
+                unpublished = (await conn.execute(select(ORDERING.outbox.c.id).where(
+                    ORDERING.outbox.c.published_at.is_(None)))).all()
+            assert unpublished == []
     finally:
         await asyncio.to_thread(server.stop)
-    await assert_one_enrollment_each(engine, made)
-    async with engine.connect() as conn:
-        unpublished = (await conn.execute(select(outbox.c.id).where(
-            outbox.c.aggregate_id.in_([o.order_token for o in made]), outbox.c.published_at.is_(None)))).all()
-    assert unpublished == []
 
 
-async def test_replay_dlq_command(engine, settings, events, tmp_path):
-    order = await make_order(engine, status="awaiting_payment")
-    await dead_letter_service.park(engine, stream=events.stream, consumer=events.durable, stream_seq=7,
-                                   subject=events.wire_subject(CAPTURED_SUBJECT),
-                                   payload=json.dumps(captured_payload(order)).encode(), deliveries=3, error="not paid")
-    async with engine.connect() as conn:
-        letter_id = (await conn.execute(select(dead_letters.c.dead_letter_id)
-                                        .where(dead_letters.c.stream == events.stream))).scalar_one()
+async def test_replay_dlq_command(own_settings, tmp_path):
+    refused, other = paid_order(1, 6), paid_order(3)
+    async with own_world(own_settings) as (ns, _, engine):
+        store = DeadLetterStore(engine, plumbing)
+        for seq, order in ((7, refused), (8, other)):
+            assert await store.park(stream=ns.nats_stream, consumer=DURABLE, stream_seq=seq, subject=ORDER_PAID,
+                                    payload=order_paid_json(order), deliveries=3, error="database: refused")
+        [refused_id] = [d.dead_letter_id for d in await store.list() if d.stream_seq == 7]
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "enrollment_svc.replay_dlq", *args], cwd=ROOT,
-                              env=process_env(settings, events), capture_output=True, text=True, timeout=60)
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "enrollment_svc.replay_dlq", *args], cwd=ROOT,
+                                  env=settings_env(ns), capture_output=True, text=True, timeout=60)
 
-    assert run().returncode == 2  # neither --all nor an id
-    refused = await asyncio.to_thread(run, letter_id)
-    assert refused.returncode == 1 and "not replayed" in refused.stdout and "not paid" in refused.stdout
-    async with engine.begin() as conn:
-        await conn.execute(update(orders).where(orders.c.order_token == order.order_token).values(status="paid"))
-    done = await asyncio.to_thread(run, letter_id)
-    assert done.returncode == 0 and f"{letter_id}: replayed" in done.stdout, done.stdout + done.stderr
-    assert len(await enrollments_of(engine, order.order_token)) == 1
+        assert (await asyncio.to_thread(run)).returncode == 2  # neither --all nor an id
+        admin = create_async_engine(ns.database_url, pool_size=1)  # the test database's administrator
+        try:
+            async with database_refuses(admin, refused) as refusal:
+                no = await asyncio.to_thread(run, refused_id)
+                assert no.returncode == 1 and f"{refused_id}: not replayed" in no.stdout and refusal in no.stdout, (
+                    no.stdout + no.stderr)
+                assert await enrollments_of(engine, refused.order_token) == []
+        finally:
+            await admin.dispose()
+        done = await asyncio.to_thread(run, "--all")  # oldest first: both parked ones
+        assert done.returncode == 0 and f"{refused_id}: replayed" in done.stdout, done.stdout + done.stderr
+        assert [d.status for d in await store.list()] == ["replayed", "replayed"]
+        for order in (refused, other):
+            await assert_one_enrollment_per_line(engine, order)
+        nothing = await asyncio.to_thread(run, "--all")
+        assert nothing.returncode == 0 and "no parked dead letters" in nothing.stdout
 
 
-async def enrollment_outcomes(metrics_port: int) -> dict[str, float]:
-    """checkout_enrollment_events_total by outcome, from the service's /metrics."""
+async def paid_order_outcomes(metrics_port: int) -> dict[str, float]:
+    """checkout_enrollment_orders_total by outcome, from the service's /metrics."""
     def scrape() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
             return reply.read().decode()
 
-    outcomes = collections.Counter()
+    outcomes: collections.Counter[str] = collections.Counter()
     for family in text_string_to_metric_families(await asyncio.to_thread(scrape)):
-        if family.name == "checkout_enrollment_events":
-            for sample in family.samples:
-                if sample.name == "checkout_enrollment_events_total":
-                    outcomes[sample.labels["outcome"]] += sample.value
+        for sample in family.samples:
+            if sample.name == "checkout_enrollment_orders_total":
+                outcomes[sample.labels["outcome"]] += sample.value
     return outcomes
 
 
-async def _positive(awaitable) -> bool:
-    return (await awaitable) > 0
+async def _all_created_published(engine: AsyncEngine, made: list[PaidOrder]) -> bool:
+    rows = [row for order in made for row in await created_events(engine, order.order_token)]
+    return len(rows) == len(made) and all(row.published_at is not None for row in rows)
+
+
+def relay_failures() -> float:
+    """Failed publish batches of the `ordering` relay running in this process."""
+    return REGISTRY.get_sample_value("checkout_outbox_publish_failures_total", {"schema": "ordering"}) or 0.0
+
+
+async def _is(value: bool) -> bool:
+    return value
+
+
+async def _any(awaitable) -> bool:
+    return bool(await awaitable)
