@@ -90,7 +90,12 @@ class DeadLetterStore:
             raise CheckoutError(ErrorCode.VALIDATION_FAILED, f"no consumer {letter.consumer!r} in this service",
                                 suggested_action="replay it in the service whose consumer parked it")
         try:
-            await handler(parse_event(letter.subject, bytes(letter.payload)))
+            event = parse_event(letter.subject, bytes(letter.payload))
+        except CannotHandle as error:
+            raise CheckoutError(ErrorCode.VALIDATION_FAILED, f"the parked message cannot be handled: {error}",
+                                suggested_action="publish a corrected event; this one cannot be replayed") from None
+        try:
+            await handler(event)
         except (CannotHandle, RetryLater) as error:
             await self._note_error(dead_letter_id, f"replay by {actor}: {error}")
             raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, f"replay by {actor}: {error}",

@@ -1,31 +1,52 @@
-"""Wiring: the enrollment service's servicer on a gRPC server (used by __main__ and by tests),
-and its background workers (the consumer, and an outbox relay unless OUTBOX_RELAY_EMBEDDED=0)."""
+"""One enrollment_svc process, assembled: the use cases on the service's own engine, the
+EnrollmentService servicer, the consumer of paid orders and the relay of its outbox."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.v1 import enrollment_pb2, enrollment_pb2_grpc
-from common.config import Settings
-from common.events import BackgroundTask, EventSettings
-from common.outbox_relay import start_relay
+from common.consumer import Subscription
+from common.dead_letters import DeadLetterStore
 from common.server import Register
-from enrollment_svc.consumer import EnrollmentConsumer
-from enrollment_svc.grpc_api import EnrollmentApi
+from common.service_main import Assembly
+from common.settings import Settings
+from common.uow import uow_factory
+from enrollment_svc import workers
+from enrollment_svc.api import EnrollmentApi
+from enrollment_svc.repository import EnrollmentRepository
+from enrollment_svc.service import DeadLetterDesk, EnrollmentService
+from enrollment_svc.tables import plumbing
+from enrollment_svc.workers.order_paid import OrderPaidHandler
 
 
-def build_registration(engine: AsyncEngine, settings: Settings) -> Register:
-    def register(server: grpc.aio.Server) -> list[str]:
-        enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentApi(engine), server)
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    enrollments: EnrollmentService
+    on_order_paid: OrderPaidHandler
+    subscriptions: tuple[Subscription, ...]
+    dead_letters: DeadLetterDesk
+
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(
+            EnrollmentApi(self.enrollments, self.dead_letters), server)
         return [enrollment_pb2.DESCRIPTOR.services_by_name["EnrollmentService"].full_name]
 
-    return register
+
+def parts(engine: AsyncEngine) -> Parts:
+    """The use cases and handlers (no workers): also what tests and replay_dlq use."""
+    enrollments = EnrollmentService(uow_factory(engine, plumbing), EnrollmentRepository())
+    on_order_paid = OrderPaidHandler(enrollments)
+    subscriptions = (workers.order_paid_subscription(on_order_paid),)
+    desk = DeadLetterDesk(DeadLetterStore(engine, plumbing), {s.durable: s.handler for s in subscriptions})
+    return Parts(enrollments, on_order_paid, subscriptions, desk)
 
 
-def start_workers(engine: AsyncEngine, settings: Settings, events: EventSettings) -> list[BackgroundTask]:
-    consumer = EnrollmentConsumer(engine, settings.nats_url, events)
-    workers = [BackgroundTask("enrollment-consumer", consumer.run)]
-    if events.relay_embedded:
-        workers.append(start_relay(settings, events, name="outbox-relay@enrollment_svc"))
-    return workers
+def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
+    built = parts(engine)
+    consumer, _ = workers.consumer(engine, settings, built.subscriptions)
+    register: Register = built.register
+    return Assembly(register, [consumer, workers.relay(settings)])

@@ -1,1 +1,1 @@
-"""Enrollment rules with no I/O: plan periods and the captured-payment event."""
+"""Enrollment rules with no I/O: plan periods, and the enrollments a paid order yields."""

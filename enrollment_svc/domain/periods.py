@@ -26,10 +26,15 @@ def add_months(start: datetime.datetime, months: int) -> datetime.datetime:
     return start.replace(year=year, month=month, day=day)
 
 
-def period_end(start: datetime.datetime, value: int, unit: str) -> datetime.datetime:
-    """`start` + `value` `unit`s (unit "month" or "year", value 1..36)."""
+def check_period(value: int, unit: str) -> None:
+    """InvalidPeriod unless unit is "month" or "year" and value an integer 1..36."""
     if unit not in UNITS:
         raise InvalidPeriod(f"period unit must be month or year, not {unit!r}")
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PERIOD_VALUE:
         raise InvalidPeriod(f"period value must be an integer from 1 to {MAX_PERIOD_VALUE}, not {value!r}")
+
+
+def period_end(start: datetime.datetime, value: int, unit: str) -> datetime.datetime:
+    """`start` + `value` `unit`s (unit "month" or "year", value 1..36)."""
+    check_period(value, unit)
     return add_months(start, value if unit == "month" else 12 * value)
