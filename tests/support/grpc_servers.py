@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from common.config import Settings
+from common.settings import Settings
 from common.server import Register, start_server
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from common.auth import mint_token
-from common.config import Settings
+from common.settings import Settings
 
 
 def new_user() -> str:
