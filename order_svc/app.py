@@ -16,7 +16,7 @@ from common.events import EventSettings
 from common.outbox_relay import relay_worker
 from common.service_main import Assembly
 from common.settings import Settings
-from common.uow import uow_factory
+from common.uow import UnitOfWorkFactory, uow_factory
 from common.workers import Worker, periodic
 from order_svc.api import SERVICE_NAME, OrderApi
 from order_svc.clients import CartCheckoutClient, PaymentSessionsClient
@@ -32,6 +32,8 @@ SERVICE = "order"
 
 @dataclasses.dataclass
 class Components:
+    uow: UnitOfWorkFactory
+    repository: OrderRepository
     service: OrderService
     progress: OrderProgress
     recovery: PlacementRecovery
@@ -63,7 +65,7 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
         claim_lease=datetime.timedelta(seconds=max(30.0, 4 * settings.order_cart_call_timeout)),
         batch=settings.order_sweep_batch)
     expiry = OrderExpiry(uow, repository, batch=settings.order_sweep_batch)
-    return Components(service, progress, recovery, expiry, consumers.subscriptions(progress), cart, payments)
+    return Components(uow, repository, service, progress, recovery, expiry, consumers.subscriptions(progress), cart, payments)
 
 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:

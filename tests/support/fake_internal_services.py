@@ -78,6 +78,10 @@ class FakeCartCheckout:
         self.unavailable = 0
         self.delay = 0.0
         self.refusal: CheckoutError | None = None
+        # set `hold_answers` to keep ConvertCart's answer (after the conversion is made) until it is set;
+        # `answer_held` tells the test that a conversion is waiting there
+        self.hold_answers: asyncio.Event | None = None
+        self.answer_held = asyncio.Event()
 
     def add_cart(self, *, user_id: str = "", lines: Sequence[dict[str, Any]] | None = None, currency: str = "INR",
                  exchange_rate: str = "1", subtotal: str = "3999.00", discount_code: str = "",
@@ -138,6 +142,9 @@ class FakeCartCheckout:
         self.conversions[order_token] = snapshot
         if cart.coupon:
             self.redemptions[order_token] = "held"
+        if self.hold_answers is not None:
+            self.answer_held.set()
+            await self.hold_answers.wait()
         return snapshot
 
     async def release(self, *, order_token: str, reopen_cart: bool, reason: str) -> Released:

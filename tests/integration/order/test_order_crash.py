@@ -10,7 +10,7 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
-from checkout.v1 import cart_pb2, order_pb2, order_pb2_grpc
+from checkout.v1 import order_pb2, order_pb2_grpc
 from common.tables import orders
 from gateway_emulator.runner import start_emulator
 from tests.support.processes import ServiceProcess, fault_env, free_port

@@ -1,185 +1,233 @@
-"""Orders over real gRPC: order_svc → payment_svc → the gateway emulator, real PostgreSQL.
+"""Orders over real gRPC and real PostgreSQL: order_svc → (fake, in-process, real gRPC) cart_svc
+CartCheckout and payment_svc PaymentSessions.
 
 Covers the failures users of other checkouts complain about most: charging twice on a refresh
-(idempotency keys, double submits), coupons past their limit, and retries after a failure.
+(idempotency keys, double submits), coupons past their limit, and retries after a failure; and
+what order_svc promises its callees: a deadline and bounded retries per call, and no database
+connection held while it waits on them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
-from decimal import Decimal
 
 import grpc
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select
 
-from cart_svc.app import build_registration as cart_registration
-from cart_svc.cart_cache import build_cart_cache
-from checkout.v1 import cart_pb2, cart_pb2_grpc, order_pb2, order_pb2_grpc
+from checkout.v1 import order_pb2
+from common.errors import CheckoutError, ErrorCode
 from common.grpc_errors import detail_of
-from common.tables import coupon_redemptions, coupons, orders, payment_tokens
-from gateway_emulator.runner import start_emulator
-from order_svc.app import build_registration as order_registration
-from order_svc.payment_sessions_client import PaymentSessionsClient
-from payment_svc.app import build_registration as payment_registration
-from tests.support.grpc_servers import serving, serving_at
+from order_svc.tables import idempotency_keys, order_placements, orders, plumbing
+from tests.integration.order.conftest import OrderStack, count, fails_with, rows
+from tests.support.fake_internal_services import line
 from tests.support.tokens import bearer, new_user
 
-PLAN = "7a1e0000-0000-4000-8000-000000000103"  # 3999.00 INR
 
-
-@pytest.fixture(scope="module")
-def emulator():
-    with start_emulator(port=0) as running:
-        yield running
-
-
-@pytest.fixture
-async def stubs(settings, engine, emulator):
-    local = dataclasses.replace(settings, razorpay_base_url=emulator.url, stripe_base_url=emulator.url)
-    cache = build_cart_cache(local)  # real Redis: the order must close the cart's cached copy too
-    async with serving_at(local, payment_registration(engine, local)) as (payment_address, _):
-        sessions = PaymentSessionsClient(payment_address)
-        async with serving(local, cart_registration(engine, local, cache)) as cart_channel, \
-                serving(local, order_registration(engine, local, sessions, cache)) as order_channel:
-            yield cart_pb2_grpc.CartServiceStub(cart_channel), order_pb2_grpc.OrderServiceStub(order_channel)
-        await sessions.close()
-    await cache.close()
-
-
-async def fails_with(call, code: int):
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    detail = detail_of(caught.value)
-    assert detail is not None and detail.code == code, (caught.value.code(), detail)
-    return detail
-
-
-async def a_cart(cart_stub, settings, user: str, quantity: int = 1, coupon: str | None = None) -> str:
-    cart = await cart_stub.CreateCart(cart_pb2.CreateCartRequest(items=[cart_pb2.CartItemInput(plan_id=PLAN, quantity=quantity)]),
-                                      metadata=bearer(settings, user))
-    if coupon:
-        await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=coupon), metadata=bearer(settings, user))
-    return cart.token
-
-
-def order_request(cart_token: str, **more) -> order_pb2.CreateOrderRequest:
-    return order_pb2.CreateOrderRequest(cart_token=cart_token, **more)
-
-
-def with_key(settings, user: str, key: str):
-    return (*bearer(settings, user), ("idempotency-key", key))
-
-
-async def test_order_opens_a_payment_session_for_its_total(stubs, settings):
-    cart_stub, order_stub = stubs
+async def test_an_order_converts_the_cart_and_opens_a_payment_session_for_its_total(stack: OrderStack) -> None:
     user = new_user()
-    token = await a_cart(cart_stub, settings, user)
-    await cart_stub.GetCart(cart_pb2.GetCartRequest(token=token), metadata=bearer(settings, user))  # now cached
-    order = await order_stub.CreateOrder(order_request(token, billing={"country": "IN", "state": "KA"}),
-                                         metadata=bearer(settings, user))
-    assert order.status == "awaiting_payment" and order.user_id == user
-    assert order.total == "4718.82" and [t.name for t in order.taxes] == ["CGST", "SGST"]
+    cart = stack.fakes.cart.add_cart(user_id=user)
+
+    order = await stack.place(user, cart, billing={"country": "IN", "state": "KA"}, payment_method="card")
+
+    assert order.status == "awaiting_payment" and order.user_id == user and order.cart_token == cart
+    assert order.total == "4718.82" and [t.name for t in order.taxes] == ["IGST"]
     assert order.payment.gateway == "razorpay" and order.payment.gateway_order_id.startswith("order_")
     assert order.payment.amount == order.total and order.payment.currency == "INR" and order.payment.checkout_url
-    again = await order_stub.GetOrder(order_pb2.GetOrderRequest(order_token=order.order_token), metadata=bearer(settings, user))
-    assert again.payment.payment_token == order.payment.payment_token
-    converted = await cart_stub.GetCart(cart_pb2.GetCartRequest(token=token), metadata=bearer(settings, user))
-    assert converted.status == "converted"
+    assert stack.fakes.cart.carts[cart].converted_by == order.order_token
+    [request] = stack.fakes.payments.requests
+    assert (request.attempt, request.user_id, request.payment_method) == (1, user, "card")
+    again = await stack.stub.GetOrder(order_pb2.GetOrderRequest(order_token=order.order_token),
+                                      metadata=bearer(stack.settings, user))
+    assert again == order
+    [row] = await rows(stack.engine, select(orders).where(orders.c.order_token == order.order_token))
+    assert row.items == [line()] and row.payment["payment_token"] == order.payment.payment_token
+    assert row.billing == {"country": "IN", "state": "KA"} and row.payment_attempt == 1
+    subjects = [r.subject for r in await rows(stack.engine, select(plumbing.outbox.c.subject)
+                                              .where(plumbing.outbox.c.aggregate_id == order.order_token)
+                                              .order_by(plumbing.outbox.c.seq))]
+    assert subjects == ["checkout.order.created", "checkout.order.awaiting_payment"]
 
 
-async def test_order_needs_a_user_and_a_usable_cart(stubs, settings, engine):
-    cart_stub, order_stub = stubs
+async def test_an_order_needs_a_user_and_a_usable_cart(stack: OrderStack) -> None:
     user = new_user()
-    await fails_with(order_stub.CreateOrder(order_request(str(uuid.uuid4()))), 1101)
-    await fails_with(order_stub.CreateOrder(order_request(str(uuid.uuid4())), metadata=bearer(settings, user)), 1001)
-    await fails_with(order_stub.CreateOrder(order_request("nope", gateway="paypal"), metadata=bearer(settings, user)), 1000)
-    empty = await cart_stub.CreateCart(cart_pb2.CreateCartRequest(), metadata=bearer(settings, user))
-    await fails_with(order_stub.CreateOrder(order_request(empty.token), metadata=bearer(settings, user)), 1004)
-    someone_elses = await a_cart(cart_stub, settings, new_user())
-    await fails_with(order_stub.CreateOrder(order_request(someone_elses), metadata=bearer(settings, user)), 1102)
+    await fails_with(stack.stub.CreateOrder(order_pb2.CreateOrderRequest(cart_token=str(uuid.uuid4()))), 1101)
+    await fails_with(stack.place(user, str(uuid.uuid4())), 1001)
+    detail = await fails_with(stack.place(user, "nope", gateway="paypal"), 1000)
+    assert list(detail.validation_messages) == ["cart_token: must be a UUID", "gateway: one of razorpay, stripe"]
+    await fails_with(stack.place(user, stack.fakes.cart.add_cart(user_id=user, empty=True)), 1004)
+    someone_elses = stack.fakes.cart.add_cart(user_id=new_user())
+    await fails_with(stack.place(user, someone_elses), 1102)
+    assert await count(stack.engine, orders, orders.c.user_id == user) == 0
 
 
-async def test_same_key_same_body_replays_and_another_body_is_2005(stubs, settings, emulator):
-    cart_stub, order_stub = stubs
+async def test_the_same_key_and_body_replays_and_another_body_is_2005(stack: OrderStack) -> None:
     user, key = new_user(), str(uuid.uuid4())
-    token = await a_cart(cart_stub, settings, user)
-    first = await order_stub.CreateOrder(order_request(token), metadata=with_key(settings, user, key))
-    second = await order_stub.CreateOrder(order_request(token), metadata=with_key(settings, user, key))
+    cart = stack.fakes.cart.add_cart(user_id=user)
+
+    first = await stack.place(user, cart, key)
+    second = await stack.place(user, cart, key)
+
     assert second == first
-    await fails_with(order_stub.CreateOrder(order_request(token, gateway="stripe"), metadata=with_key(settings, user, key)), 2005)
+    await fails_with(stack.place(user, cart, key, gateway="stripe"), 2005)
+    assert len(stack.fakes.cart.calls) == 1 and len(stack.fakes.payments.requests) == 1
 
 
-async def test_concurrent_requests_with_one_key_make_one_order_and_one_gateway_order(stubs, settings, emulator, engine):
-    cart_stub, order_stub = stubs
+async def test_concurrent_requests_with_one_key_make_one_order_and_one_gateway_order(stack: OrderStack) -> None:
     user, key = new_user(), str(uuid.uuid4())
-    token = await a_cart(cart_stub, settings, user)
-    results = await asyncio.gather(*(order_stub.CreateOrder(order_request(token), metadata=with_key(settings, user, key))
-                                     for _ in range(5)), return_exceptions=True)
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    stack.fakes.cart.delay = 0.2  # the first request is still converting when the others arrive
+
+    results = await asyncio.gather(*(stack.place(user, cart, key) for _ in range(5)), return_exceptions=True)
+
     succeeded = [r for r in results if isinstance(r, order_pb2.Order)]
-    in_flight = [detail_of(r).code for r in results if isinstance(r, grpc.aio.AioRpcError)]
-    assert succeeded and set(in_flight) <= {2006}
+    in_flight = [detail_of(r).code for r in results if isinstance(r, grpc.aio.AioRpcError)]  # type: ignore[union-attr]
+    assert succeeded and set(in_flight) <= {2006} and len(succeeded) + len(in_flight) == 5
     assert len({order.order_token for order in succeeded}) == 1
-    async with engine.connect() as conn:
-        assert (await conn.execute(select(func.count()).select_from(orders).where(orders.c.cart_token == token))).scalar() == 1
-    gateway_orders = [o for o in emulator.state()["razorpay"]["orders"] if o.get("receipt", "").startswith(succeeded[0].order_token)]
-    assert len(gateway_orders) == 1
+    assert await count(stack.engine, orders, orders.c.cart_token == cart) == 1
+    assert len(stack.fakes.payments.gateway_orders(succeeded[0].order_token)) == 1
+    assert await stack.place(user, cart, key) == succeeded[0]  # and the retry of a 2006 gets the answer
 
 
-async def test_double_submit_of_one_cart_without_a_key_is_one_order(stubs, settings, engine):
-    cart_stub, order_stub = stubs
+async def test_a_double_submit_of_one_cart_without_a_key_is_one_order(stack: OrderStack) -> None:
     user = new_user()
-    token = await a_cart(cart_stub, settings, user)
-    results = await asyncio.gather(*(order_stub.CreateOrder(order_request(token), metadata=bearer(settings, user)) for _ in range(4)))
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    stack.fakes.cart.delay = stack.fakes.payments.delay = 0.05
+
+    results = await asyncio.gather(*(stack.place(user, cart) for _ in range(4)))
+
     assert len({order.order_token for order in results}) == 1
-    async with engine.connect() as conn:
-        assert (await conn.execute(select(func.count()).select_from(orders).where(orders.c.cart_token == token))).scalar() == 1
+    assert len({order.payment.payment_token for order in results}) == 1
+    assert await count(stack.engine, orders, orders.c.cart_token == cart) == 1
+    states = sorted(r.state for r in await rows(stack.engine, select(order_placements.c.state)
+                                                 .where(order_placements.c.cart_token == cart)))
+    assert states == ["placed", "superseded", "superseded", "superseded"]
+    assert len(stack.fakes.payments.sessions) == 1
 
 
-async def test_twenty_concurrent_orders_on_a_coupon_limited_to_three(stubs, settings, engine):
-    cart_stub, order_stub = stubs
+async def test_twenty_concurrent_orders_on_a_coupon_limited_to_three(stack: OrderStack) -> None:
     code = f"LIM{uuid.uuid4().hex[:8].upper()}"
-    async with engine.begin() as conn:
-        await conn.execute(insert(coupons).values(code=code, kind="percent", value=Decimal("10"), max_redemptions=3))
+    stack.fakes.cart.coupon_limits[code] = 3
     users = [new_user() for _ in range(20)]
-    carts = [await a_cart(cart_stub, settings, user, coupon=code) for user in users]
-    results = await asyncio.gather(*(order_stub.CreateOrder(order_request(cart), metadata=bearer(settings, user))
-                                     for cart, user in zip(carts, users)), return_exceptions=True)
+    carts = [stack.fakes.cart.add_cart(user_id=user, discount_code=code, discount_amount="399.90") for user in users]
+
+    results = await asyncio.gather(*(stack.place(user, cart) for cart, user in zip(carts, users, strict=True)),
+                                   return_exceptions=True)
+
     placed = [r for r in results if isinstance(r, order_pb2.Order)]
-    refused = [detail_of(r).code for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    refused = [detail_of(r).code for r in results if isinstance(r, grpc.aio.AioRpcError)]  # type: ignore[union-attr]
     assert len(placed) == 3 and refused == [2004] * 17
-    async with engine.connect() as conn:
-        held = (await conn.execute(select(func.count()).select_from(coupon_redemptions)
-                                   .where(coupon_redemptions.c.code == code, coupon_redemptions.c.status == "held"))).scalar()
-        count = (await conn.execute(select(coupons.c.redeemed_count).where(coupons.c.code == code))).scalar()
-    assert held == count == 3
+    assert await count(stack.engine, orders, orders.c.cart_token.in_(carts)) == 3
+    assert await count(stack.engine, order_placements, order_placements.c.cart_token.in_(carts),
+                       order_placements.c.state == "refused") == 17
+    assert stack.fakes.cart.held(code) == 3 and len(stack.fakes.payments.sessions) == 3
 
 
-async def test_orders_are_only_for_their_owner(stubs, settings):
-    cart_stub, order_stub = stubs
+async def test_orders_are_only_for_their_owner(stack: OrderStack) -> None:
     user = new_user()
-    order = await order_stub.CreateOrder(order_request(await a_cart(cart_stub, settings, user)), metadata=bearer(settings, user))
+    order = await stack.place(user, stack.fakes.cart.add_cart(user_id=user))
     request = order_pb2.GetOrderRequest(order_token=order.order_token)
-    await fails_with(order_stub.GetOrder(request), 1101)
-    await fails_with(order_stub.GetOrder(request, metadata=bearer(settings, new_user())), 1102)
-    await fails_with(order_stub.GetOrder(order_pb2.GetOrderRequest(order_token=str(uuid.uuid4())), metadata=bearer(settings, user)), 2101)
+    await fails_with(stack.stub.GetOrder(request), 1101)
+    await fails_with(stack.stub.GetOrder(request, metadata=bearer(stack.settings, new_user())), 1102)
+    await fails_with(stack.stub.GetOrder(order_pb2.GetOrderRequest(order_token=str(uuid.uuid4())),
+                                         metadata=bearer(stack.settings, user)), 2101)
 
 
-async def test_new_attempt_only_after_the_live_session_failed(stubs, settings, emulator, engine):
-    cart_stub, order_stub = stubs
+async def test_a_new_attempt_only_after_the_live_session_failed(stack: OrderStack) -> None:
     user = new_user()
-    order = await order_stub.CreateOrder(order_request(await a_cart(cart_stub, settings, user), return_url="https://app.example/back"),
-                                         metadata=bearer(settings, user))
-    assert "app.example" in order.payment.checkout_url
+    order = await stack.place(user, stack.fakes.cart.add_cart(user_id=user), return_url="https://app.example/back")
     attempt = order_pb2.CreatePaymentAttemptRequest(order_token=order.order_token)
-    await fails_with(order_stub.CreatePaymentAttempt(attempt, metadata=bearer(settings, user)), 2102)
-    await fails_with(order_stub.CreatePaymentAttempt(attempt, metadata=bearer(settings, new_user())), 1102)
-    # a failure reaches us by webhook or browser callback (their own tests); here it is written directly
-    async with engine.begin() as conn:
-        await conn.execute(update(payment_tokens).where(payment_tokens.c.token == order.payment.payment_token).values(status="failed"))
-    second = await order_stub.CreatePaymentAttempt(attempt, metadata=bearer(settings, user))
+    refusal = await fails_with(stack.stub.CreatePaymentAttempt(attempt, metadata=bearer(stack.settings, user)), 2102)
+    assert refusal.message == "a payment session of this order is still open"  # payment_svc's own words
+    await fails_with(stack.stub.CreatePaymentAttempt(attempt, metadata=bearer(stack.settings, new_user())), 1102)
+    stack.fakes.payments.set_status(order.order_token, 1, "failed")
+
+    second = await stack.stub.CreatePaymentAttempt(attempt, metadata=bearer(stack.settings, user))
+
     assert second.payment_token != order.payment.payment_token and second.status == "pending"
     assert second.amount == order.total
-    assert "app.example" in second.checkout_url  # the new attempt returns the student to the same page
+    assert stack.fakes.payments.requests[-1].return_url == "https://app.example/back"  # back to the same page
+    now = await stack.stub.GetOrder(order_pb2.GetOrderRequest(order_token=order.order_token),
+                                    metadata=bearer(stack.settings, user))
+    assert now.payment == second and now.status == "awaiting_payment"
+
+
+# -- the calls to cart_svc and payment_svc ----------------------------------------------------------------
+
+async def test_a_callee_that_is_briefly_down_is_retried(stack: OrderStack) -> None:
+    user = new_user()
+    stack.fakes.cart.unavailable = 2
+    stack.fakes.payments.unavailable = 1
+
+    order = await stack.place(user, stack.fakes.cart.add_cart(user_id=user))
+
+    assert order.status == "awaiting_payment"
+    assert [rpc for rpc, _ in stack.fakes.cart.calls] == ["ConvertCart"] * 3  # the same order token each time
+    assert len({token for _, token in stack.fakes.cart.calls}) == 1
+    assert len(stack.fakes.payments.requests) == 2 and len(stack.fakes.payments.sessions) == 1
+
+
+async def test_a_callee_that_stays_down_is_4001_and_the_key_lets_the_retry_resume(stack: OrderStack) -> None:
+    user, key = new_user(), str(uuid.uuid4())
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    stack.fakes.payments.unavailable = 100
+
+    detail = await fails_with(stack.place(user, cart, key), 4001)
+
+    assert detail.retryable and detail.message == "the payment service is unavailable"
+    assert 1 < len(stack.fakes.payments.requests) <= 3  # bounded retries
+    stack.fakes.payments.unavailable = 0
+    order = await stack.place(user, cart, key)  # at once: a retryable failure ends the key's lease
+    assert order.status == "awaiting_payment" and len(stack.fakes.cart.calls) == 1
+    assert await count(stack.engine, orders, orders.c.cart_token == cart) == 1
+
+
+@pytest.mark.parametrize("call_timeouts", [{"order_payment_call_timeout": 0.5}])
+async def test_a_callee_past_the_deadline_is_4001(stack: OrderStack, call_timeouts: dict[str, float]) -> None:
+    user = new_user()
+    stack.fakes.payments.delay = 5.0
+
+    started = asyncio.get_running_loop().time()
+    await fails_with(stack.place(user, stack.fakes.cart.add_cart(user_id=user)), 4001)
+
+    assert asyncio.get_running_loop().time() - started < 2.0  # one deadline covers the call and its retries
+    assert not stack.fakes.payments.sessions  # the callee's work was cancelled with the call
+
+
+async def test_no_database_connection_is_held_while_a_callee_works(stack: OrderStack) -> None:
+    user = new_user()
+    seen: list[int] = []
+    pool = stack.engine.pool
+    cart_core, payment_core = stack.fakes.cart, stack.fakes.payments
+    convert, open_session = cart_core.convert, payment_core.open_session
+
+    async def watched_convert(**kwargs):  # type: ignore[no-untyped-def]
+        seen.append(pool.checkedout())  # type: ignore[attr-defined]
+        return await convert(**kwargs)
+
+    async def watched_open(request):  # type: ignore[no-untyped-def]
+        seen.append(pool.checkedout())  # type: ignore[attr-defined]
+        return await open_session(request)
+
+    cart_core.convert = watched_convert  # type: ignore[method-assign]
+    payment_core.open_session = watched_open  # type: ignore[method-assign]
+    await stack.place(user, cart_core.add_cart(user_id=user), str(uuid.uuid4()))
+
+    assert seen == [0, 0]
+
+
+async def test_a_final_error_is_stored_with_the_key_and_replayed(stack: OrderStack) -> None:
+    user, key = new_user(), str(uuid.uuid4())
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    stack.fakes.cart.refusal = CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=["code: coupon has expired"])
+
+    first = await fails_with(stack.place(user, cart, key), 2004)
+    stack.fakes.cart.refusal = None
+    again = await fails_with(stack.place(user, cart, key), 2004)
+
+    assert list(again.validation_messages) == list(first.validation_messages) == ["code: coupon has expired"]
+    [stored] = await rows(stack.engine, select(idempotency_keys).where(idempotency_keys.c.key == key))
+    assert (stored.recovery_point, stored.response_code, stored.locked_at) == ("finished", 2004, None)
+    assert await count(stack.engine, orders, orders.c.cart_token == cart) == 0
+    assert len(stack.fakes.cart.calls) == 1

@@ -1,202 +1,104 @@
-"""What changed between cart and order decides the order (order_svc/place_order.py): the catalog's
-price at order time, the sale as it stands then, and the coupon re-checked then. A coupon that no
-longer holds refuses the order with 2004 and leaves everything as it was.
-
-Each test prices a plan of its own (1000.00 INR) so that changing it touches no other test. No
-billing is sent, so tax is IGST 18% of the amount after discounts.
+"""What the order is made of: exactly the snapshot cart_svc's ConvertCart returned (re-pricing the
+cart at order time — catalog price, sale, coupon — is cart_svc's now, and tested there). A coupon
+that no longer holds is ConvertCart's refusal 2004: the order is refused with cart_svc's own
+reasons and nothing is made — no order, no payment session, no event.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import uuid
-from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import select
 
-from checkout.v1 import cart_pb2, order_pb2
-from common.tables import carts, coupon_redemptions, coupons, internships, orders, plans, sales
-from tests.integration.test_order_grpc import emulator, fails_with, stubs  # noqa: F401 (fixtures)
-from tests.support.tokens import bearer, new_user
+from common.errors import CheckoutError, ErrorCode
+from order_svc.tables import order_placements, orders, plumbing
+from order_svc.views import TaxView
+from tests.integration.order.conftest import OrderStack, count, fails_with, rows
+from tests.support.fake_internal_services import line
+from tests.support.tokens import new_user
 
-OTHER_INTERNSHIP = "5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000003"  # a sample internship no test cart here holds
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    internship_id: str
-    plan_id: str
-
-
-@pytest.fixture
-async def plan(engine) -> Plan:
-    made = Plan(str(uuid.uuid4()), str(uuid.uuid4()))
-    async with engine.begin() as conn:
-        await conn.execute(insert(internships).values(internship_id=made.internship_id, title="Repricing internship"))
-        await conn.execute(insert(plans).values(plan_id=made.plan_id, internship_id=made.internship_id, period_value=1,
-                                                period_unit="month", price=Decimal("1000.00"), currency="INR"))
-    return made
-
-
-async def execute(engine, statement: str, **params) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(text(statement), params)
-
-
-async def new_coupon(engine, percent: str = "10", **fields) -> str:
-    code = f"RP{uuid.uuid4().hex[:10].upper()}"
-    async with engine.begin() as conn:
-        await conn.execute(insert(coupons).values(code=code, kind="percent", value=Decimal(percent), **fields))
-    return code
-
-
-async def new_sale(engine, plan: Plan, **window) -> str:
-    slug = f"rp-{uuid.uuid4().hex[:10]}"
-    async with engine.begin() as conn:
-        await conn.execute(insert(sales).values(sale_slug=slug, kind="percent", value=Decimal("10"),
-                                                internship_ids=[plan.internship_id], **window))
-    return slug
-
-
-async def a_cart(cart_stub, settings, user: str, plan: Plan, *, sale_slug: str = "", coupon: str = "") -> cart_pb2.Cart:
-    cart = await cart_stub.CreateCart(cart_pb2.CreateCartRequest(items=[cart_pb2.CartItemInput(plan_id=plan.plan_id, quantity=1)],
-                                                                 sale_slug=sale_slug), metadata=bearer(settings, user))
-    if coupon:
-        cart = await cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=coupon), metadata=bearer(settings, user))
-    return cart
-
-
-async def place(order_stub, settings, user: str, cart_token: str) -> order_pb2.Order:
-    return await order_stub.CreateOrder(order_pb2.CreateOrderRequest(cart_token=cart_token), metadata=bearer(settings, user))
+OTHER_PLAN = "7a1e0000-0000-4000-8000-000000000106"
 
 
 def figures(message) -> tuple[str, str, str, str]:  # type: ignore[no-untyped-def]
     return message.subtotal, message.discount_amount, message.tax_amount, message.total
 
 
-async def unit_prices(engine, order_token: str) -> list[str]:
-    async with engine.connect() as conn:
-        items = (await conn.execute(select(orders.c["items"]).where(orders.c.order_token == order_token))).scalar_one()
-    return [item["unit_price"] for item in items]
-
-
-# -- the price ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("new_price", "expected"), [
-    ("1200.00", ("1200.00", "0.00", "216.00", "1416.00")),
-    ("800.00", ("800.00", "0.00", "144.00", "944.00")),
-])
-async def test_the_order_carries_the_catalog_price_at_order_time(stubs, settings, engine, plan, new_price, expected):
-    cart_stub, order_stub = stubs
-    user = new_user()
-    cart = await a_cart(cart_stub, settings, user, plan)
-    assert figures(cart) == ("1000.00", "0.00", "180.00", "1180.00")
-    await execute(engine, "UPDATE plans SET price = :price WHERE plan_id = :plan", price=Decimal(new_price), plan=plan.plan_id)
-
-    order = await place(order_stub, settings, user, cart.token)
-
-    assert figures(order) == expected
-    assert order.payment.amount == expected[3]  # the gateway is asked for the new total too
-    assert await unit_prices(engine, order.order_token) == [new_price]
-
-
-# -- the sale -------------------------------------------------------------------------------------
-
-LIST_PRICE = ("1000.00", "0.00", "180.00", "1180.00")
-SALE_PRICE = ("900.00", "0.00", "162.00", "1062.00")
-TOMORROW = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
-SALE_CHANGES = {  # the sale's window when the cart is made, its change, the cart's figures, the order's
-    "ended": ({}, "UPDATE sales SET ends_at = now() - interval '1 second' WHERE sale_slug = :slug", SALE_PRICE, LIST_PRICE),
-    "started": ({"starts_at": TOMORROW}, "UPDATE sales SET starts_at = now() - interval '1 second' WHERE sale_slug = :slug",
-                LIST_PRICE, SALE_PRICE),
+SNAPSHOTS = {  # what cart_svc priced at order time → what the order must say
+    "a new catalog price": dict(lines=[line(price="1200.00")], subtotal="1200.00", discount_amount="0.00",
+                                taxes=(TaxView("IGST", "18", "216.00"),), tax_amount="216.00", total="1416.00"),
+    "a sale": dict(lines=[line(price="900.00")], subtotal="900.00", discount_amount="0.00",
+                   taxes=(TaxView("IGST", "18", "162.00"),), tax_amount="162.00", total="1062.00"),
+    "a coupon at its value then": dict(lines=[line(price="1000.00")], subtotal="1000.00", discount_code="RP25",
+                                       discount_amount="250.00", taxes=(TaxView("IGST", "18", "135.00"),),
+                                       tax_amount="135.00", total="885.00"),
+    "two lines in USD": dict(lines=[line(1, price="12.01", quantity=2), line(2, plan_id=OTHER_PLAN, price="72.06",
+                                                                          months=6)],
+                             currency="USD", exchange_rate="0.01201", subtotal="96.08", discount_amount="0.00",
+                             taxes=(), tax_amount="0.00", total="96.08", billing={"country": "US", "state": ""}),
 }
 
 
-@pytest.mark.parametrize("change", list(SALE_CHANGES))
-async def test_the_order_applies_the_sale_as_it_stands_at_order_time(stubs, settings, engine, plan, change):
-    cart_stub, order_stub = stubs
+@pytest.mark.parametrize("name", list(SNAPSHOTS))
+async def test_the_order_carries_exactly_the_snapshot_convert_cart_returned(stack: OrderStack, name: str) -> None:
+    user, priced = new_user(), SNAPSHOTS[name]
+    cart = stack.fakes.cart.add_cart(user_id=user, **priced)  # type: ignore[arg-type]
+
+    order = await stack.place(user, cart)
+
+    assert figures(order) == (priced["subtotal"], priced["discount_amount"], priced["tax_amount"], priced["total"])
+    assert [(t.name, t.rate, t.amount) for t in order.taxes] == [(t.name, t.rate, t.amount) for t in priced["taxes"]]
+    assert order.currency == priced.get("currency", "INR") and order.discount_code == priced.get("discount_code", "")
+    assert order.payment.amount == priced["total"] and order.payment.currency == order.currency  # the gateway too
+    [row] = await rows(stack.engine, select(orders).where(orders.c.order_token == order.order_token))
+    assert row.items == priced["lines"]
+    assert format(row.exchange_rate.normalize(), "f") == priced.get("exchange_rate", "1") == order.exchange_rate
+
+
+COUPON_REFUSALS = ["code: coupon has expired", "code: coupon is not valid yet",
+                   "code: cart subtotal is below the coupon's minimum",
+                   "code: coupon does not apply to any internship in the cart", "code: no such coupon",
+                   "code: coupon redemption limit reached"]
+
+
+@pytest.mark.parametrize("reason", COUPON_REFUSALS)
+async def test_a_coupon_that_no_longer_holds_refuses_the_order_with_2004_and_makes_nothing(
+        stack: OrderStack, reason: str) -> None:
     user = new_user()
-    window, statement, in_cart, in_order = SALE_CHANGES[change]
-    slug = await new_sale(engine, plan, **window)
-    cart = await a_cart(cart_stub, settings, user, plan, sale_slug=slug)
-    assert figures(cart) == in_cart
-    await execute(engine, statement, slug=slug)
+    cart = stack.fakes.cart.add_cart(user_id=user, discount_code="RP10", discount_amount="100.00")
+    stack.fakes.cart.refusal = CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=[reason],
+                                             suggested_action="remove the coupon from the cart and place the order again")
 
-    order = await place(order_stub, settings, user, cart.token)
-
-    assert figures(order) == in_order
-    assert await unit_prices(engine, order.order_token) == [in_order[0]]
-
-
-# -- the coupon -----------------------------------------------------------------------------------
-
-async def test_a_coupon_whose_value_changed_gives_its_value_at_order_time(stubs, settings, engine, plan):
-    cart_stub, order_stub = stubs
-    user = new_user()
-    code = await new_coupon(engine, "10")
-    cart = await a_cart(cart_stub, settings, user, plan, coupon=code)
-    assert figures(cart) == ("1000.00", "100.00", "162.00", "1062.00")
-    await execute(engine, "UPDATE coupons SET value = 25 WHERE code = :code", code=code)
-
-    order = await place(order_stub, settings, user, cart.token)
-
-    assert figures(order) == ("1000.00", "250.00", "135.00", "885.00") and order.discount_code == code
-
-
-COUPON_CHANGES = {
-    "expired": ("UPDATE coupons SET ends_at = now() - interval '1 second' WHERE code = :code",
-                "code: coupon has expired"),
-    "moved to the future": ("UPDATE coupons SET starts_at = now() + interval '1 day' WHERE code = :code",
-                            "code: coupon is not valid yet"),
-    "minimum raised": ("UPDATE coupons SET min_subtotal = 5000 WHERE code = :code",
-                       "code: cart subtotal is below the coupon's minimum"),
-    "narrowed to another internship": (f"UPDATE coupons SET internship_ids = ARRAY['{OTHER_INTERNSHIP}']::uuid[] WHERE code = :code",
-                                       "code: coupon does not apply to any internship in the cart"),
-    "deleted": ("DELETE FROM coupons WHERE code = :code", "code: no such coupon"),
-}
-
-
-async def nothing_changed(engine, cart: cart_pb2.Cart, code: str, redeemed_count: int | None, holders: list[str]) -> None:
-    """No order from the cart, no other redemption of the code, its count as it was, the cart still open with its coupon."""
-    async with engine.connect() as conn:
-        placed = (await conn.execute(select(func.count()).select_from(orders).where(orders.c.cart_token == cart.token))).scalar()
-        held_by = (await conn.execute(select(coupon_redemptions.c.user_id).where(coupon_redemptions.c.code == code))).scalars().all()
-        count = (await conn.execute(select(coupons.c.redeemed_count).where(coupons.c.code == code))).scalar()
-        stored = (await conn.execute(select(carts.c.status, carts.c.discount_code, carts.c.user_id)
-                                     .where(carts.c.token == cart.token))).one()
-    assert (placed, held_by, count) == (0, holders, redeemed_count)
-    assert (stored.status, stored.discount_code, stored.user_id) == ("active", code, cart.user_id)
-
-
-@pytest.mark.parametrize("change", list(COUPON_CHANGES))
-async def test_a_coupon_that_no_longer_holds_refuses_the_order_with_2004_and_changes_nothing(stubs, settings, engine, plan, change):
-    cart_stub, order_stub = stubs
-    user = new_user()
-    code = await new_coupon(engine)
-    cart = await a_cart(cart_stub, settings, user, plan, coupon=code)
-    assert cart.discount_amount == "100.00"
-    statement, reason = COUPON_CHANGES[change]
-    await execute(engine, statement, code=code)
-
-    detail = await fails_with(place(order_stub, settings, user, cart.token), 2004)
+    detail = await fails_with(stack.place(user, cart), 2004)
 
     assert list(detail.validation_messages) == [reason]
-    await nothing_changed(engine, cart, code, None if change == "deleted" else 0, holders=[])
+    assert detail.suggested_action == "remove the coupon from the cart and place the order again"
+    assert await count(stack.engine, orders, orders.c.cart_token == cart) == 0
+    [placement] = await rows(stack.engine, select(order_placements).where(order_placements.c.cart_token == cart))
+    assert placement.state == "refused"  # nothing taken: nothing for the recovery worker to give back
+    assert await count(stack.engine, plumbing.outbox, plumbing.outbox.c.aggregate_id == str(placement.order_token)) == 0
+    assert not stack.fakes.payments.requests and stack.fakes.cart.carts[cart].converted_by is None
 
 
-async def test_the_last_redemption_taken_by_another_students_order_refuses_this_one(stubs, settings, engine, plan):
-    cart_stub, order_stub = stubs
+async def test_the_order_is_refused_when_the_last_redemption_went_to_another_students_order(stack: OrderStack) -> None:
     late, early = new_user(), new_user()
-    code = await new_coupon(engine, max_redemptions=1)
-    late_cart = await a_cart(cart_stub, settings, late, plan, coupon=code)
-    early_cart = await a_cart(cart_stub, settings, early, plan, coupon=code)
-    assert late_cart.discount_amount == early_cart.discount_amount == "100.00"  # both carts took it while it was free
-    first = await place(order_stub, settings, early, early_cart.token)
+    stack.fakes.cart.coupon_limits["ONCE"] = 1
+    late_cart = stack.fakes.cart.add_cart(user_id=late, discount_code="ONCE", discount_amount="100.00")
+    early_cart = stack.fakes.cart.add_cart(user_id=early, discount_code="ONCE", discount_amount="100.00")
+    first = await stack.place(early, early_cart)
     assert first.discount_amount == "100.00"
 
-    detail = await fails_with(place(order_stub, settings, late, late_cart.token), 2004)
+    detail = await fails_with(stack.place(late, late_cart), 2004)
 
     assert list(detail.validation_messages) == ["code: coupon redemption limit reached"]
-    await nothing_changed(engine, late_cart, code, 1, holders=[early])
+    assert await count(stack.engine, orders, orders.c.cart_token == late_cart) == 0
+    assert stack.fakes.cart.held("ONCE") == 1
+
+
+async def test_a_placed_order_is_recorded_on_its_placement(stack: OrderStack) -> None:
+    user = new_user()
+    order = await stack.place(user, stack.fakes.cart.add_cart(user_id=user))
+    [placement] = await rows(stack.engine, select(order_placements)
+                             .where(order_placements.c.order_token == uuid.UUID(order.order_token)))
+    assert (placement.state, str(placement.resolved_order_token)) == ("placed", order.order_token)
