@@ -223,8 +223,19 @@ async def test_a_payment_event_that_can_never_apply_is_parked(fields: dict[str, 
     order = await placed(w)
     with pytest.raises(CannotHandle):
         await consumers.payment_handler(w.progress)(payment_event(order, **fields))
-    with pytest.raises(CannotHandle):
-        await consumers.payment_handler(w.progress)(payment_event(order, "checkout.payment.flagged"))
+
+
+async def test_an_event_of_a_subject_the_consumer_does_not_name_is_ignored() -> None:
+    # a NATS server before 2.10 ignores filter_subjects and delivers the whole stream
+    w = world()
+    order = await placed(w)
+    before = w.repository.orders[order.order_token]
+    created = ConsumedEvent("checkout.order.created", {"order_token": order.order_token, "lines": []})
+    assert await consumers.payment_handler(w.progress)(payment_event(order, "checkout.payment.flagged")) == "ignored"
+    assert await consumers.payment_handler(w.progress)(created) == "ignored"
+    assert await consumers.enrollment_handler(w.progress)(created) == "ignored"
+    assert await consumers.enrollment_handler(w.progress)(payment_event(order)) == "ignored"
+    assert w.repository.orders[order.order_token] == before
 
 
 async def test_the_enrollment_consumer_reads_every_enrollment_of_the_order() -> None:
