@@ -3,8 +3,10 @@ PaymentSessions as in-process fakes (tests/support/fake_internal_services.py) on
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -75,3 +77,27 @@ async def count(engine: AsyncEngine, table: Any, *where: Any) -> int:
 async def rows(engine: AsyncEngine, statement: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(statement)).all())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
+    """Until `check()` holds (an outcome another process or a background worker brings about)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def create_retrying(stub: order_pb2_grpc.OrderServiceStub, request: order_pb2.CreateOrderRequest,
+                          metadata: tuple[tuple[str, str], ...], within: float = 60.0) -> order_pb2.Order:
+    """What a careful client does: the same request with the same key while the answer is retryable
+    (2006 until the lease a killed request left on the key runs out; 4001)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await stub.CreateOrder(request, metadata=metadata, timeout=30)
+        except grpc.aio.AioRpcError as error:
+            detail = detail_of(error)
+            if detail is None or not detail.retryable or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)

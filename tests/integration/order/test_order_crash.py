@@ -19,9 +19,8 @@ import dataclasses
 import pathlib
 import signal
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -31,9 +30,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from checkout.v1 import admin_pb2, admin_pb2_grpc, cart_pb2, cart_pb2_grpc, order_pb2, order_pb2_grpc
-from common.grpc_errors import detail_of
 from common.settings import Settings
 from gateway_emulator.runner import RunningEmulator, start_emulator
+from tests.integration.order.conftest import create_retrying, eventually
 from tests.support.processes import ServiceProcess, fault_env, free_port, inherited_env
 from tests.support.tokens import bearer, new_user
 
@@ -155,30 +154,6 @@ async def killed_while_placing(stack: Stack, point: str, request: order_pb2.Crea
     assert "fault injected" in log and point in log  # killed by that fault point, not by anything else
 
 
-async def create_retrying(stub: order_pb2_grpc.OrderServiceStub, request: order_pb2.CreateOrderRequest,
-                          metadata: tuple[tuple[str, str], ...], within: float = 60.0) -> order_pb2.Order:
-    """What a careful client does: the same request with the same key while the answer is retryable
-    (2006: the dead request's lease on the key has not run out yet)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await stub.CreateOrder(request, metadata=metadata, timeout=30)
-        except grpc.aio.AioRpcError as error:
-            detail = detail_of(error)
-            if detail is None or not detail.retryable or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.25)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-# what the kill left behind, by fault point: placements, cart status, held redemptions, orders (status), gateway orders
 LEFT_BEHIND = {
     "order_after_placement": (["converting"], "active", 0, [], 0),
     "order_after_convert": (["converting"], "converted", 1, [], 0),

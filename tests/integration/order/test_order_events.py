@@ -4,12 +4,10 @@ workers `assemble` starts take payment and enrollment events and publish the ord
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
@@ -27,18 +25,11 @@ from order_svc.app import assemble, components
 from order_svc.commands import OrderRequest
 from order_svc.tables import orders, plumbing
 from order_svc.views import OrderView
+from tests.integration.order.conftest import eventually
 from tests.support.fake_internal_services import FakeServices, fake_internal_services
 from tests.support.tokens import new_user
 
 pytestmark = pytest.mark.slow
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Bus:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import signal
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -19,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.v1 import order_pb2, order_pb2_grpc
 from common.db import create_engine
-from common.grpc_errors import detail_of
 from common.settings import Settings
 from order_svc.tables import order_placements, orders
+from tests.integration.order.conftest import create_retrying
 from tests.support.fake_internal_services import FakeServices, fake_internal_services
 from tests.support.processes import ServiceProcess, fault_env, free_port
 from tests.support.tokens import bearer, new_user
@@ -79,7 +78,7 @@ async def test_order_svc_killed_at_each_point_then_the_retry_makes_one_of_everyt
         await wait_serving(restarted)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = order_pb2_grpc.OrderServiceStub(channel)
-            order = await retrying(stub, request, metadata)
+            order = await create_retrying(stub, request, metadata)
             replay = await stub.CreateOrder(request, metadata=metadata, timeout=30)
     finally:
         for process in (restarted, doomed):
@@ -96,14 +95,3 @@ async def test_order_svc_killed_at_each_point_then_the_retry_makes_one_of_everyt
     assert len(fakes.payments.sessions) == 1
 
 
-async def retrying(stub: order_pb2_grpc.OrderServiceStub, request: order_pb2.CreateOrderRequest,
-                   metadata: tuple[tuple[str, str], ...]) -> order_pb2.Order:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return await stub.CreateOrder(request, metadata=metadata, timeout=30)
-        except grpc.aio.AioRpcError as error:  # 2006 until the dead request's lease on the key runs out
-            detail = detail_of(error)
-            if detail is None or not detail.retryable or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
