@@ -71,15 +71,17 @@ class PlaceOrder:
 
     async def run(self, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
         order_token, placement_token = await self._recovery_point(key)
-        if order_token is None:
+        if order_token is not None:
+            order = await self._read_order(order_token)
+        else:
             if placement_token is None:
                 placement_token = await self._start(user_id, request, key)
                 fault_point("order_after_placement")
             snapshot = await self._convert(placement_token, user_id, request)
             fault_point("order_after_convert")
-            order_token = await self._record_order(placement_token, user_id, request, snapshot, key)
+            order = await self._record_order(placement_token, user_id, request, snapshot, key)
             fault_point("order_after_commit")  # the order row exists; no payment session asked for yet
-        return await self._pay(order_token, user_id, request, key)
+        return await self._pay(order, user_id, request, key)
 
     # -- where a retry resumes -----------------------------------------------------------------------
     async def _recovery_point(self, key: HeldKey | None) -> tuple[str | None, str | None]:
@@ -135,7 +137,7 @@ class PlaceOrder:
 
     # -- step 3 -----------------------------------------------------------------------------------------
     async def _record_order(self, placement_token: str, user_id: str, request: OrderRequest, snapshot: Snapshot,
-                            key: HeldKey | None) -> str:
+                            key: HeldKey | None) -> OrderRecord:
         answer = snapshot.order_token or placement_token
         now = self._clock()
         async with self._uow() as uow:
@@ -151,10 +153,10 @@ class PlaceOrder:
                 await uow.commit()
                 raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this order was abandoned and its cart is being "
                                     "given back", suggested_action="retry in a few seconds")
-            if step == "insert":
-                order = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
-                await self._repository.insert_order(uow.conn, order)
-                record_created(uow, order, actor=user_id)
+            if existing is None:  # "insert"
+                existing = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
+                await self._repository.insert_order(uow.conn, existing)
+                record_created(uow, existing, actor=user_id)
             if answered is None:
                 await self._repository.insert_placement(uow.conn, answer, snapshot.cart_token, user_id, now,
                                                         state="placed")
@@ -164,22 +166,27 @@ class PlaceOrder:
                 await self._repository.advance_key(uow.conn, key.user_id, key.key, "order_created", now,
                                                    order_token=answer)
             await uow.commit()
-        return answer
+        return existing
 
     # -- steps 4 and 5 ------------------------------------------------------------------------------------
-    async def _pay(self, order_token: str, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
+    async def _read_order(self, order_token: str) -> OrderRecord:
         async with self._uow() as uow:
             order = await self._repository.get_order(uow.conn, order_token)
         if order is None:
             raise CheckoutError(ErrorCode.INTERNAL, "a recovery point names an order that does not exist")
+        return order
+
+    async def _pay(self, order: OrderRecord, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
         if awaits_first_session(order):
             session = await self._payments.open_session(session_request(order, 1, request.gateway))
             fault_point("order_after_session")
+        elif key is None:
+            return order_view(order)  # past step 5 already (a double submit): the order as it is
         else:
-            session = None  # the order is past step 5 already (a replay without a key, a double submit)
+            session = None  # past step 5 already: the answer to store is the order as it is
         async with self._uow() as uow:
             if session is not None:
-                locked = await self._repository.get_order(uow.conn, order_token, for_update=True)
+                locked = await self._repository.get_order(uow.conn, order.order_token, for_update=True)
                 assert locked is not None
                 order = locked
                 if awaits_first_session(order):
