@@ -59,8 +59,10 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
     service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
                            key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease))
     progress = OrderProgress(uow, repository)
+    # never below twice the ConvertCart deadline: a conversion still in flight is not taken for abandoned
+    placement_timeout = max(settings.order_placement_timeout, 2 * settings.order_cart_call_timeout)
     recovery = PlacementRecovery(
-        uow, repository, cart, timeout=datetime.timedelta(seconds=settings.order_placement_timeout),
+        uow, repository, cart, timeout=datetime.timedelta(seconds=placement_timeout),
         # a release claimed by a worker that died or failed is taken again after this long
         claim_lease=datetime.timedelta(seconds=max(30.0, 4 * settings.order_cart_call_timeout)),
         batch=settings.order_sweep_batch)

@@ -216,7 +216,8 @@ async def test_a_kill_before_the_order_exists_and_no_retry_gives_the_cart_and_co
     assert placement.state == "converting"
 
     # order_svc comes back; nobody retries: its recovery worker takes the placement for abandoned
-    await stack.start("order", f"order-recovery-{point}", ORDER_SWEEP_INTERVAL="0.2", ORDER_PLACEMENT_TIMEOUT="1")
+    await stack.start("order", f"order-recovery-{point}", ORDER_SWEEP_INTERVAL="0.2", ORDER_PLACEMENT_TIMEOUT="1",
+                      ORDER_CART_CALL_TIMEOUT="1")
 
     async def released() -> bool:
         return await stack.one("SELECT state FROM ordering.order_placements WHERE order_token = :o",
