@@ -141,6 +141,9 @@ class Settings(BaseSettings):
                                               "was abandoned by its client: its cart and coupon are released")
     order_payment_call_timeout: Seconds = _field(15.0, "order", "order_svc's deadline for one OpenSession call")
     order_cart_call_timeout: Seconds = _field(5.0, "order", "order_svc's deadline for one ConvertCart call")
+    order_idempotency_lease: Seconds = _field(30.0, "order", "how long a CreateOrder holds its Idempotency-Key "
+                                              "between recovery points; a request with the key meanwhile is 2006, and "
+                                              "a key left by a crashed process is free again after this")
     cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
     cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
 

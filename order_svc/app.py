@@ -1,33 +1,81 @@
-"""Wiring: the order service's servicer on a gRPC server (used by __main__ and by tests)."""
+"""Wiring: what `python -m order_svc` runs (`assemble`), built from `components` so that tests can
+reach the same pieces (the service, the consumers' use cases, the sweepers)."""
 
 from __future__ import annotations
+
+import dataclasses
+import datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from checkout.v1 import order_pb2, order_pb2_grpc
-from cart_svc.cart_cache import CartCache, build_cart_cache
-from common.config import Settings
-from common.server import Register
+from checkout.v1 import order_pb2_grpc
+from common.consumer import Subscription, consumer_worker
+from common.dead_letters import DeadLetterStore
+from common.events import EventSettings
+from common.outbox_relay import relay_worker
 from common.service_main import Assembly
-from order_svc.order_api import OrderApi
-from order_svc.order_service import OrderService
-from order_svc.payment_sessions_client import PaymentSessionsClient
+from common.settings import Settings
+from common.uow import UnitOfWorkFactory, uow_factory
+from common.workers import Worker, periodic
+from order_svc.api import SERVICE_NAME, OrderApi
+from order_svc.clients import CartCheckoutClient, PaymentSessionsClient
+from order_svc.progress import OrderProgress
+from order_svc.repository import OrderRepository
+from order_svc.service import OrderService
+from order_svc.tables import plumbing
+from order_svc.workers import consumers
+from order_svc.workers.sweepers import OrderExpiry, PlacementRecovery
+
+SERVICE = "order"
 
 
-def build_registration(engine: AsyncEngine, settings: Settings, sessions: PaymentSessionsClient | None = None,
-                       cart_cache: CartCache | None = None) -> Register:
-    def register(server: grpc.aio.Server) -> list[str]:
-        client = sessions or PaymentSessionsClient(settings.payment_grpc_address)
-        service = OrderService(engine, settings, client, cart_cache=cart_cache)
-        order_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(service), server)
-        return [order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name]
+@dataclasses.dataclass
+class Components:
+    uow: UnitOfWorkFactory
+    repository: OrderRepository
+    service: OrderService
+    progress: OrderProgress
+    recovery: PlacementRecovery
+    expiry: OrderExpiry
+    subscriptions: list[Subscription]
+    cart: CartCheckoutClient
+    payments: PaymentSessionsClient
 
-    return register
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        order_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(self.service), server)
+        return [SERVICE_NAME]
+
+    async def close(self) -> None:
+        await self.cart.close()
+        await self.payments.close()
+
+
+def components(engine: AsyncEngine, settings: Settings) -> Components:
+    uow = uow_factory(engine, plumbing)
+    repository = OrderRepository()
+    cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout)
+    payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout)
+    service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
+                           key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease))
+    progress = OrderProgress(uow, repository)
+    # never below twice the ConvertCart deadline: a conversion still in flight is not taken for abandoned
+    placement_timeout = max(settings.order_placement_timeout, 2 * settings.order_cart_call_timeout)
+    recovery = PlacementRecovery(
+        uow, repository, cart, timeout=datetime.timedelta(seconds=placement_timeout),
+        # a release claimed by a worker that died or failed is taken again after this long
+        claim_lease=datetime.timedelta(seconds=max(30.0, 4 * settings.order_cart_call_timeout)),
+        batch=settings.order_sweep_batch)
+    expiry = OrderExpiry(uow, repository, batch=settings.order_sweep_batch)
+    return Components(uow, repository, service, progress, recovery, expiry, consumers.subscriptions(progress), cart, payments)
 
 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
-    """What `python -m order_svc` runs: the cart cache is told when an order converts a cart."""
-    cart_cache = build_cart_cache(settings)
-    sessions = PaymentSessionsClient(settings.payment_grpc_address)
-    return Assembly(build_registration(engine, settings, sessions, cart_cache), [sessions.close, cart_cache.close])
+    parts = components(engine, settings)
+    consumer, _ = consumer_worker(DeadLetterStore(engine, plumbing), settings.nats_url,
+                                  EventSettings.from_settings(settings), parts.subscriptions, name="order-consumers")
+    workers: list[Worker] = [relay_worker(settings, SERVICE, plumbing), consumer]
+    if settings.order_sweep_interval > 0:
+        workers += [periodic("order-placement-recovery", settings.order_sweep_interval, parts.recovery.one_pass),
+                    periodic("order-expiry", settings.order_sweep_interval, parts.expiry.one_pass)]
+    return Assembly(parts.register, workers, [parts.close])

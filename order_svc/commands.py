@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 PAYMENT_METHODS = ("upi", "card", "netbanking", "wallet")
 GATEWAYS = ("razorpay", "stripe")
+DEFAULT_GATEWAY = "razorpay"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,3 +19,11 @@ class OrderRequest:
     gateway: str = ""
     return_url: str = ""
     cancel_url: str = ""
+
+    def canonical(self) -> bytes:
+        """The request's fingerprint input: the same body gives the same bytes (Idempotency-Key)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def billing(self) -> dict[str, str]:
+        return {"country": self.billing_country, "state": self.billing_state} if self.billing_country else {}

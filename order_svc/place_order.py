@@ -1,10 +1,19 @@
-"""Turning a cart into an order: one PostgreSQL transaction, all or nothing.
+"""Placing an order: a saga run by order_svc (docs/ARCHITECTURE.md "Placing an order").
 
-Lock the cart, check it is open and not empty, re-price it from the catalog (never trusting
-anything the client sent), redeem its coupon under its limits, snapshot prices, taxes and the
-exchange rate into the order, mark the cart converted, and write the outbox and audit rows.
-The cart module's repository and pricing are used as a library: the cart and the order must
-change in the same transaction, which a call to another process could not give.
+    1 tx   placement `converting` with a new order token (+ the key: converting, that token)
+    2 ──►  cart_svc ConvertCart(cart, order token): re-priced, coupon redeemed, cart converted;
+           idempotent on the token. The answer may name another token: this user's order already
+           converted the cart (a double submit) — that order is the answer.
+    3 tx   the order row `pending` from the snapshot, its placement `placed` (ours `superseded`
+           when the answer named another), the key: order_created; checkout.order.created
+    4 ──►  payment_svc OpenSession(order, attempt 1): idempotent per (order, attempt)
+    5 tx   the order `awaiting_payment` with the session's view, the key: finished + the answer
+
+No connection is held across 2 and 4. A crash between any two steps leaves a recovery point:
+the client's retry with the same Idempotency-Key resumes there (domain/placement.resumes_at);
+without a key the cart is the anchor (ConvertCart answers the first order). Nobody retrying: the
+recovery worker (workers/sweepers.py) abandons the placement and releases the cart; a step 3
+that finds its placement abandoned refuses with 4001 and the retry starts afresh.
 """
 
 from __future__ import annotations
@@ -12,107 +21,206 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from cart_svc import cart_pricing, cart_repository, catalog_repository, redemptions
-from cart_svc.domain.cart import PlanRef
-from cart_svc.domain.pricing import PriceBreakdown
-from cart_svc.domain.tax import Billing
-from common.audit import append_audit
+from common.clock import rfc3339
 from common.errors import CheckoutError, ErrorCode
-from common.money import format_amount
-from common.outbox import add_event
-from order_svc import order_repository
-from order_svc.commands import OrderRequest
-from order_svc.order_repository import OrderRecord
+from common.faults import fault_point
+from common.money import format_amount, parse_amount
+from common.uow import UnitOfWorkFactory
+from order_svc import stored_responses
+from order_svc.clients import CartCheckout, PaymentSessions
+from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
+from order_svc.domain.idempotency import StoredKey
+from order_svc.domain.placement import resumes_at, step3_for
+from order_svc.moves import move_order, record_created
+from order_svc.repository import OrderRecord, OrderRepository
+from order_svc.views import OrderView, SessionRequest, Snapshot, order_view
 
-ORDER_TTL = datetime.timedelta(hours=2)
+CREATE_ORDER = "POST /api/v1/order"
 
 
 @dataclasses.dataclass(frozen=True)
-class PlacedOrder:
-    order: OrderRecord
-    cart_version: int | None  # the converted cart's new version (for the cart cache); None if unchanged
+class HeldKey:
+    """An Idempotency-Key this request holds the lease of, as it was when taken."""
+
+    user_id: str
+    key: str
+    stored: StoredKey
 
 
-async def place_order(conn: AsyncConnection, *, user_id: str, request: OrderRequest, now: datetime.datetime,
-                      seller_state: str) -> PlacedOrder:
-    """The order for `request.cart_token`; if that cart already became this user's order, that order."""
-    found = await cart_repository.get_cart(conn, request.cart_token, for_update=True)
-    if found is None:
-        raise CheckoutError(ErrorCode.CART_NOT_FOUND)
-    cart = found[0]
-    if cart.user_id is not None and cart.user_id != user_id:
-        raise CheckoutError(ErrorCode.NOT_ALLOWED, "this cart belongs to another user")
-    if cart.status == "converted":
-        existing = await order_repository.order_of_cart(conn, cart.token)
-        if existing is not None and existing.user_id == user_id:
-            return PlacedOrder(existing, None)  # a double submit of one cart: the first order is the answer
-        raise CheckoutError(ErrorCode.CART_CONVERTED)
-    cart.ensure_open(now)
-    if not cart.lines:
-        raise CheckoutError(ErrorCode.CART_EMPTY)
-
-    before = {"status": cart.status, "user_id": cart.user_id}
-    cart.refresh_plans(await catalog_repository.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
-    cart.user_id = user_id
-    billing = Billing(request.billing_country, request.billing_state or None) if request.billing_country else None
-    prices = await cart_pricing.price(conn, cart, now, seller_state, billing=billing)
-    order_token = str(uuid.uuid4())
-    if cart.coupon_code:
-        verdict = prices.coupon_verdict
-        if verdict is not None and not verdict.applicable:
-            raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=[f"code: {reason}" for reason in verdict.reasons],
-                                suggested_action="remove the coupon from the cart and place the order again")
-        await redemptions.redeem(conn, code=cart.coupon_code, user_id=user_id, order_token=order_token)
-
-    plans = {line.plan.plan_id: line.plan for line in cart.lines}
-    order = _snapshot(order_token, cart.token, user_id, request, prices, cart.coupon_code, plans, now)
-    await order_repository.insert_order(conn, order)
-    cart.status = "converted"
-    cart.updated_at = now
-    await cart_repository.save_cart(conn, cart, cart_pricing.totals_of(prices))
-    await add_event(conn, subject="checkout.order.created", aggregate_id=order_token,
-                    payload={"order_token": order_token, "user_id": user_id, "total": format_amount(order.total),
-                             "currency": order.currency})
-    await append_audit(conn, actor=user_id, entity_type="cart", entity_id=cart.token, action="converted",
-                       before=before, after={"status": "converted", "order_token": order_token})
-    await append_audit(conn, actor=user_id, entity_type="order", entity_id=order_token, action="created", before=None,
-                       after={"status": order.status, "total": order.total, "currency": order.currency,
-                              "discount_code": order.discount_code, "exchange_rate": order.exchange_rate})
-    return PlacedOrder(order, cart.version)
+def session_request(order: OrderRecord, attempt: int, gateway: str) -> SessionRequest:
+    return SessionRequest(
+        order_token=order.order_token, attempt=attempt, user_id=order.user_id, amount=format_amount(order.total),
+        currency=order.currency, gateway=gateway or DEFAULT_GATEWAY, payment_method=order.payment_method or "",
+        return_url=order.return_url, cancel_url=order.cancel_url,
+        description=f"Internship order {order.order_token}", order_expires_at=rfc3339(order.expires_at))
 
 
-def _snapshot(order_token: str, cart_token: str, user_id: str, request: OrderRequest, prices: PriceBreakdown,
-              coupon_code: str | None, plans: dict[str, PlanRef], now: datetime.datetime) -> OrderRecord:
-    return OrderRecord(
-        order_token=order_token,
-        cart_token=cart_token,
-        user_id=user_id,
-        status="pending",
-        currency=prices.currency,
-        items=[{
-            "internship_id": line.internship_id, "plan_id": line.plan_id, "quantity": line.quantity,
-            "title": plans[line.plan_id].title, "period_value": plans[line.plan_id].period_value,
-            "period_unit": plans[line.plan_id].period_unit,
-            "unit_price": format_amount(line.unit_price), "unit_price_inr": format_amount(line.unit_price_inr),
-            "line_total": format_amount(line.line_total),
-        } for line in prices.lines],
-        subtotal=prices.subtotal,
-        discount_code=coupon_code if prices.discounts else None,
-        discount_amount=prices.discount_amount,
-        taxes=[{"name": t.name, "rate": format(t.rate.normalize(), "f"), "amount": format_amount(t.amount)} for t in prices.taxes],
-        tax_amount=prices.tax_amount,
-        total=prices.total,
-        exchange_rate=prices.exchange_rate,
-        billing={"country": request.billing_country, "state": request.billing_state},
-        payment_method=request.payment_method or None,
-        payment_token=None,
-        enrollment_id=None,
-        expires_at=now + ORDER_TTL,
-        created_at=now,
-        updated_at=now,
-        return_url=request.return_url,
-        cancel_url=request.cancel_url,
-    )
+class PlaceOrder:
+    def __init__(self, uow: UnitOfWorkFactory, repository: OrderRepository, cart: CartCheckout,
+                 payments: PaymentSessions, *, order_ttl: datetime.timedelta,
+                 clock: Callable[[], datetime.datetime]) -> None:
+        self._uow = uow
+        self._repository = repository
+        self._cart = cart
+        self._payments = payments
+        self._order_ttl = order_ttl
+        self._clock = clock
+
+    async def run(self, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
+        order_token, placement_token = await self._recovery_point(key)
+        if order_token is not None:
+            order = await self._read_order(order_token)
+        else:
+            if placement_token is None:
+                placement_token = await self._start(user_id, request, key)
+                fault_point("order_after_placement")
+            snapshot = await self._convert(placement_token, user_id, request)
+            fault_point("order_after_convert")
+            order = await self._record_order(placement_token, user_id, request, snapshot, key)
+            fault_point("order_after_commit")  # the order row exists; no payment session asked for yet
+        return await self._pay(order, user_id, request, key)
+
+    # -- where a retry resumes -----------------------------------------------------------------------
+    async def _recovery_point(self, key: HeldKey | None) -> tuple[str | None, str | None]:
+        """(an order token whose order exists, or None; else a placement still converting, or None)."""
+        if key is None or key.stored.order_token is None:
+            return None, None
+        token = key.stored.order_token
+        if key.stored.recovery_point == "order_created":
+            return token, None
+        async with self._uow() as uow:
+            own = await self._repository.get_placement(uow.conn, token)
+            resolved = None
+            if own is not None and own.state == "superseded" and own.resolved_order_token:
+                resolved = await self._repository.get_placement(uow.conn, own.resolved_order_token)
+        if own is None:
+            return None, None
+        match resumes_at(own.state, resolved.state if resolved else None):
+            case "convert":
+                return None, token
+            case "order":
+                return (resolved.order_token if resolved else token), None
+            case _:
+                return None, None
+
+    # -- step 1 -----------------------------------------------------------------------------------------
+    async def _start(self, user_id: str, request: OrderRequest, key: HeldKey | None) -> str:
+        order_token = str(uuid.uuid4())
+        now = self._clock()
+        async with self._uow() as uow:
+            await self._repository.insert_placement(uow.conn, order_token, request.cart_token, user_id, now)
+            if key is not None:
+                await self._repository.advance_key(uow.conn, key.user_id, key.key, "converting", now,
+                                                   order_token=order_token)
+            await uow.commit()
+        return order_token
+
+    # -- step 2 -----------------------------------------------------------------------------------------
+    async def _convert(self, order_token: str, user_id: str, request: OrderRequest) -> Snapshot:
+        try:
+            snapshot = await self._cart.convert(cart_token=request.cart_token, order_token=order_token,
+                                                user_id=user_id, billing=request.billing)
+        except CheckoutError as error:
+            if not error.retryable:  # a refusal takes nothing: no cart or coupon to give back
+                async with self._uow() as uow:
+                    placement = (await self._repository.lock_placements(uow.conn, [order_token])).get(order_token)
+                    if placement is not None and placement.state == "converting":
+                        await self._repository.set_placement(uow.conn, order_token, "refused", self._clock())
+                    await uow.commit()
+            raise
+        if snapshot.user_id != user_id or snapshot.cart_token != request.cart_token:
+            raise CheckoutError(ErrorCode.INTERNAL, "the cart service converted another cart or for another user")
+        return snapshot
+
+    # -- step 3 -----------------------------------------------------------------------------------------
+    async def _record_order(self, placement_token: str, user_id: str, request: OrderRequest, snapshot: Snapshot,
+                            key: HeldKey | None) -> OrderRecord:
+        answer = snapshot.order_token or placement_token
+        now = self._clock()
+        async with self._uow() as uow:
+            placements = await self._repository.lock_placements(uow.conn, sorted({answer, placement_token}))
+            answered = placements.get(answer)
+            existing = await self._repository.get_order(uow.conn, answer, for_update=True)
+            own = placements.get(placement_token)
+            if answer != placement_token and own is not None and own.state == "converting":
+                await self._repository.set_placement(uow.conn, placement_token, "superseded", now,
+                                                     resolved_order_token=answer)
+            step = step3_for(answered.state if answered else None, existing is not None)
+            if step == "refuse":
+                await uow.commit()
+                raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this order was abandoned and its cart is being "
+                                    "given back", suggested_action="retry in a few seconds")
+            if existing is None:  # "insert"
+                existing = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
+                await self._repository.insert_order(uow.conn, existing)
+                record_created(uow, existing, actor=user_id)
+            if answered is None:
+                await self._repository.insert_placement(uow.conn, answer, snapshot.cart_token, user_id, now,
+                                                        state="placed")
+            if answered is None or answered.state != "placed":
+                await self._repository.set_placement(uow.conn, answer, "placed", now, resolved_order_token=answer)
+            if key is not None:
+                await self._repository.advance_key(uow.conn, key.user_id, key.key, "order_created", now,
+                                                   order_token=answer)
+            await uow.commit()
+        return existing
+
+    # -- steps 4 and 5 ------------------------------------------------------------------------------------
+    async def _read_order(self, order_token: str) -> OrderRecord:
+        async with self._uow() as uow:
+            order = await self._repository.get_order(uow.conn, order_token)
+        if order is None:
+            raise CheckoutError(ErrorCode.INTERNAL, "a recovery point names an order that does not exist")
+        return order
+
+    async def _pay(self, order: OrderRecord, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
+        if awaits_first_session(order):
+            session = await self._payments.open_session(session_request(order, 1, request.gateway))
+            fault_point("order_after_session")
+        elif key is None:
+            return order_view(order)  # past step 5 already (a double submit): the order as it is
+        else:
+            session = None  # past step 5 already: the answer to store is the order as it is
+        async with self._uow() as uow:
+            if session is not None:
+                locked = await self._repository.get_order(uow.conn, order.order_token, for_update=True)
+                assert locked is not None
+                order = locked
+                if awaits_first_session(order):
+                    order = await move_order(uow, self._repository, order, "awaiting_payment", now=self._clock(),
+                                             actor=user_id, reason="payment session opened",
+                                             payment_token=session.payment_token, payment_attempt=1,
+                                             payment=session.as_json())
+            view = order_view(order)
+            if key is not None:
+                await self._repository.advance_key(uow.conn, key.user_id, key.key, "finished", self._clock(),
+                                                   response=stored_responses.order_body(view))
+            await uow.commit()
+        return view
+
+
+def awaits_first_session(order: OrderRecord) -> bool:
+    return order.status == "pending" and order.payment_attempt == 0
+
+
+def order_from_snapshot(snapshot: Snapshot, order_token: str, request: OrderRequest, now: datetime.datetime,
+                        ttl: datetime.timedelta) -> OrderRecord:
+    """The order is exactly what cart_svc priced; only the request's own choices come from it."""
+    try:
+        return OrderRecord(
+            order_token=order_token, cart_token=snapshot.cart_token, user_id=snapshot.user_id, status="pending",
+            currency=snapshot.currency, items=[dict(line) for line in snapshot.lines],
+            subtotal=parse_amount(snapshot.subtotal), discount_code=snapshot.discount_code or None,
+            discount_amount=parse_amount(snapshot.discount_amount or "0"),
+            taxes=[{"name": tax.name, "rate": tax.rate, "amount": tax.amount} for tax in snapshot.taxes],
+            tax_amount=parse_amount(snapshot.tax_amount or "0"), total=parse_amount(snapshot.total),
+            exchange_rate=Decimal(snapshot.exchange_rate or "1"), billing=dict(snapshot.billing),
+            payment_method=request.payment_method or None, payment_token=None, payment_attempt=0, payment=None,
+            enrollment_ids=[], return_url=request.return_url, cancel_url=request.cancel_url,
+            expires_at=now + ttl, created_at=now, updated_at=now,
+        )
+    except (ValueError, InvalidOperation) as error:
+        raise CheckoutError(ErrorCode.INTERNAL, f"the cart service answered an unreadable snapshot: {error}") from None

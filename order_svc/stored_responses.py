@@ -1,22 +1,30 @@
-"""What an idempotency key keeps of a finished request: the Order bytes, or the error's detail,
-so that a replay answers exactly what the first request answered."""
+"""What an idempotency key keeps of a finished request, so that a replay answers exactly what
+the first request answered: the order view, or the error, as JSON (code 0 = an order)."""
 
 from __future__ import annotations
 
-from checkout.v1 import common_pb2, order_pb2
+import json
+
 from common.errors import CheckoutError, code_for
+from order_svc.views import OrderView
+
+SUCCESS = 0
 
 
-def error_body(error: CheckoutError) -> bytes:
-    return common_pb2.ErrorDetail(code=error.code.spec.code, message=error.message,
-                                  validation_messages=error.validation_messages,
-                                  suggested_action=error.suggested_action).SerializeToString()
+def order_body(view: OrderView) -> tuple[int, bytes]:
+    return SUCCESS, json.dumps(view.as_json(), sort_keys=True, separators=(",", ":")).encode()
 
 
-def replay(response_code: int, body: bytes) -> order_pb2.Order:
-    """The stored Order, or the stored error raised again."""
-    if response_code == 0:
-        return order_pb2.Order.FromString(body)
-    detail = common_pb2.ErrorDetail.FromString(body)
-    raise CheckoutError(code_for(detail.code), detail.message, validation_messages=list(detail.validation_messages),
-                        suggested_action=detail.suggested_action)
+def error_body(error: CheckoutError) -> tuple[int, bytes]:
+    return error.code.spec.code, json.dumps({
+        "code": error.code.spec.code, "message": error.message, "validation_messages": error.validation_messages,
+        "suggested_action": error.suggested_action}, separators=(",", ":")).encode()
+
+
+def replay(response_code: int, body: bytes) -> OrderView:
+    """The stored order, or the stored error raised again."""
+    stored = json.loads(body)
+    if response_code == SUCCESS:
+        return OrderView.from_json(stored)
+    raise CheckoutError(code_for(stored["code"]), stored["message"], validation_messages=stored["validation_messages"],
+                        suggested_action=stored["suggested_action"])

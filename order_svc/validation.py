@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from cart_svc.validation import check_billing, check_uuid, raise_if_any
+from common.validation import check_billing, check_uuid, raise_if_any
 from order_svc.commands import GATEWAYS, PAYMENT_METHODS, OrderRequest
 
 MAX_URL = 2048
@@ -28,6 +28,12 @@ def check_order_request(request: OrderRequest) -> None:
         problems.append(f"gateway: one of {', '.join(GATEWAYS)}")
     check_url(problems, "return_url", request.return_url)
     check_url(problems, "cancel_url", request.cancel_url)
+    raise_if_any(problems)
+
+
+def check_order_token(order_token: str) -> None:
+    problems: list[str] = []
+    check_uuid(problems, "order_token", order_token)
     raise_if_any(problems)
 
 

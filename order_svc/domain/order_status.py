@@ -1,14 +1,15 @@
 """The order lifecycle as an explicit state machine (CONTRACT "Orders and payment").
 
     pending ──► awaiting_payment ──► paid ──► fulfilled
-       │              │  ▲
-       │              ▼  │ (new attempt)
-       │        payment_failed
+       │  │           │  ▲          ▲
+       │  │           ▼  │ (new     │
+       │  │     payment_failed ─────┘  (a late capture of a failed attempt)
+       │  └───────────────────────────► paid  (a capture before the session was recorded)
        │              │
        └──────────────┴──► expired / cancelled
 
 Every transition goes through `transition`, which refuses anything not drawn above with 2102;
-the callers audit each one.
+order_svc.moves.move_order is its only caller that writes, with one audit row and one event each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from common.errors import CheckoutError, ErrorCode
 OrderStatus = Literal["pending", "awaiting_payment", "paid", "fulfilled", "payment_failed", "expired", "cancelled"]
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
-    "pending": frozenset({"awaiting_payment", "payment_failed", "expired", "cancelled"}),
+    "pending": frozenset({"awaiting_payment", "paid", "payment_failed", "expired", "cancelled"}),
     "awaiting_payment": frozenset({"paid", "payment_failed", "expired", "cancelled"}),
     "payment_failed": frozenset({"awaiting_payment", "paid", "expired", "cancelled"}),
     "paid": frozenset({"fulfilled"}),

@@ -1,4 +1,5 @@
-"""The order state machine: every drawn transition allowed, everything else refused with 2102."""
+"""The order state machine: every drawn transition allowed, everything else refused with 2102.
+(pending → paid: a capture that arrives before the saga recorded the session it paid.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from order_svc.domain.order_status import ALLOWED, can_transition, transition
 
 STATUSES = list(ALLOWED)
 LEGAL = {
-    ("pending", "awaiting_payment"), ("pending", "payment_failed"), ("pending", "expired"), ("pending", "cancelled"),
+    ("pending", "awaiting_payment"), ("pending", "paid"), ("pending", "payment_failed"), ("pending", "expired"), ("pending", "cancelled"),
     ("awaiting_payment", "paid"), ("awaiting_payment", "payment_failed"), ("awaiting_payment", "expired"),
     ("awaiting_payment", "cancelled"), ("payment_failed", "awaiting_payment"), ("payment_failed", "paid"),
     ("payment_failed", "expired"), ("payment_failed", "cancelled"), ("paid", "fulfilled"),

@@ -1,0 +1,54 @@
+"""OrderService servicer: message → command → use case → view → message; nothing else."""
+
+from __future__ import annotations
+
+import grpc
+
+from checkout.v1 import common_pb2, order_pb2, order_pb2_grpc
+from order_svc.commands import OrderRequest
+from order_svc.service import OrderService
+from order_svc.views import OrderView, PaymentView
+
+SERVICE_NAME = order_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name
+
+
+class OrderApi(order_pb2_grpc.OrderServiceServicer):
+    def __init__(self, service: OrderService) -> None:
+        self._service = service
+
+    async def CreateOrder(self, request: order_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext) -> order_pb2.Order:
+        metadata = dict(context.invocation_metadata() or ())
+        command = OrderRequest(
+            cart_token=request.cart_token, billing_country=request.billing.country, billing_state=request.billing.state,
+            payment_method=request.payment_method, gateway=request.gateway, return_url=request.return_url,
+            cancel_url=request.cancel_url,
+        )
+        return order_message(await self._service.create_order(command, str(metadata.get("idempotency-key", ""))))
+
+    async def GetOrder(self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext) -> order_pb2.Order:
+        return order_message(await self._service.get_order(request.order_token))
+
+    async def CreatePaymentAttempt(self, request: order_pb2.CreatePaymentAttemptRequest,
+                                   context: grpc.aio.ServicerContext) -> order_pb2.PaymentSession:
+        return session_message(await self._service.new_attempt(request.order_token, request.gateway))
+
+
+def session_message(view: PaymentView) -> order_pb2.PaymentSession:
+    return order_pb2.PaymentSession(
+        payment_token=view.payment_token, gateway=view.gateway, gateway_order_id=view.gateway_order_id,
+        checkout_url=view.checkout_url, status=view.status, amount=view.amount, currency=view.currency,
+        expires_at=view.expires_at, order_token=view.order_token)
+
+
+def order_message(view: OrderView) -> order_pb2.Order:
+    message = order_pb2.Order(
+        order_token=view.order_token, cart_token=view.cart_token, user_id=view.user_id, status=view.status,
+        currency=view.currency, subtotal=view.subtotal, discount_amount=view.discount_amount,
+        tax_amount=view.tax_amount, total=view.total,
+        taxes=[common_pb2.TaxLine(name=tax.name, rate=tax.rate, amount=tax.amount) for tax in view.taxes],
+        created_at=view.created_at, enrollment_id=view.enrollment_id, discount_code=view.discount_code,
+        exchange_rate=view.exchange_rate, updated_at=view.updated_at,
+    )
+    if view.payment is not None:
+        message.payment.CopyFrom(session_message(view.payment))
+    return message

@@ -1,0 +1,72 @@
+"""The only writer of an order's status: `move_order`, through the state machine, with one audit
+row and one `checkout.order.<status>` event in the caller's unit of work. Also the events and
+audit rows of the two things that are not moves: an order coming to be (step 3 of the saga) and
+money flagged for an order that can no longer take it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from google.protobuf import json_format
+
+from checkout.events.v1 import events_pb2
+from checkout.internal.v1 import cart_checkout_pb2
+from common.clock import rfc3339
+from common.money import format_amount
+from common.uow import UnitOfWork
+from order_svc.domain.order_status import transition
+from order_svc.repository import OrderRecord, OrderRepository
+
+ORDER = "order"
+
+
+def order_event(order: OrderRecord, now: datetime.datetime, *, previous: str = "", reason: str = "",
+                payment_token: str | None = None, with_lines: bool = False) -> events_pb2.OrderEvent:
+    """docs/EVENTS.md: `lines` on created and paid (what was bought), `enrollment_ids` on fulfilled."""
+    event = events_pb2.OrderEvent(
+        order_token=order.order_token, user_id=order.user_id, cart_token=order.cart_token, status=order.status,
+        previous=previous, reason=reason, currency=order.currency, total=format_amount(order.total),
+        payment_token=payment_token or order.payment_token or "", discount_code=order.discount_code or "",
+        occurred_at=rfc3339(now))
+    if with_lines:
+        event.lines.extend(json_format.ParseDict(line, cart_checkout_pb2.OrderLine(), ignore_unknown_fields=True)
+                           for line in order.items)
+    if order.status == "fulfilled":
+        event.enrollment_ids.extend(order.enrollment_ids)
+    return event
+
+
+async def move_order(uow: UnitOfWork, repository: OrderRepository, order: OrderRecord, target: str, *,
+                     now: datetime.datetime, actor: str, reason: str = "", **changes: Any) -> OrderRecord:
+    """`order` (locked by the caller) moved to `target` with `changes` to other columns; 2102 if
+    the state machine refuses."""
+    status = transition(order.status, target)
+    await repository.update_order(uow.conn, order.order_token, status=status, updated_at=now, **changes)
+    moved = dataclasses.replace(order, status=status, updated_at=now, **changes)
+    uow.publish(f"checkout.order.{status}", order.order_token, order_event(moved, now, previous=order.status,
+                                                                          reason=reason, with_lines=status == "paid"))
+    uow.audit(actor=actor, entity_type=ORDER, entity_id=order.order_token, action=f"status:{status}",
+              before={"status": order.status}, after={"status": status, "reason": reason, **changes})
+    return moved
+
+
+def record_created(uow: UnitOfWork, order: OrderRecord, *, actor: str) -> None:
+    """The event and audit row of an order inserted by the saga (status pending)."""
+    uow.publish("checkout.order.created", order.order_token, order_event(order, order.created_at, with_lines=True))
+    uow.audit(actor=actor, entity_type=ORDER, entity_id=order.order_token, action="created", before=None,
+              after={"status": order.status, "total": order.total, "currency": order.currency,
+                     "discount_code": order.discount_code, "exchange_rate": order.exchange_rate,
+                     "cart_token": order.cart_token})
+
+
+def flag_payment(uow: UnitOfWork, order: OrderRecord, *, payment_token: str, reason: str, now: datetime.datetime,
+                 actor: str, captured: dict[str, str]) -> None:
+    """Money that arrived for an order that cannot take it: a flagged audit row for the refunds desk
+    and `checkout.order.payment_flagged`; the order's status does not change."""
+    uow.audit(actor=actor, entity_type=ORDER, entity_id=order.order_token, action="payment_flagged",
+              before={"status": order.status}, after={"payment_token": payment_token, "reason": reason, **captured},
+              flagged=True)
+    event = order_event(order, now, reason=reason, payment_token=payment_token)
+    uow.publish("checkout.order.payment_flagged", order.order_token, event)

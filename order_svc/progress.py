@@ -1,0 +1,143 @@
+"""What happens to an order after it is placed, told by events (workers/consumers.py parses them):
+a payment captured, failed or expired (payment_svc), its enrollments created (enrollment_svc).
+
+Each use case is one unit of work on the order's locked row, idempotent under redelivery: the
+state machine refuses a second move and a repeated event finds nothing to change. An event for
+an order that is not there yet is retried later (RetryLater); one that can never apply without a
+person is parked (CannotHandle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from common.clock import utc_now
+from common.consumed import CannotHandle, RetryLater
+from common.money import format_amount
+from common.uow import UnitOfWorkFactory
+from order_svc.domain.order_status import MAY_BE_PAID
+from order_svc.domain.payments import capture_verdict, failure_moves_order, is_current_attempt
+from order_svc.moves import flag_payment, move_order
+from order_svc.repository import OrderRecord, OrderRepository
+from order_svc.views import PaymentView
+
+ACTOR = "order_svc"
+Outcome = Literal["paid", "payment_failed", "fulfilled", "view_updated", "flagged", "duplicate", "ignored"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentOutcome:
+    """A checkout.payment.* event, as plain values."""
+
+    order_token: str
+    payment_token: str
+    attempt: int
+    status: str
+    amount: Decimal
+    currency: str
+    gateway: str = ""
+    gateway_order_id: str = ""
+    gateway_payment_id: str = ""
+    source: str = ""
+    expires_at: str = ""
+    checkout_url: str = ""
+
+    def view(self) -> PaymentView:
+        return PaymentView(payment_token=self.payment_token, gateway=self.gateway,
+                           gateway_order_id=self.gateway_order_id, checkout_url=self.checkout_url, status=self.status,
+                           amount=format_amount(self.amount), currency=self.currency, expires_at=self.expires_at,
+                           order_token=self.order_token)
+
+
+def merged_view(order: OrderRecord, outcome: PaymentOutcome) -> dict[str, str]:
+    """The order's view of this payment's session after the event (what it knew, updated)."""
+    told = outcome.view()
+    if order.payment is not None and order.payment.get("payment_token") == outcome.payment_token:
+        return PaymentView.from_json(order.payment).updated(told).as_json()
+    return told.as_json()
+
+
+class OrderProgress:
+    def __init__(self, uow: UnitOfWorkFactory, repository: OrderRepository,
+                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
+        self._uow = uow
+        self._repository = repository
+        self._clock = clock
+
+    async def _locked(self, conn: AsyncConnection, order_token: str) -> OrderRecord:
+        order = await self._repository.get_order(conn, order_token, for_update=True)
+        if order is None:
+            raise RetryLater(f"order {order_token} not found (not there yet?)")
+        return order
+
+    async def payment_captured(self, outcome: PaymentOutcome) -> Outcome:
+        async with self._uow() as uow:
+            order = await self._locked(uow.conn, outcome.order_token)
+            verdict, reason = capture_verdict(order.status, order.payment_token, outcome.payment_token, outcome.amount,
+                                              outcome.currency, order.total, order.currency)
+            if verdict == "duplicate":
+                return "duplicate"
+            now = self._clock()
+            if verdict == "flag":
+                if await self._repository.payment_flagged_before(uow.conn, order.order_token, outcome.payment_token):
+                    return "duplicate"
+                flag_payment(uow, order, payment_token=outcome.payment_token, reason=reason, now=now, actor=ACTOR,
+                             captured={"amount": format_amount(outcome.amount), "currency": outcome.currency,
+                                       "gateway": outcome.gateway, "gateway_payment_id": outcome.gateway_payment_id})
+                await uow.commit()
+                return "flagged"
+            await move_order(uow, self._repository, order, "paid", now=now, actor=ACTOR,
+                             reason=f"payment captured ({outcome.source or 'event'})",
+                             payment_token=outcome.payment_token, payment_attempt=outcome.attempt,
+                             payment=merged_view(order, outcome))
+            await uow.commit()
+            return "paid"
+
+    async def payment_failed(self, outcome: PaymentOutcome) -> Outcome:
+        return await self._unpaid_outcome(outcome, may_move=True)
+
+    async def payment_expired(self, outcome: PaymentOutcome) -> Outcome:
+        return await self._unpaid_outcome(outcome, may_move=False)
+
+    async def _unpaid_outcome(self, outcome: PaymentOutcome, *, may_move: bool) -> Outcome:
+        """A session that ended without money: the view of the latest attempt follows it; a failure
+        of that attempt makes the order payment_failed (a new attempt may follow). Events of older
+        attempts, or for an order that no longer waits for money, change nothing."""
+        async with self._uow() as uow:
+            order = await self._locked(uow.conn, outcome.order_token)
+            if order.status not in MAY_BE_PAID or not is_current_attempt(order.payment_attempt, outcome.attempt):
+                return "ignored"
+            changes = {"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
+                       "payment": merged_view(order, outcome)}
+            now = self._clock()
+            if may_move and failure_moves_order(order.status, order.payment_attempt, outcome.attempt):
+                await move_order(uow, self._repository, order, "payment_failed", now=now, actor=ACTOR,
+                                 reason=f"payment attempt {outcome.attempt} failed ({outcome.source or 'event'})",
+                                 **changes)
+                await uow.commit()
+                return "payment_failed"
+            if all(getattr(order, name) == value for name, value in changes.items()):
+                return "duplicate"
+            await self._repository.update_order(uow.conn, order.order_token, updated_at=now, **changes)
+            await uow.commit()
+            return "view_updated"
+
+    async def enrollments_created(self, order_token: str, enrollment_ids: Sequence[str]) -> Outcome:
+        async with self._uow() as uow:
+            order = await self._locked(uow.conn, order_token)
+            if order.status == "fulfilled":
+                return "duplicate"
+            if order.status in MAY_BE_PAID:
+                raise RetryLater(f"order {order_token} is {order.status}: not paid yet")
+            if order.status != "paid":
+                raise CannotHandle(f"order {order_token} is {order.status}: it cannot be fulfilled")
+            await move_order(uow, self._repository, order, "fulfilled", now=self._clock(), actor=ACTOR,
+                             reason="enrollments created", enrollment_ids=list(enrollment_ids))
+            await uow.commit()
+            return "fulfilled"

@@ -1,0 +1,208 @@
+"""SQL for schema `ordering`: orders, their placements (the saga log) and idempotency keys.
+
+Every function takes the unit of work's connection; times come from the caller's clock, so that
+the service layer decides what "now" is (and its tests can use an in-memory fake of this class).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from order_svc.domain.idempotency import StoredKey
+from order_svc.domain.order_status import MAY_BE_PAID
+from order_svc.tables import idempotency_keys, order_placements, orders, plumbing
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderRecord:
+    order_token: str
+    cart_token: str
+    user_id: str
+    status: str
+    currency: str
+    items: list[dict[str, Any]]  # checkout.internal.v1.OrderLine as JSON, as ConvertCart returned them
+    subtotal: Decimal
+    discount_code: str | None
+    discount_amount: Decimal
+    taxes: list[dict[str, str]]
+    tax_amount: Decimal
+    total: Decimal
+    exchange_rate: Decimal
+    billing: dict[str, str]
+    payment_method: str | None
+    payment_token: str | None
+    payment_attempt: int
+    payment: dict[str, str] | None  # views.PaymentView as JSON: the latest attempt's session
+    enrollment_ids: list[str]
+    return_url: str
+    cancel_url: str
+    expires_at: datetime.datetime
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class PlacementRecord:
+    order_token: str
+    cart_token: str
+    user_id: str
+    state: str
+    resolved_order_token: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+_ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord))
+_INSERT_ORDER = insert(orders).values({name: bindparam(name) for name in _ORDER_FIELDS})
+_GET_ORDER = select(orders).where(orders.c.order_token == bindparam("order_token"))
+_GET_ORDER_LOCKED = _GET_ORDER.with_for_update()
+_PLACEMENT_COLUMNS = [order_placements.c[field.name] for field in dataclasses.fields(PlacementRecord)]
+
+
+def _order(row: Any) -> OrderRecord:
+    values = dict(row._mapping)
+    values["currency"] = values["currency"].strip()
+    values["enrollment_ids"] = [str(token) for token in values["enrollment_ids"] or ()]
+    return OrderRecord(**values)
+
+
+def _placement(row: Any) -> PlacementRecord:
+    return PlacementRecord(**dict(row._mapping))
+
+
+def _key(row: Any) -> StoredKey:
+    return StoredKey(row.request_hash, row.recovery_point, row.response_code,
+                     None if row.response_body is None else bytes(row.response_body), row.order_token)
+
+
+class OrderRepository:
+    # -- orders ---------------------------------------------------------------------------------------
+    async def insert_order(self, conn: AsyncConnection, record: OrderRecord) -> None:
+        await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})
+
+    async def get_order(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
+        row = (await conn.execute(_GET_ORDER_LOCKED if for_update else _GET_ORDER, {"order_token": order_token})).first()
+        return None if row is None else _order(row)
+
+    async def update_order(self, conn: AsyncConnection, order_token: str, **values: Any) -> None:
+        """Set columns of one order (move_order sets `status` through here, and nobody else)."""
+        await conn.execute(update(orders).where(orders.c.order_token == order_token).values(**values))
+
+    async def lock_unpaid_expired(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[OrderRecord]:
+        """Unpaid orders past their expiry, locked; rows another sweeper holds are skipped."""
+        rows = (await conn.execute(
+            select(orders).where(orders.c.status.in_(sorted(MAY_BE_PAID)), orders.c.expires_at <= now)
+            .order_by(orders.c.expires_at).limit(limit).with_for_update(skip_locked=True))).all()
+        return [_order(row) for row in rows]
+
+    async def payment_flagged_before(self, conn: AsyncConnection, order_token: str, payment_token: str) -> bool:
+        audit = plumbing.audit_log
+        return bool((await conn.execute(select(exists().where(
+            audit.c.entity_type == "order", audit.c.entity_id == order_token, audit.c.action == "payment_flagged",
+            audit.c.after["payment_token"].astext == payment_token)))).scalar())
+
+    # -- placements ------------------------------------------------------------------------------------
+    async def insert_placement(self, conn: AsyncConnection, order_token: str, cart_token: str, user_id: str,
+                               now: datetime.datetime, state: str = "converting") -> None:
+        await conn.execute(pg_insert(order_placements).values(
+            order_token=order_token, cart_token=cart_token, user_id=user_id, state=state, created_at=now,
+            updated_at=now).on_conflict_do_nothing(index_elements=[order_placements.c.order_token]))
+
+    async def get_placement(self, conn: AsyncConnection, order_token: str) -> PlacementRecord | None:
+        row = (await conn.execute(select(*_PLACEMENT_COLUMNS).where(order_placements.c.order_token == order_token))).first()
+        return None if row is None else _placement(row)
+
+    async def lock_placements(self, conn: AsyncConnection, tokens: Sequence[str]) -> dict[str, PlacementRecord]:
+        """The placements of `tokens`, locked in token order (two requests never lock crosswise)."""
+        rows = (await conn.execute(select(*_PLACEMENT_COLUMNS).where(order_placements.c.order_token.in_(list(tokens)))
+                                   .order_by(order_placements.c.order_token).with_for_update())).all()
+        return {str(row.order_token): _placement(row) for row in rows}
+
+    async def set_placement(self, conn: AsyncConnection, order_token: str, state: str, now: datetime.datetime, *,
+                            resolved_order_token: str | None = None) -> None:
+        values: dict[str, Any] = {"state": state, "updated_at": now}
+        if resolved_order_token is not None:
+            values["resolved_order_token"] = resolved_order_token
+        await conn.execute(update(order_placements).where(order_placements.c.order_token == order_token).values(**values))
+
+    async def abandon_stale(self, conn: AsyncConnection, started_before: datetime.datetime, now: datetime.datetime,
+                            limit: int) -> list[PlacementRecord]:
+        """Placements still converting that started before `started_before` → abandoned (and
+        claimed for release by this caller until someone's claim goes stale)."""
+        stale = (select(order_placements.c.order_token)
+                 .where(order_placements.c.state == "converting", order_placements.c.created_at < started_before)
+                 .order_by(order_placements.c.created_at).limit(limit).with_for_update(skip_locked=True))
+        rows = (await conn.execute(update(order_placements).where(order_placements.c.order_token.in_(stale.scalar_subquery()))
+                                   .values(state="abandoned", updated_at=now).returning(*_PLACEMENT_COLUMNS))).all()
+        return [_placement(row) for row in rows]
+
+    async def claim_abandoned(self, conn: AsyncConnection, claimed_before: datetime.datetime, now: datetime.datetime,
+                              limit: int) -> list[PlacementRecord]:
+        """Abandoned placements whose release nobody has tried since `claimed_before` (a release
+        that failed, or a worker that died): claimed now."""
+        stale = (select(order_placements.c.order_token)
+                 .where(order_placements.c.state == "abandoned", order_placements.c.updated_at < claimed_before)
+                 .order_by(order_placements.c.updated_at).limit(limit).with_for_update(skip_locked=True))
+        rows = (await conn.execute(update(order_placements).where(order_placements.c.order_token.in_(stale.scalar_subquery()))
+                                   .values(updated_at=now).returning(*_PLACEMENT_COLUMNS))).all()
+        return [_placement(row) for row in rows]
+
+    async def mark_released(self, conn: AsyncConnection, order_token: str, now: datetime.datetime) -> bool:
+        result = await conn.execute(update(order_placements).where(order_placements.c.order_token == order_token,
+                                                                   order_placements.c.state == "abandoned")
+                                    .values(state="released", updated_at=now))
+        return bool(result.rowcount)
+
+    # -- idempotency keys ---------------------------------------------------------------------------------
+    async def claim_key(self, conn: AsyncConnection, user_id: str, key: str, method: str, request_hash: str,
+                        now: datetime.datetime, lease_expired_before: datetime.datetime) -> StoredKey | None:
+        """Take the key's lease (created on first use): its row, or None when this request may not
+        run it now (another request's key, a finished answer, or a live lease; `get_key` says which)."""
+        statement = pg_insert(idempotency_keys).values(
+            user_id=user_id, key=key, request_method=method, request_hash=request_hash, recovery_point="started",
+            locked_at=now, created_at=now, last_used_at=now)
+        current = idempotency_keys.c
+        statement = statement.on_conflict_do_update(
+            index_elements=[current.user_id, current.key],
+            set_={"locked_at": now, "last_used_at": now},
+            where=and_(current.response_code.is_(None), current.request_hash == statement.excluded.request_hash,
+                       or_(current.locked_at.is_(None), current.locked_at < lease_expired_before)),
+        )
+        row = (await conn.execute(statement.returning(idempotency_keys))).first()
+        return None if row is None else _key(row)
+
+    async def get_key(self, conn: AsyncConnection, user_id: str, key: str) -> StoredKey | None:
+        row = (await conn.execute(select(idempotency_keys).where(idempotency_keys.c.user_id == user_id,
+                                                                 idempotency_keys.c.key == key))).first()
+        return None if row is None else _key(row)
+
+    async def advance_key(self, conn: AsyncConnection, user_id: str, key: str, recovery_point: str,
+                          now: datetime.datetime, *, order_token: str | None = None,
+                          response: tuple[int, bytes] | None = None) -> None:
+        """Move the key to `recovery_point`, renewing its lease; with `response`, finish it and
+        release the lease."""
+        values: dict[str, Any] = {"recovery_point": recovery_point, "last_used_at": now, "locked_at": now}
+        if order_token is not None:
+            values["order_token"] = order_token
+        if response is not None:
+            values.update(response_code=response[0], response_body=response[1], locked_at=None)
+        await conn.execute(update(idempotency_keys).where(idempotency_keys.c.user_id == user_id,
+                                                          idempotency_keys.c.key == key).values(**values))
+
+    async def release_key(self, conn: AsyncConnection, user_id: str, key: str) -> None:
+        """End the lease early: the request stopped (a retryable failure), its retry may resume now."""
+        await conn.execute(update(idempotency_keys).where(idempotency_keys.c.user_id == user_id,
+                                                          idempotency_keys.c.key == key).values(locked_at=None))
+
+    async def delete_finished_keys(self, conn: AsyncConnection, created_before: datetime.datetime) -> int:
+        result = await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < created_before,
+                                                                   idempotency_keys.c.response_code.is_not(None)))
+        return result.rowcount or 0

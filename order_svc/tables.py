@@ -1,0 +1,75 @@
+"""order_svc's tables in schema `ordering` (migrations/ordering/), and its outbox, audit log and
+dead letters (common/plumbing.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, Numeric, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+from common.plumbing import plumbing_tables
+
+SCHEMA = "ordering"
+Stamp = DateTime(timezone=True)
+Token = UUID(as_uuid=False)
+Money = Numeric(12, 2)
+
+metadata = MetaData()
+
+orders = Table(
+    "orders", metadata,
+    Column("order_token", Token, primary_key=True),
+    Column("cart_token", Token, nullable=False),
+    Column("user_id", Token, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("items", JSONB, nullable=False),  # the snapshot's lines, as checkout.internal.v1.OrderLine JSON
+    Column("subtotal", Money, nullable=False),
+    Column("discount_code", Text),
+    Column("discount_amount", Money, nullable=False),
+    Column("taxes", JSONB, nullable=False),
+    Column("tax_amount", Money, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("exchange_rate", Numeric(18, 8), nullable=False),
+    Column("billing", JSONB, nullable=False),
+    Column("payment_method", Text),
+    Column("payment_token", Token),
+    Column("payment_attempt", Integer, nullable=False),
+    Column("payment", JSONB),  # the latest attempt's session as payment_svc last told us
+    Column("enrollment_ids", ARRAY(Token), nullable=False),
+    Column("return_url", Text, nullable=False),
+    Column("cancel_url", Text, nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    schema=SCHEMA,
+)
+
+order_placements = Table(
+    "order_placements", metadata,
+    Column("order_token", Token, primary_key=True),
+    Column("cart_token", Token, nullable=False),
+    Column("user_id", Token, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("resolved_order_token", Token),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    schema=SCHEMA,
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("user_id", Token, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_method", Text, nullable=False),
+    Column("request_hash", Text, nullable=False),
+    Column("recovery_point", Text, nullable=False),
+    Column("locked_at", Stamp),
+    Column("response_code", Integer),
+    Column("response_body", LargeBinary),
+    Column("order_token", Token),
+    Column("created_at", Stamp, nullable=False),
+    Column("last_used_at", Stamp, nullable=False),
+    schema=SCHEMA,
+)
+
+plumbing = plumbing_tables(metadata, SCHEMA)
