@@ -19,9 +19,10 @@ from collections.abc import Collection, Mapping
 import psutil
 
 
-def _machine_busy() -> float:
+def _machine_busy() -> tuple[float, float]:
+    """The wall clock and the machine's busy seconds, read together."""
     t = psutil.cpu_times()
-    return float(t.user + t.nice + t.system + t.irq + t.softirq + t.steal)
+    return time.perf_counter(), float(t.user + t.nice + t.system + t.irq + t.softirq + t.steal)
 
 
 def _process_seconds(process: psutil.Process) -> float:
@@ -58,7 +59,7 @@ def sample(roots: Mapping[str, int], lent: Collection[int] = (), *, closing: boo
     a window's figure larger than the truth, never smaller or negative. For the same reason the
     machine is read first when opening and last when closing: its window holds the others.
     """
-    machine = _machine_busy() if not closing else 0.0
+    opened = _machine_busy() if not closing else None
     children: dict[int, list[int]] = collections.defaultdict(list)
     for process in psutil.process_iter(["ppid"]):
         children[process.info["ppid"]].append(process.pid)
@@ -82,7 +83,8 @@ def sample(roots: Mapping[str, int], lent: Collection[int] = (), *, closing: boo
             else:
                 total += seconds
         groups[name] = total
-    return Cpu(time.perf_counter(), _machine_busy() if closing else machine, generator, groups)
+    wall, machine = opened or _machine_busy()
+    return Cpu(wall, machine, generator, groups)
 
 
 def cpu_count() -> int:
