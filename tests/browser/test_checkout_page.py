@@ -2,9 +2,8 @@
 the gateway emulator: catalog, cart, coupon errors, the tax split, phone width, the dev-only
 login, and whole checkouts to "enrolled" (one paid at once, one after a failed payment).
 
-A step whose service answers 5001 (not implemented yet) skips the test with that reason, so the
-tests start passing by themselves when the service lands; any other error fails it. Screenshots
-of every step land in test-artifacts/screenshots/<test>/; the whole-checkout test also writes
+Any error a step meets fails the test (nothing here skips). Screenshots of every step land in
+test-artifacts/screenshots/<test>/; the whole-checkout test also writes
 test-artifacts/screenshots/checkout-page.png, and docs/checkout-page.png (the README's picture)
 when that is missing or UPDATE_DOCS_SCREENSHOT=1.
 """
@@ -27,7 +26,7 @@ from tests.browser.stack import ROOT, Stack
 
 try:
     from playwright.sync_api import expect
-except ImportError:  # the fixtures skip (or fail under REQUIRE_BROWSER_TESTS=1) with the reason
+except ImportError:  # the fixtures fail with the reason
     expect = None  # type: ignore[assignment]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
