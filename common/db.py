@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.config import Settings
@@ -17,3 +19,20 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "checkout"},
     )
+
+
+# 08xxx: connection exceptions; 57P01-57P03: the server is shutting down or not accepting yet
+_UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """PostgreSQL could not be reached or dropped the connection, as opposed to refusing a
+    statement (a lock timeout, a constraint): the former is the contract's retryable 503 (4001)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    if not isinstance(orig, psycopg.OperationalError):
+        return False
+    return orig.sqlstate is None or orig.sqlstate.startswith(_UNREACHABLE_STATES)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 
 import pytest
@@ -105,39 +104,48 @@ async def test_two_relays_one_leader_no_duplicates(engine, settings, events):
 
 
 async def test_a_standby_takes_over_when_the_leader_stops(engine, settings, events):
+    standby_name = f"standby-{uuid.uuid4().hex[:8]}"
     async with contextlib.AsyncExitStack() as first:
         leader = await first.enter_async_context(running_relay(settings, events, name="leader"))
         await wait_for(lambda: _true(leader.is_leader), 10, "the first relay to lead")
-        async with running_relay(settings, events, name="standby") as standby:
-            await asyncio.sleep(1.5)
+        async with running_relay(settings, events, name=standby_name) as standby:
+            async def tried() -> bool:
+                return standby.is_leader or await tried_the_lock(engine, standby_name)
+            await wait_for(tried, 10, "the standby to try the lock")
             assert not standby.is_leader
             await first.aclose()  # the leader stops; its session ends and the lock is free
-            started = time.monotonic()
-            await wait_for(lambda: _true(standby.is_leader), 5, "the standby to take over")
-            assert time.monotonic() - started < 2.5  # it retries the lock every second
+            # it retries the lock every second: far less than this deadline
+            await wait_for(lambda: _true(standby.is_leader), 10, "the standby to take over")
             ids = await add_rows(engine, 2)
-            await wait_for(lambda: all_marked(engine, ids), 5, "the new leader publishes")
+            await wait_for(lambda: all_marked(engine, ids), 10, "the new leader publishes")
+
+
+async def tried_the_lock(engine, application_name: str) -> bool:
+    """The relay's session has finished a pg_try_advisory_lock (its last statement, now idle)."""
+    async with engine.connect() as conn:
+        return bool((await conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND state = 'idle'"
+            " AND query LIKE 'SELECT pg_try_advisory_lock(%'"), {"name": application_name})).scalar_one())
 
 
 async def test_notify_wakes_the_relay_without_waiting_for_the_poll(engine, settings, events):
     slow_poll = unique_events(stream=events.stream, dlq_stream=events.dlq_stream, subject_prefix=events.subject_prefix,
                               relay_poll_interval=30.0)
-    async with running_relay(settings, slow_poll) as relay:
-        await wait_for(lambda: _true(relay.is_leader), 10, "leadership")
-        await add_rows(engine, 1)  # the first pass may create the stream
-        await asyncio.sleep(0.5)
-        started = time.monotonic()
+    first = await add_rows(engine, 1)  # for the relay's first pass, which may create the stream
+    async with running_relay(settings, slow_poll):
+        await wait_for(lambda: all_marked(engine, first), 10, "the first pass")
         ids = await add_rows(engine, 1)
-        await wait_for(lambda: all_marked(engine, ids), 5, "publication", interval=0.005)
-        assert time.monotonic() - started < 1.0
+        # the poll would take 30 s: publication well before that came from the NOTIFY
+        await wait_for(lambda: all_marked(engine, ids), 10, "publication after the NOTIFY")
 
 
 async def test_the_relay_waits_out_a_nats_outage(engine, settings, events, tmp_path):
     server = PrivateNats(tmp_path / "nats")
     ids = await add_rows(engine, 3)
     async with running_relay(settings, events, nats_url=server.url) as relay:
-        await asyncio.sleep(2.5)  # NATS is not there yet: the relay retries with backoff
-        assert relay.stats.failures >= 1 and not (await all_marked(engine, ids))
+        # NATS is not there yet: the relay fails, and retries with backoff
+        await wait_for(lambda: _true(relay.stats.failures >= 1), 15, "a failed publication")
+        assert not await all_marked(engine, ids)
         server.start()
         try:
             await wait_for(lambda: all_marked(engine, ids), 15, "publication after NATS came up")
