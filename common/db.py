@@ -3,6 +3,8 @@ import, connected as the service's own role with its schema first on the search 
 
 from __future__ import annotations
 
+import psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.settings import SCHEMAS, Settings
@@ -19,3 +21,20 @@ def create_engine(settings: Settings, service: str, *, pool_size: int | None = N
         connect_args={"connect_timeout": 5, "application_name": f"checkout-{service}",
                       "options": f"-c search_path={SCHEMAS[service]}"},
     )
+
+
+# 08xxx: connection exceptions; 57P01-57P03: the server is shutting down or not accepting yet
+_UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """PostgreSQL could not be reached or dropped the connection, as opposed to refusing a
+    statement (a lock timeout, a constraint): the former is the contract's retryable 503 (4001)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    if not isinstance(orig, psycopg.OperationalError):
+        return False
+    return orig.sqlstate is None or orig.sqlstate.startswith(_UNREACHABLE_STATES)

@@ -2,7 +2,8 @@
 metrics, and the translation of every exception into a status with an ErrorDetail.
 
 Servicers therefore only raise CheckoutError; nothing else ever reaches a client, and no stack
-trace leaves the process (it goes to the log, under the correlation id).
+trace leaves the process (it goes to the log, under the correlation id). Anything else is 5000,
+except an unreachable PostgreSQL: the contract's retryable 503 (4001) for a dependency that is down.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import grpc
 
 from common.auth import TokenVerifier
+from common.db import database_unreachable
 from common.errors import CheckoutError, ErrorCode
 from common.grpc_errors import to_status
 from common.metrics import RPC_HANDLED, RPC_SECONDS
@@ -66,10 +68,11 @@ class CheckoutInterceptor(grpc.aio.ServerInterceptor):
                 # the generated servicer base: an RPC whose issue has not landed yet
                 code = ErrorCode.NOT_IMPLEMENTED.spec.code
                 await context.abort_with_status(to_status(CheckoutError(ErrorCode.NOT_IMPLEMENTED), cid))
-            except Exception:
-                code = ErrorCode.INTERNAL.spec.code
+            except Exception as error:
+                failure = ErrorCode.GATEWAY_UNAVAILABLE if database_unreachable(error) else ErrorCode.INTERNAL
+                code = failure.spec.code
                 _log.exception("unhandled error", extra={"method": method})
-                await context.abort_with_status(to_status(CheckoutError(ErrorCode.INTERNAL), cid))
+                await context.abort_with_status(to_status(CheckoutError(failure), cid))
             finally:
                 elapsed = time.perf_counter() - started
                 RPC_HANDLED.labels(method, str(code)).inc()

@@ -92,6 +92,8 @@ def spec(cluster: Cluster, port: int, *, fsync: bool = True) -> ProcessSpec:
         "-c", f"listen_addresses={HOST}",
         "-c", f"unix_socket_directories={sockets}",
         "-c", f"fsync={'on' if fsync else 'off'}",
+        # bench/checkout.py times each enrollment to its commit (pg_xact_commit_timestamp).
+        "-c", "track_commit_timestamp=on",
     )
     return ProcessSpec(
         name="postgres",

@@ -39,6 +39,7 @@ class Emulator:
         self.faults = FaultBook(config.faults)
         self.rng = random.Random()
         self.api_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=2000)
+        self.in_flight: list[dict[str, Any]] = []  # API calls not answered yet (a hang in progress)
         self.api_calls: collections.Counter[str] = collections.Counter()
         self._razorpay = RazorpayAPI(config, self.store, self.faults)
         self._stripe = StripeAPI(config, self.store)
@@ -133,9 +134,14 @@ class Emulator:
             gateway = _gateway_of_api_call(request)
             api = self._razorpay if gateway == "razorpay" else self._stripe
             faults = self.faults.get(gateway)
-            return gateway, await with_faults(
-                gateway, faults, self.rng, lambda: api.handle(request)
-            )
+            call = {"method": request.method, "path": path, "since": time.time()}
+            self.in_flight.append(call)
+            try:
+                return gateway, await with_faults(
+                    gateway, faults, self.rng, lambda: api.handle(request)
+                )
+            finally:
+                self.in_flight.remove(call)
         if path in ("/", "/healthz"):
             return "control", json_response(200, {"status": "ok", "service": "gateway_emulator"})
         return "unknown", json_response(404, {"error": {"message": f"no route for {path}"}})

@@ -56,7 +56,9 @@ class Control:
             )
             return json_response(200, log)
         if path == "/_emulator/requests":
-            return json_response(200, {"requests": list(emulator.api_log)})
+            return json_response(
+                200, {"requests": list(emulator.api_log), "in_flight": list(emulator.in_flight)}
+            )
         return _error(404, f"no control endpoint GET {path}")
 
     async def _post(self, path: str, body: dict[str, Any]) -> Response:

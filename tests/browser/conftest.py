@@ -8,8 +8,8 @@ stack on free ports (tests/browser/stack.py).
     shots       shots.take("step") saves test-artifacts/screenshots/<test>/<nn>-<step>.png
 
 Chromium is /usr/bin/chromium unless CHROMIUM_PATH says otherwise. Without it (or without the
-playwright package) the tests are skipped with the reason, unless REQUIRE_BROWSER_TESTS=1
-(.ci/run sets it), when they fail instead: CI must never skip them silently.
+playwright package) the tests fail with the reason, locally as in CI: a missing component is a
+failure, never a skip.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
-        pytest.fail(f"browser tests required (REQUIRE_BROWSER_TESTS=1) but {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason} (apt-get install chromium; pip install playwright)")
+    pytest.fail(f"browser tests cannot run: {reason} (apt-get install chromium; pip install playwright)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +57,7 @@ def browser(playwright_driver: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def stack(browser: Any, server_urls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    # `browser` first: no stack is started when the tests are going to be skipped anyway
+    # `browser` first: no stack is started when there is no browser to drive it
     with full_stack(tmp_path_factory.mktemp("browser-stack"), server_urls) as running:
         yield running
 

@@ -50,11 +50,7 @@ class Stack:
         return mint_token(load_settings(), str(uuid.uuid4()), ["admin"])
 
     def log_tails(self, limit: int = 3000) -> str:
-        parts = []
-        for proc in [*self.services.values(), self.edge]:
-            with contextlib.suppress(OSError):
-                parts.append(f"--- {proc.log.name}\n{proc.log.read_text(errors='replace')[-limit:]}")
-        return "\n".join(parts)
+        return self.launcher.log_tails(limit)
 
 
 def _libpq(url) -> str:  # type: ignore[no-untyped-def]

@@ -211,6 +211,10 @@ class Launcher:
             edge.wait_ready()
         return edge
 
+    def log_tails(self, limit: int = 3000) -> str:
+        """The end of each started process's log, Envoy's first."""
+        return "\n".join(f"--- {proc.log.name}\n{_tail(proc.log, limit)}" for proc in [*self._edges, *self._services])
+
     def close(self) -> None:
         for edge in reversed(self._edges):
             edge.stop()
@@ -287,7 +291,6 @@ def expect_envelope():
 #                               .services, .edge, await .execute(sql, **params), .expire_cart(token)
 #     stack_services            module-scoped: the services that must start (default ("cart",));
 #                               override it in a test module to start more
-#     stack_optional_services   module-scoped: services started if they can (default ())
 #     stack_env                 module-scoped: extra environment for every service (default {})
 
 
@@ -297,19 +300,14 @@ def stack_services() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def stack_optional_services() -> tuple[str, ...]:
-    return ()
-
-
-@pytest.fixture(scope="module")
 def stack_env() -> dict[str, str]:
     return {}
 
 
 @pytest.fixture(scope="module")
-def stack(settings, engine, stack_services, stack_optional_services, stack_env):  # type: ignore[no-untyped-def]
+def stack(settings, engine, stack_services, stack_env):  # type: ignore[no-untyped-def]
     """`engine` first: it loads the sample catalog into the session's database."""
     from tests.e2e.stack import start_stack
 
     with _launcher() as started:
-        yield start_stack(started, settings, engine, services=stack_services, optional=stack_optional_services, env=stack_env)
+        yield start_stack(started, settings, engine, services=stack_services, env=stack_env)

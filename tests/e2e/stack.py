@@ -1,11 +1,10 @@
 """A whole checkout stack for functional e2e tests: real service processes behind a real edge.
 
     stack                    module-scoped Stack (see conftest.py): the services named by the
-                             `stack_services` fixture (default: cart only) plus those named by
-                             `stack_optional_services` that manage to start, all with this session's
+                             `stack_services` fixture (default: cart only), all with this session's
                              database (sample catalog loaded), Redis and NATS, and an Envoy edge in
-                             front with a generous rate limit whose /healthz requires exactly the
-                             services that were started.
+                             front with a generous rate limit whose /healthz requires every one of
+                             them.
 
 A test module that needs more than the cart service overrides the fixture:
 
@@ -13,8 +12,8 @@ A test module that needs more than the cart service overrides the fixture:
     def stack_services():
         return ("cart", "order", "payment")
 
-Services that may not start yet (their issue is still being built) go in
-`stack_optional_services`; a test that needs one calls `stack.require("order")`, which skips.
+Every named service must start: one that exits or never serves fails the module's tests with
+its log tail (never a skip), as does an edge that does not come up healthy.
 
 `stack_env` (a dict) adds environment variables to every service. Each stack gets a JetStream
 namespace of its own (stream, subject prefix, durable, relay lock), so its enrollment consumer and
@@ -42,6 +41,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -74,7 +74,6 @@ class Stack:
     launcher: Launcher
     edge: EdgeProcess
     services: dict[str, ServiceProcess]
-    failed: dict[str, str]  # optional services that did not start -> why
 
     @property
     def url(self) -> str:
@@ -94,14 +93,6 @@ class Stack:
     def admin(self) -> dict[str, str]:
         """Authorization headers of a new user with the admin role."""
         return self.bearer(str(uuid.uuid4()), ["admin"])
-
-    def require(self, *names: str) -> None:
-        """Skip the calling test unless every named service is running."""
-        import pytest
-
-        missing = [name for name in names if name not in self.services]
-        if missing:
-            pytest.skip(f"not running in this stack: {', '.join(missing)} ({self.failed})")
 
     # -- set-up through the admin API ---------------------------------------------------------------
     def new_coupon(self, **fields: Any) -> dict:
@@ -183,32 +174,31 @@ def service_env(settings: Settings, ports: dict[str, int]) -> dict[str, str]:
 
 
 def start_stack(launcher: Launcher, settings: Settings, engine: AsyncEngine, *, services: Iterable[str] = ("cart",),
-                optional: Iterable[str] = (), env: dict[str, str] | None = None, **edge_overrides: Any) -> Stack:
-    """Start `services` (each must come up), then `optional` ones (failures are recorded), then the edge."""
-    required = list(dict.fromkeys(services))
-    extra = [name for name in dict.fromkeys(optional) if name not in required]
-    unknown = [name for name in (*required, *extra) if name not in SERVICE_MODULES]
+                env: dict[str, str] | None = None, **edge_overrides: Any) -> Stack:
+    """Start `services` and the edge in front; any of them not coming up fails the caller with its log tail."""
+    names = list(dict.fromkeys(services))
+    unknown = [name for name in names if name not in SERVICE_MODULES]
     assert not unknown, f"unknown services {unknown}; choose from {sorted(SERVICE_MODULES)}"
-    ports = {name: free_port() for name in (*required, *extra)}
+    ports = {name: free_port() for name in names}
     child_env = {**service_env(settings, ports), **(env or {})}
-    started: dict[str, ServiceProcess] = {}
-    failed: dict[str, str] = {}
-    for name in (*required, *extra):
-        service = launcher.service(SERVICE_MODULES[name], port=ports[name], env=child_env, wait=False)
+    started = {name: launcher.service(SERVICE_MODULES[name], port=ports[name], env=child_env, wait=False) for name in names}
+    failures = []
+    for service in started.values():
         try:
             service.wait_serving()
-        except RuntimeError as error:
-            if name in required:
-                raise
-            service.stop()
-            failed[name] = str(error).splitlines()[0]
-        else:
-            started[name] = service
+        except RuntimeError as error:  # its message carries the service's log tail
+            failures.append(str(error))
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
     edge_overrides.setdefault("rate_limit_rps", FUNCTIONAL_RATE_LIMIT_RPS)
     edge_overrides.setdefault("healthz_clusters", tuple(started))
-    edge = launcher.edge(ports={name: service.port for name, service in started.items()}, **edge_overrides)
-    edge.wait_healthz(200)
-    return Stack(settings, engine, launcher, edge, started, failed)
+    try:
+        edge = launcher.edge(ports=ports, **edge_overrides)
+        edge.wait_healthz(200)
+    except (RuntimeError, AssertionError) as error:
+        pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)
+    return Stack(settings, engine, launcher, edge, started)
+
 
 
 # --------------------------------------------------------------------------------------------

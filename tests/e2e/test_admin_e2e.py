@@ -1,6 +1,5 @@
 """The admin API through the edge (CONTRACT.md "Admin", docs/API.md's dead letters): real Envoy,
-real cart_svc (coupons, sales, internships, exchange rates) and, when it starts, enrollment_svc
-(dead letters)."""
+real cart_svc (coupons, sales, internships, exchange rates) and enrollment_svc (dead letters)."""
 
 from __future__ import annotations
 
@@ -22,8 +21,8 @@ GBP_SAMPLE_RATE = "0.0095"
 
 
 @pytest.fixture(scope="module")
-def stack_optional_services():
-    return ("enrollment",)  # the dead-letter routes; the rest needs only cart_svc
+def stack_services():
+    return ("cart", "enrollment")  # enrollment_svc: the dead-letter routes
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +73,6 @@ def valid_body(route: str) -> dict | None:
 @pytest.mark.parametrize("route", [*ADMIN_ROUTES, *DEAD_LETTER_ROUTES])
 @pytest.mark.parametrize("who", ["anonymous", "student", "no-roles", "invalid-token", "expired-admin"])
 def test_only_admins_may_call(stack, api, expect_envelope, route, who):
-    if route in DEAD_LETTER_ROUTES:
-        stack.require("enrollment")
     method, path = {**ADMIN_ROUTES, **DEAD_LETTER_ROUTES}[route]
     headers = {
         "anonymous": None,
@@ -327,14 +324,12 @@ def test_exchange_rate_currency_comes_from_the_path_only(stack, api, expect_enve
 
 
 def test_dead_letters_list_for_an_admin(stack, api):
-    stack.require("enrollment")
     body = json_ok(api.get("/api/v1/admin/dead-letters", headers=stack.admin()))
     assert set(body) == {"dead_letters"} and isinstance(body["dead_letters"], list)
 
 
 def test_replaying_an_unknown_dead_letter_is_404_3201(stack, api, expect_envelope):
     """docs/API.md: 3201 dead letter not found."""
-    stack.require("enrollment")
     expect_envelope(api.post(f"/api/v1/admin/dead-letters/{uuid.uuid4()}/replay", json={}, headers=stack.admin()), 404, 3201)
     error = expect_envelope(api.post("/api/v1/admin/dead-letters/nope/replay", json={}, headers=stack.admin()), 400, 1000)
     assert "dead_letter_id" in fields_of(error)

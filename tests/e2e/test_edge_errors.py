@@ -15,6 +15,7 @@ import pytest
 
 from checkout.v1 import catalog_pb2, catalog_pb2_grpc
 from edge import envelope
+from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -200,15 +201,16 @@ def test_invalid_bearer_token_is_401_from_the_service(edge, expect_envelope):
     assert_clean_headers(response)
 
 
-def test_service_error_status_follows_the_catalog(edge, expect_envelope):
-    """Whatever GetCart answers today (not implemented, no database, cart not found), it is an
-    envelope whose HTTP status is the catalog's for its code."""
+def test_unknown_cart_with_the_database_gone_is_503_4001_retryable(launcher, expect_envelope):
+    """CONTRACT.md: no request gets a 5xx other than 503 (4001, retryable) when a dependency is down."""
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/checkout"  # nothing listens there
+    cart = launcher.service("cart_svc", env={"DATABASE_URL": nowhere})
+    edge = launcher.edge(ports={"cart": cart.port})
     with edge.client() as client:
         response = client.get(f"/api/v1/cart/{uuid.uuid4()}")
-    if response.status_code == 200:
-        pytest.skip("the cart exists")
-    error = expect_envelope(response, response.status_code)
-    assert envelope.http_by_code()[error["code"]] == response.status_code, error
+    error = expect_envelope(response, 503, 4001)
+    assert error["retryable"] is True, error
+    assert_clean_headers(response)
 
 
 # --------------------------------------------------------------------------------------------

@@ -170,7 +170,9 @@ async def audit_rows(engine: AsyncEngine, entity_id: str) -> list[Any]:
                                          .order_by(audit_log.c.id))).all())
 
 
-def api_requests(emulator: RunningEmulator, method: str | None = None, path_prefix: str = "") -> list[dict[str, Any]]:
-    """The emulator's log of gateway API calls (Razorpay and Stripe), oldest first."""
-    log = emulator.control("GET", "requests")["requests"]
+def api_requests(emulator: RunningEmulator, method: str | None = None, path_prefix: str = "", *,
+                 in_flight: bool = False) -> list[dict[str, Any]]:
+    """The emulator's log of answered gateway API calls (Razorpay and Stripe), in the order they were
+    answered; with `in_flight`, the calls it is still answering (e.g. held by a timeout_s hang)."""
+    log = emulator.control("GET", "requests")["in_flight" if in_flight else "requests"]
     return [r for r in log if (method is None or r["method"] == method) and r["path"].startswith(path_prefix)]

@@ -529,6 +529,23 @@ def test_latency_and_timeouts(
     assert rzp.order.fetch(order["id"])["id"] == order["id"]
 
 
+def test_a_hanging_call_is_in_flight_until_it_is_answered(
+    emulator: RunningEmulator, rzp: razorpay.Client
+) -> None:
+    order = new_order(rzp)
+    emulator.set_faults("razorpay", timeout_s=30)  # far longer than this test: still hanging below
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        rzp.order.fetch(order["id"], timeout=0.3)
+    listed = emulator.control("GET", "requests")
+    assert [(c["method"], c["path"]) for c in listed["in_flight"]] == [
+        ("GET", f"/v1/orders/{order['id']}")
+    ]
+    assert [r["method"] for r in listed["requests"]] == ["POST"]  # only the create was answered
+    emulator.set_faults("razorpay", timeout_s=0)
+    rzp.order.fetch(order["id"])
+    assert len(emulator.control("GET", "requests")["in_flight"]) == 1  # the answered call left
+
+
 def test_error_rate_and_down(
     emulator: RunningEmulator, rzp: razorpay.Client, stripe_client: stripe.StripeClient
 ) -> None:
