@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import logging
 import pathlib
 import struct
 import sys
@@ -42,7 +41,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
 # The advisory lock every migration command of a database holds while it works (any role may take one).
 LOCK_KEY = struct.unpack(">q", hashlib.sha256(b"checkout-migrations").digest()[:8])[0]
-_log = logging.getLogger(__name__)
 
 
 def libpq(database_url: str) -> str:

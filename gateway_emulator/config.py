@@ -1,5 +1,5 @@
 """The emulator's settings: defaults match the project's development settings
-(common/config.py), the environment overrides them, the CLI overrides the environment."""
+(common/settings.py), the environment overrides them, the CLI overrides the environment."""
 
 from __future__ import annotations
 

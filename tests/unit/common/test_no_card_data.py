@@ -13,7 +13,7 @@ import pathlib
 import re
 from collections.abc import Iterator
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 SERVICE_SOURCES = ("cart_svc", "order_svc", "payment_svc", "enrollment_svc", "common", "edge")
 CARD_WORDS = {"pan", "cvv", "cvc", "cardnumber", "cardnum", "ccnum", "ccnumber"}
 CARD_PAIRS = {("card", "number"), ("card", "num"), ("card", "no"), ("card", "code"), ("card", "expiry"),

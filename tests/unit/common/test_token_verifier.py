@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 
 import pytest
 
 from common.auth import TokenVerifier, mint_token
-from common.config import load_settings
 from common.errors import CheckoutError, ErrorCode
+from common.settings import load_settings
 
 SETTINGS = load_settings({})
 
@@ -40,7 +39,7 @@ def test_a_remembered_token_still_expires() -> None:
     {"jwt_secret": "another-secret"}, {"jwt_audience": "elsewhere"}, {"jwt_issuer": "someone-else"},
 ])
 def test_tokens_signed_or_addressed_otherwise_are_401(change: dict[str, str]) -> None:
-    token = mint_token(dataclasses.replace(SETTINGS, **change), str(uuid.uuid4()))
+    token = mint_token(SETTINGS.replace(**change), str(uuid.uuid4()))
     with pytest.raises(CheckoutError) as caught:
         TokenVerifier(SETTINGS).caller_from_header(header(token))
     assert caught.value.code is ErrorCode.NOT_AUTHENTICATED
