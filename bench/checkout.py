@@ -7,8 +7,9 @@ track_commit_timestamp on (the embedded one does); a benchmark, not a test.
 
 One checkout = create cart, estimate, place order (with an Idempotency-Key; the payment session
 opens at the gateway emulator), pay at the emulator (which then sends the signed webhooks
-payment.captured and order.paid to the edge), and the enrollment: webhook → outbox → NATS →
-enrollment consumer, which moves the order to `fulfilled`. `--concurrency` checkouts run at once;
+payment.captured and order.paid to the edge), and the enrollment: payment_svc's outbox → NATS →
+order_svc (paid) → order.paid → enrollment_svc (one enrollment per line) → enrollment.created →
+order_svc, which moves the order to `fulfilled`. `--concurrency` checkouts run at once;
 one round of warm-up checkouts (one per worker) is not counted.
 
 Throughput: checkouts / (first request sent → last enrollment committed).
@@ -40,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 import cpu_accounting
 from common.auth import mint_token
-from common.config import load_settings
+from common.settings import load_settings
 from devstack import pidfiles
 from devstack.layout import RunDir
 
@@ -90,7 +91,7 @@ async def run_checkouts(client: httpx.AsyncClient, emulator: httpx.AsyncClient, 
 async def wait_fulfilled(conn: psycopg.AsyncConnection, orders: list[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = await (await conn.execute("SELECT count(*) FROM orders WHERE order_token = ANY(%s::uuid[]) AND status = 'fulfilled'",
+        row = await (await conn.execute("SELECT count(*) FROM ordering.orders WHERE order_token = ANY(%s::uuid[]) AND status = 'fulfilled'",
                                         (orders,))).fetchone()
         if row and row[0] == len(orders):
             return
@@ -100,7 +101,7 @@ async def wait_fulfilled(conn: psycopg.AsyncConnection, orders: list[str], timeo
 
 async def commit_times(conn: psycopg.AsyncConnection, orders: list[str]) -> dict[str, float]:
     rows = await (await conn.execute(
-        "SELECT order_token::text, EXTRACT(EPOCH FROM pg_xact_commit_timestamp(xmin))::float8 FROM enrollments"
+        "SELECT order_token::text, EXTRACT(EPOCH FROM pg_xact_commit_timestamp(xmin))::float8 FROM enrollment.enrollments"
         " WHERE order_token = ANY(%s::uuid[])", (orders,))).fetchall()
     return {token: at for token, at in rows}
 

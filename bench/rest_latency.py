@@ -41,7 +41,7 @@ import tempfile
 import httpx
 import redis
 
-from common.config import load_settings
+from common.settings import load_settings
 
 BILLING = [("IN", "MH"), ("IN", "KA"), ("IN", "DL"), ("US", "CA")]
 ONCE_DONE = "every target answered once"

@@ -171,15 +171,27 @@ class EventConsumer:
 
     async def _loop(self, sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], Awaitable[None]],
                     stop: asyncio.Event) -> None:
+        """Wait for one message; take what else is already pending, up to CONSUMER_MAX_IN_FLIGHT,
+        and handle them at once. (A fetch of n > 1 waits for n messages or its timeout, which
+        would hold a lone message back: so the wait is for one, the rest only if already there.)"""
+        limit = max(1, self._events.max_in_flight)
         while not stop.is_set():
             if self._reconnected:
                 raise _Reconnected()
             try:
-                messages = await sub.fetch(self._events.fetch_batch, timeout=1.0)
+                messages = await sub.fetch(1, timeout=1.0)
             except nats.errors.TimeoutError:
                 continue
-            for msg in messages:
-                await handle(msg)
+            pending = messages[-1].metadata.num_pending if messages else 0
+            if limit > 1 and pending:
+                try:
+                    messages += await sub.fetch(min(pending, limit - 1), timeout=0.05)
+                except nats.errors.TimeoutError:
+                    pass
+            if len(messages) == 1:
+                await handle(messages[0])
+            else:
+                await asyncio.gather(*(handle(msg) for msg in messages))
 
     # -- one delivery -------------------------------------------------------------------------------
     async def handle(self, subscription: Subscription, msg: Msg) -> None:
@@ -270,9 +282,10 @@ class EventConsumer:
 
 
 async def _ack(msg: Msg) -> None:
-    """Ack and wait for the server's word; a lost ack only means a harmless redelivery."""
+    """Ack without waiting for the server's word: a lost ack only means a redelivery, which every
+    handler absorbs; waiting would cost a round trip per message."""
     try:
-        await msg.ack_sync(timeout=2.0)
+        await msg.ack()
     except Exception as error:
         _log.warning("ack not confirmed; the message may be redelivered", extra={"error": repr(error)})
 

@@ -30,7 +30,7 @@ class EventSettings:
     ack_wait: float = 30.0
     max_deliver: int = 5
     nak_delays: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)  # by delivery number: 1st failure, 2nd, …
-    fetch_batch: int = 1  # nats-py fetch(n>1) can hold a first message until its timeout: docs/EVENTS.md
+    max_in_flight: int = 8  # deliveries a consumer handles at once (1: one after the other)
     relay_poll_interval: float = 1.0
     relay_batch: int = 100
     relay_publish_timeout: float = 2.0
@@ -44,7 +44,7 @@ class EventSettings:
             duplicate_window=settings.nats_duplicate_window, max_age=settings.nats_max_age,
             dlq_max_age=settings.nats_dlq_max_age, ack_wait=settings.consumer_ack_wait,
             max_deliver=settings.consumer_max_deliver, nak_delays=settings.nak_delays,
-            fetch_batch=settings.consumer_fetch_batch, relay_poll_interval=settings.outbox_relay_poll_interval,
+            max_in_flight=settings.consumer_max_in_flight, relay_poll_interval=settings.outbox_relay_poll_interval,
             relay_batch=settings.outbox_relay_batch, relay_publish_timeout=settings.outbox_relay_publish_timeout,
             relay_max_retry_delay=settings.outbox_relay_max_retry_delay,
         )

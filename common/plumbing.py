@@ -8,10 +8,23 @@ and told which schema they serve.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import struct
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Insert,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    insert,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 Stamp = DateTime(timezone=True)
@@ -24,6 +37,15 @@ class Plumbing:
     outbox: Table
     audit_log: Table
     dead_letters: Table
+
+    # Built once per schema: a statement built per call costs SQLAlchemy a cache-key walk each time.
+    @functools.cached_property
+    def insert_outbox(self) -> Insert:
+        return insert(self.outbox)
+
+    @functools.cached_property
+    def insert_audit(self) -> Insert:
+        return insert(self.audit_log)
 
     @property
     def notify_channel(self) -> str:

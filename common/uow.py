@@ -28,7 +28,6 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common.plumbing import Plumbing
@@ -125,12 +124,12 @@ class UnitOfWork(Recorder):
         """Write the recorded events and audit rows now (commit does it too)."""
         cid = correlation_id()
         if self.events:
-            await self.conn.execute(insert(self._plumbing.outbox), [
+            await self.conn.execute(self._plumbing.insert_outbox, [
                 {"id": e.id, "aggregate_id": e.aggregate_id, "subject": e.subject, "payload": e.payload,
                  "headers": {"correlation_id": cid}} for e in self.events])
             self.events = []
         if self.audits:
-            await self.conn.execute(insert(self._plumbing.audit_log), [
+            await self.conn.execute(self._plumbing.insert_audit, [
                 {"actor": a.actor, "correlation_id": cid, "entity_type": a.entity_type, "entity_id": a.entity_id,
                  "action": a.action, "before": a.before, "after": a.after, "flagged": a.flagged}
                 for a in self.audits])

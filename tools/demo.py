@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 import httpx
 
 from common.auth import mint_token
-from common.config import load_settings
+from common.settings import load_settings
 
 DEFAULT_PLAN = "7a1e0000-0000-4000-8000-000000000103"  # sample catalog: Backend Engineering, 3 months
 SYMBOLS = {"INR": "₹", "USD": "$", "EUR": "€", "GBP": "£"}

@@ -94,7 +94,9 @@ async def test_consumer_killed_after_commit_before_ack(own_settings, tmp_path):
     async with own_world(own_settings) as (ns, order_engine, engine), running(order_relay(ns)):
         for order in made:
             await write_paid(order_engine, order)
-        with python_process("enrollment_svc", settings_env(ns, fault="consumer_after_commit"), log) as crashed:
+        # one delivery at a time, so the kill interrupts exactly the first one
+        crash_env = settings_env(ns, fault="consumer_after_commit") | {"CONSUMER_MAX_IN_FLIGHT": "1"}
+        with python_process("enrollment_svc", crash_env, log) as crashed:
             assert await wait_exit(crashed, 30) == -9, log.read_text()
 
         # Before any restart: exactly one delivery, committed (all its lines, its event, its audit rows), never acked.
