@@ -288,7 +288,8 @@ def expect_envelope():
 # The functional stack (tests/e2e/stack.py): services with this session's database behind an edge.
 #
 #     stack                     module-scoped Stack: .client(), .bearer(user_id, roles), .admin(),
-#                               .services, .edge, await .execute(sql, **params), .expire_cart(token)
+#                               .services, .edge, await .execute(sql, **params) / .rows(sql, **params)
+#                               as the database's administrator, .expire_cart(token)
 #     stack_services            module-scoped: the services that must start (default ("cart",));
 #                               override it in a test module to start more
 #     stack_env                 module-scoped: extra environment for every service (default {})
@@ -305,9 +306,10 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(settings, engine, stack_services, stack_env):  # type: ignore[no-untyped-def]
-    """`engine` first: it loads the sample catalog into the session's database."""
-    from tests.e2e.stack import start_stack
+def stack(settings, cart_engine, admin_engine, stack_services, stack_env):  # type: ignore[no-untyped-def]
+    """`cart_engine` first: it loads the sample catalog into the session's database."""
+    from tests.e2e.stack import running_stack
 
-    with _launcher() as started:
-        yield start_stack(started, settings, engine, services=stack_services, env=stack_env)
+    with _launcher() as started, running_stack(started, settings, admin_engine, services=stack_services,
+                                               env=stack_env) as running:
+        yield running
