@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from gateway_emulator import RunningEmulator, start_emulator
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, order_when, running_stack
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -42,14 +41,16 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture(scope="module")
-def edge_stack(module_launcher, settings, engine, emulator) -> Iterator[Stack]:
+def edge_stack(module_launcher, settings, cart_engine, admin_engine, emulator) -> Iterator[Stack]:
+    """`cart_engine` first: it loads the sample catalog into the session's database."""
     env = {"RAZORPAY_BASE_URL": emulator.url, "STRIPE_BASE_URL": emulator.url,
            "PAYMENT_RECONCILE_AFTER": "2", "PAYMENT_RECONCILE_INTERVAL": "0.5",
            "PAYMENT_SWEEP_INTERVAL": "0"}
-    stack = start_stack(module_launcher, settings, engine, services=("cart", "order", "payment", "enrollment"), env=env)
-    emulator.set_webhook_targets(razorpay=f"{stack.url}/api/v1/webhooks/razorpay",
-                                 stripe=f"{stack.url}/api/v1/webhooks/stripe")
-    yield stack
+    with running_stack(module_launcher, settings, admin_engine, services=("cart", "order", "payment", "enrollment"),
+                       env=env) as stack:
+        emulator.set_webhook_targets(razorpay=f"{stack.url}/api/v1/webhooks/razorpay",
+                                     stripe=f"{stack.url}/api/v1/webhooks/stripe")
+        yield stack
 
 
 @pytest.fixture
@@ -72,16 +73,7 @@ def place_order(stack: Stack, api: httpx.Client, user: str, gateway: str = "razo
 
 def order_until(stack: Stack, api: httpx.Client, user: str, order_token: str, statuses: set[str],
                 timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/api/v1/order/{order_token}", headers=stack.bearer(user))
-        assert response.status_code == 200, response.text
-        order = response.json()
-        if order["status"] in statuses:
-            return order
-        if time.monotonic() > deadline:
-            raise AssertionError(f"order stayed {order['status']}, wanted {statuses}")
-        time.sleep(0.1)
+    return order_when(api, stack.bearer(user), order_token, lambda order: order["status"] in statuses, timeout)
 
 
 def check_fulfilled(stack: Stack, api: httpx.Client, user: str, order: dict) -> None:
@@ -152,3 +144,4 @@ def test_a_dropped_webhook_is_reconciled_by_the_running_service(edge_stack, api,
         emulator.set_faults("razorpay", webhook_drop=False)
     final = order_until(edge_stack, api, user, order["order_token"], {"fulfilled"}, timeout=40)
     check_fulfilled(edge_stack, api, user, final)
+
