@@ -93,7 +93,7 @@ def page(browser: Any, stack: Stack, request: pytest.FixtureRequest) -> Iterator
     if report is not None and report.failed:
         try:
             Shots(opened, request.node.name + "-failed").take("failed")
-        except Exception:  # noqa: BLE001 - a page that crashed has nothing to show
+        except Exception:  # a page that crashed has nothing to show
             pass
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

@@ -135,6 +135,14 @@ def order_over_rest(page: Any, stack: Stack) -> dict:
     return response.json()
 
 
+def payment_over_rest(page: Any, stack: Stack, payment_token: str) -> dict:
+    saved = stored(page)
+    headers = {"authorization": f"Bearer {saved['auth']['token']}"}
+    response = httpx.get(f"{stack.url}/api/v1/payment/{payment_token}", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def wait_for_status(page: Any, stack: Stack, status: str, timeout: float) -> dict:
     """The order once it has `status`; the test fails with the order as last read otherwise."""
     deadline = time.monotonic() + timeout
@@ -399,6 +407,8 @@ def test_failed_payment_then_a_successful_retry(page, shots, stack, failed_webho
         else:
             first = order_over_rest(page, stack)  # the dropped webhook was the only way to payment_failed
             assert first["status"] == "awaiting_payment", first
+            # and it stays so: the order moves only on payment_svc's event, and payment_svc never heard of the failure
+            assert payment_over_rest(page, stack, first["payment"]["payment_token"])["status"] == "pending"
         page.click("#retry-payment")
         page.wait_for_url(f"{stack.emulator.url}/checkout/**")
         expect(page.locator("#pay-button")).to_be_enabled()

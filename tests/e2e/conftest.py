@@ -11,7 +11,10 @@ Reusable building blocks (every started process is stopped at the fixture's tear
                       session's database, Redis and NATS behind an edge; see the end of this file
 
 Services get CART_GRPC_PORT-style variables for their port, *_METRICS_PORT=0, and whatever
-`env` adds. The edge is rendered by edge.config from EdgeSettings; pass overrides such as
+`env` adds. Without DATABASE_URL, REDIS_URL or NATS_URL in `env` a service reaches no server of
+that kind (a port nobody listens on): the edge tests in front of a bare service need no data, and
+a service of theirs must never join a `make run` stack on the default ports, whose events its
+consumers would take. The edge is rendered by edge.config from EdgeSettings; pass overrides such as
 rate_limit_rps=2 or healthz_clusters=("cart",), and upstream ports via `ports={"cart": 1234}`
 (clusters without a port point at a free port nobody listens on).
 """
@@ -178,7 +181,10 @@ class Launcher:
     def service(self, module: str, *, port: int | None = None, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
         port_var, metrics_var = SERVICE_PORT_ENV[module]
         port = port or free_port()
-        child_env = {**os.environ, port_var: str(port), metrics_var: "0", "PYTHONUNBUFFERED": "1", **(env or {})}
+        nowhere = free_port()  # closed again at once: nobody listens there
+        isolated = {"DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{nowhere}/checkout",
+                    "REDIS_URL": f"redis://127.0.0.1:{nowhere}/0", "NATS_URL": f"nats://127.0.0.1:{nowhere}"}
+        child_env = {**os.environ, **isolated, port_var: str(port), metrics_var: "0", "PYTHONUNBUFFERED": "1", **(env or {})}
         log = self.workdir / f"{module}-{port}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
@@ -288,7 +294,8 @@ def expect_envelope():
 # The functional stack (tests/e2e/stack.py): services with this session's database behind an edge.
 #
 #     stack                     module-scoped Stack: .client(), .bearer(user_id, roles), .admin(),
-#                               .services, .edge, await .execute(sql, **params), .expire_cart(token)
+#                               .services, .edge, await .execute(sql, **params) / .rows(sql, **params)
+#                               as the database's administrator, .expire_cart(token)
 #     stack_services            module-scoped: the services that must start (default ("cart",));
 #                               override it in a test module to start more
 #     stack_env                 module-scoped: extra environment for every service (default {})
@@ -305,9 +312,10 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(settings, engine, stack_services, stack_env):  # type: ignore[no-untyped-def]
-    """`engine` first: it loads the sample catalog into the session's database."""
-    from tests.e2e.stack import start_stack
+def stack(settings, cart_engine, admin_engine, stack_services, stack_env):  # type: ignore[no-untyped-def]
+    """`cart_engine` first: it loads the sample catalog into the session's database."""
+    from tests.e2e.stack import running_stack
 
-    with _launcher() as started:
-        yield start_stack(started, settings, engine, services=stack_services, env=stack_env)
+    with _launcher() as started, running_stack(started, settings, admin_engine, services=stack_services,
+                                               env=stack_env) as running:
+        yield running

@@ -16,14 +16,19 @@ Every named service must start: one that exits or never serves fails the module'
 its log tail (never a skip), as does an edge that does not come up healthy.
 
 `stack_env` (a dict) adds environment variables to every service. Each stack gets a JetStream
-namespace of its own (stream, subject prefix, durable, relay lock), so its enrollment consumer and
-outbox relay never meet other tests' events.
+namespace of its own (stream, DLQ stream, subject prefix), so its consumers and outbox relays
+never meet other tests' events; its streams are deleted when it stops.
+
+A whole checkout needs all four services (order_svc calls cart_svc's CartCheckout and
+payment_svc's PaymentSessions; enrollment comes from events) and the gateway emulator behind
+payment_svc (RAZORPAY_BASE_URL / STRIPE_BASE_URL in `stack_env`).
 
 Helpers: stack.client() (httpx.Client on the edge), stack.bearer(user_id, roles) (headers; a new
 user when user_id is None), stack.admin() (headers of a new admin), stack.new_coupon(**fields) /
 new_sale(**fields) / new_internship(months, price) (through the admin API), and, in async tests
-only (the root `engine` fixture lives on the session loop), `await stack.execute(sql, **params)`,
-`await stack.expire_cart(token)` / `await stack.convert_cart(token)`.
+only (the engines live on the session loop), `await stack.execute(sql, **params)` /
+`await stack.rows(sql, **params)` as the database's administrator (name the owning schema:
+`cart.carts`, `ordering.orders`, …), `await stack.expire_cart(token)` / `await stack.convert_cart(token)`.
 
 Shape checks for the contract's answers: json_ok(response) (status, JSON, x-correlation-id,
 snake_case names), check_cart(body), check_estimate(body), money(text), timestamp(text).
@@ -31,22 +36,28 @@ snake_case names), check_cart(body), check_estimate(body), money(text), timestam
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import re
 import socket
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.auth import mint_token
-from common.config import Settings
+from common.settings import Settings
+from tests.support.event_bus import drop_streams, settings_env
 
 if TYPE_CHECKING:  # the classes live in tests/e2e/conftest.py, which pytest imports on its own
     from conftest import EdgeProcess, Launcher, ServiceProcess
@@ -69,8 +80,8 @@ def free_port() -> int:
 
 @dataclasses.dataclass
 class Stack:
-    settings: Settings
-    engine: AsyncEngine
+    settings: Settings  # what the services were started with (the stack's ports and event namespace)
+    admin_engine: AsyncEngine  # the database's administrator: reads and writes across the services' schemas
     launcher: Launcher
     edge: EdgeProcess
     services: dict[str, ServiceProcess]
@@ -113,12 +124,17 @@ class Stack:
         with self.client() as client:
             return json_ok(client.post("/api/v1/admin/internships", json=body, headers=self.admin()))
 
-    # -- behind the services' backs (async tests only: the engine lives on the session loop) ---------
+    # -- behind the services' backs, as the database's administrator (async tests only) -------------
     async def execute(self, statement: str, **params: Any) -> int:
-        """Run one SQL statement in its own transaction; returns the row count."""
-        async with self.engine.begin() as conn:
+        """Run one SQL statement in its own transaction; returns the row count. Name the schema."""
+        async with self.admin_engine.begin() as conn:
             result = await conn.execute(text(statement), params)
             return result.rowcount
+
+    async def rows(self, statement: str, **params: Any) -> list[Row[Any]]:
+        """The rows of one query. Name the schema (`ordering.orders`, `cart.carts`, …)."""
+        async with self.admin_engine.connect() as conn:
+            return list((await conn.execute(text(statement), params)).all())
 
     async def forget_cached_cart(self, token: str) -> None:
         """Drop cart_svc's Redis entry for a cart changed directly in PostgreSQL (no-op without a cache)."""
@@ -131,74 +147,96 @@ class Stack:
             await client.aclose()
 
     async def expire_cart(self, token: str) -> None:
-        count = await self.execute("UPDATE carts SET expires_at = now() - interval '1 second' WHERE token = :token",
+        count = await self.execute("UPDATE cart.carts SET expires_at = now() - interval '1 second' WHERE token = :token",
                                    token=token)
         assert count == 1, token
         await self.forget_cached_cart(token)
 
     async def convert_cart(self, token: str) -> None:
-        count = await self.execute("UPDATE carts SET status = 'converted' WHERE token = :token", token=token)
+        count = await self.execute("UPDATE cart.carts SET status = 'converted' WHERE token = :token", token=token)
         assert count == 1, token
         await self.forget_cached_cart(token)
 
 
-def service_env(settings: Settings, ports: dict[str, int]) -> dict[str, str]:
-    """What every service of the stack gets: this session's servers, and where its peers listen."""
-    env = {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "NATS_URL": settings.nats_url,
-        "JWT_SECRET": settings.jwt_secret,
-        "JWT_ISSUER": settings.jwt_issuer,
-        "JWT_AUDIENCE": settings.jwt_audience,
-        "DB_POOL_SIZE": "5",
-        "LOG_LEVEL": "WARNING",
-    }
-    # a JetStream namespace of the stack's own, so its consumer and relay never meet other tests' events
-    namespace = f"E2E{uuid.uuid4().hex[:8].upper()}"
-    env.update({
-        "NATS_STREAM": f"{namespace}_CHECKOUT",
-        "NATS_DLQ_STREAM": f"{namespace}_CHECKOUT_DLQ",
-        "NATS_SUBJECT_PREFIX": f"{namespace.lower()}.",
-        "ENROLLMENT_DURABLE": f"{namespace.lower()}_enrollment",
-        "OUTBOX_RELAY_LOCK_KEY": str(int(uuid.uuid4().hex[:15], 16)),
-        "OUTBOX_RELAY_METRICS_PORT": "0",
-    })
-    for name, port in ports.items():
-        env[f"{name.upper()}_GRPC_PORT"] = str(port)
-    if "order" in ports:
-        env["ORDER_GRPC_ADDRESS"] = f"127.0.0.1:{ports['order']}"
+def stack_settings(settings: Settings, ports: dict[str, int]) -> Settings:
+    """`settings` (the session's database, Redis and NATS) with the stack's gRPC ports, where order_svc
+    finds its peers, and a JetStream namespace of the stack's own (stream, DLQ stream, subject
+    prefix), so its consumers and relays never meet other tests' events."""
+    tag = uuid.uuid4().hex[:10]
+    changes: dict[str, Any] = {f"{name}_grpc_port": port for name, port in ports.items()}
+    changes.update(
+        nats_stream=f"E{tag}", nats_dlq_stream=f"E{tag}_DLQ", nats_subject_prefix=f"e{tag}.", nats_max_age=3600,
+        nats_dlq_max_age=3600, outbox_relay_poll_interval=0.2, db_pool_size=5, log_level="WARNING",
+        cart_metrics_port=0, order_metrics_port=0, payment_metrics_port=0, enrollment_metrics_port=0,
+    )
+    if "cart" in ports:
+        changes["cart_grpc_address"] = f"127.0.0.1:{ports['cart']}"
     if "payment" in ports:
-        env["PAYMENT_GRPC_ADDRESS"] = f"127.0.0.1:{ports['payment']}"
-    return env
+        changes["payment_grpc_address"] = f"127.0.0.1:{ports['payment']}"
+    return settings.replace(**changes)
 
 
-def start_stack(launcher: Launcher, settings: Settings, engine: AsyncEngine, *, services: Iterable[str] = ("cart",),
-                env: dict[str, str] | None = None, **edge_overrides: Any) -> Stack:
-    """Start `services` and the edge in front; any of them not coming up fails the caller with its log tail."""
+def service_env(settings: Settings) -> dict[str, str]:
+    """What every service of the stack gets: exactly `settings` (DATABASE_URL is the administrator's;
+    each service derives its own role's URL from it), nothing inherited that would override them."""
+    return settings_env(settings)
+
+
+def drop_namespace(settings: Settings) -> None:
+    """Delete the stack's streams (from sync code: on a loop of its own, in a thread of its own)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, drop_streams(settings)).result(timeout=30)
+
+
+@contextlib.contextmanager
+def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEngine, *, services: Iterable[str] = ("cart",),
+                  env: dict[str, str] | None = None, **edge_overrides: Any) -> Iterator[Stack]:
+    """`services` and the edge in front, for the block; any of them not coming up fails the caller with
+    its log tail. At the end the services stop and the stack's streams are deleted."""
     names = list(dict.fromkeys(services))
     unknown = [name for name in names if name not in SERVICE_MODULES]
     assert not unknown, f"unknown services {unknown}; choose from {sorted(SERVICE_MODULES)}"
     ports = {name: free_port() for name in names}
-    child_env = {**service_env(settings, ports), **(env or {})}
-    started = {name: launcher.service(SERVICE_MODULES[name], port=ports[name], env=child_env, wait=False) for name in names}
-    failures = []
-    for service in started.values():
-        try:
-            service.wait_serving()
-        except RuntimeError as error:  # its message carries the service's log tail
-            failures.append(str(error))
-    if failures:
-        pytest.fail("\n\n".join(failures), pytrace=False)
-    edge_overrides.setdefault("rate_limit_rps", FUNCTIONAL_RATE_LIMIT_RPS)
-    edge_overrides.setdefault("healthz_clusters", tuple(started))
+    own = stack_settings(settings, ports)
+    child_env = {**service_env(own), **(env or {})}
+    started: dict[str, ServiceProcess] = {}
     try:
-        edge = launcher.edge(ports=ports, **edge_overrides)
-        edge.wait_healthz(200)
-    except (RuntimeError, AssertionError) as error:
-        pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)
-    return Stack(settings, engine, launcher, edge, started)
+        for name in names:
+            started[name] = launcher.service(SERVICE_MODULES[name], port=ports[name], env=child_env, wait=False)
+        failures = []
+        for service in started.values():
+            try:
+                service.wait_serving()
+            except RuntimeError as error:  # its message carries the service's log tail
+                failures.append(str(error))
+        if failures:
+            pytest.fail("\n\n".join(failures), pytrace=False)
+        edge_overrides.setdefault("rate_limit_rps", FUNCTIONAL_RATE_LIMIT_RPS)
+        edge_overrides.setdefault("healthz_clusters", tuple(started))
+        try:
+            edge = launcher.edge(ports=ports, **edge_overrides)
+            edge.wait_healthz(200)
+        except (RuntimeError, AssertionError) as error:
+            pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)
+        yield Stack(own, admin_engine, launcher, edge, started)
+    finally:
+        for service in started.values():  # first: nothing publishes into the streams while they go
+            service.stop()
+        drop_namespace(own)
 
+
+def order_when(api: httpx.Client, headers: dict[str, str], order_token: str, done: Callable[[dict], bool],
+               timeout: float = 30.0) -> dict:
+    """GET /api/v1/order/{order_token} until `done(order)`: an order moves on events (a payment's
+    outcome reaches order_svc over NATS), so a step a client takes is seen a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        order = json_ok(api.get(f"/api/v1/order/{order_token}", headers=headers))
+        if done(order):
+            return order
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order {order_token} stayed {order['status']} for {timeout}s")
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------------------------

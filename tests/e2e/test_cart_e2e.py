@@ -364,7 +364,7 @@ async def test_invalid_coupon_is_2004(stack, api, expect_envelope, case):
                        "other-internship": "does not apply", "limit-reached": "limit reached"}[case]
     code = f"NOPE{uuid.uuid4().hex[:8].upper()}" if case == "unknown" else stack.new_coupon(**fields[case])["code"]
     if case == "limit-reached":
-        assert await stack.execute("UPDATE coupons SET redeemed_count = max_redemptions WHERE code = :code", code=code) == 1
+        assert await stack.execute("UPDATE cart.coupons SET redeemed_count = max_redemptions WHERE code = :code", code=code) == 1
     cart = create(api, [line(BACKEND_1M)])
     error = expect_envelope(api.post(f"/api/v1/cart/{cart['token']}/coupon", json={"code": code}), 400, 2004)
     assert expected_reason in messages(error) and error["retryable"] is False

@@ -16,10 +16,10 @@ import grpc
 import pytest
 
 from checkout.v1 import cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc
-from common.config import load_settings
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import correlation_id
 from common.server import RunningServer, start_server
+from common.settings import load_settings
 
 pytestmark = pytest.mark.timeout(120)
 

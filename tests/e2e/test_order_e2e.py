@@ -1,5 +1,8 @@
 """Orders and payments through the real edge, with the gateway emulator behind payment_svc:
-create order, get order, new attempt, get payment, verify callback — and each error code."""
+create order, get order, new attempt, get payment, verify callback — and each error code.
+
+All four services run: order_svc places an order through cart_svc's CartCheckout and payment_svc's
+PaymentSessions, and a captured payment reaches the order (paid) and enrollment_svc over NATS."""
 
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ import hmac
 import uuid
 
 import pytest
-from sqlalchemy import text
 
 from gateway_emulator.runner import start_emulator
-from tests.e2e.stack import json_ok, money
+from tests.e2e.stack import json_ok, money, order_when
 
 PLAN = "7a1e0000-0000-4000-8000-000000000101"  # 1499.00 INR
 KEY_SECRET = "dev-key-secret"
@@ -27,7 +29,7 @@ def emulator():
 
 @pytest.fixture(scope="module")
 def stack_services():
-    return ("cart", "order", "payment")
+    return ("cart", "order", "payment", "enrollment")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,8 @@ def test_verify_callback_then_new_attempt_rules(stack, user, emulator, expect_en
             "razorpay_order_id": gateway_order, "razorpay_payment_id": failed_id,
             "razorpay_signature": signature(gateway_order, failed_id)}))
         assert verdict["status"] == "failed"
-        assert json_ok(api.get(f"/api/v1/order/{order['order_token']}", headers=user))["status"] == "payment_failed"
+        moved = order_when(api, user, order["order_token"], lambda o: o["status"] != "awaiting_payment")
+        assert moved["status"] == "payment_failed"
 
         retry = json_ok(api.post(f"/api/v1/order/{order['order_token']}/payment", json={}, headers=user))
         assert retry["payment_token"] != order["payment"]["payment_token"] and retry["amount"] == order["total"]
@@ -125,7 +128,8 @@ def test_verify_callback_then_new_attempt_rules(stack, user, emulator, expect_en
             "razorpay_order_id": retry["gateway_order_id"], "razorpay_payment_id": paid_id,
             "razorpay_signature": signature(retry["gateway_order_id"], paid_id)}))
         assert captured["status"] == "captured"
-        assert json_ok(api.get(f"/api/v1/order/{order['order_token']}", headers=user))["status"] in ("paid", "fulfilled")
+        moved = order_when(api, user, order["order_token"], lambda o: o["status"] != "awaiting_payment")
+        assert moved["status"] in ("paid", "fulfilled")
         expect_envelope(api.post(f"/api/v1/order/{order['order_token']}/payment", json={}, headers=user), 409, 2102)
 
 
@@ -160,9 +164,8 @@ async def test_both_gateways_down_is_4001_retryable(stack, user, emulator, expec
 
 
 async def orders_of_cart(stack, cart_token: str) -> list[str]:
-    async with stack.engine.connect() as conn:
-        rows = await conn.execute(text("SELECT order_token FROM orders WHERE cart_token = :cart"), {"cart": cart_token})
-        return [str(token) for token in rows.scalars()]
+    rows = await stack.rows("SELECT order_token FROM ordering.orders WHERE cart_token = :cart", cart=cart_token)
+    return [str(row.order_token) for row in rows]
 
 
 def gateway_orders_of(emulator, order_token: str) -> list[str]:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import uuid
 
+from tests.e2e import test_order_e2e as orders
 from tests.e2e.stack import json_ok
-from tests.e2e.test_order_e2e import PLAN, emulator, stack_env, stack_services, user  # noqa: F401 (fixtures)
+
+# the same stack as test_order_e2e.py's: its fixtures, by their names
+PLAN, emulator, stack_env, stack_services, user = orders.PLAN, orders.emulator, orders.stack_env, orders.stack_services, orders.user
 
 
 def same_answer(first: dict, again: dict) -> None:
@@ -36,12 +39,12 @@ async def test_an_expired_coupon_refusal_replays_after_the_coupon_is_valid_again
     with stack.client() as api:
         cart = json_ok(api.post("/api-proxy/api/cart", json={"items": [{"plan_id": PLAN, "quantity": 1}]}, headers=user))
         json_ok(api.post(f"/api/v1/cart/{cart['token']}/coupon", json={"code": code}, headers=user))
-        await stack.execute("UPDATE coupons SET ends_at = now() - interval '1 second' WHERE code = :code", code=code)
+        await stack.execute("UPDATE cart.coupons SET ends_at = now() - interval '1 second' WHERE code = :code", code=code)
         body, keyed = {"cart_token": cart["token"]}, {**user, "Idempotency-Key": str(uuid.uuid4())}
         first = expect_envelope(api.post("/api/v1/order", json=body, headers=keyed), 400, 2004)
         assert first["validation_messages"] == ["code: coupon has expired"]
         assert first["suggested_action"] == "remove the coupon from the cart and place the order again"
-        await stack.execute("UPDATE coupons SET ends_at = NULL WHERE code = :code", code=code)
+        await stack.execute("UPDATE cart.coupons SET ends_at = NULL WHERE code = :code", code=code)
 
         again = expect_envelope(api.post("/api/v1/order", json=body, headers=keyed), 400, 2004)
 

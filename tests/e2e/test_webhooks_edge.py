@@ -13,9 +13,10 @@ picked up by payment_svc's background reconciler (PAYMENT_RECONCILE_AFTER=2 here
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import hashlib
 import hmac
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -23,11 +24,15 @@ import httpx
 import pytest
 
 from gateway_emulator import RunningEmulator, start_emulator
-from tests.e2e.stack import Stack, start_stack
+from tests.e2e.stack import Stack, order_when, running_stack, timestamp
 
 pytestmark = pytest.mark.timeout(240)
 
 BACKEND_1M = "7a1e0000-0000-4000-8000-000000000101"  # 1499.00 INR in the sample catalog
+# three lines of three internships, each plan with its own period: (internship, plan, months)
+THREE_LINES = (("5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000001", BACKEND_1M, 1),
+               ("5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000002", "7a1e0000-0000-4000-8000-000000000203", 3),
+               ("5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000003", "7a1e0000-0000-4000-8000-000000000306", 6))
 RAZORPAY_WEBHOOK_SECRET = "dev-webhook-secret"
 
 
@@ -42,14 +47,16 @@ def emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture(scope="module")
-def edge_stack(module_launcher, settings, engine, emulator) -> Iterator[Stack]:
+def edge_stack(module_launcher, settings, cart_engine, admin_engine, emulator) -> Iterator[Stack]:
+    """`cart_engine` first: it loads the sample catalog into the session's database."""
     env = {"RAZORPAY_BASE_URL": emulator.url, "STRIPE_BASE_URL": emulator.url,
            "PAYMENT_RECONCILE_AFTER": "2", "PAYMENT_RECONCILE_INTERVAL": "0.5",
            "PAYMENT_SWEEP_INTERVAL": "0"}
-    stack = start_stack(module_launcher, settings, engine, services=("cart", "order", "payment", "enrollment"), env=env)
-    emulator.set_webhook_targets(razorpay=f"{stack.url}/api/v1/webhooks/razorpay",
-                                 stripe=f"{stack.url}/api/v1/webhooks/stripe")
-    yield stack
+    with running_stack(module_launcher, settings, admin_engine, services=("cart", "order", "payment", "enrollment"),
+                       env=env) as stack:
+        emulator.set_webhook_targets(razorpay=f"{stack.url}/api/v1/webhooks/razorpay",
+                                     stripe=f"{stack.url}/api/v1/webhooks/stripe")
+        yield stack
 
 
 @pytest.fixture
@@ -58,9 +65,11 @@ def api(edge_stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def place_order(stack: Stack, api: httpx.Client, user: str, gateway: str = "razorpay") -> dict:
+def place_order(stack: Stack, api: httpx.Client, user: str, gateway: str = "razorpay",
+                plans: tuple[str, ...] = (BACKEND_1M,)) -> dict:
     headers = stack.bearer(user)
-    cart = api.post("/api-proxy/api/cart", json={"items": [{"plan_id": BACKEND_1M, "quantity": 1}]}, headers=headers)
+    cart = api.post("/api-proxy/api/cart", json={"items": [{"plan_id": plan, "quantity": 1} for plan in plans]},
+                    headers=headers)
     assert cart.status_code == 200, cart.text
     response = api.post("/api/v1/order", json={"cart_token": cart.json()["token"], "gateway": gateway},
                         headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
@@ -72,16 +81,7 @@ def place_order(stack: Stack, api: httpx.Client, user: str, gateway: str = "razo
 
 def order_until(stack: Stack, api: httpx.Client, user: str, order_token: str, statuses: set[str],
                 timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/api/v1/order/{order_token}", headers=stack.bearer(user))
-        assert response.status_code == 200, response.text
-        order = response.json()
-        if order["status"] in statuses:
-            return order
-        if time.monotonic() > deadline:
-            raise AssertionError(f"order stayed {order['status']}, wanted {statuses}")
-        time.sleep(0.1)
+    return order_when(api, stack.bearer(user), order_token, lambda order: order["status"] in statuses, timeout)
 
 
 def check_fulfilled(stack: Stack, api: httpx.Client, user: str, order: dict) -> None:
@@ -152,3 +152,38 @@ def test_a_dropped_webhook_is_reconciled_by_the_running_service(edge_stack, api,
         emulator.set_faults("razorpay", webhook_drop=False)
     final = order_until(edge_stack, api, user, order["order_token"], {"fulfilled"}, timeout=40)
     check_fulfilled(edge_stack, api, user, final)
+
+
+def months_later(start: datetime.datetime, months: int) -> datetime.datetime:
+    """The same day and time `months` calendar months on (clamped to the month's last day)."""
+    year, month = divmod(start.month - 1 + months, 12)
+    year += start.year
+    return start.replace(year=year, month=month + 1, day=min(start.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def test_an_order_of_three_lines_is_fulfilled_with_an_enrollment_per_line(edge_stack, api, emulator):
+    """Every line is enrolled (issue 10): one enrollment per line, each with its own internship, plan
+    and dates, all listed by GET /api/v1/enrollments, and the order fulfilled once."""
+    user = str(uuid.uuid4())
+    before = datetime.datetime.now(datetime.UTC)
+    order = place_order(edge_stack, api, user, plans=tuple(plan for _, plan, _ in THREE_LINES))
+    assert order["total"] == "11560.46"  # (1499 + 3499 + 4799) x 1.18 (IGST, no billing)
+
+    emulator.pay(order["payment"]["gateway_order_id"])
+    fulfilled = order_until(edge_stack, api, user, order["order_token"], {"fulfilled"})
+
+    assert fulfilled["payment"]["status"] == "captured"
+    response = api.get("/api/v1/enrollments", headers=edge_stack.bearer(user))
+    assert response.status_code == 200, response.text
+    mine = [e for e in response.json()["enrollments"] if e["order_token"] == order["order_token"]]
+    assert len(mine) == 3 == len({e["enrollment_id"] for e in mine}), mine
+    assert fulfilled["enrollment_id"] in {e["enrollment_id"] for e in mine}
+    by_plan = {e["plan_id"]: e for e in mine}
+    assert set(by_plan) == {plan for _, plan, _ in THREE_LINES}, mine
+    after = datetime.datetime.now(datetime.UTC)
+    for internship, plan, months in THREE_LINES:
+        enrollment = by_plan[plan]
+        assert (enrollment["internship_id"], enrollment["user_id"], enrollment["status"]) == (internship, user, "active")
+        starts, ends = timestamp(enrollment["starts_at"]), timestamp(enrollment["ends_at"])
+        assert before.replace(microsecond=0) <= starts <= after, enrollment  # printed to the second
+        assert ends == months_later(starts, months), enrollment
