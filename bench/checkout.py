@@ -35,11 +35,11 @@ import statistics
 import time
 import uuid
 
+import cpu_accounting
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
-import cpu_accounting
 from common.auth import mint_token
 from common.settings import load_settings
 from devstack import pidfiles

@@ -39,7 +39,7 @@ from common.faults import fault_point
 from common.nats_streams import close_quietly, connect, ensure_streams
 from common.request_context import correlation_id_var, new_correlation_id
 from common.retry import RetryPolicy
-from common.workers import Worker, sleep_or_stop
+from common.workers import Worker, sleep_or_stop, unless_stopped
 
 EVENTS_HANDLED = Counter("checkout_events_consumed_total", "Event deliveries, by consumer and outcome",
                          ["consumer", "outcome"])
@@ -136,7 +136,9 @@ class EventConsumer:
             nc = None
             try:
                 self._reconnected = False
-                nc = await connect(self._nats_url, self._name, on_reconnect=self._on_reconnect)
+                nc = await unless_stopped(stop, connect(self._nats_url, self._name, on_reconnect=self._on_reconnect))
+                if nc is None:
+                    return
                 js = nc.jetstream(timeout=5)
                 await ensure_streams(js, self._events)
                 async with asyncio.TaskGroup() as group:

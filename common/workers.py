@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 _log = logging.getLogger(__name__)
 
 Run = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+T = TypeVar("T")
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
@@ -24,6 +25,25 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
     except TimeoutError:
         pass
+
+
+async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """`work`'s result, or None as soon as `stop` is set (then `work` is cancelled): a shutdown
+    never waits out a connect timeout."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    return None
 
 
 class Worker:

@@ -79,7 +79,7 @@ def test_dev_login_only_with_the_development_secret(monkeypatch):
     monkeypatch.delenv("JWT_SECRET", raising=False)
     dev = from_env()
     assert dev.dev_login is True
-    assert '"secret": "%s"' % DEV_SECRET in config.page_config_js(dev)
+    assert f'"secret": "{DEV_SECRET}"' in config.page_config_js(dev)
 
     monkeypatch.setenv("JWT_SECRET", "a-real-secret-nobody-may-see")
     monkeypatch.setenv("JWT_ISSUER", "elsewhere")

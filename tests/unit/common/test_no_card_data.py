@@ -25,7 +25,7 @@ LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critic
 def card_terms(text: str) -> list[str]:
     """The card-data words in an identifier or a sentence: card_number, cardNumber, "card number", CVV2…"""
     tokens = [t.lower() for t in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", text)]
-    return [t for t in tokens if t in CARD_WORDS] + [f"{a} {b}" for a, b in zip(tokens, tokens[1:]) if (a, b) in CARD_PAIRS]
+    return [t for t in tokens if t in CARD_WORDS] + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False) if (a, b) in CARD_PAIRS]
 
 
 def _named(node: ast.AST) -> str | None:
