@@ -3,8 +3,10 @@
 For each unpublished row, oldest first: publish with `Nats-Msg-Id` = the row's id (JetStream
 drops a repeat inside the stream's duplicate window), wait for the PubAck, then set
 `published_at`. A crash between the PubAck and the mark re-publishes the row on restart, and
-JetStream drops the copy. A failed publish stops the batch there, so nothing is published past
-a row that is not, and per-aggregate order holds.
+JetStream drops the copy. A batch goes out in consecutive waves (`waves`), each sent at once and
+awaited as one: a wave ends before an aggregate's second row, so that row goes out only after the
+PubAck of the one before. A failed publish stops the batch after its wave, so nothing of an
+aggregate is published past a row of it that is not, and per-aggregate order holds.
 
 Each service relays its own schema's outbox (common/plumbing.py); per schema only one relay
 publishes at a time: the leader holds a session-level PostgreSQL advisory lock on its own
@@ -33,9 +35,11 @@ import time
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 import psycopg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
@@ -106,6 +110,25 @@ def event_headers(row: OutboxRow) -> dict[str, str]:
         AGGREGATE_HEADER: row.aggregate_id,
         OUTBOX_SEQ_HEADER: str(row.seq),
     }
+
+
+def waves(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
+    """`rows` (in seq order) cut into consecutive waves, each as long as no aggregate repeats in it.
+    A wave is sent at once and the next only after all its PubAcks: the stream gets the rows in seq
+    order, and a row goes out only once every earlier row of its aggregate is acknowledged, exactly
+    as if each were published alone; only rows of different aggregates share a round trip."""
+    result: list[list[OutboxRow]] = []
+    current: list[OutboxRow] = []
+    aggregates: set[str] = set()
+    for row in rows:
+        if row.aggregate_id in aggregates:
+            result.append(current)
+            current, aggregates = [], set()
+        current.append(row)
+        aggregates.add(row.aggregate_id)
+    if current:
+        result.append(current)
+    return result
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -226,12 +249,11 @@ class OutboxRelay:
             acked: list[str] = []
             try:
                 js = await self._jetstream()
-                for row in rows:
-                    await self._publish(js, row)
-                    acked.append(row.id)
+                for wave in waves(rows):
+                    await self._publish_wave(js, wave, acked)
                 fault_point("relay_after_publish")
             except (nats.errors.Error, OSError, TimeoutError) as error:
-                if isinstance(error, nats.errors.NoRespondersError):
+                if isinstance(error, (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError)):
                     self._streams_ready = False  # a fresh server without the stream: declare it again
                 raise PublishFailed(f"{type(error).__name__}: {error}") from error
             finally:
@@ -245,11 +267,33 @@ class OutboxRelay:
         cursor = await pg.execute(self._select_pending, (limit,))
         return [OutboxRow(*row) for row in await cursor.fetchall()]
 
-    async def _publish(self, js: JetStreamContext, row: OutboxRow) -> None:
-        ack = await js.publish(
-            self._events.wire_subject(row.subject), encode_payload(row.payload),
-            timeout=self._events.relay_publish_timeout, headers=event_headers(row),
-        )
+    async def _publish_wave(self, js: JetStreamContext, wave: list[OutboxRow], acked: list[str]) -> None:
+        """Send every row of `wave` (no two of one aggregate), then wait for their PubAcks: one round
+        trip for the lot. The acked ones are added to `acked`, even when another failed; then the
+        first failure is raised."""
+        sent: list[tuple[OutboxRow, asyncio.Future[PubAck]]] = []
+        failure: BaseException | None = None
+        for row in wave:
+            try:
+                future = await js.publish_async(self._events.wire_subject(row.subject), encode_payload(row.payload),
+                                                headers=event_headers(row))
+            except (nats.errors.Error, OSError, TimeoutError) as error:  # refused before sending (too large, closed)
+                failure = error
+                break  # nothing is sent past it
+            sent.append((row, future))
+        timeout = self._events.relay_publish_timeout
+        answers = await asyncio.gather(*(asyncio.wait_for(future, timeout) for _, future in sent),
+                                       return_exceptions=True)
+        for (row, _), answer in zip(sent, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failure = failure or answer
+            else:
+                self._count(answer, row)
+                acked.append(row.id)
+        if failure is not None:
+            raise failure
+
+    def _count(self, ack: PubAck, row: OutboxRow) -> None:
         if ack.duplicate:
             self.stats.duplicates += 1
             PUBLISHED.labels(self._schema, "duplicate").inc()
