@@ -62,16 +62,26 @@ class FakeOrderRepository:
         self.keys: dict[tuple[str, str], KeyRow] = {}
 
     # -- orders
-    async def insert_order(self, conn: Any, record: OrderRecord) -> None:
-        assert record.order_token not in self.orders, "duplicate order"
+    async def insert_order(self, conn: Any, record: OrderRecord) -> bool:
+        if record.order_token in self.orders:
+            return False
         assert record.cart_token not in {order.cart_token for order in self.orders.values()}, "one order per cart"
         self.orders[record.order_token] = record
+        return True
 
     async def get_order(self, conn: Any, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         return self.orders.get(order_token)
 
     async def update_order(self, conn: Any, order_token: str, **values: Any) -> None:
         self.orders[order_token] = dataclasses.replace(self.orders[order_token], **values)
+
+    async def update_order_if(self, conn: Any, order_token: str, expected: dict[str, Any],
+                              **values: Any) -> OrderRecord | None:
+        order = self.orders.get(order_token)
+        if order is None or any(getattr(order, name) != value for name, value in expected.items()):
+            return None
+        self.orders[order_token] = dataclasses.replace(order, **values)
+        return self.orders[order_token]
 
     async def lock_unpaid_expired(self, conn: Any, now: datetime.datetime, limit: int) -> list[OrderRecord]:
         due = [order for order in self.orders.values() if order.status in MAY_BE_PAID and order.expires_at <= now]
@@ -99,6 +109,14 @@ class FakeOrderRepository:
             placement, state=state, updated_at=now,
             resolved_order_token=resolved_order_token or placement.resolved_order_token)
 
+    async def place_converting(self, conn: Any, order_token: str, now: datetime.datetime) -> bool:
+        placement = self.placements.get(order_token)
+        if placement is None or placement.state != "converting":
+            return False
+        self.placements[order_token] = dataclasses.replace(placement, state="placed", resolved_order_token=order_token,
+                                                           updated_at=now)
+        return True
+
     async def abandon_stale(self, conn: Any, started_before: datetime.datetime, now: datetime.datetime,
                             limit: int) -> list[PlacementRecord]:
         stale = [p for p in self.placements.values() if p.state == "converting" and p.created_at < started_before]
@@ -124,10 +142,12 @@ class FakeOrderRepository:
 
     # -- idempotency keys
     async def claim_key(self, conn: Any, user_id: str, key: str, method: str, request_hash: str,
-                        now: datetime.datetime, lease_expired_before: datetime.datetime) -> StoredKey | None:
+                        now: datetime.datetime, lease_expired_before: datetime.datetime, *,
+                        order_token: str | None = None) -> StoredKey | None:
         row = self.keys.get((user_id, key))
         if row is None:
-            row = self.keys[(user_id, key)] = KeyRow(request_hash, "started", now, now)
+            row = self.keys[(user_id, key)] = KeyRow(request_hash, "started" if order_token is None else "converting",
+                                                     now, now, order_token)
             return row.stored()
         free = row.locked_at is None or row.locked_at < lease_expired_before
         if row.response_code is None and row.request_hash == request_hash and free:
