@@ -30,7 +30,7 @@ from common.clock import rfc3339, utc_now
 from common.errors import CheckoutError, ErrorCode, ValidationFailed
 from common.faults import fault_point
 from common.money import format_amount, to_minor_units
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWorkFactory, reading
 from payment_svc import payment_events
 from payment_svc.commands import OpenSessionCommand
 from payment_svc.domain.deadline import Deadline
@@ -76,20 +76,21 @@ class SessionOpener:
             return await self._open_locked(command, deadline, fresh=fresh)
 
     async def _read(self, command: OpenSessionCommand) -> PaymentRecord | None:
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             return await self._repository.by_attempt(uow.conn, command.order_token, command.attempt)
 
     async def _record_attempt(self, command: OpenSessionCommand) -> bool:
         """Insert the attempt's row unless it is there; True if this call inserted it."""
         async with self._uow() as uow:
             await self._repository.lock_order(uow.conn, command.order_token)
-            if await self._repository.by_attempt(uow.conn, command.order_token, command.attempt) is not None:
+            attempts = await self._repository.attempts_of(uow.conn, command.order_token)
+            if any(facts.attempt == command.attempt for facts in attempts):
+                await uow.commit()  # nothing written: a commit ends it without a ROLLBACK (common/uow.py)
                 return False
             now = self._clock()
             if command.order_expires_at <= now:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, "the order has expired: it takes no payment")
-            blocking = other_open_attempt(command.attempt, await self._repository.attempts_of(
-                uow.conn, command.order_token), now)
+            blocking = other_open_attempt(command.attempt, attempts, now)
             if blocking is not None:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, f"a payment session of this order is still open "
                                     f"(attempt {blocking}): pay it, or wait until it fails or expires")
@@ -116,13 +117,23 @@ class SessionOpener:
         order = await self._create_at_a_gateway(command, deadline, fresh=fresh)
         fault_point("payment_after_gateway_create")  # crash tests: the gateway has the order, we have not noted it
         async with self._uow() as uow:
-            locked = await self._repository.by_attempt(uow.conn, command.order_token, command.attempt, for_update=True)
-            assert locked is not None and not locked.opened
             now = self._clock()  # the 30 minutes run from when the session opened at the gateway
+            expires_at = session_expiry(now, self._ttl, row.order_expires_at)
+            # Under the attempt's lock nobody else notes a gateway order; the row is as read above
+            # unless the sweeper expired it meanwhile: then under its row lock, as it is now.
+            locked = row
             opened = await self._repository.mark_opened(
-                uow.conn, locked.token, gateway=order.gateway, gateway_order_id=order.gateway_order_id,
-                checkout_url=order.checkout_url, now=now,
-                expires_at=session_expiry(now, self._ttl, locked.order_expires_at))
+                uow.conn, row.token, gateway=order.gateway, gateway_order_id=order.gateway_order_id,
+                checkout_url=order.checkout_url, now=now, expires_at=expires_at, if_status=row.status)
+            if opened is None:
+                found = await self._repository.by_attempt(uow.conn, command.order_token, command.attempt,
+                                                          for_update=True)
+                assert found is not None and not found.opened
+                locked = found
+                opened = await self._repository.mark_opened(
+                    uow.conn, locked.token, gateway=order.gateway, gateway_order_id=order.gateway_order_id,
+                    checkout_url=order.checkout_url, now=now, expires_at=expires_at)
+                assert opened is not None
             uow.audit(actor=command.user_id, entity_type="payment", entity_id=opened.token, action="session_opened",
                       before={"status": locked.status, "gateway_order_id": None},
                       after={"order_token": opened.order_token, "attempt": opened.attempt, "gateway": opened.gateway,

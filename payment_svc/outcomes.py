@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from common.clock import utc_now
 from common.money import format_amount, from_minor_units, to_minor_units
@@ -67,9 +67,8 @@ async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, 
                   after={"gateway_payment_id": report.gateway_payment_id, "status": report.status, "source": source,
                          "amount_minor": report.amount_minor, "currency": report.currency})
         return OutcomeResult("unknown_session", None, False, flagged, "no session has this gateway order")
-    reported = Reported(report.status, report.gateway_payment_id, report.amount_minor, report.currency.upper())
-    verdict = judge_payment(SessionFacts(session.status, to_minor_units(session.amount), session.currency,
-                                         session.gateway_payment_id), reported)
+    reported = _reported(report)
+    verdict = outcome_of(session, report)
     step = _Step(uow, repository, session, reported, source, actor, now)
     if verdict is PaymentVerdict.CAPTURE:
         return await step.settle("captured", payment_events.CAPTURED)
@@ -81,6 +80,29 @@ async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, 
     if verdict is PaymentVerdict.SECOND_CAPTURE:
         return step.flag("a second captured payment of a captured session: refund it")
     return OutcomeResult("duplicate" if verdict is PaymentVerdict.DUPLICATE else "ignored", session, False, False)
+
+
+class Report(Protocol):
+    """What a gateway reported (a GatewayReport, or a webhook's PaymentReport)."""
+
+    @property
+    def status(self) -> ReportedStatus: ...
+    @property
+    def gateway_payment_id(self) -> str: ...
+    @property
+    def amount_minor(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+
+
+def _reported(report: Report) -> Reported:
+    return Reported(report.status, report.gateway_payment_id, report.amount_minor, report.currency.upper())
+
+
+def outcome_of(session: PaymentRecord, report: Report) -> PaymentVerdict:
+    """The verdict on `report` for the session as it is (domain/outcome_rules.py)."""
+    return judge_payment(SessionFacts(session.status, to_minor_units(session.amount), session.currency,
+                                      session.gateway_payment_id), _reported(report))
 
 
 @dataclasses.dataclass

@@ -33,10 +33,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.uow import UnitOfWork, UnitOfWorkFactory
-from payment_svc.domain.webhook_events import ParsedEvent, parse_razorpay, parse_stripe
+from payment_svc.domain.outcome_rules import PaymentVerdict
+from payment_svc.domain.webhook_events import ParsedEvent, PaymentReport, parse_razorpay, parse_stripe
 from payment_svc.domain.webhook_signatures import verify_razorpay, verify_stripe
 from payment_svc.metrics import SIGNATURE_FAILURES, WEBHOOK_SECONDS, WEBHOOKS
-from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome
+from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome, outcome_of
 from payment_svc.repository import PaymentRepository, StoredEvent
 from payment_svc.tuning import WebhookTuning
 
@@ -118,9 +119,13 @@ class WebhookHandler:
                                event: ParsedEvent) -> tuple[Ack | None, BaseException | None]:
         now = utc_now()
         repository = self._repository
+        failure: BaseException | None = None
         async with self._uow() as uow:
             conn = uow.conn
             await repository.set_lock_timeout(conn, self._tuning.lock_timeout_s)
+            known = await self._capture_known(uow, gateway, body, event, now)
+            if known is not None:
+                return known, None
             fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
                                                      event_type=event.event_type, body=body, now=now)
             earlier: StoredEvent | None = None
@@ -130,24 +135,46 @@ class WebhookHandler:
                     _audit(uow, gateway, event, "duplicate", {"stored_status": earlier.status})
                     await uow.commit()
                     return Ack(event.event_id, True, "duplicate"), None
-            marks = (len(uow.events), len(uow.audits))
             try:
-                async with conn.begin_nested():
-                    verdict, facts = await self._apply(uow, gateway, event, now)
-            except Exception as error:  # stored as failed, answered retryable
-                del uow.events[marks[0]:], uow.audits[marks[1]:]  # what the rolled-back savepoint did not do
-                await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, status="failed",
-                                                 now=utc_now(), error=f"{type(error).__name__}: {error}", body=body)
+                verdict, facts = await self._apply(uow, gateway, event, now)
+            except Exception as error:  # left uncommitted: rolled back, its events and audit rows with it
+                failure = error
+            else:
+                if earlier is not None:
+                    facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
+                await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
+                                                 status="processed" if event.report is not None else "ignored",
+                                                 error=None if event.report is not None else event.ignored_because,
+                                                 body=None if fresh else body)  # fresh: stored just now
+                _audit(uow, gateway, event, verdict, facts)
                 await uow.commit()
-                return None, error
-            if earlier is not None:
-                facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
-            await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(), body=body,
-                                             status="processed" if event.report is not None else "ignored",
-                                             error=None if event.report is not None else event.ignored_because)
-            _audit(uow, gateway, event, verdict, facts)
+                return Ack(event.event_id, False, verdict), None
+        async with self._uow() as uow:  # stored as failed, answered retryable
+            await repository.set_lock_timeout(uow.conn, self._tuning.lock_timeout_s)
+            await repository.store_failed(uow.conn, gateway=gateway, event_id=event.event_id,
+                                          event_type=event.event_type, body=body, received_at=now, now=utc_now(),
+                                          error=f"{type(failure).__name__}: {failure}")
             await uow.commit()
-            return Ack(event.event_id, False, verdict), None
+        return None, failure
+
+    async def _capture_known(self, uow: UnitOfWork, gateway: Gateway, body: bytes, event: ParsedEvent,
+                             now: Any) -> Ack | None:
+        """A capture the session already holds (Razorpay's order.paid after payment.captured): a
+        captured session is final, so this needs neither its row lock nor a savepoint; the event is
+        stored as processed with its audit row, as the usual way would. None: take the usual way."""
+        report = event.report
+        if report is None or report.status != "captured":
+            return None
+        session = await self._repository.by_gateway_order(uow.conn, gateway, report.gateway_order_id)
+        if session is None or session.status != "captured" or outcome_of(session, report) is not PaymentVerdict.DUPLICATE:
+            return None
+        if not await self._repository.insert_received(uow.conn, gateway=gateway, event_id=event.event_id,
+                                                      event_type=event.event_type, body=body, now=now,
+                                                      processed=True):
+            return None  # delivered before: the usual way says how it went
+        _audit(uow, gateway, event, "duplicate", _facts(report, OutcomeResult("duplicate", session, False, False)))
+        await uow.commit()
+        return Ack(event.event_id, False, "duplicate")
 
     async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent,
                      now: Any) -> tuple[Verdict, dict[str, Any]]:
@@ -158,16 +185,20 @@ class WebhookHandler:
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
                                                  report.status, report.amount_minor, report.currency),
             source="webhook", actor=f"webhook:{gateway}", now=now)
-        facts: dict[str, Any] = {
-            "gateway_order_id": report.gateway_order_id, "gateway_payment_id": report.gateway_payment_id,
-            "reported_status": report.status, "amount_minor": report.amount_minor, "currency": report.currency,
-            "outcome": result.kind, "changed": result.changed,
-            "payment_token": result.payment.token if result.payment else None,
-            "order_token": result.payment.order_token if result.payment else None,
-        }
-        if result.reason:
-            facts["reason"] = result.reason
-        return verdict_of(result), facts
+        return verdict_of(result), _facts(report, result)
+
+
+def _facts(report: PaymentReport, result: OutcomeResult) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "gateway_order_id": report.gateway_order_id, "gateway_payment_id": report.gateway_payment_id,
+        "reported_status": report.status, "amount_minor": report.amount_minor, "currency": report.currency,
+        "outcome": result.kind, "changed": result.changed,
+        "payment_token": result.payment.token if result.payment else None,
+        "order_token": result.payment.order_token if result.payment else None,
+    }
+    if result.reason:
+        facts["reason"] = result.reason
+    return facts
 
 
 def verdict_of(result: OutcomeResult) -> Verdict:

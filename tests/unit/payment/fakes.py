@@ -63,8 +63,12 @@ class InMemoryPayments:
         return [AttemptFacts(s.attempt, s.status, s.expires_at) for s in self.sessions.values()
                 if s.order_token == order_token]
 
-    async def mark_opened(self, conn: Any, token: str, **values: Any) -> PaymentRecord:
+    async def mark_opened(self, conn: Any, token: str, *, if_status: str | None = None,
+                          **values: Any) -> PaymentRecord | None:
         now = values.pop("now")
+        session = self.sessions[token]
+        if if_status is not None and (session.opened or session.status != if_status):
+            return None
         return self._change(token, updated_at=now, **values)
 
     async def set_status(self, conn: Any, token: str, status: str, now: datetime.datetime, *,
