@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, literal, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common import locks
-from payment_svc.domain.sessions import AttemptFacts
 from payment_svc.tables import payment_sessions, webhook_events
 
 MAX_ERROR = 2000
@@ -75,7 +74,14 @@ class StoredEvent:
 
 
 def _record(row: Any) -> PaymentRecord:
-    values = dict(row._mapping)
+    return _record_values(dict(row._mapping))
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _record_values(values: dict[str, Any]) -> PaymentRecord:
     values["currency"] = values["currency"].strip()
     for key in ("token", "order_token", "user_id"):
         values[key] = str(values[key])
@@ -106,10 +112,9 @@ _INSERT_PENDING = (insert(payment_sessions)
                        "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
                        "status", "expires_at", "order_expires_at")})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
-                   .returning(payment_sessions.c.token))
+                   .returning(*payment_sessions.c))
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
-_ATTEMPTS_OF = (select(payment_sessions.c.attempt, payment_sessions.c.status, payment_sessions.c.expires_at)
-                .where(payment_sessions.c.order_token == bindparam("order_token"))
+_SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
                 .order_by(payment_sessions.c.attempt))
 _LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
 _LOCK_RECEIVED = (select(webhook_events.c.status, webhook_events.c.error)
@@ -118,6 +123,15 @@ _LOCK_RECEIVED = (select(webhook_events.c.status, webhook_events.c.error)
                   .with_for_update())
 _SET_STATUS = _update("status", "updated_at")
 _SET_STATUS_AND_PAYMENT = _update("status", "updated_at", "gateway_payment_id")
+_SET_STATUS_AND_PAYMENT_IF = _SET_STATUS_AND_PAYMENT.where(
+    payment_sessions.c.status == bindparam("w_status"),
+    payment_sessions.c.gateway_payment_id.is_not_distinct_from(bindparam("w_gateway_payment_id")))
+# One row whatever is found (the LEFT JOIN from one row; the pair is unique), so set_config runs once.
+_PROBE_WITH_LOCK_TIMEOUT = (
+    select(func.set_config("lock_timeout", bindparam("lock_timeout"), True).label("lock_timeout"), *payment_sessions.c)
+    .select_from(select(literal(1).label("one")).subquery("one").outerjoin(
+        payment_sessions, and_(payment_sessions.c.gateway == bindparam("gateway"),
+                               payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
 
 _EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
 _INSERT_RECEIVED = (insert(webhook_events)
@@ -156,13 +170,13 @@ class PaymentRepository:
         high, low = locks.lock_ids(f"payment-order:{order_token}")
         await conn.execute(_ORDER_LOCK, {"h": high, "l": low})
 
-    async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> bool:
-        """The attempt's row, pending and not yet at any gateway; False if it was already there."""
+    async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> PaymentRecord | None:
+        """The attempt's row, pending and not yet at any gateway; None if it was already there."""
         inserted = (await conn.execute(_INSERT_PENDING, dict(
             token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
             gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
             status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at))).first()
-        return inserted is not None
+        return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,
                          for_update: bool = False) -> PaymentRecord | None:
@@ -180,9 +194,9 @@ class PaymentRepository:
         row = (await conn.execute(query, {"gateway": gateway, "gateway_order_id": gateway_order_id})).first()
         return None if row is None else _record(row)
 
-    async def attempts_of(self, conn: AsyncConnection, order_token: str) -> list[AttemptFacts]:
-        rows = (await conn.execute(_ATTEMPTS_OF, {"order_token": order_token})).all()
-        return [AttemptFacts(row.attempt, row.status, row.expires_at) for row in rows]
+    async def sessions_of(self, conn: AsyncConnection, order_token: str) -> list[PaymentRecord]:
+        """Every attempt's session of the order, by attempt."""
+        return [_record(row) for row in (await conn.execute(_SESSIONS_OF, {"order_token": order_token})).all()]
 
     async def mark_opened(self, conn: AsyncConnection, token: str, *, gateway: str, gateway_order_id: str,
                           checkout_url: str, now: datetime.datetime, expires_at: datetime.datetime,
@@ -205,6 +219,15 @@ class PaymentRepository:
         else:
             row = (await conn.execute(_SET_STATUS_AND_PAYMENT, {**values, "gateway_payment_id": gateway_payment_id})).one()
         return _record(row)
+
+    async def set_status_if(self, conn: AsyncConnection, seen: PaymentRecord, status: str, now: datetime.datetime, *,
+                            gateway_payment_id: str) -> PaymentRecord | None:
+        """`set_status` if the session's status and payment id are still as `seen` (one statement,
+        its row locked by the UPDATE itself); None and nothing written if not."""
+        row = (await conn.execute(_SET_STATUS_AND_PAYMENT_IF, {
+            "w_token": seen.token, "status": status, "updated_at": now, "gateway_payment_id": gateway_payment_id,
+            "w_status": seen.status, "w_gateway_payment_id": seen.gateway_payment_id})).first()
+        return None if row is None else _record(row)
 
     async def lock_overdue_pending(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[PaymentRecord]:
         """Pending sessions past their expiry, locked; rows another transaction holds are skipped."""
@@ -238,7 +261,16 @@ class PaymentRepository:
     # -- the webhook inbox -------------------------------------------------------------------------
     async def set_lock_timeout(self, conn: AsyncConnection, seconds: float) -> None:
         """For the rest of this transaction, a row lock waited for longer than `seconds` fails."""
-        await conn.execute(_LOCK_TIMEOUT, {"value": f"{max(1, round(seconds * 1000))}ms"})
+        await conn.execute(_LOCK_TIMEOUT, {"value": _milliseconds(seconds)})
+
+    async def probe_with_lock_timeout(self, conn: AsyncConnection, gateway: str, gateway_order_id: str,
+                                      seconds: float) -> PaymentRecord | None:
+        """`set_lock_timeout` and the session of the gateway order, unlocked, in one statement."""
+        row = (await conn.execute(_PROBE_WITH_LOCK_TIMEOUT, {
+            "lock_timeout": _milliseconds(seconds), "gateway": gateway, "gateway_order_id": gateway_order_id})).one()
+        values = dict(row._mapping)
+        del values["lock_timeout"]
+        return None if values["token"] is None else _record_values(values)
 
     async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
                               body: bytes, now: datetime.datetime, processed: bool = False) -> bool:

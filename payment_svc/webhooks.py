@@ -4,20 +4,26 @@ it through apply_payment_outcome, all in one transaction; answer fast.
 Order of work for one delivery:
   1. signature (constant time, every configured secret). Missing or wrong → 3101 (HTTP 400):
      nothing is stored or changed; a counter and one log line are all that remain.
-  2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s):
-     INSERT the webhook_events row ON CONFLICT DO NOTHING. A row that is already there and
-     `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
+  2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s,
+     set by the same statement that reads the event's session without a lock). A capture the
+     session already holds (a captured session is final: Razorpay's order.paid after
+     payment.captured) is stored as `processed` at once with its audit row `webhook:duplicate`.
+     Otherwise: INSERT the webhook_events row ON CONFLICT DO NOTHING. A row that is already there
+     and `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
      changes. A row whose processing `failed` earlier is processed again now.
-  3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook") inside a
-     savepoint. A correctly signed webhook is the gateway's own word: no call to the gateway is
-     made. Amount/currency mismatches are flagged by apply_payment_outcome and still acknowledged
-     (2xx): retrying could never change the verdict.
+  3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
+     given the session as read in 2: a capture or failure is applied by one conditional UPDATE if
+     the session is still as read, else judged again under the session's row lock. A correctly
+     signed webhook is the gateway's own word: no call to the gateway is made. Amount/currency
+     mismatches are flagged by apply_payment_outcome and still acknowledged (2xx): retrying could
+     never change the verdict.
   4. the row becomes `processed` (or `ignored` for event types we do not act on) together with
      the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored, flagged).
-     If applying raised, the savepoint is rolled back, the row is stored as `failed` with the
-     error text, and the call fails with a retryable 5000 so the gateway delivers it again.
-No gateway and no NATS call happens here: the outbox relay publishes the events later. The
-events and audit rows of a failed application are dropped with its savepoint.
+     If applying raised, the transaction is rolled back (its effects, events and audit rows with
+     it), the row is stored as `failed` with the error text in a transaction of its own (unless
+     another delivery processed the event meanwhile), and the call fails with a retryable 5000 so
+     the gateway delivers it again.
+No gateway and no NATS call happens here: the outbox relay publishes the events later.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from payment_svc.domain.webhook_events import ParsedEvent, PaymentReport, parse_
 from payment_svc.domain.webhook_signatures import verify_razorpay, verify_stripe
 from payment_svc.metrics import SIGNATURE_FAILURES, WEBHOOK_SECONDS, WEBHOOKS
 from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome, outcome_of
-from payment_svc.repository import PaymentRepository, StoredEvent
+from payment_svc.repository import PaymentRecord, PaymentRepository, StoredEvent
 from payment_svc.tuning import WebhookTuning
 
 Gateway = Literal["razorpay", "stripe"]
@@ -122,8 +128,8 @@ class WebhookHandler:
         failure: BaseException | None = None
         async with self._uow() as uow:
             conn = uow.conn
-            await repository.set_lock_timeout(conn, self._tuning.lock_timeout_s)
-            known = await self._capture_known(uow, gateway, body, event, now)
+            seen = await self._session_seen(uow, gateway, event)
+            known = await self._capture_known(uow, gateway, body, event, now, seen)
             if known is not None:
                 return known, None
             fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
@@ -136,7 +142,7 @@ class WebhookHandler:
                     await uow.commit()
                     return Ack(event.event_id, True, "duplicate"), None
             try:
-                verdict, facts = await self._apply(uow, gateway, event, now)
+                verdict, facts = await self._apply(uow, gateway, event, now, seen)
             except Exception as error:  # left uncommitted: rolled back, its events and audit rows with it
                 failure = error
             else:
@@ -157,34 +163,41 @@ class WebhookHandler:
             await uow.commit()
         return None, failure
 
-    async def _capture_known(self, uow: UnitOfWork, gateway: Gateway, body: bytes, event: ParsedEvent,
-                             now: Any) -> Ack | None:
-        """A capture the session already holds (Razorpay's order.paid after payment.captured): a
-        captured session is final, so this needs neither its row lock nor a savepoint; the event is
-        stored as processed with its audit row, as the usual way would. None: take the usual way."""
-        report = event.report
-        if report is None or report.status != "captured":
+    async def _session_seen(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent) -> PaymentRecord | None:
+        """Set this transaction's lock_timeout; read the event's session without a lock, if it has one."""
+        repository, timeout = self._repository, self._tuning.lock_timeout_s
+        if event.report is None:
+            await repository.set_lock_timeout(uow.conn, timeout)
             return None
-        session = await self._repository.by_gateway_order(uow.conn, gateway, report.gateway_order_id)
-        if session is None or session.status != "captured" or outcome_of(session, report) is not PaymentVerdict.DUPLICATE:
+        return await repository.probe_with_lock_timeout(uow.conn, gateway, event.report.gateway_order_id, timeout)
+
+    async def _capture_known(self, uow: UnitOfWork, gateway: Gateway, body: bytes, event: ParsedEvent, now: Any,
+                             seen: PaymentRecord | None) -> Ack | None:
+        """A capture the session already holds (Razorpay's order.paid after payment.captured): a
+        captured session is final, so this needs neither its row lock nor the usual two steps; the
+        event is stored as processed with its audit row, as the usual way would. None: take the
+        usual way."""
+        report = event.report
+        if report is None or seen is None or seen.status != "captured" or outcome_of(seen, report) is not \
+                PaymentVerdict.DUPLICATE:
             return None
         if not await self._repository.insert_received(uow.conn, gateway=gateway, event_id=event.event_id,
                                                       event_type=event.event_type, body=body, now=now,
                                                       processed=True):
             return None  # delivered before: the usual way says how it went
-        _audit(uow, gateway, event, "duplicate", _facts(report, OutcomeResult("duplicate", session, False, False)))
+        _audit(uow, gateway, event, "duplicate", _facts(report, OutcomeResult("duplicate", seen, False, False)))
         await uow.commit()
         return Ack(event.event_id, False, "duplicate")
 
-    async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent,
-                     now: Any) -> tuple[Verdict, dict[str, Any]]:
+    async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
+                     seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:
         report = event.report
         if report is None:
             return "ignored", {"reason": event.ignored_because}
         result = await apply_payment_outcome(
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
                                                  report.status, report.amount_minor, report.currency),
-            source="webhook", actor=f"webhook:{gateway}", now=now)
+            source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
         return verdict_of(result), _facts(report, result)
 
 
