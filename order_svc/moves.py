@@ -53,14 +53,18 @@ async def move_order(uow: UnitOfWork, repository: OrderRepository, order: OrderR
 
 async def move_order_from(uow: UnitOfWork, repository: OrderRepository, order_token: str, source: str, target: str,
                           *, now: datetime.datetime, actor: str, reason: str = "",
-                          expected: Mapping[str, Any] | None = None, **changes: Any) -> OrderRecord | None:
-    """The order moved from `source` to `target` (with `changes`) in one statement, if it is in
-    `source` (and its columns hold `expected`): the moved order, or None when it is not (nothing
-    written; the caller reads it to see why). The state machine must allow source → target."""
+                          expected: Mapping[str, Any] | None = None, payment_patch: Mapping[str, str] | None = None,
+                          **changes: Any) -> OrderRecord | None:
+    """The order moved from `source` to `target` (with `changes`, and `payment_patch` over its
+    payment view) in one statement, if it is in `source` (and its columns hold `expected`): the
+    moved order, or None when it is not (nothing written; the caller reads it to see why). The
+    state machine must allow source → target."""
     status = transition(source, target)
     moved = await repository.update_order_if(uow.conn, order_token, {**(expected or {}), "status": source},
-                                             status=status, updated_at=now, **changes)
+                                             payment_patch=payment_patch, status=status, updated_at=now, **changes)
     if moved is not None:
+        if payment_patch is not None:
+            changes = {**changes, "payment": moved.payment}
         _record_move(uow, moved, source, now=now, actor=actor, reason=reason, changes=changes)
     return moved
 

@@ -154,15 +154,11 @@ class PlaceOrder:
         answer = snapshot.order_token or placement_token
         now = self._clock()
         async with self._uow() as uow:
-            # The usual case first: our own conversion of a placement still converting, which the
-            # UPDATE locks and marks placed at once (no order can exist for it yet).
-            placed = answer == placement_token and await self._repository.place_converting(uow.conn, answer, now)
-            if placed:
-                order = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
-                if await self._repository.insert_order(uow.conn, order):
-                    record_created(uow, order, actor=user_id)
-                else:  # cannot be while the placement was converting; never insert twice anyway
-                    order = await self._existing_order(uow, answer)
+            # The usual case first: our own conversion of a placement still converting, marked
+            # placed (its row locked) and its order inserted by one statement.
+            order = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
+            if answer == placement_token and await self._repository.place_and_insert_order(uow.conn, order):
+                record_created(uow, order, actor=user_id)
             else:
                 order = await self._record_order_slowly(uow, placement_token, answer, user_id, request, snapshot, now)
             if key is not None:

@@ -78,6 +78,17 @@ class OrderProgress:
 
     async def payment_captured(self, outcome: PaymentOutcome) -> Outcome:
         async with self._uow() as uow:
+            # The usual case in one statement: the order awaits exactly this payment, of its total.
+            paid = await move_order_from(
+                uow, self._repository, outcome.order_token, "awaiting_payment", "paid", now=self._clock(), actor=ACTOR,
+                reason=f"payment captured ({outcome.source or 'event'})",
+                expected={"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
+                          "total": outcome.amount, "currency": outcome.currency},
+                payment_patch=outcome.view().known(),  # = merged_view's update, done by the database
+                payment_token=outcome.payment_token, payment_attempt=outcome.attempt)
+            if paid is not None:
+                await uow.commit()
+                return "paid"
             order = await self._locked(uow.conn, outcome.order_token)
             verdict, reason = capture_verdict(order.status, order.payment_token, outcome.payment_token, outcome.amount,
                                               outcome.currency, order.total, order.currency)

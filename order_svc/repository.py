@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -79,12 +80,26 @@ _GET_PLACEMENT = select(*_PLACEMENT_COLUMNS).where(order_placements.c.order_toke
 _LOCK_PLACEMENTS = (select(*_PLACEMENT_COLUMNS)
                     .where(order_placements.c.order_token.in_(bindparam("tokens", expanding=True)))
                     .order_by(order_placements.c.order_token).with_for_update())
-_PLACE_CONVERTING = (update(order_placements)
-                     .where(order_placements.c.order_token == bindparam("w_order_token"),
-                            order_placements.c.state == "converting")
-                     .values(state="placed", resolved_order_token=bindparam("w_order_token"),
-                             updated_at=bindparam("updated_at"))
-                     .returning(order_placements.c.order_token))
+
+
+def _place_and_insert_statement() -> Any:
+    """WITH placed AS (UPDATE placement converting → placed) INSERT INTO orders … SELECT … FROM
+    placed ON CONFLICT DO NOTHING RETURNING order_token: the order is inserted only if its own
+    placement was converting, both in one statement."""
+    # Every parameter is named o_<column>: SQLAlchemy adds to an UPDATE's SET any parameter named
+    # like a column of its table, also for an UPDATE inside a CTE.
+    placed = (update(order_placements)
+              .where(order_placements.c.order_token == bindparam("o_order_token"),
+                     order_placements.c.state == literal_column("'converting'"))
+              .values(state=literal_column("'placed'"), resolved_order_token=bindparam("o_order_token"),
+                      updated_at=bindparam("o_updated_at"))
+              .returning(order_placements.c.order_token).cte("placed"))
+    values = select(*(bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS)).select_from(placed)
+    return (pg_insert(orders).from_select(list(_ORDER_FIELDS), values)
+            .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
+
+
+_PLACE_AND_INSERT_ORDER = _place_and_insert_statement()
 _KEY = and_(idempotency_keys.c.user_id == bindparam("w_user_id"), idempotency_keys.c.key == bindparam("w_key"))
 _GET_KEY = select(idempotency_keys).where(_KEY)
 _RELEASE_KEY = update(idempotency_keys).where(_KEY).values(locked_at=None)
@@ -109,11 +124,17 @@ _CLAIM_KEY = _claim_key_statement()
 
 
 @functools.cache
-def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), returning: bool = False) -> Any:
-    """UPDATE orders SET <columns> WHERE order_token = :w_order_token [AND <expected> = :w_<name>…]."""
-    statement = (update(orders).where(orders.c.order_token == bindparam("w_order_token"),
-                                      *(orders.c[name] == bindparam(f"w_{name}") for name in expected))
-                 .values({name: bindparam(name) for name in columns}))
+def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), returning: bool = False,
+                  payment_patch: bool = False) -> Any:
+    """UPDATE orders SET <columns> [, payment = payment || :payment_patch] WHERE order_token =
+    :w_order_token [AND <expected> = :w_<name>…] [AND payment->>'payment_token' = the patch's]."""
+    values: dict[str, Any] = {name: bindparam(name) for name in columns}
+    conditions = [orders.c[name] == bindparam(f"w_{name}") for name in expected]
+    if payment_patch:  # the view of the same session only (views.PaymentView.updated, in SQL)
+        values["payment"] = orders.c.payment.op("||")(bindparam("payment_patch", type_=JSONB))
+        conditions.append(orders.c.payment["payment_token"].astext == bindparam("w_patch_payment_token"))
+    statement = (update(orders).where(orders.c.order_token == bindparam("w_order_token"), *conditions)
+                 .values(values))
     return statement.returning(*orders.c) if returning else statement
 
 
@@ -153,6 +174,15 @@ class OrderRepository:
         row = (await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})).first()
         return row is not None
 
+    async def place_and_insert_order(self, conn: AsyncConnection, record: OrderRecord) -> bool:
+        """The order's own placement converting → placed (resolved to itself, its row locked by the
+        UPDATE, stamped with the order's updated_at) and the order inserted, in one statement;
+        False when the placement was not converting (or the order was there already): then maybe
+        one, maybe neither was written."""
+        row = (await conn.execute(_PLACE_AND_INSERT_ORDER,
+                                  {f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS})).first()
+        return row is not None
+
     async def get_order(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         row = (await conn.execute(_GET_ORDER_LOCKED if for_update else _GET_ORDER, {"order_token": order_token})).first()
         return None if row is None else _order(row)
@@ -162,12 +192,19 @@ class OrderRepository:
         await conn.execute(_update_order(tuple(sorted(values))), {"w_order_token": order_token, **values})
 
     async def update_order_if(self, conn: AsyncConnection, order_token: str, expected: Mapping[str, Any],
-                              **values: Any) -> OrderRecord | None:
+                              payment_patch: Mapping[str, str] | None = None, **values: Any) -> OrderRecord | None:
         """Set columns of one order if its columns hold the `expected` values, in one statement
-        (the row lock taken by the UPDATE itself): the order as changed, or None (nothing written)."""
-        statement = _update_order(tuple(sorted(values)), tuple(sorted(expected)), returning=True)
-        row = (await conn.execute(statement, {"w_order_token": order_token, **values,
-                                              **{f"w_{name}": value for name, value in expected.items()}})).first()
+        (the row lock taken by the UPDATE itself): the order as changed, or None (nothing written).
+        `payment_patch`: keys of its `payment` view replaced, if that view is of the same session
+        (the same payment_token)."""
+        statement = _update_order(tuple(sorted(values)), tuple(sorted(expected)), returning=True,
+                                  payment_patch=payment_patch is not None)
+        parameters = {"w_order_token": order_token, **values,
+                      **{f"w_{name}": value for name, value in expected.items()}}
+        if payment_patch is not None:
+            parameters["payment_patch"] = dict(payment_patch)
+            parameters["w_patch_payment_token"] = payment_patch["payment_token"]
+        row = (await conn.execute(statement, parameters)).first()
         return None if row is None else _order(row)
 
     async def lock_unpaid_expired(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[OrderRecord]:
@@ -204,12 +241,6 @@ class OrderRepository:
         if resolved_order_token is not None:
             values["resolved_order_token"] = resolved_order_token
         await conn.execute(_set_placement(resolved_order_token is not None), values)
-
-    async def place_converting(self, conn: AsyncConnection, order_token: str, now: datetime.datetime) -> bool:
-        """The placement converting → placed (resolved to itself), its row locked by the UPDATE;
-        False when it is not converting (or not there): nothing written."""
-        row = (await conn.execute(_PLACE_CONVERTING, {"w_order_token": order_token, "updated_at": now})).first()
-        return row is not None
 
     async def abandon_stale(self, conn: AsyncConnection, started_before: datetime.datetime, now: datetime.datetime,
                             limit: int) -> list[PlacementRecord]:

@@ -76,10 +76,14 @@ class FakeOrderRepository:
         self.orders[order_token] = dataclasses.replace(self.orders[order_token], **values)
 
     async def update_order_if(self, conn: Any, order_token: str, expected: dict[str, Any],
-                              **values: Any) -> OrderRecord | None:
+                              payment_patch: dict[str, str] | None = None, **values: Any) -> OrderRecord | None:
         order = self.orders.get(order_token)
         if order is None or any(getattr(order, name) != value for name, value in expected.items()):
             return None
+        if payment_patch is not None:
+            if order.payment is None or order.payment.get("payment_token") != payment_patch["payment_token"]:
+                return None
+            values["payment"] = {**order.payment, **payment_patch}
         self.orders[order_token] = dataclasses.replace(order, **values)
         return self.orders[order_token]
 
@@ -109,13 +113,13 @@ class FakeOrderRepository:
             placement, state=state, updated_at=now,
             resolved_order_token=resolved_order_token or placement.resolved_order_token)
 
-    async def place_converting(self, conn: Any, order_token: str, now: datetime.datetime) -> bool:
-        placement = self.placements.get(order_token)
+    async def place_and_insert_order(self, conn: Any, record: OrderRecord) -> bool:
+        placement = self.placements.get(record.order_token)
         if placement is None or placement.state != "converting":
             return False
-        self.placements[order_token] = dataclasses.replace(placement, state="placed", resolved_order_token=order_token,
-                                                           updated_at=now)
-        return True
+        self.placements[record.order_token] = dataclasses.replace(
+            placement, state="placed", resolved_order_token=record.order_token, updated_at=record.updated_at)
+        return await self.insert_order(conn, record)
 
     async def abandon_stale(self, conn: Any, started_before: datetime.datetime, now: datetime.datetime,
                             limit: int) -> list[PlacementRecord]:
