@@ -94,8 +94,7 @@ class ConversionService:
                 await self._ledger.redeem(uow, code=cart.coupon_code, user_id=user_id, order_token=order_token)
             cart.convert(order_token, user_id, now)
             snapshot = convert(cart, prices, order_token=order_token, user_id=user_id, billing=billing, now=now)
-            await repo.save_cart(conn, cart, totals_of(prices))
-            if not await repo.insert_conversion(conn, snapshot):
+            if not await repo.save_and_insert_conversion(conn, cart, totals_of(prices), snapshot):
                 raise CheckoutError(ErrorCode.VALIDATION_FAILED,
                                     validation_messages=["order_token: already used to convert another cart"])
             uow.publish(events.CONVERTED, cart.token, events.cart_event(cart, prices.total, now,

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -155,12 +155,22 @@ _CONVERSION = select(cart_conversions).where(cart_conversions.c.order_token == b
 _CONVERSION_LOCKED = _CONVERSION.with_for_update()
 _CONVERTED_OF_CART = select(cart_conversions).where(cart_conversions.c.cart_token == bindparam("cart_token"),
                                                     cart_conversions.c.status == "converted")
-_INSERT_CONVERSION = (upsert(cart_conversions)
-                      .values({**{name: bindparam(name) for name in ("order_token", "cart_token", "user_id",
-                                                                      "snapshot", "created_at")},
-                               "status": "converted"})
-                      .on_conflict_do_nothing(index_elements=[cart_conversions.c.order_token])
-                      .returning(cart_conversions.c.order_token))
+
+def _save_and_convert_statement() -> Any:
+    """WITH saved AS (UPDATE the cart) INSERT INTO cart_conversions … SELECT … FROM saved ON CONFLICT
+    (order_token) DO NOTHING RETURNING order_token. The conversion's parameters are named c_<column>:
+    SQLAlchemy adds to an UPDATE's SET any parameter named like a column of its table (the cart has
+    a created_at too), also for an UPDATE inside a CTE."""
+    saved = _SAVE_CART.returning(carts.c.token).cte("saved")
+    names = ("order_token", "cart_token", "user_id", "snapshot", "created_at")
+    values = select(*(bindparam(f"c_{name}", type_=cart_conversions.c[name].type) for name in names),
+                    literal_column("'converted'")).select_from(saved)
+    return (upsert(cart_conversions).from_select([*names, "status"], values)
+            .on_conflict_do_nothing(index_elements=[cart_conversions.c.order_token])
+            .returning(cart_conversions.c.order_token))
+
+
+_SAVE_AND_CONVERT = _save_and_convert_statement()
 _RELEASE_CONVERSION = (update(cart_conversions)
                        .where(cart_conversions.c.order_token == bindparam("w_order_token"),
                               cart_conversions.c.status == "converted")
@@ -298,11 +308,16 @@ class Repository:
         row = (await conn.execute(_CONVERTED_OF_CART, {"cart_token": cart_token})).first()
         return None if row is None else _conversion(row)
 
-    async def insert_conversion(self, conn: AsyncConnection, snapshot: ConvertedCart) -> bool:
-        """False when the order token already converted a cart (then nothing is written)."""
-        row = (await conn.execute(_INSERT_CONVERSION, {
-            "order_token": snapshot.order_token, "cart_token": snapshot.cart_token, "user_id": snapshot.user_id,
-            "snapshot": to_json(snapshot), "created_at": snapshot.converted_at})).first()
+    async def save_and_insert_conversion(self, conn: AsyncConnection, cart: Cart, totals: CartTotals,
+                                         snapshot: ConvertedCart) -> bool:
+        """`save_cart` and the conversion's row (converted, with its snapshot) in one statement;
+        False when the order token already converted a cart (then the cart is saved all the same:
+        the caller must roll back)."""
+        cart.version += 1
+        row = (await conn.execute(_SAVE_AND_CONVERT, {
+            "w_token": cart.token, **_values(cart, totals), "c_order_token": snapshot.order_token,
+            "c_cart_token": snapshot.cart_token, "c_user_id": snapshot.user_id, "c_snapshot": to_json(snapshot),
+            "c_created_at": snapshot.converted_at})).first()
         return row is not None
 
     async def release_conversion(self, conn: AsyncConnection, order_token: str) -> bool:

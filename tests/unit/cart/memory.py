@@ -116,6 +116,11 @@ class MemoryRepository:
         self.writes += 1
         return True
 
+    async def save_and_insert_conversion(self, conn: Any, cart: Cart, totals: CartTotals,
+                                         snapshot: ConvertedCart) -> bool:
+        await self.save_cart(conn, cart, totals)
+        return await self.insert_conversion(conn, snapshot)
+
     async def release_conversion(self, conn: Any, order_token: str) -> bool:
         found = self.conversions.get(order_token)
         if found is None or found.status != "converted":
