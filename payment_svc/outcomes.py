@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from common.clock import utc_now
 from common.money import format_amount, from_minor_units, to_minor_units
@@ -87,8 +87,9 @@ async def _decide(uow: UnitOfWork, repository: PaymentRepository, session: Payme
                   source: Source, actor: str, now: datetime.datetime, *, unlocked: bool) -> OutcomeResult | None:
     """The verdict on `report` for `session`, applied. `unlocked`: the session was read without its
     row lock; None when that cannot settle it (the caller locks and judges again)."""
-    reported = _reported(report)
-    verdict = outcome_of(session, report)
+    reported = Reported(report.status, report.gateway_payment_id, report.amount_minor, report.currency.upper())
+    verdict = judge_payment(SessionFacts(session.status, to_minor_units(session.amount), session.currency,
+                                         session.gateway_payment_id), reported)
     step = _Step(uow, repository, session, reported, source, actor, now)
     if verdict is PaymentVerdict.CAPTURE:
         return await step.settle("captured", payment_events.CAPTURED, unlocked=unlocked)
@@ -102,29 +103,6 @@ async def _decide(uow: UnitOfWork, repository: PaymentRepository, session: Payme
     if verdict is PaymentVerdict.SECOND_CAPTURE:
         return step.flag("a second captured payment of a captured session: refund it")
     return OutcomeResult("duplicate" if verdict is PaymentVerdict.DUPLICATE else "ignored", session, False, False)
-
-
-class Report(Protocol):
-    """What a gateway reported (a GatewayReport, or a webhook's PaymentReport)."""
-
-    @property
-    def status(self) -> ReportedStatus: ...
-    @property
-    def gateway_payment_id(self) -> str: ...
-    @property
-    def amount_minor(self) -> int: ...
-    @property
-    def currency(self) -> str: ...
-
-
-def _reported(report: Report) -> Reported:
-    return Reported(report.status, report.gateway_payment_id, report.amount_minor, report.currency.upper())
-
-
-def outcome_of(session: PaymentRecord, report: Report) -> PaymentVerdict:
-    """The verdict on `report` for the session as it is (domain/outcome_rules.py)."""
-    return judge_payment(SessionFacts(session.status, to_minor_units(session.amount), session.currency,
-                                      session.gateway_payment_id), _reported(report))
 
 
 @dataclasses.dataclass

@@ -273,16 +273,17 @@ class PaymentRepository:
         return None if values["token"] is None else _record_values(values)
 
     async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
-                              body: bytes, now: datetime.datetime, processed: bool = False) -> bool:
-        """Insert the event as `received` (or, when the caller knows it changes nothing, as
-        `processed` at once); False if a row for (gateway, event id) already exists.
+                              body: bytes, now: datetime.datetime, status: str = "received",
+                              error: str | None = None) -> bool:
+        """Insert the event in `status` (`received`, or the outcome its transaction commits it with,
+        processed at `now`); False if a row for (gateway, event id) already exists.
 
         A concurrent transaction inserting the same event makes this wait for its outcome (the
         primary key), so two deliveries of one event are never processed at the same time."""
         inserted = (await conn.execute(_INSERT_RECEIVED, {
-            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body,
-            "status": "processed" if processed else "received", "received_at": now,
-            "processed_at": now if processed else None, "error": None})).first()
+            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": status,
+            "received_at": now, "processed_at": None if status == "received" else now,
+            "error": None if error is None else error[:MAX_ERROR]})).first()
         return inserted is not None
 
     async def store_failed(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str, body: bytes,

@@ -5,24 +5,24 @@ Order of work for one delivery:
   1. signature (constant time, every configured secret). Missing or wrong → 3101 (HTTP 400):
      nothing is stored or changed; a counter and one log line are all that remain.
   2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s,
-     set by the same statement that reads the event's session without a lock). A capture the
-     session already holds (a captured session is final: Razorpay's order.paid after
-     payment.captured) is stored as `processed` at once with its audit row `webhook:duplicate`.
-     Otherwise: INSERT the webhook_events row ON CONFLICT DO NOTHING. A row that is already there
-     and `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
-     changes. A row whose processing `failed` earlier is processed again now.
+     set by the same statement that reads the event's session without a lock): INSERT the
+     webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for event types
+     we do not act on): no one sees it before the transaction commits with its effects. A row that
+     is already there and `processed` or `ignored` → acknowledged as a duplicate
+     (WebhookAck.duplicate), nothing else changes. A row whose processing `failed` earlier is
+     processed again now (and updated).
   3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
      given the session as read in 2: a capture or failure is applied by one conditional UPDATE if
-     the session is still as read, else judged again under the session's row lock. A correctly
-     signed webhook is the gateway's own word: no call to the gateway is made. Amount/currency
-     mismatches are flagged by apply_payment_outcome and still acknowledged (2xx): retrying could
-     never change the verdict.
-  4. the row becomes `processed` (or `ignored` for event types we do not act on) together with
-     the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored, flagged).
-     If applying raised, the transaction is rolled back (its effects, events and audit rows with
-     it), the row is stored as `failed` with the error text in a transaction of its own (unless
-     another delivery processed the event meanwhile), and the call fails with a retryable 5000 so
-     the gateway delivers it again.
+     the session is still as read, and a verdict on a captured session (final) stands as read
+     (Razorpay's order.paid after payment.captured: no lock, no statement); else it is judged again
+     under the session's row lock. A correctly signed webhook is the gateway's own word: no call to
+     the gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
+     acknowledged (2xx): retrying could never change the verdict.
+  4. commit, with the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored,
+     flagged). If applying raised, the transaction is rolled back (the row, the effects, events
+     and audit rows with it), the row is stored as `failed` with the error text in a transaction of
+     its own (unless another delivery processed the event meanwhile), and the call fails with a
+     retryable 5000 so the gateway delivers it again.
 No gateway and no NATS call happens here: the outbox relay publishes the events later.
 """
 
@@ -39,11 +39,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.uow import UnitOfWork, UnitOfWorkFactory
-from payment_svc.domain.outcome_rules import PaymentVerdict
 from payment_svc.domain.webhook_events import ParsedEvent, PaymentReport, parse_razorpay, parse_stripe
 from payment_svc.domain.webhook_signatures import verify_razorpay, verify_stripe
 from payment_svc.metrics import SIGNATURE_FAILURES, WEBHOOK_SECONDS, WEBHOOKS
-from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome, outcome_of
+from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome
 from payment_svc.repository import PaymentRecord, PaymentRepository, StoredEvent
 from payment_svc.tuning import WebhookTuning
 
@@ -126,14 +125,15 @@ class WebhookHandler:
         now = utc_now()
         repository = self._repository
         failure: BaseException | None = None
+        # The row is written at once as what it will be when this commits (processed, or ignored for
+        # a type we do not act on): nobody sees it before, and a failure rolls it back with the rest.
+        outcome = ("processed", None) if event.report is not None else ("ignored", event.ignored_because)
         async with self._uow() as uow:
             conn = uow.conn
             seen = await self._session_seen(uow, gateway, event)
-            known = await self._capture_known(uow, gateway, body, event, now, seen)
-            if known is not None:
-                return known, None
             fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
-                                                     event_type=event.event_type, body=body, now=now)
+                                                     event_type=event.event_type, body=body, now=now,
+                                                     status=outcome[0], error=outcome[1])
             earlier: StoredEvent | None = None
             if not fresh:
                 earlier = await repository.lock_received(conn, gateway, event.event_id)
@@ -146,12 +146,10 @@ class WebhookHandler:
             except Exception as error:  # left uncommitted: rolled back, its events and audit rows with it
                 failure = error
             else:
-                if earlier is not None:
+                if earlier is not None:  # processed again after failing: the row as this delivery left it
                     facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
-                await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
-                                                 status="processed" if event.report is not None else "ignored",
-                                                 error=None if event.report is not None else event.ignored_because,
-                                                 body=None if fresh else body)  # fresh: stored just now
+                    await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
+                                                     status=outcome[0], error=outcome[1], body=body)
                 _audit(uow, gateway, event, verdict, facts)
                 await uow.commit()
                 return Ack(event.event_id, False, verdict), None
@@ -170,24 +168,6 @@ class WebhookHandler:
             await repository.set_lock_timeout(uow.conn, timeout)
             return None
         return await repository.probe_with_lock_timeout(uow.conn, gateway, event.report.gateway_order_id, timeout)
-
-    async def _capture_known(self, uow: UnitOfWork, gateway: Gateway, body: bytes, event: ParsedEvent, now: Any,
-                             seen: PaymentRecord | None) -> Ack | None:
-        """A capture the session already holds (Razorpay's order.paid after payment.captured): a
-        captured session is final, so this needs neither its row lock nor the usual two steps; the
-        event is stored as processed with its audit row, as the usual way would. None: take the
-        usual way."""
-        report = event.report
-        if report is None or seen is None or seen.status != "captured" or outcome_of(seen, report) is not \
-                PaymentVerdict.DUPLICATE:
-            return None
-        if not await self._repository.insert_received(uow.conn, gateway=gateway, event_id=event.event_id,
-                                                      event_type=event.event_type, body=body, now=now,
-                                                      processed=True):
-            return None  # delivered before: the usual way says how it went
-        _audit(uow, gateway, event, "duplicate", _facts(report, OutcomeResult("duplicate", seen, False, False)))
-        await uow.commit()
-        return Ack(event.event_id, False, "duplicate")
 
     async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
                      seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:
