@@ -119,17 +119,12 @@ class PlaceOrder:
         order_token = str(uuid.uuid4())
         now = self._clock()
         async with self._uow() as uow:
-            await self.record_start(uow, order_token, request.cart_token, user_id, now)
+            await self._repository.insert_placement(uow.conn, order_token, request.cart_token, user_id, now)
             if key is not None:
                 await self._repository.advance_key(uow.conn, key.user_id, key.key, "converting", now,
                                                    order_token=order_token)
             await uow.commit()
         return order_token
-
-    async def record_start(self, uow: UnitOfWork, order_token: str, cart_token: str, user_id: str,
-                           now: datetime.datetime) -> None:
-        """Step 1's row, in the caller's transaction: the placement, converting."""
-        await self._repository.insert_placement(uow.conn, order_token, cart_token, user_id, now)
 
     # -- step 2 -----------------------------------------------------------------------------------------
     async def _convert(self, order_token: str, user_id: str, request: OrderRequest) -> Snapshot:
@@ -156,14 +151,16 @@ class PlaceOrder:
         async with self._uow() as uow:
             # The usual case first: our own conversion of a placement still converting, marked
             # placed (its row locked) and its order inserted by one statement.
+            # With a key, the key moves to order_created in the same statement.
             order = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
-            if answer == placement_token and await self._repository.place_and_insert_order(uow.conn, order):
+            if answer == placement_token and await self._repository.place_and_insert_order(
+                    uow.conn, order, key=None if key is None else (key.user_id, key.key)):
                 record_created(uow, order, actor=user_id)
             else:
                 order = await self._record_order_slowly(uow, placement_token, answer, user_id, request, snapshot, now)
-            if key is not None:
-                await self._repository.advance_key(uow.conn, key.user_id, key.key, "order_created", now,
-                                                   order_token=answer)
+                if key is not None:
+                    await self._repository.advance_key(uow.conn, key.user_id, key.key, "order_created", now,
+                                                       order_token=answer)
             await uow.commit()
         return order
 

@@ -82,12 +82,13 @@ _LOCK_PLACEMENTS = (select(*_PLACEMENT_COLUMNS)
                     .order_by(order_placements.c.order_token).with_for_update())
 
 
-def _place_and_insert_statement() -> Any:
+def _place_and_insert_statement(advance_key: bool) -> Any:
     """WITH placed AS (UPDATE placement converting → placed) INSERT INTO orders … SELECT … FROM
     placed ON CONFLICT DO NOTHING RETURNING order_token: the order is inserted only if its own
-    placement was converting, both in one statement."""
-    # Every parameter is named o_<column>: SQLAlchemy adds to an UPDATE's SET any parameter named
-    # like a column of its table, also for an UPDATE inside a CTE.
+    placement was converting. With `advance_key`, the Idempotency-Key moves to order_created if
+    the order was inserted, in the same statement."""
+    # Every parameter is named o_<column> or k_<column>: SQLAlchemy adds to an UPDATE's SET any
+    # parameter named like a column of its table, also for an UPDATE inside a CTE.
     placed = (update(order_placements)
               .where(order_placements.c.order_token == bindparam("o_order_token"),
                      order_placements.c.state == literal_column("'converting'"))
@@ -95,29 +96,51 @@ def _place_and_insert_statement() -> Any:
                       updated_at=bindparam("o_updated_at"))
               .returning(order_placements.c.order_token).cte("placed"))
     values = select(*(bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS)).select_from(placed)
-    return (pg_insert(orders).from_select(list(_ORDER_FIELDS), values)
-            .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
+    inserted = (pg_insert(orders).from_select(list(_ORDER_FIELDS), values)
+                .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
+    if not advance_key:
+        return inserted
+    made = inserted.cte("inserted")
+    advanced = (update(idempotency_keys)
+                .where(idempotency_keys.c.user_id == bindparam("k_user_id"), idempotency_keys.c.key == bindparam("k_key"),
+                       select(made.c.order_token).exists())
+                .values(recovery_point=literal_column("'order_created'"), order_token=bindparam("o_order_token"),
+                        last_used_at=bindparam("o_updated_at"), locked_at=bindparam("o_updated_at"))
+                .cte("advanced"))
+    return select(made.c.order_token).add_cte(advanced)
 
 
-_PLACE_AND_INSERT_ORDER = _place_and_insert_statement()
+_PLACE_AND_INSERT_ORDER = _place_and_insert_statement(advance_key=False)
+_PLACE_AND_INSERT_ORDER_AND_ADVANCE_KEY = _place_and_insert_statement(advance_key=True)
 _KEY = and_(idempotency_keys.c.user_id == bindparam("w_user_id"), idempotency_keys.c.key == bindparam("w_key"))
 _GET_KEY = select(idempotency_keys).where(_KEY)
 _RELEASE_KEY = update(idempotency_keys).where(_KEY).values(locked_at=None)
+_NEW_KEY_COLUMNS = ("user_id", "key", "request_method", "request_hash", "recovery_point", "order_token", "locked_at",
+                    "created_at", "last_used_at")
 
 
 def _claim_key_statement() -> Any:
     """INSERT the key (leased), or take the lease of an existing one that is unfinished, of this
-    request and not leased by a live request; RETURNING the row either way it was taken."""
-    statement = pg_insert(idempotency_keys).values(
-        {name: bindparam(name) for name in ("user_id", "key", "request_method", "request_hash", "recovery_point",
-                                            "order_token", "locked_at", "created_at", "last_used_at")})
+    request and not leased by a live request; RETURNING the row either way it was taken. If the
+    key is new (its order token the one offered), the saga's step 1 placement is inserted by the
+    same statement. Parameters k_<name> (see _place_and_insert_statement)."""
+    statement = pg_insert(idempotency_keys).values({name: bindparam(f"k_{name}") for name in _NEW_KEY_COLUMNS})
     current = idempotency_keys.c
-    return statement.on_conflict_do_update(
+    claimed = statement.on_conflict_do_update(
         index_elements=[current.user_id, current.key],
         set_={"locked_at": statement.excluded.locked_at, "last_used_at": statement.excluded.last_used_at},
         where=and_(current.response_code.is_(None), current.request_hash == statement.excluded.request_hash,
-                   or_(current.locked_at.is_(None), current.locked_at < bindparam("lease_expired_before"))),
-    ).returning(idempotency_keys)
+                   or_(current.locked_at.is_(None), current.locked_at < bindparam("k_lease_expired_before"))),
+    ).returning(idempotency_keys).cte("claimed")
+    placed = (pg_insert(order_placements)
+              .from_select(["order_token", "cart_token", "user_id", "state", "created_at", "updated_at"],
+                           select(claimed.c.order_token, bindparam("k_cart_token", type_=order_placements.c.cart_token.type),
+                                  claimed.c.user_id, literal_column("'converting'"), claimed.c.created_at,
+                                  claimed.c.created_at)
+                           .where(claimed.c.order_token == bindparam("k_order_token")))
+              .on_conflict_do_nothing(index_elements=[order_placements.c.order_token])
+              .cte("placed"))
+    return select(claimed).add_cte(placed)
 
 
 _CLAIM_KEY = _claim_key_statement()
@@ -174,13 +197,19 @@ class OrderRepository:
         row = (await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})).first()
         return row is not None
 
-    async def place_and_insert_order(self, conn: AsyncConnection, record: OrderRecord) -> bool:
+    async def place_and_insert_order(self, conn: AsyncConnection, record: OrderRecord, *,
+                                     key: tuple[str, str] | None = None) -> bool:
         """The order's own placement converting → placed (resolved to itself, its row locked by the
-        UPDATE, stamped with the order's updated_at) and the order inserted, in one statement;
-        False when the placement was not converting (or the order was there already): then maybe
-        one, maybe neither was written."""
-        row = (await conn.execute(_PLACE_AND_INSERT_ORDER,
-                                  {f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS})).first()
+        UPDATE, stamped with the order's updated_at) and the order inserted, in one statement; with
+        `key` ((user id, key)), the key moved to order_created (order token, lease renewed) too.
+        False when the placement was not converting (or the order was there already): then the
+        key is left as it was, and maybe one, maybe neither of the others was written."""
+        values = {f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS}
+        if key is None:
+            row = (await conn.execute(_PLACE_AND_INSERT_ORDER, values)).first()
+        else:
+            row = (await conn.execute(_PLACE_AND_INSERT_ORDER_AND_ADVANCE_KEY,
+                                      {**values, "k_user_id": key[0], "k_key": key[1]})).first()
         return row is not None
 
     async def get_order(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
@@ -273,16 +302,16 @@ class OrderRepository:
     # -- idempotency keys ---------------------------------------------------------------------------------
     async def claim_key(self, conn: AsyncConnection, user_id: str, key: str, method: str, request_hash: str,
                         now: datetime.datetime, lease_expired_before: datetime.datetime, *,
-                        order_token: str | None = None) -> StoredKey | None:
+                        order_token: str | None = None, cart_token: str | None = None) -> StoredKey | None:
         """Take the key's lease (created on first use): its row, or None when this request may not
         run it now (another request's key, a finished answer, or a live lease; `get_key` says which).
-        A key created now starts at `converting` with `order_token` when one is given (the caller
-        writes that placement in the same transaction), else at `started`."""
+        A key created now starts at `converting` with `order_token` and that order's placement of
+        `cart_token` (the saga's step 1) when they are given, else at `started`."""
         row = (await conn.execute(_CLAIM_KEY, {
-            "user_id": user_id, "key": key, "request_method": method, "request_hash": request_hash,
-            "recovery_point": "started" if order_token is None else "converting", "order_token": order_token,
-            "locked_at": now, "created_at": now, "last_used_at": now, "lease_expired_before": lease_expired_before,
-            "w_user_id": user_id, "w_key": key})).first()
+            "k_user_id": user_id, "k_key": key, "k_request_method": method, "k_request_hash": request_hash,
+            "k_recovery_point": "started" if order_token is None else "converting", "k_order_token": order_token,
+            "k_locked_at": now, "k_created_at": now, "k_last_used_at": now,
+            "k_lease_expired_before": lease_expired_before, "k_cart_token": cart_token})).first()
         return None if row is None else _key(row)
 
     async def get_key(self, conn: AsyncConnection, user_id: str, key: str) -> StoredKey | None:

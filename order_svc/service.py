@@ -72,16 +72,15 @@ class OrderService:
     async def _take_key(self, user_id: str, key: str, request_hash: str,
                         request: OrderRequest) -> tuple[idempotency.StoredKey, str | None]:
         """The key, leased to this request; or its finished answer; or 2005 / 2006. A key used for
-        the first time is written with the saga's step 1 in one transaction (the placement, and
-        the key at `converting` with its order token): then its order token is returned too."""
+        the first time is written with the saga's step 1 in one statement (the placement, and the
+        key at `converting` with its order token): then its order token is returned too."""
         now = self._clock()
         order_token = str(uuid.uuid4())
         async with self._uow() as uow:
             stored = await self._repository.claim_key(uow.conn, user_id, key, CREATE_ORDER, request_hash, now,
-                                                      now - self._key_lease, order_token=order_token)
-            started = stored is not None and stored.order_token == order_token  # new: no other request has it
-            if started:
-                await self._placing.record_start(uow, order_token, request.cart_token, user_id, now)
+                                                      now - self._key_lease, order_token=order_token,
+                                                      cart_token=request.cart_token)
+            started = stored is not None and stored.order_token == order_token  # new, and its placement with it
             taken = stored is None
             if taken:
                 stored = await self._repository.get_key(uow.conn, user_id, key)

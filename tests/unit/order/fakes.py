@@ -113,13 +113,17 @@ class FakeOrderRepository:
             placement, state=state, updated_at=now,
             resolved_order_token=resolved_order_token or placement.resolved_order_token)
 
-    async def place_and_insert_order(self, conn: Any, record: OrderRecord) -> bool:
+    async def place_and_insert_order(self, conn: Any, record: OrderRecord, *,
+                                     key: tuple[str, str] | None = None) -> bool:
         placement = self.placements.get(record.order_token)
         if placement is None or placement.state != "converting":
             return False
         self.placements[record.order_token] = dataclasses.replace(
             placement, state="placed", resolved_order_token=record.order_token, updated_at=record.updated_at)
-        return await self.insert_order(conn, record)
+        inserted = await self.insert_order(conn, record)
+        if inserted and key is not None:
+            await self.advance_key(conn, *key, "order_created", record.updated_at, order_token=record.order_token)
+        return inserted
 
     async def abandon_stale(self, conn: Any, started_before: datetime.datetime, now: datetime.datetime,
                             limit: int) -> list[PlacementRecord]:
@@ -147,11 +151,13 @@ class FakeOrderRepository:
     # -- idempotency keys
     async def claim_key(self, conn: Any, user_id: str, key: str, method: str, request_hash: str,
                         now: datetime.datetime, lease_expired_before: datetime.datetime, *,
-                        order_token: str | None = None) -> StoredKey | None:
+                        order_token: str | None = None, cart_token: str | None = None) -> StoredKey | None:
         row = self.keys.get((user_id, key))
         if row is None:
             row = self.keys[(user_id, key)] = KeyRow(request_hash, "started" if order_token is None else "converting",
                                                      now, now, order_token)
+            if order_token is not None and cart_token is not None:
+                await self.insert_placement(conn, order_token, cart_token, user_id, now)
             return row.stored()
         free = row.locked_at is None or row.locked_at < lease_expired_before
         if row.response_code is None and row.request_hash == request_hash and free:
