@@ -67,14 +67,18 @@ class ConversionService:
             cart = await repo.get_cart(conn, cart_token, for_update=True)
             if cart is None:
                 raise CheckoutError(ErrorCode.CART_NOT_FOUND)
-            earlier = await repo.conversion(conn, order_token)
+            earlier, plans = await repo.conversion_and_plans(conn, order_token,
+                                                             [line.plan.plan_id for line in cart.lines])
             if earlier is not None:
-                return _repeat(earlier, cart_token, user_id)
+                repeated = _repeat(earlier, cart_token, user_id)
+                await uow.commit()  # nothing written: a commit, not a rollback (common/uow.py says why)
+                return repeated
             if cart.user_id is not None and cart.user_id != user_id:
                 raise CheckoutError(ErrorCode.NOT_ALLOWED, "this cart belongs to another user")
             if cart.status == "converted":
                 holder = await repo.converted_of_cart(conn, cart.token)
                 if holder is not None and holder.user_id == user_id:
+                    await uow.commit()  # nothing written
                     return holder.snapshot  # a double submit of one cart: the first order is the answer
                 raise CheckoutError(ErrorCode.CART_CONVERTED)
             now = self._clock()
@@ -82,7 +86,7 @@ class ConversionService:
             if not cart.lines:
                 raise CheckoutError(ErrorCode.CART_EMPTY)
             before = {"status": cart.status, "user_id": cart.user_id, "version": cart.version}
-            cart.refresh_plans(await repo.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
+            cart.refresh_plans(plans)
             owned = dataclasses.replace(cart, user_id=user_id, lines=list(cart.lines))  # the buyer's limits count
             prices = await self._pricer.price(conn, owned, now, billing=billing)
             if cart.coupon_code:

@@ -171,6 +171,15 @@ def _save_and_convert_statement() -> Any:
 
 
 _SAVE_AND_CONVERT = _save_and_convert_statement()
+# The order's conversion (if any) and the plans of the given ids, in one statement: one row per
+# plan found (or one row with no plan), each carrying the conversion's columns (or NULLs).
+_CONVERSION_AND_PLANS = (
+    select(*(column.label(f"c_{column.name}") for column in cart_conversions.c),
+           *(column.label(f"p_{column.name}") for column in _PLAN_COLUMNS))
+    .select_from(select(literal_column("1").label("one")).subquery("one")
+                 .outerjoin(cart_conversions, cart_conversions.c.order_token == bindparam("order_token"))
+                 .outerjoin(plans.join(internships, internships.c.internship_id == plans.c.internship_id),
+                            plans.c.plan_id.in_(bindparam("plan_ids", expanding=True)))))
 _RELEASE_CONVERSION = (update(cart_conversions)
                        .where(cart_conversions.c.order_token == bindparam("w_order_token"),
                               cart_conversions.c.status == "converted")
@@ -302,6 +311,22 @@ class Repository:
     async def conversion(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> Conversion | None:
         row = (await conn.execute(_CONVERSION_LOCKED if for_update else _CONVERSION, {"order_token": order_token})).first()
         return None if row is None else _conversion(row)
+
+    async def conversion_and_plans(self, conn: AsyncConnection, order_token: str,
+                                   plan_ids: Iterable[str]) -> tuple[Conversion | None, dict[str, PlanRef]]:
+        """`conversion(order_token)` and `plans_by_id(plan_ids)`, in one statement."""
+        rows = (await conn.execute(_CONVERSION_AND_PLANS, {"order_token": order_token,
+                                                           "plan_ids": sorted(set(plan_ids))})).mappings().all()
+        first = rows[0]
+        conversion = None
+        if first["c_order_token"] is not None:
+            conversion = Conversion(first["c_order_token"], first["c_cart_token"], first["c_user_id"],
+                                    first["c_status"], from_json(first["c_snapshot"]))
+        found = {row["p_plan_id"]: PlanRef(plan_id=row["p_plan_id"], internship_id=row["p_internship_id"],
+                                           title=row["p_title"], period_value=row["p_period_value"],
+                                           period_unit=row["p_period_unit"], list_price=row["p_price"])
+                 for row in rows if row["p_plan_id"] is not None}
+        return conversion, found
 
     async def converted_of_cart(self, conn: AsyncConnection, cart_token: str) -> Conversion | None:
         """The conversion that holds the cart now (status converted), if any."""

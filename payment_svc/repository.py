@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -129,7 +129,7 @@ _SET_STATUS_AND_PAYMENT_IF = _SET_STATUS_AND_PAYMENT.where(
 # One row whatever is found (the LEFT JOIN from one row; the pair is unique), so set_config runs once.
 _PROBE_WITH_LOCK_TIMEOUT = (
     select(func.set_config("lock_timeout", bindparam("lock_timeout"), True).label("lock_timeout"), *payment_sessions.c)
-    .select_from(select(literal(1).label("one")).subquery("one").outerjoin(
+    .select_from(select(literal_column("1").label("one")).subquery("one").outerjoin(
         payment_sessions, and_(payment_sessions.c.gateway == bindparam("gateway"),
                                payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
 
