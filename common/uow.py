@@ -2,8 +2,9 @@
 
 A use case opens one, reads and changes its service's rows through `uow.conn`, records the events
 others must hear of (`publish`) and the audit rows of its changes (`audit`), and commits. The
-events and audit rows are written in that same transaction, at commit, as one multi-row INSERT
-each: an event exists exactly when its change does, and a rolled-back change leaves neither.
+events and audit rows are written in that same transaction, at commit, by one statement (both
+INSERTs, their rows from JSON arrays, in the order recorded): an event exists exactly when its
+change does, and a rolled-back change leaves neither.
 Leaving the block without `commit()` rolls everything back. Service-layer tests use
 tests/support/fake_uow.py, which keeps the same record in memory.
 
