@@ -135,6 +135,9 @@ class UnitOfWork(Recorder):
         """Write the recorded events and audit rows now, in one statement (commit does it too)."""
         if not (self.events or self.audits):
             return
+        await self._write_recorded()
+
+    async def _write_recorded(self) -> None:
         if self._read_only:
             raise RuntimeError("a read-only unit of work records no events and no audit rows")
         cid = correlation_id()
@@ -153,8 +156,15 @@ class UnitOfWork(Recorder):
         self.events, self.audits = [], []
 
     async def commit(self) -> None:
-        await self.flush()
-        await self.conn.commit()
+        """Write the recorded events and audit rows and COMMIT: with rows to write, both go to the
+        server together (psycopg's pipeline mode: one round trip instead of two)."""
+        if self.events or self.audits:
+            driver = (await self.conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.pipeline():
+                await self._write_recorded()  # queued: nothing of its result is needed
+                await driver.commit()  # queued with it, then both are sent and answered (an error raises here)
+        await self.conn.commit()  # SQLAlchemy's side (the server has committed already, if it had to)
         self.committed = True
 
 

@@ -133,7 +133,9 @@ async def test_the_rows_of_a_commit_are_one_statement(service):
             for n in range(7):
                 record_change(uow, token, n)
             ids = [e.id for e in uow.events]
-            await uow.commit()
+            driver = (await uow.conn.get_raw_connection()).driver_connection
+            await uow.commit()  # sent with the COMMIT, in pipeline mode
+            assert driver._pipeline is None and driver.info.transaction_status.name == "IDLE"
     writes = [s for s in sent if "INSERT" in s.upper()]
     assert len(writes) == 1, writes
     assert f'"{plumbing.schema}".outbox' in writes[0] and f'"{plumbing.schema}".audit_log' in writes[0], writes
