@@ -33,6 +33,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -41,6 +42,7 @@ from common.plumbing import Plumbing
 from common.request_context import correlation_id
 
 STREAM_SUBJECT_PREFIX = "checkout."
+_PIPELINE = psycopg.Pipeline.is_supported()  # libpq 14+ (psycopg-binary ships one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,12 +160,14 @@ class UnitOfWork(Recorder):
     async def commit(self) -> None:
         """Write the recorded events and audit rows and COMMIT: with rows to write, both go to the
         server together (psycopg's pipeline mode: one round trip instead of two)."""
-        if self.events or self.audits:
+        if (self.events or self.audits) and _PIPELINE:
             driver = (await self.conn.get_raw_connection()).driver_connection
             assert driver is not None
             async with driver.pipeline():
                 await self._write_recorded()  # queued: nothing of its result is needed
                 await driver.commit()  # queued with it, then both are sent and answered (an error raises here)
+        else:
+            await self.flush()
         await self.conn.commit()  # SQLAlchemy's side (the server has committed already, if it had to)
         self.committed = True
 
