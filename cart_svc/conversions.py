@@ -88,14 +88,18 @@ class ConversionService:
             before = {"status": cart.status, "user_id": cart.user_id, "version": cart.version}
             cart.refresh_plans(plans)
             owned = dataclasses.replace(cart, user_id=user_id, lines=list(cart.lines))  # the buyer's limits count
-            prices = await self._pricer.price(conn, owned, now, billing=billing)
+            # The coupon's lock before pricing (the cart's, then the coupon's: the order both ledger
+            # paths take), so that pricing and the redemption read the coupon once, as it stays.
+            facts = await self._ledger.lock(conn, code=cart.coupon_code, user_id=user_id) if cart.coupon_code else None
+            prices = await self._pricer.price(conn, owned, now, billing=billing, coupon_facts=facts)
             if cart.coupon_code:
                 verdict = prices.coupon_verdict
                 if verdict is not None and not verdict.applicable:
                     raise CheckoutError(ErrorCode.INVALID_COUPON,
                                         validation_messages=[f"code: {reason}" for reason in verdict.reasons],
                                         suggested_action="remove the coupon from the cart and place the order again")
-                await self._ledger.redeem(uow, code=cart.coupon_code, user_id=user_id, order_token=order_token)
+                await self._ledger.redeem(uow, code=cart.coupon_code, user_id=user_id, order_token=order_token,
+                                          locked=facts)
             cart.convert(order_token, user_id, now)
             snapshot = convert(cart, prices, order_token=order_token, user_id=user_id, billing=billing, now=now)
             if not await repo.save_and_insert_conversion(conn, cart, totals_of(prices), snapshot):

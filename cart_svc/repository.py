@@ -285,17 +285,16 @@ class Repository:
     async def hold_redemption(self, conn: AsyncConnection, *, code: str, user_id: str, order_token: str) -> tuple[str, int]:
         """Insert the order's held redemption and count it: (redemption id, the coupon's new count).
 
-        Raises HoldRefused (and leaves nothing: a savepoint) when the order already has a row or
-        the coupon's limit is reached; call with the coupon's row lock held."""
-        async with conn.begin_nested():  # raising inside rolls the savepoint back
-            inserted = (await conn.execute(_HOLD_REDEMPTION, {
-                "redemption_id": str(uuid.uuid4()), "code": code, "user_id": user_id, "order_token": order_token,
-            })).first()
-            if inserted is None:
-                raise HoldRefused("order_taken")
-            count = (await conn.execute(_COUNT_REDEMPTION, {"w_code": code})).scalar()
-            if count is None:
-                raise HoldRefused("limit_reached")
+        Raises HoldRefused when the order already has a row or the coupon's limit is reached: the
+        caller must then roll back (the row may be in). Call with the coupon's row lock held."""
+        inserted = (await conn.execute(_HOLD_REDEMPTION, {
+            "redemption_id": str(uuid.uuid4()), "code": code, "user_id": user_id, "order_token": order_token,
+        })).first()
+        if inserted is None:
+            raise HoldRefused("order_taken")
+        count = (await conn.execute(_COUNT_REDEMPTION, {"w_code": code})).scalar()
+        if count is None:
+            raise HoldRefused("limit_reached")
         return inserted.redemption_id, count
 
     async def release_redemption(self, conn: AsyncConnection, order_token: str) -> Released | None:
