@@ -166,7 +166,11 @@ class CartCache:
             keys=[cart_key(view.cart.token)], args=[version, value, ttl_ms], client=client)) is not None
 
     async def _send_tombstones(self, marks: dict[str, int]) -> bool:
-        async def send(client: aioredis.Redis) -> list[object]:
+        async def send(client: aioredis.Redis) -> object:
+            if len(marks) == 1:  # one EVALSHA; a pipeline would first ask SCRIPT EXISTS (a round trip more)
+                [(token, version)] = marks.items()
+                return await self._guarded_set(keys=[cart_key(token)], args=[version, b"%d|" % version, TOMBSTONE_TTL_MS],
+                                               client=client)
             async with client.pipeline(transaction=False) as pipe:
                 for token, version in marks.items():
                     await self._guarded_set(keys=[cart_key(token)], args=[version, b"%d|" % version, TOMBSTONE_TTL_MS], client=pipe)

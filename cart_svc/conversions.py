@@ -67,14 +67,18 @@ class ConversionService:
             cart = await repo.get_cart(conn, cart_token, for_update=True)
             if cart is None:
                 raise CheckoutError(ErrorCode.CART_NOT_FOUND)
-            earlier = await repo.conversion(conn, order_token)
+            earlier, plans = await repo.conversion_and_plans(conn, order_token,
+                                                             [line.plan.plan_id for line in cart.lines])
             if earlier is not None:
-                return _repeat(earlier, cart_token, user_id)
+                repeated = _repeat(earlier, cart_token, user_id)
+                await uow.commit()  # nothing written: a commit, not a rollback (common/uow.py says why)
+                return repeated
             if cart.user_id is not None and cart.user_id != user_id:
                 raise CheckoutError(ErrorCode.NOT_ALLOWED, "this cart belongs to another user")
             if cart.status == "converted":
                 holder = await repo.converted_of_cart(conn, cart.token)
                 if holder is not None and holder.user_id == user_id:
+                    await uow.commit()  # nothing written
                     return holder.snapshot  # a double submit of one cart: the first order is the answer
                 raise CheckoutError(ErrorCode.CART_CONVERTED)
             now = self._clock()
@@ -82,20 +86,23 @@ class ConversionService:
             if not cart.lines:
                 raise CheckoutError(ErrorCode.CART_EMPTY)
             before = {"status": cart.status, "user_id": cart.user_id, "version": cart.version}
-            cart.refresh_plans(await repo.plans_by_id(conn, [line.plan.plan_id for line in cart.lines]))
+            cart.refresh_plans(plans)
             owned = dataclasses.replace(cart, user_id=user_id, lines=list(cart.lines))  # the buyer's limits count
-            prices = await self._pricer.price(conn, owned, now, billing=billing)
+            # The coupon's lock before pricing (the cart's, then the coupon's: the order both ledger
+            # paths take), so that pricing and the redemption read the coupon once, as it stays.
+            facts = await self._ledger.lock(conn, code=cart.coupon_code, user_id=user_id) if cart.coupon_code else None
+            prices = await self._pricer.price(conn, owned, now, billing=billing, coupon_facts=facts)
             if cart.coupon_code:
                 verdict = prices.coupon_verdict
                 if verdict is not None and not verdict.applicable:
                     raise CheckoutError(ErrorCode.INVALID_COUPON,
                                         validation_messages=[f"code: {reason}" for reason in verdict.reasons],
                                         suggested_action="remove the coupon from the cart and place the order again")
-                await self._ledger.redeem(uow, code=cart.coupon_code, user_id=user_id, order_token=order_token)
+                await self._ledger.redeem(uow, code=cart.coupon_code, user_id=user_id, order_token=order_token,
+                                          locked=facts)
             cart.convert(order_token, user_id, now)
             snapshot = convert(cart, prices, order_token=order_token, user_id=user_id, billing=billing, now=now)
-            await repo.save_cart(conn, cart, totals_of(prices))
-            if not await repo.insert_conversion(conn, snapshot):
+            if not await repo.save_and_insert_conversion(conn, cart, totals_of(prices), snapshot):
                 raise CheckoutError(ErrorCode.VALIDATION_FAILED,
                                     validation_messages=["order_token: already used to convert another cart"])
             uow.publish(events.CONVERTED, cart.token, events.cart_event(cart, prices.total, now,

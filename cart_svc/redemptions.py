@@ -7,7 +7,8 @@ unit of work ends. Under that lock the total count and the user's held redemptio
 neither limit can be raced past; the conditional UPDATE and the table's CHECK constraint only back
 this up. Both lock in the same order (coupon, then redemption row), so they cannot deadlock with
 each other; ConvertCart and ReleaseCart lock the cart before either. The lock is held until the
-caller commits: keep that unit of work short.
+caller commits: keep that unit of work short. ConvertCart takes it (`lock`) before it prices the
+cart, so that pricing and `redeem` share the one read of the coupon and the user's count.
 
 A redemption row is keyed by order_token: redeeming an order again is a no-op, and an order whose
 hold was released (it expired, was cancelled or never came to be) cannot take the coupon again.
@@ -19,7 +20,10 @@ import datetime
 import uuid
 from collections.abc import Callable
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from cart_svc.domain.coupons import CouponReason, usage_reasons
+from cart_svc.prices import CouponFacts
 from cart_svc.repository import HoldRefused, Repository
 from cart_svc.validation import check_uuid, raise_if_any
 from common.clock import utc_now
@@ -32,12 +36,21 @@ class CouponLedger:
         self._repository = repository
         self._clock = clock
 
-    async def redeem(self, uow: UnitOfWork, *, code: str, user_id: str, order_token: str) -> None:
-        """Hold one redemption of `code` for the order, or raise CheckoutError(INVALID_COUPON) with the reasons."""
+    async def lock(self, conn: AsyncConnection, *, code: str, user_id: str) -> CouponFacts:
+        """Take the coupon's row lock and read it with the user's held redemptions of it: what
+        `redeem` (given them as `locked`) and the pricing of the same unit of work need."""
+        (user_id,) = _canonical_ids(user_id=user_id)
+        coupon = await self._repository.lock_coupon(conn, code.upper())
+        return coupon, 0 if coupon is None else await self._repository.user_redemptions(conn, coupon.code, user_id)
+
+    async def redeem(self, uow: UnitOfWork, *, code: str, user_id: str, order_token: str,
+                     locked: CouponFacts | None = None) -> None:
+        """Hold one redemption of `code` for the order, or raise CheckoutError(INVALID_COUPON) with
+        the reasons (the caller must then roll back). `locked`: what `lock` read in this unit of work."""
         user_id, order_token = _canonical_ids(user_id=user_id, order_token=order_token)
         code = code.upper()
         repo, conn = self._repository, uow.conn
-        coupon = await repo.lock_coupon(conn, code)
+        coupon, used = locked if locked is not None else await self.lock(conn, code=code, user_id=user_id)
         if coupon is None:
             raise _refused("code: no such coupon")
         existing = await repo.redemption_of(conn, order_token)
@@ -45,7 +58,7 @@ class CouponLedger:
             if existing.status == "held" and existing.code == code and existing.user_id == user_id:
                 return  # a retried order: already counted
             raise _refused("order_token: this order already used its coupon hold; place a new order")
-        reasons = usage_reasons(coupon, self._clock(), await repo.user_redemptions(conn, code, user_id))
+        reasons = usage_reasons(coupon, self._clock(), used)
         if reasons:
             raise _refused(*(f"code: {reason}" for reason in reasons))
         try:

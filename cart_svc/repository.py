@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,6 +120,71 @@ RETURNING *
 _PLAN_COLUMNS = (plans.c.plan_id, plans.c.internship_id, internships.c.title, plans.c.period_value,
                  plans.c.period_unit, plans.c.price)
 _PLANS = select(*_PLAN_COLUMNS).join(internships, internships.c.internship_id == plans.c.internship_id)
+_PLANS_BY_ID = _PLANS.where(plans.c.plan_id.in_(bindparam("plan_ids", expanding=True)))
+_PLAN_FOR_PERIOD = _PLANS.where(plans.c.internship_id == bindparam("internship_id"),
+                                plans.c.period_value == bindparam("period_value"),
+                                plans.c.period_unit == bindparam("period_unit"))
+_EXCHANGE_RATE = select(exchange_rates.c.rate).where(exchange_rates.c.currency == bindparam("currency"))
+_GET_COUPON = select(coupons).where(coupons.c.code == bindparam("code"))
+_LOCK_COUPON = _GET_COUPON.with_for_update()
+_USER_REDEMPTIONS = (select(func.count()).select_from(coupon_redemptions)
+                     .where(coupon_redemptions.c.code == bindparam("code"),
+                            coupon_redemptions.c.user_id == bindparam("user_id"),
+                            coupon_redemptions.c.status == "held"))
+_GET_SALE = select(sales).where(sales.c.sale_slug == bindparam("slug"))
+_REDEMPTION_OF = (select(coupon_redemptions.c.code, coupon_redemptions.c.user_id, coupon_redemptions.c.status)
+                  .where(coupon_redemptions.c.order_token == bindparam("order_token")))
+_HOLD_REDEMPTION = (upsert(coupon_redemptions)
+                    .values({**{name: bindparam(name) for name in ("redemption_id", "code", "user_id", "order_token")},
+                             "status": "held"})
+                    .on_conflict_do_nothing(index_elements=[coupon_redemptions.c.order_token])
+                    .returning(coupon_redemptions.c.redemption_id))
+_COUNT_REDEMPTION = (update(coupons)
+                     .where(coupons.c.code == bindparam("w_code"),
+                            or_(coupons.c.max_redemptions == 0, coupons.c.redeemed_count < coupons.c.max_redemptions))
+                     .values(redeemed_count=coupons.c.redeemed_count + 1)
+                     .returning(coupons.c.redeemed_count))
+_RELEASE_REDEMPTION = (update(coupon_redemptions)
+                       .where(coupon_redemptions.c.order_token == bindparam("w_order_token"),
+                              coupon_redemptions.c.status == "held")
+                       .values(status="released", released_at=func.now())
+                       .returning(coupon_redemptions.c.code, coupon_redemptions.c.user_id))
+_UNCOUNT_REDEMPTION = (update(coupons).where(coupons.c.code == bindparam("w_code"))
+                       .values(redeemed_count=coupons.c.redeemed_count - 1).returning(coupons.c.redeemed_count))
+_CONVERSION = select(cart_conversions).where(cart_conversions.c.order_token == bindparam("order_token"))
+_CONVERSION_LOCKED = _CONVERSION.with_for_update()
+_CONVERTED_OF_CART = select(cart_conversions).where(cart_conversions.c.cart_token == bindparam("cart_token"),
+                                                    cart_conversions.c.status == "converted")
+
+def _save_and_convert_statement() -> Any:
+    """WITH saved AS (UPDATE the cart) INSERT INTO cart_conversions … SELECT … FROM saved ON CONFLICT
+    (order_token) DO NOTHING RETURNING order_token. The conversion's parameters are named c_<column>:
+    SQLAlchemy adds to an UPDATE's SET any parameter named like a column of its table (the cart has
+    a created_at too), also for an UPDATE inside a CTE."""
+    saved = _SAVE_CART.returning(carts.c.token).cte("saved")
+    names = ("order_token", "cart_token", "user_id", "snapshot", "created_at")
+    values = select(*(bindparam(f"c_{name}", type_=cart_conversions.c[name].type) for name in names),
+                    literal_column("'converted'")).select_from(saved)
+    return (upsert(cart_conversions).from_select([*names, "status"], values)
+            .on_conflict_do_nothing(index_elements=[cart_conversions.c.order_token])
+            .returning(cart_conversions.c.order_token))
+
+
+_SAVE_AND_CONVERT = _save_and_convert_statement()
+# The order's conversion (if any) and the plans of the given ids, in one statement: one row per
+# plan found (or one row with no plan), each carrying the conversion's columns (or NULLs).
+_CONVERSION_AND_PLANS = (
+    select(*(column.label(f"c_{column.name}") for column in cart_conversions.c),
+           *(column.label(f"p_{column.name}") for column in _PLAN_COLUMNS))
+    .select_from(select(literal_column("1").label("one")).subquery("one")
+                 .outerjoin(cart_conversions, cart_conversions.c.order_token == bindparam("order_token"))
+                 .outerjoin(plans.join(internships, internships.c.internship_id == plans.c.internship_id),
+                            plans.c.plan_id.in_(bindparam("plan_ids", expanding=True)))))
+_RELEASE_CONVERSION = (update(cart_conversions)
+                       .where(cart_conversions.c.order_token == bindparam("w_order_token"),
+                              cart_conversions.c.status == "converted")
+                       .values(status="released", released_at=func.now())
+                       .returning(cart_conversions.c.order_token))
 
 
 class Repository:
@@ -174,22 +239,22 @@ class Repository:
         ids = sorted(set(plan_ids))
         if not ids:
             return {}
-        rows = (await conn.execute(_PLANS.where(plans.c.plan_id.in_(ids)))).all()
+        rows = (await conn.execute(_PLANS_BY_ID, {"plan_ids": ids})).all()
         return {row.plan_id: _plan(row) for row in rows}
 
     async def plan_for_period(self, conn: AsyncConnection, internship_id: str, value: int, unit: str) -> PlanRef | None:
-        row = (await conn.execute(_PLANS.where(plans.c.internship_id == internship_id, plans.c.period_value == value,
-                                               plans.c.period_unit == unit))).first()
+        row = (await conn.execute(_PLAN_FOR_PERIOD, {"internship_id": internship_id, "period_value": value,
+                                                     "period_unit": unit})).first()
         return None if row is None else _plan(row)
 
     async def exchange_rate(self, conn: AsyncConnection, currency: str) -> Decimal | None:
         if currency == "INR":
             return Decimal(1)
-        return (await conn.execute(select(exchange_rates.c.rate).where(exchange_rates.c.currency == currency))).scalar()
+        return (await conn.execute(_EXCHANGE_RATE, {"currency": currency})).scalar()
 
     # -- coupons and sales ------------------------------------------------------------------------------
     async def get_coupon(self, conn: AsyncConnection, code: str) -> Coupon | None:
-        row = (await conn.execute(select(coupons).where(coupons.c.code == code.upper()))).first()
+        row = (await conn.execute(_GET_COUPON, {"code": code.upper()})).first()
         return None if row is None else coupon_from_row(row)
 
     async def listed_coupons(self, conn: AsyncConnection, also: str | None = None) -> list[Coupon]:
@@ -202,90 +267,85 @@ class Repository:
         """How many redemptions of `code` the user holds now."""
         if not user_id:
             return 0
-        return (await conn.execute(
-            select(func.count()).select_from(coupon_redemptions)
-            .where(coupon_redemptions.c.code == code.upper(), coupon_redemptions.c.user_id == user_id,
-                   coupon_redemptions.c.status == "held")
-        )).scalar_one()
+        return (await conn.execute(_USER_REDEMPTIONS, {"code": code.upper(), "user_id": user_id})).scalar_one()
 
     async def get_sale(self, conn: AsyncConnection, slug: str) -> Sale | None:
-        row = (await conn.execute(select(sales).where(sales.c.sale_slug == slug))).first()
+        row = (await conn.execute(_GET_SALE, {"slug": slug})).first()
         return None if row is None else sale_from_row(row)
 
     # -- the redemption ledger (cart_svc/redemptions.py says why it locks as it does) ---------------------
     async def lock_coupon(self, conn: AsyncConnection, code: str) -> Coupon | None:
-        row = (await conn.execute(select(coupons).where(coupons.c.code == code).with_for_update())).first()
+        row = (await conn.execute(_LOCK_COUPON, {"code": code})).first()
         return None if row is None else coupon_from_row(row)
 
     async def redemption_of(self, conn: AsyncConnection, order_token: str) -> Redemption | None:
-        row = (await conn.execute(
-            select(coupon_redemptions.c.code, coupon_redemptions.c.user_id, coupon_redemptions.c.status)
-            .where(coupon_redemptions.c.order_token == order_token))).first()
+        row = (await conn.execute(_REDEMPTION_OF, {"order_token": order_token})).first()
         return None if row is None else Redemption(row.code, row.user_id, row.status)
 
     async def hold_redemption(self, conn: AsyncConnection, *, code: str, user_id: str, order_token: str) -> tuple[str, int]:
         """Insert the order's held redemption and count it: (redemption id, the coupon's new count).
 
-        Raises HoldRefused (and leaves nothing: a savepoint) when the order already has a row or
-        the coupon's limit is reached; call with the coupon's row lock held."""
-        async with conn.begin_nested():  # raising inside rolls the savepoint back
-            inserted = (await conn.execute(upsert(coupon_redemptions).values(
-                redemption_id=str(uuid.uuid4()), code=code, user_id=user_id, order_token=order_token, status="held",
-            ).on_conflict_do_nothing(index_elements=[coupon_redemptions.c.order_token])
-                .returning(coupon_redemptions.c.redemption_id))).first()
-            if inserted is None:
-                raise HoldRefused("order_taken")
-            count = (await conn.execute(
-                update(coupons)
-                .where(coupons.c.code == code,
-                       or_(coupons.c.max_redemptions == 0, coupons.c.redeemed_count < coupons.c.max_redemptions))
-                .values(redeemed_count=coupons.c.redeemed_count + 1)
-                .returning(coupons.c.redeemed_count))).scalar()
-            if count is None:
-                raise HoldRefused("limit_reached")
+        Raises HoldRefused when the order already has a row or the coupon's limit is reached: the
+        caller must then roll back (the row may be in). Call with the coupon's row lock held."""
+        inserted = (await conn.execute(_HOLD_REDEMPTION, {
+            "redemption_id": str(uuid.uuid4()), "code": code, "user_id": user_id, "order_token": order_token,
+        })).first()
+        if inserted is None:
+            raise HoldRefused("order_taken")
+        count = (await conn.execute(_COUNT_REDEMPTION, {"w_code": code})).scalar()
+        if count is None:
+            raise HoldRefused("limit_reached")
         return inserted.redemption_id, count
 
     async def release_redemption(self, conn: AsyncConnection, order_token: str) -> Released | None:
         """Mark the order's held redemption released and uncount it; None if it held nothing (any more).
         Call with the coupon's row lock held."""
-        released = (await conn.execute(
-            update(coupon_redemptions)
-            .where(and_(coupon_redemptions.c.order_token == order_token, coupon_redemptions.c.status == "held"))
-            .values(status="released", released_at=func.now())
-            .returning(coupon_redemptions.c.code, coupon_redemptions.c.user_id))).first()
+        released = (await conn.execute(_RELEASE_REDEMPTION, {"w_order_token": order_token})).first()
         if released is None:
             return None
-        count = (await conn.execute(
-            update(coupons).where(coupons.c.code == released.code)
-            .values(redeemed_count=coupons.c.redeemed_count - 1).returning(coupons.c.redeemed_count))).scalar_one()
+        count = (await conn.execute(_UNCOUNT_REDEMPTION, {"w_code": released.code})).scalar_one()
         return Released(released.code, released.user_id, count)
 
     # -- conversions ----------------------------------------------------------------------------------------
     async def conversion(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> Conversion | None:
-        query = select(cart_conversions).where(cart_conversions.c.order_token == order_token)
-        row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+        row = (await conn.execute(_CONVERSION_LOCKED if for_update else _CONVERSION, {"order_token": order_token})).first()
         return None if row is None else _conversion(row)
+
+    async def conversion_and_plans(self, conn: AsyncConnection, order_token: str,
+                                   plan_ids: Iterable[str]) -> tuple[Conversion | None, dict[str, PlanRef]]:
+        """`conversion(order_token)` and `plans_by_id(plan_ids)`, in one statement."""
+        rows = (await conn.execute(_CONVERSION_AND_PLANS, {"order_token": order_token,
+                                                           "plan_ids": sorted(set(plan_ids))})).mappings().all()
+        first = rows[0]
+        conversion = None
+        if first["c_order_token"] is not None:
+            conversion = Conversion(first["c_order_token"], first["c_cart_token"], first["c_user_id"],
+                                    first["c_status"], from_json(first["c_snapshot"]))
+        found = {row["p_plan_id"]: PlanRef(plan_id=row["p_plan_id"], internship_id=row["p_internship_id"],
+                                           title=row["p_title"], period_value=row["p_period_value"],
+                                           period_unit=row["p_period_unit"], list_price=row["p_price"])
+                 for row in rows if row["p_plan_id"] is not None}
+        return conversion, found
 
     async def converted_of_cart(self, conn: AsyncConnection, cart_token: str) -> Conversion | None:
         """The conversion that holds the cart now (status converted), if any."""
-        row = (await conn.execute(select(cart_conversions).where(
-            cart_conversions.c.cart_token == cart_token, cart_conversions.c.status == "converted"))).first()
+        row = (await conn.execute(_CONVERTED_OF_CART, {"cart_token": cart_token})).first()
         return None if row is None else _conversion(row)
 
-    async def insert_conversion(self, conn: AsyncConnection, snapshot: ConvertedCart) -> bool:
-        """False when the order token already converted a cart (then nothing is written)."""
-        row = (await conn.execute(upsert(cart_conversions).values(
-            order_token=snapshot.order_token, cart_token=snapshot.cart_token, user_id=snapshot.user_id,
-            status="converted", snapshot=to_json(snapshot), created_at=snapshot.converted_at,
-        ).on_conflict_do_nothing(index_elements=[cart_conversions.c.order_token])
-            .returning(cart_conversions.c.order_token))).first()
+    async def save_and_insert_conversion(self, conn: AsyncConnection, cart: Cart, totals: CartTotals,
+                                         snapshot: ConvertedCart) -> bool:
+        """`save_cart` and the conversion's row (converted, with its snapshot) in one statement;
+        False when the order token already converted a cart (then the cart is saved all the same:
+        the caller must roll back)."""
+        cart.version += 1
+        row = (await conn.execute(_SAVE_AND_CONVERT, {
+            "w_token": cart.token, **_values(cart, totals), "c_order_token": snapshot.order_token,
+            "c_cart_token": snapshot.cart_token, "c_user_id": snapshot.user_id, "c_snapshot": to_json(snapshot),
+            "c_created_at": snapshot.converted_at})).first()
         return row is not None
 
     async def release_conversion(self, conn: AsyncConnection, order_token: str) -> bool:
-        done = (await conn.execute(
-            update(cart_conversions)
-            .where(cart_conversions.c.order_token == order_token, cart_conversions.c.status == "converted")
-            .values(status="released", released_at=func.now()).returning(cart_conversions.c.order_token))).first()
+        done = (await conn.execute(_RELEASE_CONVERSION, {"w_order_token": order_token})).first()
         return done is not None
 
     # -- the admin's writes ------------------------------------------------------------------------------

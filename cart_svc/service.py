@@ -39,7 +39,7 @@ from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import Caller
 from common.settings import Settings
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWorkFactory, reading
 
 if TYPE_CHECKING:
     from cart_svc.cache import CartCache
@@ -101,7 +101,7 @@ class CartService:
     # -- reads -------------------------------------------------------------------------------------
     async def get_cart(self, caller: Caller, token: str) -> CartView:
         _check_token(token, "token")
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             cart = await self._load(uow.conn, token)
             access.ensure_may_touch(cart, caller)
             view = await self._view(uow.conn, cart)
@@ -115,7 +115,7 @@ class CartService:
         check_billing(problems, billing.country, billing.state)
         check_currency(problems, "currency", currency)
         raise_if_any(problems)
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             cart = await self._load(uow.conn, token)
             access.ensure_may_touch(cart, caller)
             now = self._clock()
@@ -129,7 +129,7 @@ class CartService:
         """The cart's sale, the listed coupons and the cart's own coupon, each with why it does not apply.
         Unlisted codes are never disclosed."""
         _check_token(token, "token")
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             conn = uow.conn
             cart = await self._load(conn, token)
             access.ensure_may_touch(cart, caller)
@@ -153,7 +153,7 @@ class CartService:
 
     async def check_auth(self, caller: Caller, token: str) -> AuthView:
         _check_token(token, "token")
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             cart = await self._load(uow.conn, token)
         # a guest cart is nobody's until a login claims it: only the user it belongs to owns it
         owns = caller.authenticated and cart.user_id == caller.user_id
@@ -179,8 +179,9 @@ class CartService:
             cart = Cart.new(user_id=caller.user_id or None, currency=command.currency or "INR", now=now, ttl=self._ttl,
                             sale_slug=command.sale_slug or None, device_id=command.device_id or None,
                             analytics_data=list(command.analytics_data))
+            known = await self._repo.plans_by_id(conn, [item.plan_id for item in command.items if item.plan_id])
             for item in command.items:
-                cart.add(await self._resolve(conn, item), item.quantity, now, self._ttl)
+                cart.add(await self._resolve(conn, item, known), item.quantity, now, self._ttl)
             view = await self._view(conn, cart)
             await self._repo.insert_cart(conn, cart, totals_of(view.prices))
             uow.publish(events.CREATED, cart.token, events.cart_event(cart, view.prices.total, now))
@@ -335,9 +336,10 @@ class CartService:
         now = self._clock()
         return CartView(cart, await self._pricer.price(conn, cart, now), now)
 
-    async def _resolve(self, conn: AsyncConnection, item: ItemChoice) -> PlanRef:
+    async def _resolve(self, conn: AsyncConnection, item: ItemChoice, known: dict[str, PlanRef] | None = None) -> PlanRef:
+        """The plan `item` chooses; `known`: the plans of the request's plan ids, read at once."""
         if item.plan_id:
-            plan = (await self._repo.plans_by_id(conn, [item.plan_id])).get(item.plan_id)
+            plan = (known if known is not None else await self._repo.plans_by_id(conn, [item.plan_id])).get(item.plan_id)
             if plan is None:
                 raise CheckoutError(ErrorCode.ITEM_NOT_FOUND, f"plan {item.plan_id} not found")
             return plan

@@ -173,27 +173,49 @@ class EventConsumer:
 
     async def _loop(self, sub: JetStreamContext.PullSubscription, handle: Callable[[Msg], Awaitable[None]],
                     stop: asyncio.Event) -> None:
-        """Wait for one message; take what else is already pending, up to CONSUMER_MAX_IN_FLIGHT,
-        and handle them at once. (A fetch of n > 1 waits for n messages or its timeout, which
-        would hold a lone message back: so the wait is for one, the rest only if already there.)"""
-        limit = max(1, self._events.max_in_flight)
-        while not stop.is_set():
-            if self._reconnected:
-                raise _Reconnected()
+        """Fetch one delivery at a time and handle each in a task of its own, up to
+        CONSUMER_MAX_IN_FLIGHT at once: a delivery that arrives while others are being handled
+        starts at once instead of after them. (A fetch of n > 1 waits for n messages or its
+        timeout, which would hold a lone message back: so each fetch is for one.) With 1, one
+        delivery is handled after the other."""
+        slots = asyncio.Semaphore(max(1, self._events.max_in_flight))
+        running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        async def handle_one(msg: Msg) -> None:
             try:
-                messages = await sub.fetch(1, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue
-            pending = messages[-1].metadata.num_pending if messages else 0
-            if limit > 1 and pending:
+                await handle(msg)
+            except Exception as error:  # handle() settles every delivery itself; this is the store or NATS failing
+                failures.append(error)
+            finally:
+                slots.release()
+
+        try:
+            while not stop.is_set():
+                if self._reconnected:
+                    raise _Reconnected()
+                if failures:
+                    raise failures[0]
+                await slots.acquire()
                 try:
-                    messages += await sub.fetch(min(pending, limit - 1), timeout=0.05)
-                except nats.errors.TimeoutError:
-                    pass
-            if len(messages) == 1:
-                await handle(messages[0])
-            else:
-                await asyncio.gather(*(handle(msg) for msg in messages))
+                    messages = await sub.fetch(1, timeout=1.0)
+                except BaseException as error:
+                    slots.release()
+                    if isinstance(error, nats.errors.TimeoutError):
+                        continue
+                    raise
+                task = asyncio.create_task(handle_one(messages[0]))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            raise
+        finally:
+            if running:  # a stop or a reconnect lets what runs finish (and ack)
+                await asyncio.gather(*running, return_exceptions=True)
+        if failures:
+            raise failures[0]
 
     # -- one delivery -------------------------------------------------------------------------------
     async def handle(self, subscription: Subscription, msg: Msg) -> None:

@@ -3,8 +3,12 @@
 For each unpublished row, oldest first: publish with `Nats-Msg-Id` = the row's id (JetStream
 drops a repeat inside the stream's duplicate window), wait for the PubAck, then set
 `published_at`. A crash between the PubAck and the mark re-publishes the row on restart, and
-JetStream drops the copy. A failed publish stops the batch there, so nothing is published past
-a row that is not, and per-aggregate order holds.
+JetStream drops the copy. A batch goes out in consecutive waves (`waves`), each sent at once and
+awaited as one: a wave ends before an aggregate's second row, so that row goes out only after the
+PubAck of the one before. A failed publish stops the batch after its wave, so nothing of an
+aggregate is published past a row of it that is not, and per-aggregate order holds. The marks of
+a batch ride on the statement that reads the next one when rows follow within
+MARK_LINGER_SECONDS (one statement per batch under load), else they are set alone.
 
 Each service relays its own schema's outbox (common/plumbing.py); per schema only one relay
 publishes at a time: the leader holds a session-level PostgreSQL advisory lock on its own
@@ -33,9 +37,11 @@ import time
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 import psycopg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
@@ -68,6 +74,15 @@ _SELECT_PENDING = """
     FROM "{schema}".outbox WHERE published_at IS NULL ORDER BY seq LIMIT %s
 """
 _MARK_PUBLISHED = 'UPDATE "{schema}".outbox SET published_at = now() WHERE id = ANY(%s::uuid[]) AND published_at IS NULL'
+# The marks of the last batch and the read of the next in one statement (the read does not see the
+# marks it makes: it leaves those rows out itself).
+_MARK_AND_SELECT_PENDING = """
+    WITH marked AS (UPDATE "{schema}".outbox SET published_at = now() WHERE id = ANY(%s::uuid[]) AND published_at IS NULL)
+    SELECT id::text, seq, aggregate_id, subject, payload, headers, created_at
+    FROM "{schema}".outbox WHERE published_at IS NULL AND NOT id = ANY(%s::uuid[]) ORDER BY seq LIMIT %s
+"""
+# Acknowledged rows wait this long for the next batch's read to mark them; then they are marked alone.
+MARK_LINGER_SECONDS = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +123,25 @@ def event_headers(row: OutboxRow) -> dict[str, str]:
     }
 
 
+def waves(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
+    """`rows` (in seq order) cut into consecutive waves, each as long as no aggregate repeats in it.
+    A wave is sent at once and the next only after all its PubAcks: the stream gets the rows in seq
+    order, and a row goes out only once every earlier row of its aggregate is acknowledged, exactly
+    as if each were published alone; only rows of different aggregates share a round trip."""
+    result: list[list[OutboxRow]] = []
+    current: list[OutboxRow] = []
+    aggregates: set[str] = set()
+    for row in rows:
+        if row.aggregate_id in aggregates:
+            result.append(current)
+            current, aggregates = [], set()
+        current.append(row)
+        aggregates.add(row.aggregate_id)
+    if current:
+        result.append(current)
+    return result
+
+
 def encode_payload(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -120,6 +154,8 @@ class OutboxRelay:
         self._schema = plumbing.schema
         self._select_pending = _SELECT_PENDING.format(schema=plumbing.schema)
         self._mark_published = _MARK_PUBLISHED.format(schema=plumbing.schema)
+        self._mark_and_select_pending = _MARK_AND_SELECT_PENDING.format(schema=plumbing.schema)
+        self._unmarked: list[str] = []  # published (PubAck) but published_at not set yet
         self._nats_url = nats_url
         self._events = events
         self._name = name
@@ -181,8 +217,15 @@ class OutboxRelay:
         return None
 
     async def _lead(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+        self._unmarked = []
         await pg.execute(f"LISTEN {self._plumbing.notify_channel}")
         _log.info("relay is the leader", extra={"schema": self._schema})
+        try:
+            await self._publish_until_stopped(pg, stop)
+        finally:
+            await self._mark_quietly(pg)
+
+    async def _publish_until_stopped(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
@@ -191,6 +234,7 @@ class OutboxRelay:
                 failures += 1
                 self.stats.failures += 1
                 PUBLISH_FAILURES.labels(self._schema).inc()
+                await self._mark(pg)  # what went out before the failure
                 delay = self._retry.delay(failures)
                 _log.warning("publish failed; retrying", extra={"error": str(error), "attempt": failures,
                                                                "retry_in": round(delay, 2)})
@@ -201,11 +245,23 @@ class OutboxRelay:
                 await self._wait_for_rows(pg, stop)
 
     async def _wait_for_rows(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
-        """Until the first notification, the poll interval, or `stop`, whichever comes first."""
+        """Until the first notification, the poll interval, or `stop`, whichever comes first. Rows
+        published but not marked yet are marked with the next read if a notification comes within
+        MARK_LINGER_SECONDS, else alone."""
+        if self._unmarked:
+            if await self._notified(pg, stop, MARK_LINGER_SECONDS):
+                return
+            await self._mark(pg)
+        await self._notified(pg, stop, self._events.relay_poll_interval)
+
+    async def _notified(self, pg: psycopg.AsyncConnection, stop: asyncio.Event, timeout: float) -> bool:
+        """True if a notification came before `timeout` seconds or `stop`."""
+        arrived = False
 
         async def notified() -> None:
-            async for _ in pg.notifies(timeout=self._events.relay_poll_interval, stop_after=1):
-                pass
+            nonlocal arrived
+            async for _ in pg.notifies(timeout=timeout, stop_after=1):
+                arrived = True
 
         waiter, stopper = asyncio.ensure_future(notified()), asyncio.ensure_future(stop.wait())
         done, pending = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -214,6 +270,20 @@ class OutboxRelay:
         await asyncio.gather(*pending, return_exceptions=True)
         if waiter in done:
             waiter.result()  # a lost connection surfaces here
+        return arrived
+
+    async def _mark(self, pg: psycopg.AsyncConnection) -> None:
+        if self._unmarked:
+            await pg.execute(self._mark_published, (self._unmarked,))
+            self._unmarked = []
+
+    async def _mark_quietly(self, pg: psycopg.AsyncConnection) -> None:
+        """On the way out: a mark that cannot be made now is made by the next leader's publication
+        (a duplicate JetStream drops)."""
+        try:
+            await self._mark(pg)
+        except (psycopg.Error, OSError) as error:
+            _log.debug("could not mark the last published rows", extra={"error": repr(error)})
 
     # -- one pass -----------------------------------------------------------------------------------
     async def _publish_pending(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> bool:
@@ -226,30 +296,56 @@ class OutboxRelay:
             acked: list[str] = []
             try:
                 js = await self._jetstream()
-                for row in rows:
-                    await self._publish(js, row)
-                    acked.append(row.id)
+                for wave in waves(rows):
+                    await self._publish_wave(js, wave, acked)
                 fault_point("relay_after_publish")
             except (nats.errors.Error, OSError, TimeoutError) as error:
-                if isinstance(error, nats.errors.NoRespondersError):
+                if isinstance(error, (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError)):
                     self._streams_ready = False  # a fresh server without the stream: declare it again
                 raise PublishFailed(f"{type(error).__name__}: {error}") from error
             finally:
-                if acked:
-                    await pg.execute(self._mark_published, (acked,))
+                self._unmarked += acked  # marked by the next read, or after MARK_LINGER_SECONDS
             if len(rows) < batch:
                 return False
         return True
 
     async def _pending(self, pg: psycopg.AsyncConnection, limit: int) -> list[OutboxRow]:
-        cursor = await pg.execute(self._select_pending, (limit,))
+        """The next unpublished rows, oldest first; the rows published since the last mark are
+        marked by the same statement."""
+        if self._unmarked:
+            cursor = await pg.execute(self._mark_and_select_pending, (self._unmarked, self._unmarked, limit))
+            self._unmarked = []
+        else:
+            cursor = await pg.execute(self._select_pending, (limit,))
         return [OutboxRow(*row) for row in await cursor.fetchall()]
 
-    async def _publish(self, js: JetStreamContext, row: OutboxRow) -> None:
-        ack = await js.publish(
-            self._events.wire_subject(row.subject), encode_payload(row.payload),
-            timeout=self._events.relay_publish_timeout, headers=event_headers(row),
-        )
+    async def _publish_wave(self, js: JetStreamContext, wave: list[OutboxRow], acked: list[str]) -> None:
+        """Send every row of `wave` (no two of one aggregate), then wait for their PubAcks: one round
+        trip for the lot. The acked ones are added to `acked`, even when another failed; then the
+        first failure is raised."""
+        sent: list[tuple[OutboxRow, asyncio.Future[PubAck]]] = []
+        failure: BaseException | None = None
+        for row in wave:
+            try:
+                future = await js.publish_async(self._events.wire_subject(row.subject), encode_payload(row.payload),
+                                                headers=event_headers(row))
+            except (nats.errors.Error, OSError, TimeoutError) as error:  # refused before sending (too large, closed)
+                failure = error
+                break  # nothing is sent past it
+            sent.append((row, future))
+        timeout = self._events.relay_publish_timeout
+        answers = await asyncio.gather(*(asyncio.wait_for(future, timeout) for _, future in sent),
+                                       return_exceptions=True)
+        for (row, _), answer in zip(sent, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failure = failure or answer
+            else:
+                self._count(answer, row)
+                acked.append(row.id)
+        if failure is not None:
+            raise failure
+
+    def _count(self, ack: PubAck, row: OutboxRow) -> None:
         if ack.duplicate:
             self.stats.duplicates += 1
             PUBLISHED.labels(self._schema, "duplicate").inc()

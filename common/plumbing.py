@@ -17,13 +17,14 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
-    Insert,
     Integer,
     LargeBinary,
     MetaData,
     Table,
     Text,
-    insert,
+    TextClause,
+    bindparam,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -40,12 +41,19 @@ class Plumbing:
 
     # Built once per schema: a statement built per call costs SQLAlchemy a cache-key walk each time.
     @functools.cached_property
-    def insert_outbox(self) -> Insert:
-        return insert(self.outbox)
+    def write_outbox_and_audit(self) -> TextClause:
+        """The outbox rows (`:events`) and the audit rows (`:audits`) of a commit, as one statement
+        (common/uow.py): each a JSON array of row objects, inserted in array order."""
+        return text(f"WITH audit AS ({_audit_insert(self.schema)}) {_outbox_insert(self.schema)}").bindparams(
+            bindparam("events", type_=JSONB), bindparam("audits", type_=JSONB))
 
     @functools.cached_property
-    def insert_audit(self) -> Insert:
-        return insert(self.audit_log)
+    def write_outbox(self) -> TextClause:
+        return text(_outbox_insert(self.schema)).bindparams(bindparam("events", type_=JSONB))
+
+    @functools.cached_property
+    def write_audit(self) -> TextClause:
+        return text(_audit_insert(self.schema)).bindparams(bindparam("audits", type_=JSONB))
 
     @property
     def notify_channel(self) -> str:
@@ -56,6 +64,24 @@ class Plumbing:
     def relay_lock_key(self) -> int:
         """The advisory lock the leading relay of this schema holds (one leader per schema)."""
         return struct.unpack(">q", hashlib.sha256(f"outbox-relay:{self.schema}".encode()).digest()[:8])[0]
+
+
+# Rows in array order (ORDINALITY): the outbox `seq` and the audit ids follow the order recorded.
+def _outbox_insert(schema: str) -> str:
+    return (f'INSERT INTO "{schema}".outbox (id, aggregate_id, subject, payload, headers) '
+            "SELECT id, aggregate_id, subject, payload, headers FROM ROWS FROM (jsonb_to_recordset(:events) "
+            "AS (id uuid, aggregate_id text, subject text, payload jsonb, headers jsonb)) WITH ORDINALITY "
+            "AS e(id, aggregate_id, subject, payload, headers, n) ORDER BY n")
+
+
+def _audit_insert(schema: str) -> str:
+    # COALESCE: an absent before/after is stored as JSON null, as a JSONB column stores Python None
+    return (f'INSERT INTO "{schema}".audit_log (actor, correlation_id, entity_type, entity_id, action, before, after, '
+            "flagged) SELECT actor, correlation_id, entity_type, entity_id, action, COALESCE(before, 'null'), "
+            "COALESCE(after, 'null'), flagged FROM ROWS FROM (jsonb_to_recordset(:audits) AS (actor text, "
+            "correlation_id text, entity_type text, entity_id text, action text, before jsonb, after jsonb, "
+            "flagged boolean)) WITH ORDINALITY AS a(actor, correlation_id, entity_type, entity_id, action, before, "
+            "after, flagged, n) ORDER BY n")
 
 
 def plumbing_tables(metadata: MetaData, schema: str) -> Plumbing:

@@ -160,8 +160,8 @@ class Settings(BaseSettings):
     consumer_max_deliver: int = _field(5, "events", "deliveries before a message is parked as a dead letter", ge=1)
     consumer_nak_delays: Csv = _field(("1", "5", "15", "60"), "events", "seconds before redelivery after the "
                                       "1st, 2nd, … failure")
-    consumer_max_in_flight: int = _field(8, "events", "deliveries a consumer handles at once: it waits for one, "
-                                         "then takes what is already pending up to this many", ge=1)
+    consumer_max_in_flight: int = _field(8, "events", "deliveries a consumer handles at once: it pulls the next "
+                                         "while up to this many are being handled", ge=1)
     outbox_relay_poll_interval: Seconds = _field(1.0, "events", "the relay polls this often besides LISTEN")
     outbox_relay_batch: int = _field(100, "events", "outbox rows per publish batch", ge=1)
     outbox_relay_publish_timeout: Seconds = _field(2.0, "events", "wait for one PubAck")

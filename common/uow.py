@@ -2,10 +2,17 @@
 
 A use case opens one, reads and changes its service's rows through `uow.conn`, records the events
 others must hear of (`publish`) and the audit rows of its changes (`audit`), and commits. The
-events and audit rows are written in that same transaction, at commit, as one multi-row INSERT
-each: an event exists exactly when its change does, and a rolled-back change leaves neither.
+events and audit rows are written in that same transaction, at commit, by one statement (both
+INSERTs, their rows from JSON arrays, in the order recorded): an event exists exactly when its
+change does, and a rolled-back change leaves neither.
 Leaving the block without `commit()` rolls everything back. Service-layer tests use
 tests/support/fake_uow.py, which keeps the same record in memory.
+
+A use case that only reads opens `reading(uow_factory)` instead: no transaction at all, each
+statement on its own (what a READ COMMITTED transaction's statements see anyway), so no BEGIN and
+no ROLLBACK go to the server. A ROLLBACK is not free: besides its round trip, psycopg forgets
+the connection's prepared statements at every one (and sends DEALLOCATE ALL), so a use case that
+reads under a lock and changes nothing should `commit()` rather than fall out of the block.
 
     async with uow_factory() as uow:
         order = await repository.get(uow.conn, token, for_update=True)
@@ -26,6 +33,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -34,6 +42,7 @@ from common.plumbing import Plumbing
 from common.request_context import correlation_id
 
 STREAM_SUBJECT_PREFIX = "checkout."
+_PIPELINE = psycopg.Pipeline.is_supported()  # libpq 14+ (psycopg-binary ships one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +100,11 @@ class Recorder:
 
 
 class UnitOfWork(Recorder):
-    def __init__(self, engine: AsyncEngine, plumbing: Plumbing) -> None:
+    def __init__(self, engine: AsyncEngine, plumbing: Plumbing, *, read_only: bool = False) -> None:
         super().__init__()
         self._engine = engine
         self._plumbing = plumbing
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
         self.committed = False
 
@@ -106,7 +116,10 @@ class UnitOfWork(Recorder):
 
     async def __aenter__(self) -> UnitOfWork:
         self._conn = await self._engine.connect()
-        await self._conn.begin()
+        if self._read_only:
+            await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            await self._conn.begin()
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -121,31 +134,68 @@ class UnitOfWork(Recorder):
             await conn.close()
 
     async def flush(self) -> None:
-        """Write the recorded events and audit rows now (commit does it too)."""
+        """Write the recorded events and audit rows now, in one statement (commit does it too)."""
+        if not (self.events or self.audits):
+            return
+        await self._write_recorded()
+
+    async def _write_recorded(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work records no events and no audit rows")
         cid = correlation_id()
-        if self.events:
-            await self.conn.execute(self._plumbing.insert_outbox, [
-                {"id": e.id, "aggregate_id": e.aggregate_id, "subject": e.subject, "payload": e.payload,
-                 "headers": {"correlation_id": cid}} for e in self.events])
-            self.events = []
-        if self.audits:
-            await self.conn.execute(self._plumbing.insert_audit, [
-                {"actor": a.actor, "correlation_id": cid, "entity_type": a.entity_type, "entity_id": a.entity_id,
-                 "action": a.action, "before": a.before, "after": a.after, "flagged": a.flagged}
-                for a in self.audits])
-            self.audits = []
+        events = [{"id": e.id, "aggregate_id": e.aggregate_id, "subject": e.subject, "payload": e.payload,
+                   "headers": {"correlation_id": cid}} for e in self.events]
+        audits = [{"actor": a.actor, "correlation_id": cid, "entity_type": a.entity_type, "entity_id": a.entity_id,
+                   "action": a.action, "before": a.before, "after": a.after, "flagged": a.flagged}
+                  for a in self.audits]
+        plumbing = self._plumbing
+        if events and audits:
+            await self.conn.execute(plumbing.write_outbox_and_audit, {"events": events, "audits": audits})
+        elif events:
+            await self.conn.execute(plumbing.write_outbox, {"events": events})
+        else:
+            await self.conn.execute(plumbing.write_audit, {"audits": audits})
+        self.events, self.audits = [], []
 
     async def commit(self) -> None:
-        await self.flush()
-        await self.conn.commit()
+        """Write the recorded events and audit rows and COMMIT: with rows to write, both go to the
+        server together (psycopg's pipeline mode: one round trip instead of two)."""
+        if (self.events or self.audits) and _PIPELINE:
+            driver = (await self.conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.pipeline():
+                await self._write_recorded()  # queued: nothing of its result is needed
+                await driver.commit()  # queued with it, then both are sent and answered (an error raises here)
+        else:
+            await self.flush()
+        await self.conn.commit()  # SQLAlchemy's side (the server has committed already, if it had to)
         self.committed = True
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
+class _Factory:
+    def __init__(self, engine: AsyncEngine, plumbing: Plumbing) -> None:
+        self._engine = engine
+        self._plumbing = plumbing
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self._engine, self._plumbing)
+
+    def read_only(self) -> UnitOfWork:
+        return UnitOfWork(self._engine, self._plumbing, read_only=True)
+
+
 def uow_factory(engine: AsyncEngine, plumbing: Plumbing) -> UnitOfWorkFactory:
-    return lambda: UnitOfWork(engine, plumbing)
+    return _Factory(engine, plumbing)
+
+
+def reading(factory: UnitOfWorkFactory) -> UnitOfWork:
+    """A unit of work for a use case that only reads (no transaction; see above), from a factory of
+    `uow_factory`; any other factory (a test's fake) gives its usual one."""
+    read_only = getattr(factory, "read_only", None)
+    return read_only() if read_only is not None else factory()
 
 
 def jsonable(value: Any) -> Any:

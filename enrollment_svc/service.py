@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from common.clock import utc_now
 from common.consumed import CannotHandle, Handler
 from common.dead_letters import DeadLetterRecord, DeadLetterStore
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWorkFactory, reading
 from enrollment_svc.domain.paid_order import Enrollment, PaidOrder, enrollments_for
 from enrollment_svc.events import ENROLLMENT_CREATED, enrollments_created
 
@@ -44,15 +44,13 @@ class EnrollmentService:
         with all of them, one audit row each. An order enrolled before is returned unchanged, with
         no event: UNIQUE (order_token, line_no) makes that hold for concurrent deliveries too."""
         async with self._uow() as uow:
-            existing = await self._repository.of_order(uow.conn, order.order_token)
-            if existing:
-                return Enrolled(order.order_token, tuple(existing), created=False)
             now = self._clock()
             planned = enrollments_for(order, now)
             created = await self._repository.add_new(uow.conn, planned)
-            if not created:  # a concurrent delivery of this order committed them while we waited on its rows
-                winner = await self._repository.of_order(uow.conn, order.order_token)
-                return Enrolled(order.order_token, tuple(winner), created=False)
+            if not created:  # enrolled before (a redelivery, a replay), or by a concurrent delivery of
+                # this order that committed them while we waited on its rows
+                existing = await self._repository.of_order(uow.conn, order.order_token)
+                return Enrolled(order.order_token, tuple(existing), created=False)
             if len(created) != len(planned):  # rolled back: another event enrolled other lines of this order
                 raise CannotHandle(f"order {order.order_token}: lines {sorted(e.line_no for e in created)} were free "
                                    f"but not all of {[e.line_no for e in planned]}; the paid events disagree")
@@ -65,7 +63,7 @@ class EnrollmentService:
         return Enrolled(order.order_token, tuple(created), created=True)
 
     async def enrollments_of(self, user_id: str) -> list[Enrollment]:
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             return await self._repository.of_user(uow.conn, user_id)
 
 

@@ -1,12 +1,14 @@
-"""The only writer of an order's status: `move_order`, through the state machine, with one audit
-row and one `checkout.order.<status>` event in the caller's unit of work. Also the events and
-audit rows of the two things that are not moves: an order coming to be (step 3 of the saga) and
-money flagged for an order that can no longer take it."""
+"""The only writer of an order's status: `move_order` (an order the caller locked) and
+`move_order_from` (a conditional UPDATE … RETURNING when the rule is "in this status"), through the
+state machine, with one audit row and one `checkout.order.<status>` event in the caller's unit of
+work. Also the events and audit rows of the two things that are not moves: an order coming to be
+(step 3 of the saga) and money flagged for an order that can no longer take it."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -45,11 +47,36 @@ async def move_order(uow: UnitOfWork, repository: OrderRepository, order: OrderR
     status = transition(order.status, target)
     await repository.update_order(uow.conn, order.order_token, status=status, updated_at=now, **changes)
     moved = dataclasses.replace(order, status=status, updated_at=now, **changes)
-    uow.publish(f"checkout.order.{status}", order.order_token, order_event(moved, now, previous=order.status,
-                                                                          reason=reason, with_lines=status == "paid"))
-    uow.audit(actor=actor, entity_type=ORDER, entity_id=order.order_token, action=f"status:{status}",
-              before={"status": order.status}, after={"status": status, "reason": reason, **changes})
+    _record_move(uow, moved, order.status, now=now, actor=actor, reason=reason, changes=changes)
     return moved
+
+
+async def move_order_from(uow: UnitOfWork, repository: OrderRepository, order_token: str, source: str, target: str,
+                          *, now: datetime.datetime, actor: str, reason: str = "",
+                          expected: Mapping[str, Any] | None = None, payment_patch: Mapping[str, str] | None = None,
+                          **changes: Any) -> OrderRecord | None:
+    """The order moved from `source` to `target` (with `changes`, and `payment_patch` over its
+    payment view) in one statement, if it is in `source` (and its columns hold `expected`): the
+    moved order, or None when it is not (nothing written; the caller reads it to see why). The
+    state machine must allow source → target."""
+    status = transition(source, target)
+    moved = await repository.update_order_if(uow.conn, order_token, {**(expected or {}), "status": source},
+                                             payment_patch=payment_patch, status=status, updated_at=now, **changes)
+    if moved is not None:
+        if payment_patch is not None:
+            changes = {**changes, "payment": moved.payment}
+        _record_move(uow, moved, source, now=now, actor=actor, reason=reason, changes=changes)
+    return moved
+
+
+def _record_move(uow: UnitOfWork, moved: OrderRecord, previous: str, *, now: datetime.datetime, actor: str,
+                 reason: str, changes: Mapping[str, Any]) -> None:
+    """A move's event and its audit row."""
+    status = moved.status
+    uow.publish(f"checkout.order.{status}", moved.order_token, order_event(moved, now, previous=previous,
+                                                                          reason=reason, with_lines=status == "paid"))
+    uow.audit(actor=actor, entity_type=ORDER, entity_id=moved.order_token, action=f"status:{status}",
+              before={"status": previous}, after={"status": status, "reason": reason, **changes})
 
 
 def record_created(uow: UnitOfWork, order: OrderRecord, *, actor: str) -> None:

@@ -28,13 +28,13 @@ from common.clock import rfc3339
 from common.errors import CheckoutError, ErrorCode
 from common.faults import fault_point
 from common.money import format_amount, parse_amount
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWork, UnitOfWorkFactory, reading
 from order_svc import stored_responses
 from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
 from order_svc.domain.idempotency import StoredKey
 from order_svc.domain.placement import resumes_at, step3_for
-from order_svc.moves import move_order, record_created
+from order_svc.moves import move_order_from, record_created
 from order_svc.repository import OrderRecord, OrderRepository
 from order_svc.views import OrderView, SessionRequest, Snapshot, order_view
 
@@ -69,8 +69,16 @@ class PlaceOrder:
         self._order_ttl = order_ttl
         self._clock = clock
 
-    async def run(self, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
-        order_token, placement_token = await self._recovery_point(key)
+    async def run(self, user_id: str, request: OrderRequest, key: HeldKey | None, *,
+                  started: str | None = None) -> OrderView:
+        """`started`: the order token of a placement step 1 wrote together with the key (the key
+        was new: OrderService.create_order), so the saga goes on at step 2."""
+        order_token: str | None = None
+        placement_token: str | None = started
+        if started is not None:
+            fault_point("order_after_placement")
+        else:
+            order_token, placement_token = await self._recovery_point(key)
         if order_token is not None:
             order = await self._read_order(order_token)
         else:
@@ -141,36 +149,59 @@ class PlaceOrder:
         answer = snapshot.order_token or placement_token
         now = self._clock()
         async with self._uow() as uow:
-            placements = await self._repository.lock_placements(uow.conn, sorted({answer, placement_token}))
-            answered = placements.get(answer)
-            existing = await self._repository.get_order(uow.conn, answer, for_update=True)
-            own = placements.get(placement_token)
-            if answer != placement_token and own is not None and own.state == "converting":
-                await self._repository.set_placement(uow.conn, placement_token, "superseded", now,
-                                                     resolved_order_token=answer)
-            step = step3_for(answered.state if answered else None, existing is not None)
-            if step == "refuse":
-                await uow.commit()
-                raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this order was abandoned and its cart is being "
-                                    "given back", suggested_action="retry in a few seconds")
-            if existing is None:  # "insert"
-                existing = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
-                await self._repository.insert_order(uow.conn, existing)
-                record_created(uow, existing, actor=user_id)
-            if answered is None:
-                await self._repository.insert_placement(uow.conn, answer, snapshot.cart_token, user_id, now,
-                                                        state="placed")
-            if answered is None or answered.state != "placed":
-                await self._repository.set_placement(uow.conn, answer, "placed", now, resolved_order_token=answer)
-            if key is not None:
-                await self._repository.advance_key(uow.conn, key.user_id, key.key, "order_created", now,
-                                                   order_token=answer)
+            # The usual case first: our own conversion of a placement still converting, marked
+            # placed (its row locked) and its order inserted by one statement.
+            # With a key, the key moves to order_created in the same statement.
+            order = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
+            if answer == placement_token and await self._repository.place_and_insert_order(
+                    uow.conn, order, key=None if key is None else (key.user_id, key.key)):
+                record_created(uow, order, actor=user_id)
+            else:
+                order = await self._record_order_slowly(uow, placement_token, answer, user_id, request, snapshot, now)
+                if key is not None:
+                    await self._repository.advance_key(uow.conn, key.user_id, key.key, "order_created", now,
+                                                       order_token=answer)
             await uow.commit()
+        return order
+
+    async def _record_order_slowly(self, uow: UnitOfWork, placement_token: str, answer: str, user_id: str,
+                                   request: OrderRequest, snapshot: Snapshot, now: datetime.datetime) -> OrderRecord:
+        """Step 3 when the answer is another order's (a double submit) or the placement is not
+        converting any more (placed by a retry, or given up): by the locked placements' states."""
+        placements = await self._repository.lock_placements(uow.conn, sorted({answer, placement_token}))
+        answered = placements.get(answer)
+        existing = await self._repository.get_order(uow.conn, answer, for_update=True)
+        own = placements.get(placement_token)
+        if answer != placement_token and own is not None and own.state == "converting":
+            await self._repository.set_placement(uow.conn, placement_token, "superseded", now,
+                                                 resolved_order_token=answer)
+        step = step3_for(answered.state if answered else None, existing is not None)
+        if step == "refuse":
+            await uow.commit()
+            raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this order was abandoned and its cart is being "
+                                "given back", suggested_action="retry in a few seconds")
+        if existing is None:  # "insert"
+            existing = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
+            if await self._repository.insert_order(uow.conn, existing):
+                record_created(uow, existing, actor=user_id)
+            else:
+                existing = await self._existing_order(uow, answer)
+        if answered is None:
+            await self._repository.insert_placement(uow.conn, answer, snapshot.cart_token, user_id, now,
+                                                    state="placed")
+        if answered is None or answered.state != "placed":
+            await self._repository.set_placement(uow.conn, answer, "placed", now, resolved_order_token=answer)
         return existing
+
+    async def _existing_order(self, uow: UnitOfWork, order_token: str) -> OrderRecord:
+        order = await self._repository.get_order(uow.conn, order_token, for_update=True)
+        if order is None:
+            raise CheckoutError(ErrorCode.INTERNAL, "an order both exists and does not")
+        return order
 
     # -- steps 4 and 5 ------------------------------------------------------------------------------------
     async def _read_order(self, order_token: str) -> OrderRecord:
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             order = await self._repository.get_order(uow.conn, order_token)
         if order is None:
             raise CheckoutError(ErrorCode.INTERNAL, "a recovery point names an order that does not exist")
@@ -186,14 +217,11 @@ class PlaceOrder:
             session = None  # past step 5 already: the answer to store is the order as it is
         async with self._uow() as uow:
             if session is not None:
-                locked = await self._repository.get_order(uow.conn, order.order_token, for_update=True)
-                assert locked is not None
-                order = locked
-                if awaits_first_session(order):
-                    order = await move_order(uow, self._repository, order, "awaiting_payment", now=self._clock(),
-                                             actor=user_id, reason="payment session opened",
-                                             payment_token=session.payment_token, payment_attempt=1,
-                                             payment=session.as_json())
+                moved = await move_order_from(uow, self._repository, order.order_token, "pending", "awaiting_payment",
+                                              now=self._clock(), actor=user_id, reason="payment session opened",
+                                              expected={"payment_attempt": 0}, payment_token=session.payment_token,
+                                              payment_attempt=1, payment=session.as_json())
+                order = moved or await self._existing_order(uow, order.order_token)  # else: moved on meanwhile
             view = order_view(order)
             if key is not None:
                 await self._repository.advance_key(uow.conn, key.user_id, key.key, "finished", self._clock(),

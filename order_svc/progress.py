@@ -23,7 +23,7 @@ from common.money import format_amount
 from common.uow import UnitOfWorkFactory
 from order_svc.domain.order_status import MAY_BE_PAID
 from order_svc.domain.payments import capture_verdict, failure_moves_order, is_current_attempt
-from order_svc.moves import flag_payment, move_order
+from order_svc.moves import flag_payment, move_order, move_order_from
 from order_svc.repository import OrderRecord, OrderRepository
 from order_svc.views import PaymentView
 
@@ -78,14 +78,27 @@ class OrderProgress:
 
     async def payment_captured(self, outcome: PaymentOutcome) -> Outcome:
         async with self._uow() as uow:
+            # The usual case in one statement: the order awaits exactly this payment, of its total.
+            paid = await move_order_from(
+                uow, self._repository, outcome.order_token, "awaiting_payment", "paid", now=self._clock(), actor=ACTOR,
+                reason=f"payment captured ({outcome.source or 'event'})",
+                expected={"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
+                          "total": outcome.amount, "currency": outcome.currency},
+                payment_patch=outcome.view().known(),  # = merged_view's update, done by the database
+                payment_token=outcome.payment_token, payment_attempt=outcome.attempt)
+            if paid is not None:
+                await uow.commit()
+                return "paid"
             order = await self._locked(uow.conn, outcome.order_token)
             verdict, reason = capture_verdict(order.status, order.payment_token, outcome.payment_token, outcome.amount,
                                               outcome.currency, order.total, order.currency)
             if verdict == "duplicate":
+                await uow.commit()  # nothing to write; a commit, not a rollback (common/uow.py says why)
                 return "duplicate"
             now = self._clock()
             if verdict == "flag":
                 if await self._repository.payment_flagged_before(uow.conn, order.order_token, outcome.payment_token):
+                    await uow.commit()
                     return "duplicate"
                 flag_payment(uow, order, payment_token=outcome.payment_token, reason=reason, now=now, actor=ACTOR,
                              captured={"amount": format_amount(outcome.amount), "currency": outcome.currency,
@@ -112,6 +125,7 @@ class OrderProgress:
         async with self._uow() as uow:
             order = await self._locked(uow.conn, outcome.order_token)
             if order.status not in MAY_BE_PAID or not is_current_attempt(order.payment_attempt, outcome.attempt):
+                await uow.commit()
                 return "ignored"
             changes = {"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
                        "payment": merged_view(order, outcome)}
@@ -123,6 +137,7 @@ class OrderProgress:
                 await uow.commit()
                 return "payment_failed"
             if all(getattr(order, name) == value for name, value in changes.items()):
+                await uow.commit()
                 return "duplicate"
             await self._repository.update_order(uow.conn, order.order_token, updated_at=now, **changes)
             await uow.commit()
@@ -130,14 +145,16 @@ class OrderProgress:
 
     async def enrollments_created(self, order_token: str, enrollment_ids: Sequence[str]) -> Outcome:
         async with self._uow() as uow:
-            order = await self._locked(uow.conn, order_token)
-            if order.status == "fulfilled":
-                return "duplicate"
-            if order.status in MAY_BE_PAID:
-                raise RetryLater(f"order {order_token} is {order.status}: not paid yet")
-            if order.status != "paid":
-                raise CannotHandle(f"order {order_token} is {order.status}: it cannot be fulfilled")
-            await move_order(uow, self._repository, order, "fulfilled", now=self._clock(), actor=ACTOR,
-                             reason="enrollments created", enrollment_ids=list(enrollment_ids))
+            moved = await move_order_from(uow, self._repository, order_token, "paid", "fulfilled", now=self._clock(),
+                                          actor=ACTOR, reason="enrollments created",
+                                          enrollment_ids=list(enrollment_ids))
+            if moved is None:  # not paid: why not?
+                order = await self._repository.get_order(uow.conn, order_token)
+                if order is None:
+                    raise RetryLater(f"order {order_token} not found (not there yet?)")
+                if order.status in MAY_BE_PAID or order.status == "paid":  # paid: just now, after the UPDATE looked
+                    raise RetryLater(f"order {order_token} is {order.status}: not paid yet")
+                if order.status != "fulfilled":
+                    raise CannotHandle(f"order {order_token} is {order.status}: it cannot be fulfilled")
             await uow.commit()
-            return "fulfilled"
+            return "duplicate" if moved is None else "fulfilled"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,10 +63,114 @@ class PlacementRecord:
 
 
 _ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord))
-_INSERT_ORDER = insert(orders).values({name: bindparam(name) for name in _ORDER_FIELDS})
+_PLACEMENT_COLUMNS = [order_placements.c[field.name] for field in dataclasses.fields(PlacementRecord)]
+
+# The statements of the checkout path, built once (each call only binds its values): a statement
+# built per call costs SQLAlchemy a cache-key walk every time. Those whose SET list varies are
+# built once per shape (_update_order, _set_placement, _advance_key).
+_INSERT_ORDER = (pg_insert(orders).values({name: bindparam(name) for name in _ORDER_FIELDS})
+                 .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
 _GET_ORDER = select(orders).where(orders.c.order_token == bindparam("order_token"))
 _GET_ORDER_LOCKED = _GET_ORDER.with_for_update()
-_PLACEMENT_COLUMNS = [order_placements.c[field.name] for field in dataclasses.fields(PlacementRecord)]
+_INSERT_PLACEMENT = (pg_insert(order_placements)
+                     .values({name: bindparam(name) for name in ("order_token", "cart_token", "user_id", "state",
+                                                                 "created_at", "updated_at")})
+                     .on_conflict_do_nothing(index_elements=[order_placements.c.order_token]))
+_GET_PLACEMENT = select(*_PLACEMENT_COLUMNS).where(order_placements.c.order_token == bindparam("order_token"))
+_LOCK_PLACEMENTS = (select(*_PLACEMENT_COLUMNS)
+                    .where(order_placements.c.order_token.in_(bindparam("tokens", expanding=True)))
+                    .order_by(order_placements.c.order_token).with_for_update())
+
+
+def _place_and_insert_statement(advance_key: bool) -> Any:
+    """WITH placed AS (UPDATE placement converting → placed) INSERT INTO orders … SELECT … FROM
+    placed ON CONFLICT DO NOTHING RETURNING order_token: the order is inserted only if its own
+    placement was converting. With `advance_key`, the Idempotency-Key moves to order_created if
+    the order was inserted, in the same statement."""
+    # Every parameter is named o_<column> or k_<column>: SQLAlchemy adds to an UPDATE's SET any
+    # parameter named like a column of its table, also for an UPDATE inside a CTE.
+    placed = (update(order_placements)
+              .where(order_placements.c.order_token == bindparam("o_order_token"),
+                     order_placements.c.state == literal_column("'converting'"))
+              .values(state=literal_column("'placed'"), resolved_order_token=bindparam("o_order_token"),
+                      updated_at=bindparam("o_updated_at"))
+              .returning(order_placements.c.order_token).cte("placed"))
+    values = select(*(bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS)).select_from(placed)
+    inserted = (pg_insert(orders).from_select(list(_ORDER_FIELDS), values)
+                .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
+    if not advance_key:
+        return inserted
+    made = inserted.cte("inserted")
+    advanced = (update(idempotency_keys)
+                .where(idempotency_keys.c.user_id == bindparam("k_user_id"), idempotency_keys.c.key == bindparam("k_key"),
+                       select(made.c.order_token).exists())
+                .values(recovery_point=literal_column("'order_created'"), order_token=bindparam("o_order_token"),
+                        last_used_at=bindparam("o_updated_at"), locked_at=bindparam("o_updated_at"))
+                .cte("advanced"))
+    return select(made.c.order_token).add_cte(advanced)
+
+
+_PLACE_AND_INSERT_ORDER = _place_and_insert_statement(advance_key=False)
+_PLACE_AND_INSERT_ORDER_AND_ADVANCE_KEY = _place_and_insert_statement(advance_key=True)
+_KEY = and_(idempotency_keys.c.user_id == bindparam("w_user_id"), idempotency_keys.c.key == bindparam("w_key"))
+_GET_KEY = select(idempotency_keys).where(_KEY)
+_RELEASE_KEY = update(idempotency_keys).where(_KEY).values(locked_at=None)
+_NEW_KEY_COLUMNS = ("user_id", "key", "request_method", "request_hash", "recovery_point", "order_token", "locked_at",
+                    "created_at", "last_used_at")
+
+
+def _claim_key_statement() -> Any:
+    """INSERT the key (leased), or take the lease of an existing one that is unfinished, of this
+    request and not leased by a live request; RETURNING the row either way it was taken. If the
+    key is new (its order token the one offered), the saga's step 1 placement is inserted by the
+    same statement. Parameters k_<name> (see _place_and_insert_statement)."""
+    statement = pg_insert(idempotency_keys).values({name: bindparam(f"k_{name}") for name in _NEW_KEY_COLUMNS})
+    current = idempotency_keys.c
+    claimed = statement.on_conflict_do_update(
+        index_elements=[current.user_id, current.key],
+        set_={"locked_at": statement.excluded.locked_at, "last_used_at": statement.excluded.last_used_at},
+        where=and_(current.response_code.is_(None), current.request_hash == statement.excluded.request_hash,
+                   or_(current.locked_at.is_(None), current.locked_at < bindparam("k_lease_expired_before"))),
+    ).returning(idempotency_keys).cte("claimed")
+    placed = (pg_insert(order_placements)
+              .from_select(["order_token", "cart_token", "user_id", "state", "created_at", "updated_at"],
+                           select(claimed.c.order_token, bindparam("k_cart_token", type_=order_placements.c.cart_token.type),
+                                  claimed.c.user_id, literal_column("'converting'"), claimed.c.created_at,
+                                  claimed.c.created_at)
+                           .where(claimed.c.order_token == bindparam("k_order_token")))
+              .on_conflict_do_nothing(index_elements=[order_placements.c.order_token])
+              .cte("placed"))
+    return select(claimed).add_cte(placed)
+
+
+_CLAIM_KEY = _claim_key_statement()
+
+
+@functools.cache
+def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), returning: bool = False,
+                  payment_patch: bool = False) -> Any:
+    """UPDATE orders SET <columns> [, payment = payment || :payment_patch] WHERE order_token =
+    :w_order_token [AND <expected> = :w_<name>…] [AND payment->>'payment_token' = the patch's]."""
+    values: dict[str, Any] = {name: bindparam(name) for name in columns}
+    conditions = [orders.c[name] == bindparam(f"w_{name}") for name in expected]
+    if payment_patch:  # the view of the same session only (views.PaymentView.updated, in SQL)
+        values["payment"] = orders.c.payment.op("||")(bindparam("payment_patch", type_=JSONB))
+        conditions.append(orders.c.payment["payment_token"].astext == bindparam("w_patch_payment_token"))
+    statement = (update(orders).where(orders.c.order_token == bindparam("w_order_token"), *conditions)
+                 .values(values))
+    return statement.returning(*orders.c) if returning else statement
+
+
+@functools.cache
+def _set_placement(resolved: bool) -> Any:
+    names = ("state", "updated_at", "resolved_order_token") if resolved else ("state", "updated_at")
+    return (update(order_placements).where(order_placements.c.order_token == bindparam("w_order_token"))
+            .values({name: bindparam(name) for name in names}))
+
+
+@functools.cache
+def _advance_key(columns: tuple[str, ...]) -> Any:
+    return update(idempotency_keys).where(_KEY).values({name: bindparam(name) for name in columns})
 
 
 def _order(row: Any) -> OrderRecord:
@@ -80,13 +186,31 @@ def _placement(row: Any) -> PlacementRecord:
 
 def _key(row: Any) -> StoredKey:
     return StoredKey(row.request_hash, row.recovery_point, row.response_code,
-                     None if row.response_body is None else bytes(row.response_body), row.order_token)
+                     None if row.response_body is None else bytes(row.response_body),
+                     None if row.order_token is None else str(row.order_token))
 
 
 class OrderRepository:
     # -- orders ---------------------------------------------------------------------------------------
-    async def insert_order(self, conn: AsyncConnection, record: OrderRecord) -> None:
-        await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})
+    async def insert_order(self, conn: AsyncConnection, record: OrderRecord) -> bool:
+        """False (and nothing written) when an order with its token exists already."""
+        row = (await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})).first()
+        return row is not None
+
+    async def place_and_insert_order(self, conn: AsyncConnection, record: OrderRecord, *,
+                                     key: tuple[str, str] | None = None) -> bool:
+        """The order's own placement converting → placed (resolved to itself, its row locked by the
+        UPDATE, stamped with the order's updated_at) and the order inserted, in one statement; with
+        `key` ((user id, key)), the key moved to order_created (order token, lease renewed) too.
+        False when the placement was not converting (or the order was there already): then the
+        key is left as it was, and maybe one, maybe neither of the others was written."""
+        values = {f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS}
+        if key is None:
+            row = (await conn.execute(_PLACE_AND_INSERT_ORDER, values)).first()
+        else:
+            row = (await conn.execute(_PLACE_AND_INSERT_ORDER_AND_ADVANCE_KEY,
+                                      {**values, "k_user_id": key[0], "k_key": key[1]})).first()
+        return row is not None
 
     async def get_order(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         row = (await conn.execute(_GET_ORDER_LOCKED if for_update else _GET_ORDER, {"order_token": order_token})).first()
@@ -94,7 +218,23 @@ class OrderRepository:
 
     async def update_order(self, conn: AsyncConnection, order_token: str, **values: Any) -> None:
         """Set columns of one order (move_order sets `status` through here, and nobody else)."""
-        await conn.execute(update(orders).where(orders.c.order_token == order_token).values(**values))
+        await conn.execute(_update_order(tuple(sorted(values))), {"w_order_token": order_token, **values})
+
+    async def update_order_if(self, conn: AsyncConnection, order_token: str, expected: Mapping[str, Any],
+                              payment_patch: Mapping[str, str] | None = None, **values: Any) -> OrderRecord | None:
+        """Set columns of one order if its columns hold the `expected` values, in one statement
+        (the row lock taken by the UPDATE itself): the order as changed, or None (nothing written).
+        `payment_patch`: keys of its `payment` view replaced, if that view is of the same session
+        (the same payment_token)."""
+        statement = _update_order(tuple(sorted(values)), tuple(sorted(expected)), returning=True,
+                                  payment_patch=payment_patch is not None)
+        parameters = {"w_order_token": order_token, **values,
+                      **{f"w_{name}": value for name, value in expected.items()}}
+        if payment_patch is not None:
+            parameters["payment_patch"] = dict(payment_patch)
+            parameters["w_patch_payment_token"] = payment_patch["payment_token"]
+        row = (await conn.execute(statement, parameters)).first()
+        return None if row is None else _order(row)
 
     async def lock_unpaid_expired(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[OrderRecord]:
         """Unpaid orders past their expiry, locked; rows another sweeper holds are skipped."""
@@ -112,26 +252,24 @@ class OrderRepository:
     # -- placements ------------------------------------------------------------------------------------
     async def insert_placement(self, conn: AsyncConnection, order_token: str, cart_token: str, user_id: str,
                                now: datetime.datetime, state: str = "converting") -> None:
-        await conn.execute(pg_insert(order_placements).values(
-            order_token=order_token, cart_token=cart_token, user_id=user_id, state=state, created_at=now,
-            updated_at=now).on_conflict_do_nothing(index_elements=[order_placements.c.order_token]))
+        await conn.execute(_INSERT_PLACEMENT, {"order_token": order_token, "cart_token": cart_token, "user_id": user_id,
+                                               "state": state, "created_at": now, "updated_at": now})
 
     async def get_placement(self, conn: AsyncConnection, order_token: str) -> PlacementRecord | None:
-        row = (await conn.execute(select(*_PLACEMENT_COLUMNS).where(order_placements.c.order_token == order_token))).first()
+        row = (await conn.execute(_GET_PLACEMENT, {"order_token": order_token})).first()
         return None if row is None else _placement(row)
 
     async def lock_placements(self, conn: AsyncConnection, tokens: Sequence[str]) -> dict[str, PlacementRecord]:
         """The placements of `tokens`, locked in token order (two requests never lock crosswise)."""
-        rows = (await conn.execute(select(*_PLACEMENT_COLUMNS).where(order_placements.c.order_token.in_(list(tokens)))
-                                   .order_by(order_placements.c.order_token).with_for_update())).all()
+        rows = (await conn.execute(_LOCK_PLACEMENTS, {"tokens": list(tokens)})).all()
         return {str(row.order_token): _placement(row) for row in rows}
 
     async def set_placement(self, conn: AsyncConnection, order_token: str, state: str, now: datetime.datetime, *,
                             resolved_order_token: str | None = None) -> None:
-        values: dict[str, Any] = {"state": state, "updated_at": now}
+        values: dict[str, Any] = {"w_order_token": order_token, "state": state, "updated_at": now}
         if resolved_order_token is not None:
             values["resolved_order_token"] = resolved_order_token
-        await conn.execute(update(order_placements).where(order_placements.c.order_token == order_token).values(**values))
+        await conn.execute(_set_placement(resolved_order_token is not None), values)
 
     async def abandon_stale(self, conn: AsyncConnection, started_before: datetime.datetime, now: datetime.datetime,
                             limit: int) -> list[PlacementRecord]:
@@ -163,25 +301,21 @@ class OrderRepository:
 
     # -- idempotency keys ---------------------------------------------------------------------------------
     async def claim_key(self, conn: AsyncConnection, user_id: str, key: str, method: str, request_hash: str,
-                        now: datetime.datetime, lease_expired_before: datetime.datetime) -> StoredKey | None:
+                        now: datetime.datetime, lease_expired_before: datetime.datetime, *,
+                        order_token: str | None = None, cart_token: str | None = None) -> StoredKey | None:
         """Take the key's lease (created on first use): its row, or None when this request may not
-        run it now (another request's key, a finished answer, or a live lease; `get_key` says which)."""
-        statement = pg_insert(idempotency_keys).values(
-            user_id=user_id, key=key, request_method=method, request_hash=request_hash, recovery_point="started",
-            locked_at=now, created_at=now, last_used_at=now)
-        current = idempotency_keys.c
-        statement = statement.on_conflict_do_update(
-            index_elements=[current.user_id, current.key],
-            set_={"locked_at": now, "last_used_at": now},
-            where=and_(current.response_code.is_(None), current.request_hash == statement.excluded.request_hash,
-                       or_(current.locked_at.is_(None), current.locked_at < lease_expired_before)),
-        )
-        row = (await conn.execute(statement.returning(idempotency_keys))).first()
+        run it now (another request's key, a finished answer, or a live lease; `get_key` says which).
+        A key created now starts at `converting` with `order_token` and that order's placement of
+        `cart_token` (the saga's step 1) when they are given, else at `started`."""
+        row = (await conn.execute(_CLAIM_KEY, {
+            "k_user_id": user_id, "k_key": key, "k_request_method": method, "k_request_hash": request_hash,
+            "k_recovery_point": "started" if order_token is None else "converting", "k_order_token": order_token,
+            "k_locked_at": now, "k_created_at": now, "k_last_used_at": now,
+            "k_lease_expired_before": lease_expired_before, "k_cart_token": cart_token})).first()
         return None if row is None else _key(row)
 
     async def get_key(self, conn: AsyncConnection, user_id: str, key: str) -> StoredKey | None:
-        row = (await conn.execute(select(idempotency_keys).where(idempotency_keys.c.user_id == user_id,
-                                                                 idempotency_keys.c.key == key))).first()
+        row = (await conn.execute(_GET_KEY, {"w_user_id": user_id, "w_key": key})).first()
         return None if row is None else _key(row)
 
     async def advance_key(self, conn: AsyncConnection, user_id: str, key: str, recovery_point: str,
@@ -194,13 +328,11 @@ class OrderRepository:
             values["order_token"] = order_token
         if response is not None:
             values.update(response_code=response[0], response_body=response[1], locked_at=None)
-        await conn.execute(update(idempotency_keys).where(idempotency_keys.c.user_id == user_id,
-                                                          idempotency_keys.c.key == key).values(**values))
+        await conn.execute(_advance_key(tuple(sorted(values))), {"w_user_id": user_id, "w_key": key, **values})
 
     async def release_key(self, conn: AsyncConnection, user_id: str, key: str) -> None:
         """End the lease early: the request stopped (a retryable failure), its retry may resume now."""
-        await conn.execute(update(idempotency_keys).where(idempotency_keys.c.user_id == user_id,
-                                                          idempotency_keys.c.key == key).values(locked_at=None))
+        await conn.execute(_RELEASE_KEY, {"w_user_id": user_id, "w_key": key})
 
     async def delete_finished_keys(self, conn: AsyncConnection, created_before: datetime.datetime) -> int:
         result = await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < created_before,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import uuid
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import require_user
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWorkFactory, reading
 from order_svc import stored_responses
 from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
@@ -55,12 +56,12 @@ class OrderService:
             return await self._placing.run(user_id, request, None)
         idempotency.check_key(key)
         request_hash = idempotency.fingerprint(CREATE_ORDER, request.canonical())
-        stored = await self._take_key(user_id, key, request_hash)
+        stored, started = await self._take_key(user_id, key, request_hash, request)
         if idempotency.is_finished(stored):
             assert stored.response_code is not None and stored.response_body is not None
             return stored_responses.replay(stored.response_code, stored.response_body)
         try:
-            return await self._placing.run(user_id, request, HeldKey(user_id, key, stored))
+            return await self._placing.run(user_id, request, HeldKey(user_id, key, stored), started=started)
         except CheckoutError as error:
             await self._settle_key(user_id, key, error)
             raise
@@ -68,12 +69,18 @@ class OrderService:
             await self._release_key_quietly(user_id, key)
             raise
 
-    async def _take_key(self, user_id: str, key: str, request_hash: str) -> idempotency.StoredKey:
-        """The key, leased to this request; or its finished answer; or 2005 / 2006."""
+    async def _take_key(self, user_id: str, key: str, request_hash: str,
+                        request: OrderRequest) -> tuple[idempotency.StoredKey, str | None]:
+        """The key, leased to this request; or its finished answer; or 2005 / 2006. A key used for
+        the first time is written with the saga's step 1 in one statement (the placement, and the
+        key at `converting` with its order token): then its order token is returned too."""
         now = self._clock()
+        order_token = str(uuid.uuid4())
         async with self._uow() as uow:
             stored = await self._repository.claim_key(uow.conn, user_id, key, CREATE_ORDER, request_hash, now,
-                                                      now - self._key_lease)
+                                                      now - self._key_lease, order_token=order_token,
+                                                      cart_token=request.cart_token)
+            started = stored is not None and stored.order_token == order_token  # new, and its placement with it
             taken = stored is None
             if taken:
                 stored = await self._repository.get_key(uow.conn, user_id, key)
@@ -82,7 +89,7 @@ class OrderService:
             raise CheckoutError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT)
         if taken:
             idempotency.ensure_replayable(stored, request_hash)
-        return stored
+        return stored, order_token if started else None
 
     async def _settle_key(self, user_id: str, key: str, error: CheckoutError) -> None:
         """A final error is the key's answer from now on; a retryable one ends the lease only."""
@@ -106,7 +113,7 @@ class OrderService:
     async def get_order(self, order_token: str) -> OrderView:
         user_id = require_user().user_id
         check_order_token(order_token)
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             order = await self._owned_order(uow.conn, user_id, order_token)
         return order_view(order)
 
@@ -117,7 +124,7 @@ class OrderService:
         user_id = require_user().user_id
         check_order_token(order_token)
         check_gateway(gateway)
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             order = await self._owned_order(uow.conn, user_id, order_token)
         self._ensure_attemptable(order)
         attempt = order.payment_attempt + 1

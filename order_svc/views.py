@@ -38,8 +38,11 @@ class PaymentView:
     def updated(self, other: PaymentView) -> PaymentView:
         """This view with what `other` (a later word on the same session) says; empty fields keep
         what was known."""
-        changes = {name: value for name, value in dataclasses.asdict(other).items() if value}
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **other.known())
+
+    def known(self) -> dict[str, str]:
+        """The fields this view says something about (the non-empty ones)."""
+        return {name: value for name, value in dataclasses.asdict(self).items() if value}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,18 +1,20 @@
 """OpenSession: the payment session of one attempt of an order, opened at most once.
 
-    1. the attempt's row already has a gateway order → return it (a retry)
-    2. one transaction, under a lock on the order's token, unless the attempt's row exists: the
+    1. take the attempt's advisory lock (concurrent openers of the attempt wait, bounded)
+    2. one transaction, under a lock on the order's token: the attempt's row already has a gateway
+       order → return it (a retry); the row is there without one → go on with it; else: the
        order already expired → 2102; another attempt of the order still pending and unexpired →
        2102 (one open session per order); otherwise insert the attempt's row, pending
-    3. take the attempt's advisory lock (concurrent openers wait, bounded), read the row again
-    4. with no transaction open: create the gateway order with our key "<order>:<attempt>" at
+    3. with no transaction open: create the gateway order with our key "<order>:<attempt>" at
        the preferred gateway; if it is unavailable (breaker open, retries used up) or refuses,
        at the other one
-    5. one transaction: store gateway, gateway order id, checkout URL and the expiry (30 minutes
+    4. one transaction: store gateway, gateway order id, checkout URL and the expiry (30 minutes
        from now, never past the order's); audit row; event checkout.payment.session_opened
+Under the attempt's lock nobody else opens the attempt, so the row read in 2 holds until 4 (bar
+the sweeper expiring it, which 4 sees).
 
 payment_svc reads no order: the owner, the amount and the order's expiry come in the request.
-A crash anywhere on the way is safe: until step 5 commits, the attempt's row has no gateway
+A crash anywhere on the way is safe: until step 4 commits, the attempt's row has no gateway
 order, so the next call (this process or another) looks the order up by its key at the gateway
 before it creates one (tests/integration/payment/test_payment_crash.py). The whole call is
 bounded (PAYMENT_OPEN_SESSION_BOUND, 10 s by default, or the caller's gRPC deadline if sooner):
@@ -36,7 +38,7 @@ from payment_svc.commands import OpenSessionCommand
 from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import gateways_to_try
 from payment_svc.domain.session_key import session_key
-from payment_svc.domain.sessions import other_open_attempt, session_expiry
+from payment_svc.domain.sessions import AttemptFacts, other_open_attempt, session_expiry
 from payment_svc.gateways.base import GatewayError, GatewayOrder, GatewayRejected
 from payment_svc.gateways.metrics import SESSION_FALLBACKS
 from payment_svc.gateways.registry import Gateways
@@ -65,31 +67,30 @@ class SessionOpener:
         if caller_deadline_s is not None:
             bound = min(bound, caller_deadline_s)
         deadline = Deadline.after(bound, self._monotonic)
-        existing = await self._read(command)
-        if existing is not None and existing.opened:
-            return _same_request(existing, command)
-        fresh = await self._record_attempt(command)
         async with self._locks.hold(f"payment-session:{command.order_token}:{command.attempt}",
                                     deadline.remaining()) as locked:
             if not locked:
                 raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this payment session is being opened by another call")
-            return await self._open_locked(command, deadline, fresh=fresh)
+            row, fresh = await self._record_attempt(command)
+            if row.opened:
+                return _same_request(row, command)  # a retry, or the call we waited for opened it
+            return await self._open_locked(command, row, deadline, fresh=fresh)
 
-    async def _read(self, command: OpenSessionCommand) -> PaymentRecord | None:
-        async with self._uow() as uow:
-            return await self._repository.by_attempt(uow.conn, command.order_token, command.attempt)
-
-    async def _record_attempt(self, command: OpenSessionCommand) -> bool:
-        """Insert the attempt's row unless it is there; True if this call inserted it."""
+    async def _record_attempt(self, command: OpenSessionCommand) -> tuple[PaymentRecord, bool]:
+        """The attempt's row, inserted unless it is there; True if this call inserted it."""
         async with self._uow() as uow:
             await self._repository.lock_order(uow.conn, command.order_token)
-            if await self._repository.by_attempt(uow.conn, command.order_token, command.attempt) is not None:
-                return False
+            sessions = await self._repository.sessions_of(uow.conn, command.order_token)
+            own = next((session for session in sessions if session.attempt == command.attempt), None)
+            if own is not None:
+                await uow.commit()  # nothing written: a commit ends it without a ROLLBACK (common/uow.py)
+                return own, False
             now = self._clock()
             if command.order_expires_at <= now:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, "the order has expired: it takes no payment")
-            blocking = other_open_attempt(command.attempt, await self._repository.attempts_of(
-                uow.conn, command.order_token), now)
+            blocking = other_open_attempt(command.attempt, [AttemptFacts(session.attempt, session.status,
+                                                                         session.expires_at) for session in sessions],
+                                          now)
             if blocking is not None:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, f"a payment session of this order is still open "
                                     f"(attempt {blocking}): pay it, or wait until it fails or expires")
@@ -98,15 +99,15 @@ class SessionOpener:
                 gateway=command.gateway, payment_method=command.payment_method, amount=command.amount,
                 currency=command.currency, expires_at=session_expiry(now, self._ttl, command.order_expires_at),
                 order_expires_at=command.order_expires_at))
+            assert inserted is not None, "the attempt's row appeared under the order's lock"
             await uow.commit()
-            return inserted
+            return inserted, True
 
-    async def _open_locked(self, command: OpenSessionCommand, deadline: Deadline, *, fresh: bool) -> PaymentRecord:
-        """`fresh`: this call recorded the attempt, so no gateway create for it was ever sent."""
-        row = await self._read(command)
-        assert row is not None
-        if row.opened:
-            return _same_request(row, command)  # the call we waited for opened it
+    async def _open_locked(self, command: OpenSessionCommand, row: PaymentRecord, deadline: Deadline, *,
+                           fresh: bool) -> PaymentRecord:
+        """`row`: the attempt's row, not opened, read under the attempt's lock (nobody else can open
+        it meanwhile). `fresh`: this call recorded the attempt, so no gateway create for it was
+        ever sent."""
         _same_request(row, command)
         now = self._clock()
         if row.order_expires_at <= now:
@@ -116,13 +117,23 @@ class SessionOpener:
         order = await self._create_at_a_gateway(command, deadline, fresh=fresh)
         fault_point("payment_after_gateway_create")  # crash tests: the gateway has the order, we have not noted it
         async with self._uow() as uow:
-            locked = await self._repository.by_attempt(uow.conn, command.order_token, command.attempt, for_update=True)
-            assert locked is not None and not locked.opened
             now = self._clock()  # the 30 minutes run from when the session opened at the gateway
+            expires_at = session_expiry(now, self._ttl, row.order_expires_at)
+            # Under the attempt's lock nobody else notes a gateway order; the row is as read above
+            # unless the sweeper expired it meanwhile: then under its row lock, as it is now.
+            locked = row
             opened = await self._repository.mark_opened(
-                uow.conn, locked.token, gateway=order.gateway, gateway_order_id=order.gateway_order_id,
-                checkout_url=order.checkout_url, now=now,
-                expires_at=session_expiry(now, self._ttl, locked.order_expires_at))
+                uow.conn, row.token, gateway=order.gateway, gateway_order_id=order.gateway_order_id,
+                checkout_url=order.checkout_url, now=now, expires_at=expires_at, if_status=row.status)
+            if opened is None:
+                found = await self._repository.by_attempt(uow.conn, command.order_token, command.attempt,
+                                                          for_update=True)
+                assert found is not None and not found.opened
+                locked = found
+                opened = await self._repository.mark_opened(
+                    uow.conn, locked.token, gateway=order.gateway, gateway_order_id=order.gateway_order_id,
+                    checkout_url=order.checkout_url, now=now, expires_at=expires_at)
+                assert opened is not None
             uow.audit(actor=command.user_id, entity_type="payment", entity_id=opened.token, action="session_opened",
                       before={"status": locked.status, "gateway_order_id": None},
                       after={"order_token": opened.order_token, "attempt": opened.attempt, "gateway": opened.gateway,

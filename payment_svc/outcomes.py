@@ -2,9 +2,10 @@
 
 The browser callback (VerifyPayment), both webhook handlers and the reconciler call
 `apply_payment_outcome` with what the gateway reported; the rules themselves are in
-domain/outcome_rules.py. It works in the caller's unit of work, under the session's row lock, so
-a webhook and a callback for the same payment that arrive together are applied one after the
-other: the second sees the first's result and changes nothing.
+domain/outcome_rules.py. It works in the caller's unit of work, under the session's row lock (taken
+by a SELECT … FOR UPDATE, or by the conditional UPDATE that applies a verdict on the session as the
+caller saw it), so a webhook and a callback for the same payment that arrive together are applied
+one after the other: the second sees the first's result and changes nothing.
 
 It changes only the session, and says what happened: `checkout.payment.captured` / `failed`
 (with the source), or `checkout.payment.flagged` for money that does not match the session. It
@@ -53,12 +54,22 @@ class GatewayReport:
 
 
 async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, report: GatewayReport, *,
-                                source: Source, actor: str, now: datetime.datetime | None = None) -> OutcomeResult:
+                                source: Source, actor: str, now: datetime.datetime | None = None,
+                                seen: PaymentRecord | None = None) -> OutcomeResult:
     """Apply the gateway's report in the caller's open unit of work (the caller commits what it
     recorded together with its own rows). Idempotent: the same report twice changes state once
-    (the second is "duplicate")."""
+    (the second is "duplicate").
+
+    `seen`: the session as the caller read it in this transaction without a lock. A capture or a
+    failure judged on it is applied by one conditional UPDATE, if the session is still as seen; a
+    verdict on a captured session (final) stands as is; anything else is judged again on the
+    session read under its row lock."""
     conn = uow.conn  # raises unless the unit of work is open
     now = now or utc_now()
+    if seen is not None:
+        result = await _decide(uow, repository, seen, report, source, actor, now, unlocked=True)
+        if result is not None:
+            return result
     session = await repository.by_gateway_order(conn, report.gateway, report.gateway_order_id, for_update=True)
     if session is None:
         flagged = report.status == "captured"
@@ -67,14 +78,25 @@ async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, 
                   after={"gateway_payment_id": report.gateway_payment_id, "status": report.status, "source": source,
                          "amount_minor": report.amount_minor, "currency": report.currency})
         return OutcomeResult("unknown_session", None, False, flagged, "no session has this gateway order")
+    result = await _decide(uow, repository, session, report, source, actor, now, unlocked=False)
+    assert result is not None
+    return result
+
+
+async def _decide(uow: UnitOfWork, repository: PaymentRepository, session: PaymentRecord, report: GatewayReport,
+                  source: Source, actor: str, now: datetime.datetime, *, unlocked: bool) -> OutcomeResult | None:
+    """The verdict on `report` for `session`, applied. `unlocked`: the session was read without its
+    row lock; None when that cannot settle it (the caller locks and judges again)."""
     reported = Reported(report.status, report.gateway_payment_id, report.amount_minor, report.currency.upper())
     verdict = judge_payment(SessionFacts(session.status, to_minor_units(session.amount), session.currency,
                                          session.gateway_payment_id), reported)
     step = _Step(uow, repository, session, reported, source, actor, now)
     if verdict is PaymentVerdict.CAPTURE:
-        return await step.settle("captured", payment_events.CAPTURED)
+        return await step.settle("captured", payment_events.CAPTURED, unlocked=unlocked)
     if verdict is PaymentVerdict.FAIL:
-        return await step.settle("failed", payment_events.FAILED)
+        return await step.settle("failed", payment_events.FAILED, unlocked=unlocked)
+    if unlocked and session.status != "captured":
+        return None  # a verdict that changes nothing may change with the session: judge it locked
     if verdict is PaymentVerdict.AMOUNT_MISMATCH:
         return step.flag(f"captured {format_amount(from_minor_units(reported.amount_minor))} {reported.currency}, "
                          f"the session is {format_amount(session.amount)} {session.currency}: not fulfilled")
@@ -93,11 +115,20 @@ class _Step:
     actor: str
     now: datetime.datetime
 
-    async def settle(self, status: Literal["captured", "failed"], subject: str) -> OutcomeResult:
-        """The session's one state change: its row, one audit row, one event."""
+    async def settle(self, status: Literal["captured", "failed"], subject: str, *,
+                     unlocked: bool = False) -> OutcomeResult | None:
+        """The session's one state change: its row, one audit row, one event. `unlocked`: only if
+        the session is still as read (else None, nothing done)."""
         before = {"status": self.session.status, "gateway_payment_id": self.session.gateway_payment_id}
-        payment = await self.repository.set_status(self.uow.conn, self.session.token, status, self.now,
-                                                   gateway_payment_id=self.reported.gateway_payment_id)
+        if unlocked:
+            changed = await self.repository.set_status_if(self.uow.conn, self.session, status, self.now,
+                                                          gateway_payment_id=self.reported.gateway_payment_id)
+            if changed is None:
+                return None
+            payment = changed
+        else:
+            payment = await self.repository.set_status(self.uow.conn, self.session.token, status, self.now,
+                                                       gateway_payment_id=self.reported.gateway_payment_id)
         self.uow.audit(actor=self.actor, entity_type="payment", entity_id=payment.token, action=f"status:{status}",
                        before=before, after={"status": status, "gateway_payment_id": self.reported.gateway_payment_id,
                                              "amount": format_amount(from_minor_units(self.reported.amount_minor)),

@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, literal, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common import locks
-from payment_svc.domain.sessions import AttemptFacts
 from payment_svc.tables import payment_sessions, webhook_events
 
 MAX_ERROR = 2000
@@ -75,7 +74,14 @@ class StoredEvent:
 
 
 def _record(row: Any) -> PaymentRecord:
-    values = dict(row._mapping)
+    return _record_values(dict(row._mapping))
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _record_values(values: dict[str, Any]) -> PaymentRecord:
     values["currency"] = values["currency"].strip()
     for key in ("token", "order_token", "user_id"):
         values[key] = str(values[key])
@@ -99,14 +105,50 @@ def _update(*columns: str) -> Any:
 
 
 _MARK_OPENED = _update("gateway", "gateway_order_id", "checkout_url", "updated_at", "expires_at")
+_MARK_OPENED_IF = _MARK_OPENED.where(payment_sessions.c.gateway_order_id.is_(None),
+                                     payment_sessions.c.status == bindparam("w_status"))
+_INSERT_PENDING = (insert(payment_sessions)
+                   .values({name: bindparam(name) for name in (
+                       "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
+                       "status", "expires_at", "order_expires_at")})
+                   .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
+                   .returning(*payment_sessions.c))
+_BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
+_SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
+                .order_by(payment_sessions.c.attempt))
+_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
+_LOCK_RECEIVED = (select(webhook_events.c.status, webhook_events.c.error)
+                  .where(webhook_events.c.gateway == bindparam("gateway"),
+                         webhook_events.c.event_id == bindparam("event_id"))
+                  .with_for_update())
 _SET_STATUS = _update("status", "updated_at")
 _SET_STATUS_AND_PAYMENT = _update("status", "updated_at", "gateway_payment_id")
+_SET_STATUS_AND_PAYMENT_IF = _SET_STATUS_AND_PAYMENT.where(
+    payment_sessions.c.status == bindparam("w_status"),
+    payment_sessions.c.gateway_payment_id.is_not_distinct_from(bindparam("w_gateway_payment_id")))
+# One row whatever is found (the LEFT JOIN from one row; the pair is unique), so set_config runs once.
+_PROBE_WITH_LOCK_TIMEOUT = (
+    select(func.set_config("lock_timeout", bindparam("lock_timeout"), True).label("lock_timeout"), *payment_sessions.c)
+    .select_from(select(literal_column("1").label("one")).subquery("one").outerjoin(
+        payment_sessions, and_(payment_sessions.c.gateway == bindparam("gateway"),
+                               payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
 
+_EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
 _INSERT_RECEIVED = (insert(webhook_events)
-                    .values({name: bindparam(name) for name in ("gateway", "event_id", "event_type", "body", "status",
-                                                                 "received_at")})
+                    .values({name: bindparam(name) for name in _EVENT_COLUMNS})
                     .on_conflict_do_nothing(index_elements=[webhook_events.c.gateway, webhook_events.c.event_id])
                     .returning(webhook_events.c.event_id))
+
+
+def _store_failed_statement() -> Any:
+    statement = insert(webhook_events).values({name: bindparam(name) for name in _EVENT_COLUMNS})
+    return statement.on_conflict_do_update(
+        index_elements=[webhook_events.c.gateway, webhook_events.c.event_id],
+        set_={name: statement.excluded[name] for name in ("status", "processed_at", "error", "body")},
+        where=webhook_events.c.status.not_in(("processed", "ignored")))
+
+
+_STORE_FAILED = _store_failed_statement()
 
 
 def _finish(*columns: str) -> Any:
@@ -128,15 +170,13 @@ class PaymentRepository:
         high, low = locks.lock_ids(f"payment-order:{order_token}")
         await conn.execute(_ORDER_LOCK, {"h": high, "l": low})
 
-    async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> bool:
-        """The attempt's row, pending and not yet at any gateway; False if it was already there."""
-        inserted = (await conn.execute(insert(payment_sessions).values(
+    async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> PaymentRecord | None:
+        """The attempt's row, pending and not yet at any gateway; None if it was already there."""
+        inserted = (await conn.execute(_INSERT_PENDING, dict(
             token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
             gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
-            status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at,
-        ).on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
-            .returning(payment_sessions.c.token))).first()
-        return inserted is not None
+            status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at))).first()
+        return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,
                          for_update: bool = False) -> PaymentRecord | None:
@@ -145,7 +185,7 @@ class PaymentRepository:
         return None if row is None else _record(row)
 
     async def by_token(self, conn: AsyncConnection, token: str) -> PaymentRecord | None:
-        row = (await conn.execute(select(payment_sessions).where(payment_sessions.c.token == token))).first()
+        row = (await conn.execute(_BY_TOKEN, {"token": token})).first()
         return None if row is None else _record(row)
 
     async def by_gateway_order(self, conn: AsyncConnection, gateway: str, gateway_order_id: str, *,
@@ -154,18 +194,22 @@ class PaymentRepository:
         row = (await conn.execute(query, {"gateway": gateway, "gateway_order_id": gateway_order_id})).first()
         return None if row is None else _record(row)
 
-    async def attempts_of(self, conn: AsyncConnection, order_token: str) -> list[AttemptFacts]:
-        rows = (await conn.execute(
-            select(payment_sessions.c.attempt, payment_sessions.c.status, payment_sessions.c.expires_at)
-            .where(payment_sessions.c.order_token == order_token).order_by(payment_sessions.c.attempt))).all()
-        return [AttemptFacts(row.attempt, row.status, row.expires_at) for row in rows]
+    async def sessions_of(self, conn: AsyncConnection, order_token: str) -> list[PaymentRecord]:
+        """Every attempt's session of the order, by attempt."""
+        return [_record(row) for row in (await conn.execute(_SESSIONS_OF, {"order_token": order_token})).all()]
 
     async def mark_opened(self, conn: AsyncConnection, token: str, *, gateway: str, gateway_order_id: str,
-                          checkout_url: str, now: datetime.datetime, expires_at: datetime.datetime) -> PaymentRecord:
-        row = (await conn.execute(_MARK_OPENED, {
-            "w_token": token, "gateway": gateway, "gateway_order_id": gateway_order_id, "checkout_url": checkout_url,
-            "updated_at": now, "expires_at": expires_at})).one()
-        return _record(row)
+                          checkout_url: str, now: datetime.datetime, expires_at: datetime.datetime,
+                          if_status: str | None = None) -> PaymentRecord | None:
+        """Note the gateway order of the session. With `if_status`: only if the session has no
+        gateway order and is in that status (one statement, its row locked by the UPDATE itself),
+        else None and nothing written."""
+        values = {"w_token": token, "gateway": gateway, "gateway_order_id": gateway_order_id,
+                  "checkout_url": checkout_url, "updated_at": now, "expires_at": expires_at}
+        if if_status is None:
+            return _record((await conn.execute(_MARK_OPENED, values)).one())
+        row = (await conn.execute(_MARK_OPENED_IF, {**values, "w_status": if_status})).first()
+        return None if row is None else _record(row)
 
     async def set_status(self, conn: AsyncConnection, token: str, status: str, now: datetime.datetime, *,
                          gateway_payment_id: str | None = None) -> PaymentRecord:
@@ -175,6 +219,15 @@ class PaymentRepository:
         else:
             row = (await conn.execute(_SET_STATUS_AND_PAYMENT, {**values, "gateway_payment_id": gateway_payment_id})).one()
         return _record(row)
+
+    async def set_status_if(self, conn: AsyncConnection, seen: PaymentRecord, status: str, now: datetime.datetime, *,
+                            gateway_payment_id: str) -> PaymentRecord | None:
+        """`set_status` if the session's status and payment id are still as `seen` (one statement,
+        its row locked by the UPDATE itself); None and nothing written if not."""
+        row = (await conn.execute(_SET_STATUS_AND_PAYMENT_IF, {
+            "w_token": seen.token, "status": status, "updated_at": now, "gateway_payment_id": gateway_payment_id,
+            "w_status": seen.status, "w_gateway_payment_id": seen.gateway_payment_id})).first()
+        return None if row is None else _record(row)
 
     async def lock_overdue_pending(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[PaymentRecord]:
         """Pending sessions past their expiry, locked; rows another transaction holds are skipped."""
@@ -208,26 +261,41 @@ class PaymentRepository:
     # -- the webhook inbox -------------------------------------------------------------------------
     async def set_lock_timeout(self, conn: AsyncConnection, seconds: float) -> None:
         """For the rest of this transaction, a row lock waited for longer than `seconds` fails."""
-        await conn.execute(text("SELECT set_config('lock_timeout', :value, true)"),
-                           {"value": f"{max(1, round(seconds * 1000))}ms"})
+        await conn.execute(_LOCK_TIMEOUT, {"value": _milliseconds(seconds)})
+
+    async def probe_with_lock_timeout(self, conn: AsyncConnection, gateway: str, gateway_order_id: str,
+                                      seconds: float) -> PaymentRecord | None:
+        """`set_lock_timeout` and the session of the gateway order, unlocked, in one statement."""
+        row = (await conn.execute(_PROBE_WITH_LOCK_TIMEOUT, {
+            "lock_timeout": _milliseconds(seconds), "gateway": gateway, "gateway_order_id": gateway_order_id})).one()
+        values = dict(row._mapping)
+        del values["lock_timeout"]
+        return None if values["token"] is None else _record_values(values)
 
     async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
-                              body: bytes, now: datetime.datetime) -> bool:
-        """Insert the event as `received`; False if a row for (gateway, event id) already exists.
+                              body: bytes, now: datetime.datetime, status: str = "received",
+                              error: str | None = None) -> bool:
+        """Insert the event in `status` (`received`, or the outcome its transaction commits it with,
+        processed at `now`); False if a row for (gateway, event id) already exists.
 
         A concurrent transaction inserting the same event makes this wait for its outcome (the
         primary key), so two deliveries of one event are never processed at the same time."""
         inserted = (await conn.execute(_INSERT_RECEIVED, {
-            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": "received",
-            "received_at": now})).first()
+            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": status,
+            "received_at": now, "processed_at": None if status == "received" else now,
+            "error": None if error is None else error[:MAX_ERROR]})).first()
         return inserted is not None
 
+    async def store_failed(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str, body: bytes,
+                           received_at: datetime.datetime, now: datetime.datetime, error: str) -> None:
+        """The event as `failed` with the error (its processing was rolled back): inserted, or an
+        earlier row updated unless another delivery processed it meanwhile."""
+        await conn.execute(_STORE_FAILED, {
+            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": "failed",
+            "received_at": received_at, "processed_at": now, "error": error[:MAX_ERROR]})
+
     async def lock_received(self, conn: AsyncConnection, gateway: str, event_id: str) -> StoredEvent | None:
-        row = (await conn.execute(
-            select(webhook_events.c.status, webhook_events.c.error)
-            .where(webhook_events.c.gateway == gateway, webhook_events.c.event_id == event_id)
-            .with_for_update()
-        )).first()
+        row = (await conn.execute(_LOCK_RECEIVED, {"gateway": gateway, "event_id": event_id})).first()
         return None if row is None else StoredEvent(row.status, row.error)
 
     async def finish_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, status: str,
@@ -251,6 +319,8 @@ class SessionLocks:
     async def hold(self, name: str, wait_s: float = 0.0) -> AsyncIterator[bool]:
         """Yields whether the lock was taken (waiting up to `wait_s`; 0: one try, never wait)."""
         async with self._engine.connect() as conn:
+            # No transaction around the lock calls: each is one statement (no BEGIN, no COMMIT)
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             got = await (locks.lock_within(conn, name, wait_s) if wait_s > 0 else locks.try_lock(conn, name))
             try:
                 yield got

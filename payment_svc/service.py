@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import require_user
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWorkFactory, reading
 from common.validation import check_uuid, raise_if_any
 from payment_svc.commands import OpenSessionCommand
 from payment_svc.domain.callback_signature import is_valid_callback
@@ -58,7 +58,7 @@ class PaymentService:
         problems: list[str] = []
         check_uuid(problems, "payment_token", payment_token)
         raise_if_any(problems)
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             payment = await self._repository.by_token(uow.conn, payment_token)
         if payment is None:
             raise CheckoutError(ErrorCode.PAYMENT_NOT_FOUND)
@@ -72,7 +72,7 @@ class PaymentService:
         if not is_valid_callback(self._key_secret, order_id, payment_id, signature):
             raise CheckoutError(ErrorCode.WEBHOOK_SIGNATURE_INVALID, "the payment callback's signature is invalid",
                                 suggested_action="send the razorpay_signature Razorpay Checkout returned, unchanged")
-        async with self._uow() as uow:
+        async with reading(self._uow) as uow:
             session = await self._repository.by_gateway_order(uow.conn, "razorpay", order_id)
         if session is None:
             raise CheckoutError(ErrorCode.PAYMENT_NOT_FOUND, "no payment session has this Razorpay order")

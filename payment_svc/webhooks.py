@@ -4,20 +4,26 @@ it through apply_payment_outcome, all in one transaction; answer fast.
 Order of work for one delivery:
   1. signature (constant time, every configured secret). Missing or wrong → 3101 (HTTP 400):
      nothing is stored or changed; a counter and one log line are all that remain.
-  2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s):
-     INSERT the webhook_events row ON CONFLICT DO NOTHING. A row that is already there and
-     `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
-     changes. A row whose processing `failed` earlier is processed again now.
-  3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook") inside a
-     savepoint. A correctly signed webhook is the gateway's own word: no call to the gateway is
-     made. Amount/currency mismatches are flagged by apply_payment_outcome and still acknowledged
-     (2xx): retrying could never change the verdict.
-  4. the row becomes `processed` (or `ignored` for event types we do not act on) together with
-     the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored, flagged).
-     If applying raised, the savepoint is rolled back, the row is stored as `failed` with the
-     error text, and the call fails with a retryable 5000 so the gateway delivers it again.
-No gateway and no NATS call happens here: the outbox relay publishes the events later. The
-events and audit rows of a failed application are dropped with its savepoint.
+  2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s,
+     set by the same statement that reads the event's session without a lock): INSERT the
+     webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for event types
+     we do not act on): no one sees it before the transaction commits with its effects. A row that
+     is already there and `processed` or `ignored` → acknowledged as a duplicate
+     (WebhookAck.duplicate), nothing else changes. A row whose processing `failed` earlier is
+     processed again now (and updated).
+  3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
+     given the session as read in 2: a capture or failure is applied by one conditional UPDATE if
+     the session is still as read, and a verdict on a captured session (final) stands as read
+     (Razorpay's order.paid after payment.captured: no lock, no statement); else it is judged again
+     under the session's row lock. A correctly signed webhook is the gateway's own word: no call to
+     the gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
+     acknowledged (2xx): retrying could never change the verdict.
+  4. commit, with the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored,
+     flagged). If applying raised, the transaction is rolled back (the row, the effects, events
+     and audit rows with it), the row is stored as `failed` with the error text in a transaction of
+     its own (unless another delivery processed the event meanwhile), and the call fails with a
+     retryable 5000 so the gateway delivers it again.
+No gateway and no NATS call happens here: the outbox relay publishes the events later.
 """
 
 from __future__ import annotations
@@ -33,11 +39,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.uow import UnitOfWork, UnitOfWorkFactory
-from payment_svc.domain.webhook_events import ParsedEvent, parse_razorpay, parse_stripe
+from payment_svc.domain.webhook_events import ParsedEvent, PaymentReport, parse_razorpay, parse_stripe
 from payment_svc.domain.webhook_signatures import verify_razorpay, verify_stripe
 from payment_svc.metrics import SIGNATURE_FAILURES, WEBHOOK_SECONDS, WEBHOOKS
 from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome
-from payment_svc.repository import PaymentRepository, StoredEvent
+from payment_svc.repository import PaymentRecord, PaymentRepository, StoredEvent
 from payment_svc.tuning import WebhookTuning
 
 Gateway = Literal["razorpay", "stripe"]
@@ -118,11 +124,16 @@ class WebhookHandler:
                                event: ParsedEvent) -> tuple[Ack | None, BaseException | None]:
         now = utc_now()
         repository = self._repository
+        failure: BaseException | None = None
+        # The row is written at once as what it will be when this commits (processed, or ignored for
+        # a type we do not act on): nobody sees it before, and a failure rolls it back with the rest.
+        outcome = ("processed", None) if event.report is not None else ("ignored", event.ignored_because)
         async with self._uow() as uow:
             conn = uow.conn
-            await repository.set_lock_timeout(conn, self._tuning.lock_timeout_s)
+            seen = await self._session_seen(uow, gateway, event)
             fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
-                                                     event_type=event.event_type, body=body, now=now)
+                                                     event_type=event.event_type, body=body, now=now,
+                                                     status=outcome[0], error=outcome[1])
             earlier: StoredEvent | None = None
             if not fresh:
                 earlier = await repository.lock_received(conn, gateway, event.event_id)
@@ -130,44 +141,57 @@ class WebhookHandler:
                     _audit(uow, gateway, event, "duplicate", {"stored_status": earlier.status})
                     await uow.commit()
                     return Ack(event.event_id, True, "duplicate"), None
-            marks = (len(uow.events), len(uow.audits))
             try:
-                async with conn.begin_nested():
-                    verdict, facts = await self._apply(uow, gateway, event, now)
-            except Exception as error:  # stored as failed, answered retryable
-                del uow.events[marks[0]:], uow.audits[marks[1]:]  # what the rolled-back savepoint did not do
-                await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, status="failed",
-                                                 now=utc_now(), error=f"{type(error).__name__}: {error}", body=body)
+                verdict, facts = await self._apply(uow, gateway, event, now, seen)
+            except Exception as error:  # left uncommitted: rolled back, its events and audit rows with it
+                failure = error
+            else:
+                if earlier is not None:  # processed again after failing: the row as this delivery left it
+                    facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
+                    await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
+                                                     status=outcome[0], error=outcome[1], body=body)
+                _audit(uow, gateway, event, verdict, facts)
                 await uow.commit()
-                return None, error
-            if earlier is not None:
-                facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
-            await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(), body=body,
-                                             status="processed" if event.report is not None else "ignored",
-                                             error=None if event.report is not None else event.ignored_because)
-            _audit(uow, gateway, event, verdict, facts)
+                return Ack(event.event_id, False, verdict), None
+        async with self._uow() as uow:  # stored as failed, answered retryable
+            await repository.set_lock_timeout(uow.conn, self._tuning.lock_timeout_s)
+            await repository.store_failed(uow.conn, gateway=gateway, event_id=event.event_id,
+                                          event_type=event.event_type, body=body, received_at=now, now=utc_now(),
+                                          error=f"{type(failure).__name__}: {failure}")
             await uow.commit()
-            return Ack(event.event_id, False, verdict), None
+        return None, failure
 
-    async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent,
-                     now: Any) -> tuple[Verdict, dict[str, Any]]:
+    async def _session_seen(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent) -> PaymentRecord | None:
+        """Set this transaction's lock_timeout; read the event's session without a lock, if it has one."""
+        repository, timeout = self._repository, self._tuning.lock_timeout_s
+        if event.report is None:
+            await repository.set_lock_timeout(uow.conn, timeout)
+            return None
+        return await repository.probe_with_lock_timeout(uow.conn, gateway, event.report.gateway_order_id, timeout)
+
+    async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
+                     seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:
         report = event.report
         if report is None:
             return "ignored", {"reason": event.ignored_because}
         result = await apply_payment_outcome(
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
                                                  report.status, report.amount_minor, report.currency),
-            source="webhook", actor=f"webhook:{gateway}", now=now)
-        facts: dict[str, Any] = {
-            "gateway_order_id": report.gateway_order_id, "gateway_payment_id": report.gateway_payment_id,
-            "reported_status": report.status, "amount_minor": report.amount_minor, "currency": report.currency,
-            "outcome": result.kind, "changed": result.changed,
-            "payment_token": result.payment.token if result.payment else None,
-            "order_token": result.payment.order_token if result.payment else None,
-        }
-        if result.reason:
-            facts["reason"] = result.reason
-        return verdict_of(result), facts
+            source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
+        return verdict_of(result), _facts(report, result)
+
+
+def _facts(report: PaymentReport, result: OutcomeResult) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "gateway_order_id": report.gateway_order_id, "gateway_payment_id": report.gateway_payment_id,
+        "reported_status": report.status, "amount_minor": report.amount_minor, "currency": report.currency,
+        "outcome": result.kind, "changed": result.changed,
+        "payment_token": result.payment.token if result.payment else None,
+        "order_token": result.payment.order_token if result.payment else None,
+    }
+    if result.reason:
+        facts["reason"] = result.reason
+    return facts
 
 
 def verdict_of(result: OutcomeResult) -> Verdict:

@@ -9,6 +9,7 @@ else ServerError) and never exposes the HTTP status; the hook lets us retry on t
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -28,9 +29,32 @@ def _raise_on_retryable(response: requests.Response, *args: Any, **kwargs: Any) 
         raise RetryableStatus(response.status_code)
 
 
+class _Adapter(HTTPAdapter):
+    """requests' adapter, remembering each host's connection-pool key: requests works it out again
+    for every call (parsing the URL and, as the Razorpay SDK passes its CA bundle's path as
+    `verify`, a stat of that path), though it only changes with the host and the TLS settings."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._pool_keys: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        parts = urlsplit(request.url or "")
+        key = (parts.scheme, parts.netloc, verify if isinstance(verify, (bool, str)) else id(verify),
+               cert if isinstance(cert, (str, tuple, type(None))) else id(cert))
+        known = self._pool_keys.get(key)
+        if known is None:
+            known = super().build_connection_pool_key_attributes(request, verify, cert)
+            if len(self._pool_keys) < 64:  # a handful of hosts; never unbounded
+                self._pool_keys[key] = known
+        host, pool = known
+        return dict(host), dict(pool)  # copies: the caller may change them
+
+
 def gateway_session(pool_size: int, *, raise_retryable: bool = True) -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    adapter = _Adapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if raise_retryable:

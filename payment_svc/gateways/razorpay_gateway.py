@@ -9,6 +9,7 @@ the first order instead of making a second.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import razorpay
@@ -32,10 +33,22 @@ _STATUSES: dict[str, GatewayPaymentStatus] = {"captured": "captured", "failed": 
 # created, authorized (not captured yet) and refunded are not news we act on: "pending".
 
 
+class _Client(razorpay.Client):  # type: ignore[misc]
+    """The SDK's client, with its version read once: the SDK looks itself up in the installed
+    packages' metadata (importlib.metadata, files on disk) for every request's User-Agent."""
+
+    @functools.cached_property
+    def _version(self) -> str:
+        return str(super()._get_version())
+
+    def _get_version(self) -> str:
+        return self._version
+
+
 class RazorpayGateway:
     def __init__(self, *, key_id: str, key_secret: str, base_url: str, checkout_template: str,
                  tuning: GatewayTuning) -> None:
-        self._client = razorpay.Client(session=gateway_session(tuning.threads), auth=(key_id, key_secret),
+        self._client = _Client(session=gateway_session(tuning.threads), auth=(key_id, key_secret),
                                        base_url=base_url.rstrip("/"))
         self._client.enable_retry(False)  # our retries (gateways/resilient.py), not the SDK's sleeping ones
         self._key_id = key_id

@@ -159,6 +159,58 @@ async def test_the_handler_gets_the_event_and_the_ack_comes_after_it(ns, store):
     assert await letters(store, ns) == []
 
 
+class HoldTheFirst:
+    """A behaviour that keeps the first delivery's handler running until released."""
+
+    def __init__(self) -> None:
+        self.running, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, n: int, event: ConsumedEvent) -> None:
+        if n == 1:
+            self.running.set()
+            await self.release.wait()
+
+
+async def test_a_delivery_that_arrives_while_another_is_handled_starts_at_once(ns, store):
+    held = HoldTheFirst()
+    first_running, release_first = held.running, held.release
+    handler = Handler(held)
+    async with running_consumer(ns, store, [subscription(handler)]):
+        await publish(ns, b'{"n": 1}')
+        await asyncio.wait_for(first_running.wait(), timeout=10)
+        last = await publish(ns, b'{"n": 2}')
+        await wait_for(holds(lambda: len(handler.calls) == 2), 10, "the second delivery handled meanwhile")
+        assert not release_first.is_set() and (await consumer_info(ns)).num_ack_pending == 1  # the first, still held
+        release_first.set()
+        await wait_for(settled(ns, last), 10, "both acked")
+    assert [call.event.payload["n"] for call in handler.calls] == [1, 2]
+
+
+def second_waits(ns: Settings) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        info = await consumer_info(ns)
+        return info.num_ack_pending == 1 and info.num_pending == 1
+
+    return check
+
+
+async def test_with_one_in_flight_a_delivery_waits_for_the_one_being_handled(ns, store):
+    held = HoldTheFirst()
+    first_running, release_first = held.running, held.release
+    handler = Handler(held)
+    one = ns.replace(consumer_max_in_flight=1)
+    async with running_consumer(one, store, [subscription(handler)]):
+        await publish(one, b'{"n": 1}')
+        await asyncio.wait_for(first_running.wait(), timeout=10)
+        last = await publish(one, b'{"n": 2}')
+        await wait_for(second_waits(one), 10, "the second delivery waiting on NATS")
+        released_at = time.monotonic()
+        release_first.set()
+        await wait_for(settled(one, last), 10, "both acked")
+    assert [call.event.payload["n"] for call in handler.calls] == [1, 2]
+    assert handler.calls[1].at >= released_at  # it started only once the first was done
+
+
 async def test_each_subscription_reads_only_its_subjects(ns, store):
     paid, expired = Handler(), Handler()
     seqs = [await publish(ns, b'{"n": 1}', subject="checkout.order.paid"),

@@ -1,5 +1,5 @@
 """The unit of work on real PostgreSQL, in each service's own schema and as its own role: the events
-and audit rows of a transaction are written in it (one multi-row INSERT each), with the request's
+and audit rows of a transaction are written in it (one statement for both), with the request's
 correlation id, and a transaction that does not commit leaves neither."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from common.db import create_engine
 from common.plumbing import Plumbing, plumbing_tables
 from common.request_context import correlation_id_var
 from common.settings import SCHEMAS, Settings
-from common.uow import UnitOfWork, uow_factory
+from common.uow import UnitOfWork, reading, uow_factory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -125,7 +125,7 @@ async def test_events_and_audit_rows_go_with_the_change_or_not_at_all(service):
     assert await audit_rows(engine, plumbing, token) == []
 
 
-async def test_the_rows_of_a_commit_are_one_insert_each(service):
+async def test_the_rows_of_a_commit_are_one_statement(service):
     engine, plumbing = service
     token = str(uuid.uuid4())
     with statements(engine) as sent:
@@ -133,14 +133,52 @@ async def test_the_rows_of_a_commit_are_one_insert_each(service):
             for n in range(7):
                 record_change(uow, token, n)
             ids = [e.id for e in uow.events]
-            await uow.commit()
-    inserts = [s for s in sent if s.lstrip().upper().startswith("INSERT")]
-    assert len(inserts) == 2, inserts
-    assert f"{plumbing.schema}.outbox" in inserts[0] and f"{plumbing.schema}.audit_log" in inserts[1], inserts
+            driver = (await uow.conn.get_raw_connection()).driver_connection
+            await uow.commit()  # sent with the COMMIT, in pipeline mode
+            assert driver._pipeline is None and driver.info.transaction_status.name == "IDLE"
+    writes = [s for s in sent if "INSERT" in s.upper()]
+    assert len(writes) == 1, writes
+    assert f'"{plumbing.schema}".outbox' in writes[0] and f'"{plumbing.schema}".audit_log' in writes[0], writes
     rows = await outbox_rows(engine, plumbing, token)
     assert [row.payload["n"] for row in rows] == list(range(7))  # in the order recorded
     assert [row.id for row in rows] == ids
     assert [a.action for a in await audit_rows(engine, plumbing, token)] == [f"step:{n}" for n in range(7)]
+
+
+async def test_events_alone_or_audit_rows_alone_are_one_insert_into_their_table(service):
+    engine, plumbing = service
+    token = str(uuid.uuid4())
+    with statements(engine) as sent:
+        async with UnitOfWork(engine, plumbing) as uow:
+            uow.publish("checkout.test.changed", token, {"token": token})
+            await uow.commit()
+        async with UnitOfWork(engine, plumbing) as uow:
+            uow.audit(actor="test", entity_type="thing", entity_id=token, action="looked", before=None, after=None)
+            await uow.commit()
+    writes = [s for s in sent if "INSERT" in s.upper()]
+    assert len(writes) == 2, writes
+    assert "outbox" in writes[0] and "audit_log" not in writes[0], writes
+    assert "audit_log" in writes[1] and "outbox" not in writes[1], writes
+    assert [row.subject for row in await outbox_rows(engine, plumbing, token)] == ["checkout.test.changed"]
+    [audit] = await audit_rows(engine, plumbing, token)
+    assert (audit.action, audit.before, audit.after) == ("looked", None, None)
+
+
+async def test_a_read_only_unit_of_work_sends_no_begin_and_records_nothing(service):
+    engine, plumbing = service
+    token = str(uuid.uuid4())
+    with statements(engine) as sent:
+        async with reading(uow_factory(engine, plumbing)) as uow:
+            assert (await uow.conn.execute(text("SELECT 1"))).scalar() == 1
+            driver = (await uow.conn.get_raw_connection()).driver_connection
+            assert driver.autocommit is True
+    assert sent == ["SELECT 1"]
+    assert driver.autocommit is False  # back in the pool, the connection opens transactions again
+    async with reading(uow_factory(engine, plumbing)) as uow:
+        record_change(uow, token)
+        with pytest.raises(RuntimeError, match="read-only"):
+            await uow.commit()
+    assert await outbox_rows(engine, plumbing, token) == []
 
 
 async def test_a_proto_payload_is_stored_with_proto_names_and_zero_values(order_engine):

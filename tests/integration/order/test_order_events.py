@@ -123,6 +123,18 @@ async def test_a_capture_pays_the_order_and_its_enrollments_fulfil_it(world) -> 
 
     [paid] = await bus.published("checkout.order.paid", order.order_token)
     assert paid["user_id"] == order.user_id and paid["payment_token"] == order.payment.payment_token  # type: ignore[union-attr]
+    assert paid["previous"] == "awaiting_payment"
+    # the order's view of the session: what it knew (the checkout URL, the expiry), with the event's news
+    assert order.payment is not None and order.payment.checkout_url and order.payment.expires_at
+    knew = order.payment.as_json()
+    told = {"payment_token": knew["payment_token"], "gateway": "razorpay", "gateway_order_id": knew["gateway_order_id"],
+            "status": "captured", "amount": order.total, "currency": order.currency, "order_token": order.order_token}
+    async with engine.connect() as conn:
+        view = (await conn.execute(select(orders.c.payment).where(orders.c.order_token == order.order_token))).scalar_one()
+        audit = plumbing.audit_log
+        [after] = (await conn.execute(select(audit.c.after).where(
+            audit.c.entity_id == order.order_token, audit.c.action == "status:paid"))).scalars().all()
+    assert view == {**knew, **told} and after["payment"] == view and after["payment_attempt"] == 1
     assert [entry["plan_id"] for entry in paid["lines"]] == [fakes.cart.carts[order.cart_token].template.lines[0]["plan_id"]]
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
     await bus.publish("checkout.enrollment.created", {

@@ -101,6 +101,38 @@ async def _done(hooks, count: int) -> bool:
     return len(hooks.receiver.deliveries) >= count and all(d.status for d in hooks.receiver.deliveries)
 
 
+async def test_order_paid_after_the_capture_is_a_duplicate_without_the_sessions_row_lock(hooks, engine):
+    """A captured session is final, so Razorpay's order.paid that follows payment.captured needs no
+    lock to be judged: it is stored and audited as the usual way would, even while the session's
+    row is locked for longer than a webhook may wait."""
+    user = new_user()
+    order, session = await razorpay_session(hooks, engine, user)
+    hooks.receiver.forward = False  # record what Razorpay sends; delivered below, one at a time
+    outcome = await pay(hooks, session.gateway_order_id)
+    await settled(hooks.emulator, session.gateway_order_id, 2)
+    captured_event, paid_event = hooks.receiver.of("payment.captured")[0], hooks.receiver.of("order.paid")[0]
+    await hooks.payments.RazorpayWebhook(http_body(captured_event.body), metadata=captured_event.metadata())
+    async with engine.connect() as blocker:
+        await blocker.execute(text("SELECT 1 FROM payment_sessions WHERE token = :t FOR UPDATE"),
+                              {"t": session.payment_token})
+        ack = await hooks.payments.RazorpayWebhook(http_body(paid_event.body), metadata=paid_event.metadata())
+        await blocker.rollback()
+
+    assert ack.received and not ack.duplicate and ack.event_id == paid_event.event_id
+    row = await stored_event(engine, "razorpay", paid_event.event_id)
+    assert row.status == "processed" and row.body == paid_event.body and row.event_type == "order.paid"
+    assert row.processed_at is not None and row.error is None
+    [audit] = [a for a in await audit_rows(engine, f"razorpay:{paid_event.event_id}")]
+    assert audit.action == "webhook:duplicate" and audit.after == {
+        "event_type": "order.paid", "gateway_order_id": session.gateway_order_id,
+        "gateway_payment_id": outcome["payment"]["id"], "reported_status": "captured", "amount_minor": 177000,
+        "currency": "INR", "outcome": "duplicate", "changed": False, "payment_token": session.payment_token,
+        "order_token": order}
+    assert len(await events(engine, order, "checkout.payment.captured")) == 1
+    again = await hooks.payments.RazorpayWebhook(http_body(paid_event.body), metadata=paid_event.metadata())
+    assert again.duplicate  # a repeat of it is a repeat, as before
+
+
 async def test_reordered_events_order_paid_first(hooks, engine):
     user = new_user()
     order, session = await razorpay_session(hooks, engine, user)

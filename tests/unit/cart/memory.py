@@ -104,6 +104,10 @@ class MemoryRepository:
     async def conversion(self, conn: Any, order_token: str, *, for_update: bool = False) -> Conversion | None:
         return self.conversions.get(order_token)
 
+    async def conversion_and_plans(self, conn: Any, order_token: str,
+                                   plan_ids: Any) -> tuple[Conversion | None, dict[str, PlanRef]]:
+        return await self.conversion(conn, order_token), await self.plans_by_id(conn, plan_ids)
+
     async def converted_of_cart(self, conn: Any, cart_token: str) -> Conversion | None:
         return next((c for c in self.conversions.values() if c.cart_token == cart_token and c.status == "converted"),
                     None)
@@ -115,6 +119,11 @@ class MemoryRepository:
                                                             snapshot.user_id, "converted", snapshot)
         self.writes += 1
         return True
+
+    async def save_and_insert_conversion(self, conn: Any, cart: Cart, totals: CartTotals,
+                                         snapshot: ConvertedCart) -> bool:
+        await self.save_cart(conn, cart, totals)
+        return await self.insert_conversion(conn, snapshot)
 
     async def release_conversion(self, conn: Any, order_token: str) -> bool:
         found = self.conversions.get(order_token)

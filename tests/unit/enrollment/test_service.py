@@ -116,6 +116,9 @@ async def test_the_handler_retries_a_database_failure_and_counts_outcomes(uow):
         async def of_order(self, conn, order_token):
             raise OperationalError("SELECT", {}, Exception("connection refused"))
 
+        async def add_new(self, conn, new):
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+
     paid = order(1)
     payload = {"order_token": paid.order_token, "user_id": paid.user_id, "payment_token": "pay-1",
                "lines": [{"line_no": 1, "internship_id": INTERNSHIP, "plan_id": PLANS[0],

@@ -62,16 +62,30 @@ class FakeOrderRepository:
         self.keys: dict[tuple[str, str], KeyRow] = {}
 
     # -- orders
-    async def insert_order(self, conn: Any, record: OrderRecord) -> None:
-        assert record.order_token not in self.orders, "duplicate order"
+    async def insert_order(self, conn: Any, record: OrderRecord) -> bool:
+        if record.order_token in self.orders:
+            return False
         assert record.cart_token not in {order.cart_token for order in self.orders.values()}, "one order per cart"
         self.orders[record.order_token] = record
+        return True
 
     async def get_order(self, conn: Any, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         return self.orders.get(order_token)
 
     async def update_order(self, conn: Any, order_token: str, **values: Any) -> None:
         self.orders[order_token] = dataclasses.replace(self.orders[order_token], **values)
+
+    async def update_order_if(self, conn: Any, order_token: str, expected: dict[str, Any],
+                              payment_patch: dict[str, str] | None = None, **values: Any) -> OrderRecord | None:
+        order = self.orders.get(order_token)
+        if order is None or any(getattr(order, name) != value for name, value in expected.items()):
+            return None
+        if payment_patch is not None:
+            if order.payment is None or order.payment.get("payment_token") != payment_patch["payment_token"]:
+                return None
+            values["payment"] = {**order.payment, **payment_patch}
+        self.orders[order_token] = dataclasses.replace(order, **values)
+        return self.orders[order_token]
 
     async def lock_unpaid_expired(self, conn: Any, now: datetime.datetime, limit: int) -> list[OrderRecord]:
         due = [order for order in self.orders.values() if order.status in MAY_BE_PAID and order.expires_at <= now]
@@ -99,6 +113,18 @@ class FakeOrderRepository:
             placement, state=state, updated_at=now,
             resolved_order_token=resolved_order_token or placement.resolved_order_token)
 
+    async def place_and_insert_order(self, conn: Any, record: OrderRecord, *,
+                                     key: tuple[str, str] | None = None) -> bool:
+        placement = self.placements.get(record.order_token)
+        if placement is None or placement.state != "converting":
+            return False
+        self.placements[record.order_token] = dataclasses.replace(
+            placement, state="placed", resolved_order_token=record.order_token, updated_at=record.updated_at)
+        inserted = await self.insert_order(conn, record)
+        if inserted and key is not None:
+            await self.advance_key(conn, *key, "order_created", record.updated_at, order_token=record.order_token)
+        return inserted
+
     async def abandon_stale(self, conn: Any, started_before: datetime.datetime, now: datetime.datetime,
                             limit: int) -> list[PlacementRecord]:
         stale = [p for p in self.placements.values() if p.state == "converting" and p.created_at < started_before]
@@ -124,10 +150,14 @@ class FakeOrderRepository:
 
     # -- idempotency keys
     async def claim_key(self, conn: Any, user_id: str, key: str, method: str, request_hash: str,
-                        now: datetime.datetime, lease_expired_before: datetime.datetime) -> StoredKey | None:
+                        now: datetime.datetime, lease_expired_before: datetime.datetime, *,
+                        order_token: str | None = None, cart_token: str | None = None) -> StoredKey | None:
         row = self.keys.get((user_id, key))
         if row is None:
-            row = self.keys[(user_id, key)] = KeyRow(request_hash, "started", now, now)
+            row = self.keys[(user_id, key)] = KeyRow(request_hash, "started" if order_token is None else "converting",
+                                                     now, now, order_token)
+            if order_token is not None and cart_token is not None:
+                await self.insert_placement(conn, order_token, cart_token, user_id, now)
             return row.stored()
         free = row.locked_at is None or row.locked_at < lease_expired_before
         if row.response_code is None and row.request_hash == request_hash and free:

@@ -154,9 +154,11 @@ async def test_a_key_in_flight_is_2006_until_its_lease_runs_out_then_the_retry_r
     w, user, key = world(), new_user(), str(uuid.uuid4())
     cart = w.cart.add_cart(user_id=user)
     w.repository.keys.clear()
-    with as_user(user):  # a request that holds the key and died without a word (its lease stays)
-        held = await w.service._take_key(user, key, _hash(OrderRequest(cart_token=cart)))
-        assert held.recovery_point == "started"
+    with as_user(user):  # a request that holds the key, wrote step 1 and died without a word (its lease stays)
+        held, started = await w.service._take_key(user, key, _hash(OrderRequest(cart_token=cart)),
+                                                  OrderRequest(cart_token=cart))
+        assert (held.recovery_point, held.order_token) == ("converting", started)
+        assert w.repository.placements[started].state == "converting"
 
     await refused(place(w, user, cart, key), 2006)
     await refused(place(w, user, cart, key, gateway="stripe"), 2005)  # another body: still 2005, not 2006
@@ -164,6 +166,7 @@ async def test_a_key_in_flight_is_2006_until_its_lease_runs_out_then_the_retry_r
     view = await place(w, user, cart, key)
 
     assert view.status == "awaiting_payment" and len(w.repository.orders) == 1
+    assert view.order_token == started  # the retry resumed the placement the dead request started
 
 
 def _hash(request: OrderRequest) -> str:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from payment_svc.domain.sessions import AttemptFacts
 from payment_svc.gateways.base import GatewayOrder
 from payment_svc.repository import NewSession, PaymentRecord
 
@@ -40,13 +39,13 @@ class InMemoryPayments:
     async def lock_order(self, conn: Any, order_token: str) -> None:
         return None
 
-    async def insert_pending(self, conn: Any, new: NewSession) -> bool:
+    async def insert_pending(self, conn: Any, new: NewSession) -> PaymentRecord | None:
         if await self.by_attempt(conn, new.order_token, new.attempt) is not None:
-            return False
-        self.add(order_token=new.order_token, attempt=new.attempt, user_id=new.user_id, gateway=new.gateway,
-                 gateway_order_id=None, checkout_url=None, payment_method=new.payment_method or None, amount=new.amount,
-                 currency=new.currency, expires_at=new.expires_at, order_expires_at=new.order_expires_at)
-        return True
+            return None
+        return self.add(order_token=new.order_token, attempt=new.attempt, user_id=new.user_id, gateway=new.gateway,
+                        gateway_order_id=None, checkout_url=None, payment_method=new.payment_method or None,
+                        amount=new.amount, currency=new.currency, expires_at=new.expires_at,
+                        order_expires_at=new.order_expires_at)
 
     async def by_attempt(self, conn: Any, order_token: str, attempt: int, *, for_update: bool = False) -> PaymentRecord | None:
         return next((s for s in self.sessions.values() if (s.order_token, s.attempt) == (order_token, attempt)), None)
@@ -59,12 +58,15 @@ class InMemoryPayments:
         return next((s for s in self.sessions.values()
                      if (s.gateway, s.gateway_order_id) == (gateway, gateway_order_id)), None)
 
-    async def attempts_of(self, conn: Any, order_token: str) -> list[AttemptFacts]:
-        return [AttemptFacts(s.attempt, s.status, s.expires_at) for s in self.sessions.values()
-                if s.order_token == order_token]
+    async def sessions_of(self, conn: Any, order_token: str) -> list[PaymentRecord]:
+        return sorted((s for s in self.sessions.values() if s.order_token == order_token), key=lambda s: s.attempt)
 
-    async def mark_opened(self, conn: Any, token: str, **values: Any) -> PaymentRecord:
+    async def mark_opened(self, conn: Any, token: str, *, if_status: str | None = None,
+                          **values: Any) -> PaymentRecord | None:
         now = values.pop("now")
+        session = self.sessions[token]
+        if if_status is not None and (session.opened or session.status != if_status):
+            return None
         return self._change(token, updated_at=now, **values)
 
     async def set_status(self, conn: Any, token: str, status: str, now: datetime.datetime, *,
