@@ -38,6 +38,7 @@ class ErrorCode(enum.Enum):
     IDEMPOTENCY_KEY_IN_FLIGHT = ErrorSpec(2006, "ABORTED", 409, "a request with this idempotency key is in progress", True, "wait a moment and retry with the same key")
     ORDER_NOT_FOUND = ErrorSpec(2101, "NOT_FOUND", 404, "order not found", False, "check the order token")
     ORDER_NOT_PAYABLE = ErrorSpec(2102, "FAILED_PRECONDITION", 409, "order not payable in its current state", False, "read the order for its current status")
+    DOCUMENT_NOT_FOUND = ErrorSpec(2103, "NOT_FOUND", 404, "tax document not found", False, "a credit note exists once its refund is processed; list the order's refunds")
     PAYMENT_FAILED = ErrorSpec(3001, "FAILED_PRECONDITION", 402, "payment failed", False, "try again or use another payment method")
     INSUFFICIENT_BALANCE = ErrorSpec(3002, "FAILED_PRECONDITION", 402, "insufficient balance", False, "use another payment method")
     PAYMENT_SESSION_EXPIRED = ErrorSpec(3003, "FAILED_PRECONDITION", 410, "payment session expired", False, "start a new payment attempt for the order")

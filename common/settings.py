@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     order_ttl: int = _field(2 * 3600, "rules", "seconds an unpaid order lives; then it expires and its coupon "
                             "hold is released", ge=60)
 
+    # -- GST tax invoices (order_svc) ---------------------------------------------------------------
+    seller_name: str = _field("Interns Platform Private Limited", "invoice", "the seller's legal name on tax "
+                              "invoices and credit notes")
+    seller_address: str = _field("100 MG Road, Bengaluru, Karnataka 560001, India", "invoice",
+                                 "the seller's address on tax documents")
+    seller_gstin: str = _field("29AAGCR4375J1ZU", "invoice", "the seller's GSTIN (its state code should be "
+                               "SELLER_STATE's); the default is a sample")
+    invoice_sac: str = _field("999293", "invoice", "SAC code of what is sold (999293: commercial training and "
+                              "coaching services)")
+
     # -- ports and addresses -----------------------------------------------------------------------
     grpc_host: str = _field("127.0.0.1", "ports", "interface the services bind (`0.0.0.0` in containers)")
     cart_grpc_port: int = _field(50051, "ports", "cart_svc's gRPC port (reflection and grpc.health.v1 on each)")

@@ -20,10 +20,13 @@ from common.uow import UnitOfWorkFactory, uow_factory
 from common.workers import Worker, periodic
 from order_svc.api import SERVICE_NAME, OrderApi
 from order_svc.clients import CartCheckoutClient, PaymentSessionsClient
+from order_svc.domain.invoices import Party
 from order_svc.progress import OrderProgress
 from order_svc.repository import OrderRepository
 from order_svc.service import OrderService
 from order_svc.tables import plumbing
+from order_svc.tax_document_repository import TaxDocumentRepository
+from order_svc.tax_documents import Issuer, TaxDocuments
 from order_svc.workers import consumers
 from order_svc.workers.sweepers import OrderExpiry, PlacementRecovery
 
@@ -35,6 +38,7 @@ class Components:
     uow: UnitOfWorkFactory
     repository: OrderRepository
     service: OrderService
+    documents: TaxDocuments
     progress: OrderProgress
     recovery: PlacementRecovery
     expiry: OrderExpiry
@@ -43,7 +47,7 @@ class Components:
     payments: PaymentSessionsClient
 
     def register(self, server: grpc.aio.Server) -> list[str]:
-        order_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(self.service), server)
+        order_pb2_grpc.add_OrderServiceServicer_to_server(OrderApi(self.service, self.documents), server)
         return [SERVICE_NAME]
 
     async def close(self) -> None:
@@ -58,7 +62,10 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
     payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout)
     service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
                            key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease))
-    progress = OrderProgress(uow, repository)
+    issuer = Issuer(Party(settings.seller_name, settings.seller_address, settings.seller_state, settings.seller_gstin),
+                    settings.invoice_sac)
+    documents = TaxDocuments(uow, repository, TaxDocumentRepository(), issuer)
+    progress = OrderProgress(uow, repository, documents=documents)
     # never below twice the ConvertCart deadline: a conversion still in flight is not taken for abandoned
     placement_timeout = max(settings.order_placement_timeout, 2 * settings.order_cart_call_timeout)
     recovery = PlacementRecovery(
@@ -67,7 +74,7 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
         claim_lease=datetime.timedelta(seconds=max(30.0, 4 * settings.order_cart_call_timeout)),
         batch=settings.order_sweep_batch)
     expiry = OrderExpiry(uow, repository, batch=settings.order_sweep_batch)
-    return Components(uow, repository, service, progress, recovery, expiry, consumers.subscriptions(progress), cart, payments)
+    return Components(uow, repository, service, documents, progress, recovery, expiry, consumers.subscriptions(progress), cart, payments)
 
 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:

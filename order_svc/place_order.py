@@ -153,8 +153,10 @@ class PlaceOrder:
             # placed (its row locked) and its order inserted by one statement.
             # With a key, the key moves to order_created in the same statement.
             order = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
-            if answer == placement_token and await self._repository.place_and_insert_order(
-                    uow.conn, order, key=None if key is None else (key.user_id, key.key)):
+            inserted = answer == placement_token and await self._repository.place_and_insert_order(
+                uow.conn, order, key=None if key is None else (key.user_id, key.key))
+            if inserted:
+                order = inserted
                 record_created(uow, order, actor=user_id)
             else:
                 order = await self._record_order_slowly(uow, placement_token, answer, user_id, request, snapshot, now)
@@ -181,8 +183,10 @@ class PlaceOrder:
             raise CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "this order was abandoned and its cart is being "
                                 "given back", suggested_action="retry in a few seconds")
         if existing is None:  # "insert"
-            existing = order_from_snapshot(snapshot, answer, request, now, self._order_ttl)
-            if await self._repository.insert_order(uow.conn, existing):
+            inserted = await self._repository.insert_order(
+                uow.conn, order_from_snapshot(snapshot, answer, request, now, self._order_ttl))
+            if inserted is not None:
+                existing = inserted
                 record_created(uow, existing, actor=user_id)
             else:
                 existing = await self._existing_order(uow, answer)
@@ -245,7 +249,8 @@ def order_from_snapshot(snapshot: Snapshot, order_token: str, request: OrderRequ
             discount_amount=parse_amount(snapshot.discount_amount or "0"),
             taxes=[{"name": tax.name, "rate": tax.rate, "amount": tax.amount} for tax in snapshot.taxes],
             tax_amount=parse_amount(snapshot.tax_amount or "0"), total=parse_amount(snapshot.total),
-            exchange_rate=Decimal(snapshot.exchange_rate or "1"), billing=dict(snapshot.billing),
+            exchange_rate=Decimal(snapshot.exchange_rate or "1"),
+            billing={**snapshot.billing, **request.invoice_details},
             payment_method=request.payment_method or None, payment_token=None, payment_attempt=0, payment=None,
             enrollment_ids=[], return_url=request.return_url, cancel_url=request.cancel_url,
             expires_at=now + ttl, created_at=now, updated_at=now,

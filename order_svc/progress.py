@@ -25,6 +25,7 @@ from order_svc.domain.order_status import MAY_BE_PAID
 from order_svc.domain.payments import capture_verdict, failure_moves_order, is_current_attempt
 from order_svc.moves import flag_payment, move_order, move_order_from
 from order_svc.repository import OrderRecord, OrderRepository
+from order_svc.tax_documents import TaxDocuments
 from order_svc.views import PaymentView
 
 ACTOR = "order_svc"
@@ -65,10 +66,13 @@ def merged_view(order: OrderRecord, outcome: PaymentOutcome) -> dict[str, str]:
 
 class OrderProgress:
     def __init__(self, uow: UnitOfWorkFactory, repository: OrderRepository,
-                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime.datetime] = utc_now, *, documents: TaxDocuments | None = None) -> None:
+        """`documents`: where a paid order's tax invoice is issued, in the transaction that pays it
+        (None: no invoices, for tests of the moves alone)."""
         self._uow = uow
         self._repository = repository
         self._clock = clock
+        self._documents = documents
 
     async def _locked(self, conn: AsyncConnection, order_token: str) -> OrderRecord:
         order = await self._repository.get_order(conn, order_token, for_update=True)
@@ -87,6 +91,8 @@ class OrderProgress:
                 payment_patch=outcome.view().known(),  # = merged_view's update, done by the database
                 payment_token=outcome.payment_token, payment_attempt=outcome.attempt)
             if paid is not None:
+                if self._documents is not None:
+                    await self._documents.issue_invoice(uow, paid, paid.updated_at)
                 await uow.commit()
                 return "paid"
             order = await self._locked(uow.conn, outcome.order_token)
@@ -105,10 +111,12 @@ class OrderProgress:
                                        "gateway": outcome.gateway, "gateway_payment_id": outcome.gateway_payment_id})
                 await uow.commit()
                 return "flagged"
-            await move_order(uow, self._repository, order, "paid", now=now, actor=ACTOR,
-                             reason=f"payment captured ({outcome.source or 'event'})",
-                             payment_token=outcome.payment_token, payment_attempt=outcome.attempt,
-                             payment=merged_view(order, outcome))
+            paid = await move_order(uow, self._repository, order, "paid", now=now, actor=ACTOR,
+                                    reason=f"payment captured ({outcome.source or 'event'})",
+                                    payment_token=outcome.payment_token, payment_attempt=outcome.attempt,
+                                    payment=merged_view(order, outcome))
+            if self._documents is not None:
+                await self._documents.issue_invoice(uow, paid, now)
             await uow.commit()
             return "paid"
 

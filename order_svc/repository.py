@@ -49,6 +49,7 @@ class OrderRecord:
     expires_at: datetime.datetime
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    order_number: int = 0  # given by the database when the order is inserted (0: not yet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +63,14 @@ class PlacementRecord:
     updated_at: datetime.datetime
 
 
-_ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord))
+_ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord) if field.name != "order_number")
 _PLACEMENT_COLUMNS = [order_placements.c[field.name] for field in dataclasses.fields(PlacementRecord)]
 
 # The statements of the checkout path, built once (each call only binds its values): a statement
 # built per call costs SQLAlchemy a cache-key walk every time. Those whose SET list varies are
 # built once per shape (_update_order, _set_placement, _advance_key).
 _INSERT_ORDER = (pg_insert(orders).values({name: bindparam(name) for name in _ORDER_FIELDS})
-                 .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
+                 .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_number))
 _GET_ORDER = select(orders).where(orders.c.order_token == bindparam("order_token"))
 _GET_ORDER_LOCKED = _GET_ORDER.with_for_update()
 _INSERT_PLACEMENT = (pg_insert(order_placements)
@@ -97,7 +98,8 @@ def _place_and_insert_statement(advance_key: bool) -> Any:
               .returning(order_placements.c.order_token).cte("placed"))
     values = select(*(bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS)).select_from(placed)
     inserted = (pg_insert(orders).from_select(list(_ORDER_FIELDS), values)
-                .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_token))
+                .on_conflict_do_nothing(index_elements=[orders.c.order_token])
+                .returning(orders.c.order_token, orders.c.order_number))
     if not advance_key:
         return inserted
     made = inserted.cte("inserted")
@@ -107,7 +109,7 @@ def _place_and_insert_statement(advance_key: bool) -> Any:
                 .values(recovery_point=literal_column("'order_created'"), order_token=bindparam("o_order_token"),
                         last_used_at=bindparam("o_updated_at"), locked_at=bindparam("o_updated_at"))
                 .cte("advanced"))
-    return select(made.c.order_token).add_cte(advanced)
+    return select(made.c.order_token, made.c.order_number).add_cte(advanced)
 
 
 _PLACE_AND_INSERT_ORDER = _place_and_insert_statement(advance_key=False)
@@ -192,25 +194,27 @@ def _key(row: Any) -> StoredKey:
 
 class OrderRepository:
     # -- orders ---------------------------------------------------------------------------------------
-    async def insert_order(self, conn: AsyncConnection, record: OrderRecord) -> bool:
-        """False (and nothing written) when an order with its token exists already."""
+    async def insert_order(self, conn: AsyncConnection, record: OrderRecord) -> OrderRecord | None:
+        """The order as inserted (with its number); None (and nothing written) when an order with
+        its token exists already."""
         row = (await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})).first()
-        return row is not None
+        return None if row is None else dataclasses.replace(record, order_number=row.order_number)
 
     async def place_and_insert_order(self, conn: AsyncConnection, record: OrderRecord, *,
-                                     key: tuple[str, str] | None = None) -> bool:
+                                     key: tuple[str, str] | None = None) -> OrderRecord | None:
         """The order's own placement converting → placed (resolved to itself, its row locked by the
         UPDATE, stamped with the order's updated_at) and the order inserted, in one statement; with
         `key` ((user id, key)), the key moved to order_created (order token, lease renewed) too.
-        False when the placement was not converting (or the order was there already): then the
-        key is left as it was, and maybe one, maybe neither of the others was written."""
+        The order as inserted (with its number); None when the placement was not converting (or the
+        order was there already): then the key is left as it was, and maybe one, maybe neither of
+        the others was written."""
         values = {f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS}
         if key is None:
             row = (await conn.execute(_PLACE_AND_INSERT_ORDER, values)).first()
         else:
             row = (await conn.execute(_PLACE_AND_INSERT_ORDER_AND_ADVANCE_KEY,
                                       {**values, "k_user_id": key[0], "k_key": key[1]})).first()
-        return row is not None
+        return None if row is None else dataclasses.replace(record, order_number=row.order_number)
 
     async def get_order(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         row = (await conn.execute(_GET_ORDER_LOCKED if for_update else _GET_ORDER, {"order_token": order_token})).first()

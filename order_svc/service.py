@@ -156,9 +156,15 @@ class OrderService:
             raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, f"the order is {status}: it takes no new payment")
 
     async def _owned_order(self, conn: AsyncConnection, user_id: str, order_token: str) -> OrderRecord:
-        order = await self._repository.get_order(conn, order_token)
-        if order is None:
-            raise CheckoutError(ErrorCode.ORDER_NOT_FOUND)
-        if order.user_id != user_id:
-            raise CheckoutError(ErrorCode.NOT_ALLOWED, "this order belongs to another user")
-        return order
+        return await owned_order(self._repository, conn, user_id, order_token)
+
+
+async def owned_order(repository: OrderRepository, conn: AsyncConnection, user_id: str,
+                      order_token: str) -> OrderRecord:
+    """The order, if it is `user_id`'s: else 2101 (none) or 1102 (another user's)."""
+    order = await repository.get_order(conn, order_token)
+    if order is None:
+        raise CheckoutError(ErrorCode.ORDER_NOT_FOUND)
+    if order.user_id != user_id:
+        raise CheckoutError(ErrorCode.NOT_ALLOWED, "this order belongs to another user")
+    return order

@@ -3,7 +3,7 @@ dead letters (common/plumbing.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, Numeric, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, Numeric, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from common.plumbing import plumbing_tables
@@ -41,6 +41,7 @@ orders = Table(
     Column("expires_at", Stamp, nullable=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    Column("order_number", BigInteger, nullable=False),  # from the sequence order_numbers (its default)
     schema=SCHEMA,
 )
 
@@ -69,6 +70,27 @@ idempotency_keys = Table(
     Column("order_token", Token),
     Column("created_at", Stamp, nullable=False),
     Column("last_used_at", Stamp, nullable=False),
+    schema=SCHEMA,
+)
+
+# GST tax documents (migrations/ordering/versions/0003): gap-free series per financial year
+document_series = Table(
+    "document_series", metadata,
+    Column("series", Text, primary_key=True),
+    Column("last_number", Integer, nullable=False),
+    schema=SCHEMA,
+)
+
+tax_documents = Table(
+    "tax_documents", metadata,
+    Column("series", Text, primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("order_token", Token, nullable=False),
+    Column("refund_id", Text, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("issued_at", Stamp, nullable=False),
+    Column("details", JSONB, nullable=False),
     schema=SCHEMA,
 )
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import urllib.parse
 
-from common.validation import check_billing, check_uuid, raise_if_any
+from common.validation import check_billing, check_text, check_uuid, raise_if_any
 from order_svc.commands import GATEWAYS, PAYMENT_METHODS, OrderRequest
+from order_svc.domain.invoices import gstin_is_valid
 
 MAX_URL = 2048
+MAX_BILLING_NAME = 100
 
 
 def check_url(problems: list[str], field: str, value: str) -> None:
@@ -22,6 +24,10 @@ def check_order_request(request: OrderRequest) -> None:
     problems: list[str] = []
     check_uuid(problems, "cart_token", request.cart_token)
     check_billing(problems, request.billing_country, request.billing_state)
+    if request.billing_name:
+        check_text(problems, "billing.name", request.billing_name, MAX_BILLING_NAME)
+    if request.billing_gstin and not gstin_is_valid(request.billing_gstin.strip().upper()):
+        problems.append("billing.gstin: a GSTIN of 15 characters with its check character, e.g. 29AAGCR4375J1ZU")
     if request.payment_method and request.payment_method not in PAYMENT_METHODS:
         problems.append(f"payment_method: one of {', '.join(PAYMENT_METHODS)}")
     if request.gateway and request.gateway not in GATEWAYS:
@@ -29,6 +35,11 @@ def check_order_request(request: OrderRequest) -> None:
     check_url(problems, "return_url", request.return_url)
     check_url(problems, "cancel_url", request.cancel_url)
     raise_if_any(problems)
+
+
+def check_refund_id(problems: list[str], refund_id: str) -> None:
+    if not refund_id or len(refund_id) > 64 or not refund_id.replace("-", "").replace("_", "").isalnum():
+        problems.append("refund_id: the refund's id")
 
 
 def check_order_token(order_token: str) -> None:

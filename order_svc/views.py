@@ -10,6 +10,7 @@ from typing import Any
 
 from common.clock import rfc3339
 from common.money import format_amount
+from order_svc.domain.invoices import order_number
 from order_svc.repository import OrderRecord
 
 
@@ -70,6 +71,7 @@ class OrderView:
     discount_code: str
     exchange_rate: str
     updated_at: str
+    order_number: str = ""  # answers stored before order numbers existed have none
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -140,4 +142,5 @@ def order_view(order: OrderRecord) -> OrderView:
         discount_code=order.discount_code or "",
         exchange_rate=format(order.exchange_rate.normalize(), "f"),
         updated_at=rfc3339(order.updated_at),
+        order_number=order_number(order.order_number, order.created_at) if order.order_number else "",
     )

@@ -11,6 +11,7 @@ GROUPS = {
     "servers": "Servers",
     "auth": "Identity",
     "rules": "Business rules",
+    "invoice": "GST tax invoices",
     "ports": "Ports and addresses",
     "gateways": "Payment gateways",
     "payment": "payment_svc",

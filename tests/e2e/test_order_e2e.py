@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
+import re
 import uuid
 
+import pypdf
 import pytest
 
 from gateway_emulator.runner import start_emulator
@@ -175,3 +178,34 @@ def gateway_orders_of(emulator, order_token: str) -> list[str]:
     stripe = [intent["id"] for intent in state["stripe"]["payment_intents"]
               if intent["metadata"].get("key", "").startswith(order_token)]
     return razorpay + stripe
+
+
+def test_the_gst_invoice_of_a_paid_order_is_a_pdf_for_its_owner(stack, user, emulator, expect_envelope):
+    billing = {"country": "IN", "state": "KA", "name": "Asha Rao", "gstin": "29AAGCR4375J1ZU"}
+    with stack.client() as api:
+        bad = expect_envelope(api.post("/api/v1/order", headers=user, json={
+            "cart_token": str(uuid.uuid4()), "billing": {**billing, "gstin": "29AAGCR4375J1ZV"}}), 400, 1000)
+        assert [m for m in bad["validation_messages"] if m.startswith("billing.gstin")], bad
+    order = placed_order(stack, user, billing=billing)
+    assert re.fullmatch(r"INT-20\d\d-\d{6}", order["order_number"])
+    invoice_path = f"/api/v1/order/{order['order_token']}/invoice"
+    with stack.client() as api:
+        expect_envelope(api.get(invoice_path, headers=user), 409, 2102)
+        paid = emulator.pay(order["payment"]["gateway_order_id"])
+        json_ok(api.post("/api/v1/payment/verify", headers=user, json={
+            "razorpay_order_id": order["payment"]["gateway_order_id"], "razorpay_payment_id": paid["payment"]["id"],
+            "razorpay_signature": signature(order["payment"]["gateway_order_id"], paid["payment"]["id"])}))
+        order_when(api, user, order["order_token"], lambda o: o["status"] in ("paid", "fulfilled"))
+
+        response = api.get(invoice_path, headers=user)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/pdf"
+        assert re.fullmatch(r'inline; filename="INV\d\d-\d\d-\d{6}\.pdf"', response.headers["content-disposition"])
+        text = " ".join(" ".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(response.content)).pages).split())
+        for expected in ("TAX INVOICE", "Asha Rao", "GSTIN: 29AAGCR4375J1ZU", "Place of supply: KA", "CGST @ 9%",
+                         "SGST @ 9%", "1,768.82", "Indian Rupees One Thousand Seven Hundred Sixty Eight And Paise "
+                         "Eighty Two Only"):
+            assert expected in text, (expected, text)
+        expect_envelope(api.get(invoice_path), 401, 1101)
+        expect_envelope(api.get(invoice_path, headers=stack.bearer(None)), 403, 1102)
+        expect_envelope(api.get(f"/api/v1/order/{order['order_token']}/credit-notes/rfnd_none", headers=user), 404, 2103)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63heckout/v1/common.proto\x12\x0b\x63heckout.v1\"\x8e\x01\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x1b\n\x13validation_messages\x18\x03 \x03(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12\x18\n\x10suggested_action\x18\x06 \x01(\t\"%\n\x06Period\x12\r\n\x05value\x18\x01 \x01(\x05\x12\x0c\n\x04unit\x18\x02 \x01(\t\")\n\x07\x42illing\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"5\n\x07TaxLine\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04rate\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\",\n\rAnalyticsData\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63heckout/v1/common.proto\x12\x0b\x63heckout.v1\"\x8e\x01\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x1b\n\x13validation_messages\x18\x03 \x03(\t\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12\x18\n\x10suggested_action\x18\x06 \x01(\t\"%\n\x06Period\x12\r\n\x05value\x18\x01 \x01(\x05\x12\x0c\n\x04unit\x18\x02 \x01(\t\"F\n\x07\x42illing\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05gstin\x18\x04 \x01(\t\"5\n\x07TaxLine\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04rate\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\",\n\rAnalyticsData\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERIOD']._serialized_start=186
   _globals['_PERIOD']._serialized_end=223
   _globals['_BILLING']._serialized_start=225
-  _globals['_BILLING']._serialized_end=266
-  _globals['_TAXLINE']._serialized_start=268
-  _globals['_TAXLINE']._serialized_end=321
-  _globals['_ANALYTICSDATA']._serialized_start=323
-  _globals['_ANALYTICSDATA']._serialized_end=367
+  _globals['_BILLING']._serialized_end=295
+  _globals['_TAXLINE']._serialized_start=297
+  _globals['_TAXLINE']._serialized_end=350
+  _globals['_ANALYTICSDATA']._serialized_start=352
+  _globals['_ANALYTICSDATA']._serialized_end=396
 # @@protoc_insertion_point(module_scope)

@@ -94,19 +94,27 @@ class Billing(_message.Message):
 
     COUNTRY_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    GSTIN_FIELD_NUMBER: _builtins.int
     country: _builtins.str
     """ISO 3166-1 alpha-2, e.g. "IN" """
     state: _builtins.str
     """Indian state / UT code, e.g. "KA"; only for country IN"""
+    name: _builtins.str
+    """optional: the name on the tax invoice"""
+    gstin: _builtins.str
+    """optional: the buyer's GSTIN, printed on the tax invoice"""
     def __init__(
         self,
         *,
         country: _builtins.str = ...,
         state: _builtins.str = ...,
+        name: _builtins.str = ...,
+        gstin: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "gstin", b"gstin", "name", b"name", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

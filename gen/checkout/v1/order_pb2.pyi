@@ -84,6 +84,7 @@ class Order(_message.Message):
     DISCOUNT_CODE_FIELD_NUMBER: _builtins.int
     EXCHANGE_RATE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    ORDER_NUMBER_FIELD_NUMBER: _builtins.int
     order_token: _builtins.str
     cart_token: _builtins.str
     user_id: _builtins.str
@@ -99,6 +100,8 @@ class Order(_message.Message):
     discount_code: _builtins.str
     exchange_rate: _builtins.str
     updated_at: _builtins.str
+    order_number: _builtins.str
+    """short and human, e.g. "INT-2026-000123"; the token stays the API's key"""
     @_builtins.property
     def taxes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TaxLine]: ...
     @_builtins.property
@@ -122,10 +125,11 @@ class Order(_message.Message):
         discount_code: _builtins.str = ...,
         exchange_rate: _builtins.str = ...,
         updated_at: _builtins.str = ...,
+        order_number: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cart_token", b"cart_token", "created_at", b"created_at", "currency", b"currency", "discount_amount", b"discount_amount", "discount_code", b"discount_code", "enrollment_id", b"enrollment_id", "exchange_rate", b"exchange_rate", "order_token", b"order_token", "payment", b"payment", "status", b"status", "subtotal", b"subtotal", "tax_amount", b"tax_amount", "taxes", b"taxes", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cart_token", b"cart_token", "created_at", b"created_at", "currency", b"currency", "discount_amount", b"discount_amount", "discount_code", b"discount_code", "enrollment_id", b"enrollment_id", "exchange_rate", b"exchange_rate", "order_number", b"order_number", "order_token", b"order_token", "payment", b"payment", "status", b"status", "subtotal", b"subtotal", "tax_amount", b"tax_amount", "taxes", b"taxes", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -186,6 +190,47 @@ class GetOrderRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetOrderRequest: _TypeAlias = GetOrderRequest  # noqa: Y015
+
+@_typing.final
+class GetInvoiceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_TOKEN_FIELD_NUMBER: _builtins.int
+    order_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_token", b"order_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInvoiceRequest: _TypeAlias = GetInvoiceRequest  # noqa: Y015
+
+@_typing.final
+class GetCreditNoteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_TOKEN_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    order_token: _builtins.str
+    refund_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_token: _builtins.str = ...,
+        refund_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_token", b"order_token", "refund_id", b"refund_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCreditNoteRequest: _TypeAlias = GetCreditNoteRequest  # noqa: Y015
 
 @_typing.final
 class CreatePaymentAttemptRequest(_message.Message):

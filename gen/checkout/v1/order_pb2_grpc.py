@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from checkout.v1 import order_pb2 as checkout_dot_v1_dot_order__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -49,6 +50,16 @@ class OrderServiceStub:
                 request_serializer=checkout_dot_v1_dot_order__pb2.CreatePaymentAttemptRequest.SerializeToString,
                 response_deserializer=checkout_dot_v1_dot_order__pb2.PaymentSession.FromString,
                 _registered_method=True)
+        self.GetInvoice = channel.unary_unary(
+                '/checkout.v1.OrderService/GetInvoice',
+                request_serializer=checkout_dot_v1_dot_order__pb2.GetInvoiceRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
+        self.GetCreditNote = channel.unary_unary(
+                '/checkout.v1.OrderService/GetCreditNote',
+                request_serializer=checkout_dot_v1_dot_order__pb2.GetCreditNoteRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -74,6 +85,20 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInvoice(self, request, context):
+        """The GST tax invoice of a paid order, as a PDF (owner only; 409 2102 before it is paid).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCreditNote(self, request, context):
+        """The credit note issued for one processed refund of the order, as a PDF (owner only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +116,16 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CreatePaymentAttempt,
                     request_deserializer=checkout_dot_v1_dot_order__pb2.CreatePaymentAttemptRequest.FromString,
                     response_serializer=checkout_dot_v1_dot_order__pb2.PaymentSession.SerializeToString,
+            ),
+            'GetInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInvoice,
+                    request_deserializer=checkout_dot_v1_dot_order__pb2.GetInvoiceRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetCreditNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCreditNote,
+                    request_deserializer=checkout_dot_v1_dot_order__pb2.GetCreditNoteRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +209,60 @@ class OrderService:
             '/checkout.v1.OrderService/CreatePaymentAttempt',
             checkout_dot_v1_dot_order__pb2.CreatePaymentAttemptRequest.SerializeToString,
             checkout_dot_v1_dot_order__pb2.PaymentSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/checkout.v1.OrderService/GetInvoice',
+            checkout_dot_v1_dot_order__pb2.GetInvoiceRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCreditNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/checkout.v1.OrderService/GetCreditNote',
+            checkout_dot_v1_dot_order__pb2.GetCreditNoteRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

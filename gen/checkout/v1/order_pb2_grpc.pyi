@@ -5,6 +5,7 @@ Orders and payment attempts (served by order_svc)."""
 
 from checkout.v1 import order_pb2 as _order_pb2
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -36,6 +37,10 @@ class OrderServiceStub:
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetOrderRequest, _order_pb2.Order]
     CreatePaymentAttempt: _grpc.UnaryUnaryMultiCallable[_order_pb2.CreatePaymentAttemptRequest, _order_pb2.PaymentSession]
     """A new payment attempt after the last one failed or expired."""
+    GetInvoice: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetInvoiceRequest, _httpbody_pb2.HttpBody]
+    """The GST tax invoice of a paid order, as a PDF (owner only; 409 2102 before it is paid)."""
+    GetCreditNote: _grpc.UnaryUnaryMultiCallable[_order_pb2.GetCreditNoteRequest, _httpbody_pb2.HttpBody]
+    """The credit note issued for one processed refund of the order, as a PDF (owner only)."""
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -45,6 +50,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.GetOrderRequest, _order_pb2.Order]  # type: ignore[assignment]
     CreatePaymentAttempt: _aio.UnaryUnaryMultiCallable[_order_pb2.CreatePaymentAttemptRequest, _order_pb2.PaymentSession]  # type: ignore[assignment]
     """A new payment attempt after the last one failed or expired."""
+    GetInvoice: _aio.UnaryUnaryMultiCallable[_order_pb2.GetInvoiceRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The GST tax invoice of a paid order, as a PDF (owner only; 409 2102 before it is paid)."""
+    GetCreditNote: _aio.UnaryUnaryMultiCallable[_order_pb2.GetCreditNoteRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """The credit note issued for one processed refund of the order, as a PDF (owner only)."""
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -69,5 +78,21 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_pb2.PaymentSession, _abc.Awaitable[_order_pb2.PaymentSession]]:
         """A new payment attempt after the last one failed or expired."""
+
+    @_abc_1.abstractmethod
+    def GetInvoice(
+        self,
+        request: _order_pb2.GetInvoiceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """The GST tax invoice of a paid order, as a PDF (owner only; 409 2102 before it is paid)."""
+
+    @_abc_1.abstractmethod
+    def GetCreditNote(
+        self,
+        request: _order_pb2.GetCreditNoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """The credit note issued for one processed refund of the order, as a PDF (owner only)."""
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -62,12 +62,13 @@ class FakeOrderRepository:
         self.keys: dict[tuple[str, str], KeyRow] = {}
 
     # -- orders
-    async def insert_order(self, conn: Any, record: OrderRecord) -> bool:
+    async def insert_order(self, conn: Any, record: OrderRecord) -> OrderRecord | None:
         if record.order_token in self.orders:
-            return False
+            return None
         assert record.cart_token not in {order.cart_token for order in self.orders.values()}, "one order per cart"
+        record = dataclasses.replace(record, order_number=len(self.orders) + 1)
         self.orders[record.order_token] = record
-        return True
+        return record
 
     async def get_order(self, conn: Any, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         return self.orders.get(order_token)
@@ -114,14 +115,14 @@ class FakeOrderRepository:
             resolved_order_token=resolved_order_token or placement.resolved_order_token)
 
     async def place_and_insert_order(self, conn: Any, record: OrderRecord, *,
-                                     key: tuple[str, str] | None = None) -> bool:
+                                     key: tuple[str, str] | None = None) -> OrderRecord | None:
         placement = self.placements.get(record.order_token)
         if placement is None or placement.state != "converting":
-            return False
+            return None
         self.placements[record.order_token] = dataclasses.replace(
             placement, state="placed", resolved_order_token=record.order_token, updated_at=record.updated_at)
         inserted = await self.insert_order(conn, record)
-        if inserted and key is not None:
+        if inserted is not None and key is not None:
             await self.advance_key(conn, *key, "order_created", record.updated_at, order_token=record.order_token)
         return inserted
 
