@@ -68,6 +68,9 @@ class Settings(BaseSettings):
                                        "`checkout.cart.abandoned` is published for it (once)", ge=1)
     pricing_ttl: int = _field(5 * 60, "rules", "seconds an estimate is cached and quoted as valid", ge=1)
     discount_ttl: int = _field(3600, "rules", "seconds a discounts listing is cached", ge=1)
+    coupon_attempts_per_cart: int = _field(10, "rules", "refused coupon codes a cart may try per "
+                                           "COUPON_ATTEMPT_WINDOW; then 429 until the window ends", ge=1)
+    coupon_attempt_window: int = _field(3600, "rules", "seconds of the coupon attempts window", ge=1)
     order_ttl: int = _field(2 * 3600, "rules", "seconds an unpaid order lives; then it expires and its coupon "
                             "hold is released", ge=60)
 
