@@ -579,13 +579,26 @@ def test_create_validation_lists_every_bad_field(api, expect_envelope):
         ],
         "currency": "XYZ",
         "sale_slug": "Bad Slug!",
-        "device_id": "bad\u0001device",
+        "device_id": "x" * 300,
         "analytics_data": [{"name": "", "value": "x"}],
     }), 400, 1000)
     text = messages(error)
     for field in ("items[0].plan_id", "items[0].quantity", "items[1]", "items[2].period.unit", "items[2].period.value", "items[3]",
                   "currency", "sale_slug", "device_id", "analytics_data[0].name"):
         assert field in text, (field, text)
+
+
+def test_control_characters_in_any_text_field_are_refused_before_anything_else(api, expect_envelope):
+    # checked for every RPC before its use case runs (common/interceptors.py): these are listed alone
+    error = expect_envelope(api.post("/api-proxy/api/cart", json={
+        "items": [{"plan_id": "not-a-plan", "quantity": 0}],
+        "device_id": "bad\u0001device", "analytics_data": [{"name": "utm\u001b", "value": "x\u0000"}],
+    }), 400, 1000)
+    assert error["validation_messages"] == [
+        "device_id: must not contain control characters",
+        "analytics_data[0].name: must not contain control characters",
+        "analytics_data[0].value: must not contain control characters",
+    ]
 
 
 def test_add_item_validation_lists_every_bad_field(api, expect_envelope):
