@@ -725,6 +725,9 @@ def test_query_parameter_cannot_override_the_path_token(stack, api, expect_envel
         ("POST", f"/api/v1/cart/{mine['token']}/items", {"token": victim["token"]}, line(DESIGN_1M)),
         ("DELETE", f"/api/v1/cart/{mine['token']}/coupon", {"token": victim["token"]}, None),
         ("POST", "/api/v1/cart/estimate", {"cart_token": victim["token"]}, {"cart_token": mine["token"]}),
+        ("POST", "/api/v1/cart/estimate", {"cartToken": victim["token"]}, {"cart_token": mine["token"]}),
+        ("POST", "/api/v1/cart/estimate", {"cartToken": victim["token"]}, {}),  # the body leaves it out
+        ("GET", f"/api/v1/cart/{mine['token']}", {"Token": victim["token"]}, None),
     ]
     for method, path, params, body in attempts:
         response = api.request(method, path, params=params, json=body)
