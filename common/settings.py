@@ -86,6 +86,11 @@ class Settings(BaseSettings):
                                        "`checkout.cart.abandoned` is published for it (once)", ge=1)
     pricing_ttl: int = _field(5 * 60, "rules", "seconds an estimate is cached and quoted as valid", ge=1)
     discount_ttl: int = _field(3600, "rules", "seconds a discounts listing is cached", ge=1)
+    catalog_cache_ttl: float = _field(60.0, "cart", "seconds a cart_svc process keeps a catalog answer at most "
+                                      "(an admin change drops it at once: checkout.catalog.changed; `0`: no cache)",
+                                      ge=0)
+    catalog_max_age: int = _field(60, "cart", "`Cache-Control: public, max-age` of the catalog and sale answers",
+                                  ge=0, le=300)
     coupon_attempts_per_cart: int = _field(10, "rules", "refused coupon codes a cart may try per "
                                            "COUPON_ATTEMPT_WINDOW; then 429 until the window ends", ge=1)
     coupon_attempt_window: int = _field(3600, "rules", "seconds of the coupon attempts window", ge=1)
