@@ -28,6 +28,7 @@ Envoy's own error replies are shaped by local_reply_config (edge/envelope.py).
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import pathlib
@@ -45,10 +46,12 @@ from edge.settings import (
     WEB_DIR,
     EdgeSettings,
     docker,
+    kubernetes,
 )
 
 EDGE_DIR = pathlib.Path(__file__).resolve().parent
 DOCKER_CONFIG = EDGE_DIR / "envoy.docker.yaml"
+KUBERNETES_CONFIG = EDGE_DIR.parent / "deploy" / "k8s" / "base" / "edge" / "config.yaml"
 HEALTHZ_PATH = "/healthz"
 UNROUTED = "unrouted"  # a cluster without endpoints, target of the REST catch-all route
 
@@ -571,13 +574,30 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
     }
 
 
-def render(settings: EdgeSettings, *, docker_variant: bool = False, descriptor_file: pathlib.Path = DESCRIPTOR_PATH) -> str:
-    header = _HEADER.format(flags=" --docker" if docker_variant else "")
+def render(settings: EdgeSettings, *, docker_variant: bool = False, descriptor_file: pathlib.Path = DESCRIPTOR_PATH,
+           flags: str = "") -> str:
+    header = _HEADER.format(flags=flags or (" --docker" if docker_variant else ""))
     return header + yamlout.dump(bootstrap(settings, descriptor_file))
 
 
 def render_docker(descriptor_file: pathlib.Path = DESCRIPTOR_PATH, domain: str = DEFAULT_DOMAIN) -> str:
     return render(docker(domain), docker_variant=True, descriptor_file=descriptor_file)
+
+
+def render_kubernetes(descriptor_file: pathlib.Path = DESCRIPTOR_PATH) -> str:
+    """The ConfigMap `edge-envoy` (deploy/k8s/base/edge): the bootstrap and the descriptor set it
+    transcodes with, mounted at /etc/envoy in the stock Envoy image."""
+    bootstrap_text = render(kubernetes(), descriptor_file=descriptor_file, flags=" --kubernetes")
+    indented = "".join(f"    {line}" if line.strip() else line for line in bootstrap_text.splitlines(keepends=True))
+    descriptor = base64.b64encode(descriptor_file.read_bytes()).decode()
+    return (_HEADER.format(flags=" --kubernetes")
+            + "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edge-envoy\ndata:\n  envoy.yaml: |\n"
+            + indented + f"binaryData:\n  checkout.pb: {descriptor}\n")
+
+
+def kubernetes_config_is_current(path: pathlib.Path = KUBERNETES_CONFIG) -> bool:
+    """True when the committed deploy/k8s/base/edge/envoy.yaml matches what the generator renders now."""
+    return path.exists() and path.read_text() == render_kubernetes()
 
 
 def docker_config_is_current(path: pathlib.Path = DOCKER_CONFIG) -> bool:

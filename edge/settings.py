@@ -67,6 +67,9 @@ DOCKER_HOSTS: dict[str, str] = {
     "enrollment": "enrollment_svc",
 }
 
+# Kubernetes Service names, one per cluster (deploy/k8s/base: DNS names cannot hold "_")
+KUBERNETES_HOSTS: dict[str, str] = {name: f"{name}-svc" for name in DOCKER_HOSTS}
+
 # A static page plus same-origin API calls. Payment gateways' checkout scripts (Razorpay's
 # checkout.js, Stripe.js) need their origins added to script-src / frame-src / connect-src.
 DEFAULT_CSP = (
@@ -204,3 +207,10 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
         web_root=DOCKER_WEB_ROOT,
         dev_login=False,  # compose requires a real JWT_SECRET
     )
+
+
+def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
+    """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
+    set): as docker(), with the Services' names and no page (the API only)."""
+    return docker(domain).with_(web_root="", upstreams={
+        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()})
