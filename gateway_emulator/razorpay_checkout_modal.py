@@ -60,7 +60,7 @@ _SCRIPT = """
           status.className = "good"; status.textContent = "Payment successful";
         } else {
           status.className = "bad";
-          status.textContent = "Payment failed: " + data.payload.error.description + ". You can try again.";
+          status.textContent = (data.payload.error.description || "Payment failed") + ". You can try again.";
           buttons.forEach(function (b) { b.disabled = false; });
         }
         tell(data.event, data.payload);
