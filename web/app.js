@@ -706,6 +706,8 @@
     });
     button.textContent = "Place order";
     renderAll();
+    // a free order (total 0.00) is paid at once, with no gateway: watch it become an enrollment
+    if (state.order && state.order.status === "paid") pollOrder(true);
   }
 
   // Where Stripe Checkout sends the browser back: this page, saying which way (success_url or
