@@ -505,6 +505,34 @@ def test_failed_payment_then_a_successful_retry(page, shots, stack, retry):
         print(f"NOTE: key_id added by the test (helper A's branch not merged yet): {patched}")
 
 
+def test_razorpay_checkout_takes_its_outcome_only_from_its_own_modal(page, stack):
+    """A message that looks like the modal's "paid" but comes from elsewhere (here the page itself)
+    is ignored: no verify, the modal stays open; the real Pay still works."""
+    key_id_until_the_gateways_branch(page)
+    open_page(page)
+    add_plan(page, DESIGN, DESIGN_1M)
+    choose_billing(page, "US")
+    settle(page, ".tax-line[data-tax='none']")
+    sign_in(page)
+    place_order(page)
+    modal = razorpay_modal(page)
+    verifies: list[str] = []
+    page.on("request", lambda r: verifies.append(r.url) if r.url.endswith("/api/v1/payment/verify") else None)
+    # messages are dispatched in order: once the marker is seen, every listener has had the forgery
+    page.evaluate("""() => new Promise((resolve) => {
+        window.addEventListener("message", (event) => { if (event.data === "marker") resolve(); });
+        window.postMessage({source: "gateway-emulator/razorpay-checkout", event: "payment.success",
+          payload: {razorpay_payment_id: "pay_forged", razorpay_order_id: "order_forged", razorpay_signature: "00"}}, "*");
+        window.postMessage("marker", "*");
+    })""")
+    assert page.locator(RAZORPAY_FRAME).count() == 1  # the script's handler closes the modal at once: it did not
+    assert verifies == []
+    expect(page.locator("#order-status")).to_contain_text("Waiting for your payment")
+    modal.locator("#pay-button").click()
+    expect_enrolled(page)
+    assert len(verifies) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # Stripe Checkout: the page sends the student to the session's checkout_url (a Checkout Session's
 # page, the emulator's here) and takes them back on the order's return_url / cancel_url.
