@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     nats_url: str = _field("nats://127.0.0.1:54222", "servers", "NATS with JetStream: the services' events")
     log_level: str = _field("INFO", "servers", "JSON logs on stderr, one object per line, with the correlation id")
 
+    db_statement_timeout_ms: int = _field(15000, "servers", "PostgreSQL `statement_timeout` of every service "
+                                          "connection: a statement running longer is cancelled (`0`: none)", ge=0)
+
+    # -- retention (one leader per service prunes; docs/OPERATIONS.md) -------------------------------
+    retention_interval: Seconds = _field(3600.0, "retention", "seconds between pruning passes (`0`: never prune)")
+    retention_outbox_days: float = _field(7.0, "retention", "published outbox rows older than this are deleted",
+                                          gt=0)
+    retention_dead_letter_days: float = _field(30.0, "retention", "replayed dead letters older than this are "
+                                               "deleted (parked ones are kept until handled)", gt=0)
+    retention_webhook_body_days: float = _field(30.0, "retention", "processed webhook events older than this "
+                                                "keep their row and lose their raw body", gt=0)
+
     # -- identity and business rules -------------------------------------------------------------
     jwt_secret: str = _field(DEV_JWT_SECRET, "auth", "HS256 secret of bearer tokens; the default logs a warning "
                              "at every start")
