@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 MIN_JWT_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+RAZORPAY_API_HOST = "api.razorpay.com"
+RAZORPAY_CHECKOUT_JS = "https://checkout.razorpay.com/v1/checkout.js"
 SERVICES = ("cart", "order", "payment", "enrollment")
 # Each service's PostgreSQL role and schema (docs/ARCHITECTURE.md).
 ROLES = {"cart": "checkout_cart", "order": "checkout_order", "payment": "checkout_payment",
@@ -130,6 +132,11 @@ class Settings(BaseSettings):
                                           "comma-separated: every secret in it is accepted (rotation)")
     razorpay_base_url: str = _field("", "gateways", "`https://api.razorpay.com` in production (default: the "
                                     "gateway emulator)")
+    razorpay_checkout_js_url: str = _field("", "gateways", "the script the checkout page loads for Razorpay "
+                                           "Standard Checkout: `https://checkout.razorpay.com/v1/checkout.js` "
+                                           "in production, Razorpay's own when RAZORPAY_BASE_URL is Razorpay's "
+                                           "(default: the emulator's, `$RAZORPAY_BASE_URL/v1/checkout.js`); "
+                                           "its origin joins the page's CSP")
     stripe_api_key: str = _field("sk_test_dev", "gateways", "Stripe secret key")
     stripe_webhook_secret: Csv = _field(("dev-stripe-webhook-secret",), "gateways", "comma-separated, as above")
     stripe_webhook_tolerance: Seconds = _field(300.0, "gateways", "accepted age (either way) of a "
@@ -286,6 +293,9 @@ class Settings(BaseSettings):
             derived["razorpay_base_url"] = emulator
         if not self.stripe_base_url:
             derived["stripe_base_url"] = emulator
+        if not self.razorpay_checkout_js_url:
+            derived["razorpay_checkout_js_url"] = checkout_js_url(derived.get("razorpay_base_url",
+                                                                              self.razorpay_base_url))
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: derived once, at load
         return self
@@ -316,8 +326,18 @@ class Settings(BaseSettings):
             if "database_url" in changes and key not in changes and values[key] == as_role(self.database_url,
                                                                                            ROLES[service]):
                 values[key] = ""
+        if ("razorpay_base_url" in changes and "razorpay_checkout_js_url" not in changes
+                and values["razorpay_checkout_js_url"] == checkout_js_url(self.razorpay_base_url)):
+            values["razorpay_checkout_js_url"] = ""  # derived from the base URL: derive it again
         values.update(changes)
         return type(self).model_validate(values)
+
+
+def checkout_js_url(razorpay_base_url: str) -> str:
+    """Razorpay's checkout.js for Razorpay's API; an emulator serves its own at the same path."""
+    if urlsplit(razorpay_base_url).hostname == RAZORPAY_API_HOST:
+        return RAZORPAY_CHECKOUT_JS
+    return f"{razorpay_base_url.rstrip('/')}/v1/checkout.js"
 
 
 def _is_local_origin(origin: str) -> bool:

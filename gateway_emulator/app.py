@@ -19,6 +19,8 @@ from .control import Control
 from .faults import FaultBook
 from .httpserver import HTTPServer, Request, Response
 from .razorpay_api import RazorpayAPI
+from .razorpay_checkout_js import checkout_js
+from .razorpay_checkout_modal import render_modal, submit_modal
 from .razorpay_entities import order_entity, payment_entity
 from .responses import json_response
 from .settlement import Settlement
@@ -30,6 +32,9 @@ from .webhooks import WebhookDispatcher, WebhookEvent
 
 _log = logging.getLogger("gateway_emulator")
 _CHECKOUT = re.compile(r"^/checkout/([^/]+)(?:/(pay|fail))?$")
+_CHECKOUT_JS = "/v1/checkout.js"  # as https://checkout.razorpay.com/v1/checkout.js
+_MODAL = "/razorpay/checkout/modal"
+_MODAL_SUBMIT = re.compile(r"^/razorpay/checkout/([^/]+)/(pay|fail)$")
 
 
 class Emulator:
@@ -130,6 +135,8 @@ class Emulator:
             return "control", await self._control.handle(request)
         if match := _CHECKOUT.match(path):
             return "checkout", await self._checkout(request, match.group(1), match.group(2))
+        if path == _CHECKOUT_JS or path == _MODAL or _MODAL_SUBMIT.match(path):
+            return "checkout", self._standard_checkout(request)
         if path.startswith("/v1/"):
             gateway = _gateway_of_api_call(request)
             api = self._razorpay if gateway == "razorpay" else self._stripe
@@ -156,7 +163,26 @@ class Emulator:
             return render_checkout(self.store, order_id, request)
         if request.method != "POST":
             return json_response(405, {"error": {"message": "use POST"}})
-        return submit_checkout(self.settlement, order_id, action == "pay", request)
+        return submit_checkout(self.settlement, self.store, order_id, action == "pay", request)
+
+    def _standard_checkout(self, request: Request) -> Response:
+        """Razorpay Standard Checkout: the script, its modal, and the modal's Pay / Fail."""
+        if self.faults.get("razorpay").down:
+            return json_response(503, {"error": {"message": "razorpay is down (emulated)"}})
+        path = request.path
+        if path in (_CHECKOUT_JS, _MODAL):
+            if request.method not in ("GET", "HEAD"):
+                return json_response(405, {"error": {"message": "use GET"}})
+            if path == _CHECKOUT_JS:
+                return checkout_js()
+            return render_modal(self.config, self.store, request)
+        if request.method != "POST":
+            return json_response(405, {"error": {"message": "use POST"}})
+        match = _MODAL_SUBMIT.match(path)
+        if match is None:
+            return json_response(404, {"error": {"message": f"no route for {path}"}})
+        order_id, action = match.group(1), match.group(2)
+        return submit_modal(self.config, self.store, self.settlement, order_id, action == "pay", request)
 
     # ---- webhook signing -----------------------------------------------------------------
     def _sign_razorpay(self, event: WebhookEvent) -> dict[str, str]:

@@ -70,6 +70,20 @@ def test_addresses_and_gateway_urls_are_derived_from_the_ports() -> None:
     assert real.cart_grpc_address == "cart_svc:50051" and real.razorpay_base_url == "https://api.razorpay.com"
 
 
+def test_the_razorpay_checkout_script_is_razorpays_for_razorpays_api_else_the_emulators() -> None:
+    assert load_settings({}).razorpay_checkout_js_url == "http://127.0.0.1:8090/v1/checkout.js"
+    assert load_settings({"GATEWAY_EMULATOR_PORT": "9999"}).razorpay_checkout_js_url == "http://127.0.0.1:9999/v1/checkout.js"
+    real = load_settings({"RAZORPAY_BASE_URL": "https://api.razorpay.com/"})
+    assert real.razorpay_checkout_js_url == "https://checkout.razorpay.com/v1/checkout.js"
+    chosen = load_settings({"RAZORPAY_CHECKOUT_JS_URL": "https://cdn.example/checkout.js"})
+    assert chosen.razorpay_checkout_js_url == "https://cdn.example/checkout.js"  # set: kept, whatever the base
+    # a test's emulator on another port: the derived script follows the base, a chosen one stays
+    assert load_settings({}).replace(razorpay_base_url="http://127.0.0.1:4242").razorpay_checkout_js_url == (
+        "http://127.0.0.1:4242/v1/checkout.js")
+    assert chosen.replace(razorpay_base_url="http://127.0.0.1:4242").razorpay_checkout_js_url == (
+        "https://cdn.example/checkout.js")
+
+
 def test_replace_validates_and_derives_again() -> None:
     base = load_settings({"PAYMENT_DATABASE_URL": "postgresql+psycopg://checkout_payment:pw@pay.example/p"})
     moved = base.replace(database_url="postgresql+psycopg://postgres@10.0.0.9:5432/other", cart_ttl=5)
