@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     order_idempotency_lease: Seconds = _field(30.0, "order", "how long a CreateOrder holds its Idempotency-Key "
                                               "between recovery points; a request with the key meanwhile is 2006, and "
                                               "a key left by a crashed process is free again after this")
+    return_url_origins: Csv = _field((), "order", "comma-separated origins a `return_url` / `cancel_url` may "
+                                     "point at: `https://host[:port]`, port `*` for any; http only on localhost "
+                                     "(default: the edge's own origins, `http://localhost:*` and `http://127.0.0.1:*`)")
     cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
     cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
 
@@ -208,7 +211,8 @@ class Settings(BaseSettings):
     checkout_test_hooks: bool = _field(False, "tests", "enables CHECKOUT_FAULT; never set outside tests")
 
     @field_validator("razorpay_webhook_secret", "stripe_webhook_secret", "consumer_nak_delays", "edge_cors_origins",
-                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", mode="before")
+                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", "return_url_origins",
+                     mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
