@@ -48,7 +48,7 @@ def _unreachable(error: BaseException) -> bool:
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True
-        error = error.orig
+        return error.orig is not None and _unreachable(error.orig)
     if isinstance(error, psycopg.InterfaceError):  # the connection is closed (lost, or closed under us)
         return True
     if not isinstance(error, psycopg.OperationalError):

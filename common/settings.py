@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     payment_reconcile_after: Seconds = _field(120.0, "payment", "a pending session older than this is looked "
                                               "up at its gateway")
     payment_reconcile_interval: Seconds = _field(60.0, "payment", "between reconciliation passes (`0`: off)")
+    payment_reconcile_backoff: Seconds = _field(60.0, "payment", "a session still pending after a look-up is "
+                                                "looked up again after this, then twice as long each time (less up "
+                                                "to 20 % jitter)")
+    payment_reconcile_max_delay: Seconds = _field(900.0, "payment", "the longest wait between two look-ups of a "
+                                                  "session")
     payment_reconcile_batch: int = _field(50, "payment", "sessions per reconciliation query", ge=1)
     payment_reconcile_max: int = _field(2000, "payment", "sessions per reconciliation pass", ge=1)
     payment_reconcile_expired_grace: Seconds = _field(900.0, "payment", "sessions expired less than this long "

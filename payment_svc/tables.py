@@ -34,6 +34,9 @@ payment_sessions = Table(
     Column("order_expires_at", Stamp, nullable=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    Column("leased_until", Stamp),  # the lease of the one call talking to a gateway about it
+    Column("next_check_at", Stamp),  # the reconciler's next look-up (None: created_at + PAYMENT_RECONCILE_AFTER)
+    Column("reconcile_checks", Integer, nullable=False, server_default="0"),
     schema=SCHEMA,
 )
 

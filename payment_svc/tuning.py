@@ -84,9 +84,12 @@ class ReconcileTuning:
     batch: int = 50  # sessions per query
     max_sessions: int = 2000  # sessions per pass (a pass always ends)
     expired_grace_s: float = 900.0  # expired sessions are looked up this long
+    backoff_s: float = 60.0  # after a look-up that changed nothing, the next one after this, doubling…
+    max_delay_s: float = 900.0  # …up to this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReconcileTuning:
         return cls(after_s=settings.payment_reconcile_after, interval_s=settings.payment_reconcile_interval,
                    batch=settings.payment_reconcile_batch, max_sessions=settings.payment_reconcile_max,
-                   expired_grace_s=settings.payment_reconcile_expired_grace)
+                   expired_grace_s=settings.payment_reconcile_expired_grace,
+                   backoff_s=settings.payment_reconcile_backoff, max_delay_s=settings.payment_reconcile_max_delay)

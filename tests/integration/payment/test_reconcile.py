@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from common.uow import uow_factory
-from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.repository import PaymentRepository
 from payment_svc.tables import PLUMBING
 from payment_svc.tuning import ReconcileTuning
 from payment_svc.workers.reconciler import Reconciler, ReconcileReport
@@ -36,7 +36,7 @@ NOW = ReconcileTuning(after_s=0)  # every pending session is due at once
 
 
 async def reconcile_once(engine, gateways, tuning: ReconcileTuning, *, only=None) -> ReconcileReport:
-    reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), SessionLocks(engine), gateways, tuning)
+    reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), gateways, tuning)
     return await reconciler.reconcile_once(only=only)
 
 
