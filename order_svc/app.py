@@ -61,13 +61,13 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
     repository = OrderRepository()
     cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout)
     payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout)
-    service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
-                           key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease),
-                           return_origins=return_origins(settings))
     issuer = Issuer(Party(settings.seller_name, settings.seller_address, settings.seller_state, settings.seller_gstin),
                     settings.invoice_sac)
     documents = TaxDocuments(uow, repository, TaxDocumentRepository(), issuer)
     progress = OrderProgress(uow, repository, documents=documents)
+    service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
+                           key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease),
+                           return_origins=return_origins(settings), apply_capture=progress.captured_at_open)
     # never below twice the ConvertCart deadline: a conversion still in flight is not taken for abandoned
     placement_timeout = max(settings.order_placement_timeout, 2 * settings.order_cart_call_timeout)
     recovery = PlacementRecovery(
