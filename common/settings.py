@@ -135,7 +135,9 @@ class Settings(BaseSettings):
     payment_sweep_interval: Seconds = _field(30.0, "payment", "session expiry sweeper (`0`: off)")
     payment_sweep_batch: int = _field(100, "payment", "rows per sweeper transaction", ge=1)
     payment_webhook_lock_timeout: float = _field(2.0, "payment", "how long a webhook waits for a payment's row "
-                                                 "lock before answering 500 (the gateway retries)", gt=0)
+                                                 "lock before answering 503 (the gateway retries)", gt=0)
+    webhook_max_age: Seconds = _field(3 * 24 * 3600.0, "payment", "a webhook event the gateway made longer ago "
+                                      "than this (Razorpay `created_at`, Stripe `created`) is acknowledged and ignored")
     payment_reconcile_after: Seconds = _field(120.0, "payment", "a pending session older than this is looked "
                                               "up at its gateway")
     payment_reconcile_interval: Seconds = _field(60.0, "payment", "between reconciliation passes (`0`: off)")

@@ -226,7 +226,10 @@ class SessionOpener:
             if name != command.gateway:
                 SESSION_FALLBACKS.labels(command.gateway, name).inc()
             return order
-        summary = "; ".join(f"{error.gateway}: {error.message}" for error in failures) or "no time left"
+        # the reply names the gateways and what they did, never an error's own text (it may name an
+        # exception class of an SDK); the warnings above have it
+        summary = "; ".join(f"{error.gateway}: {'refused' if isinstance(error, GatewayRejected) else 'unavailable'}"
+                            for error in failures) or "no time left"
         if failures and all(isinstance(error, GatewayRejected) for error in failures):
             raise CheckoutError(ErrorCode.PAYMENT_FAILED, f"the payment gateways refused to open a session ({summary})",
                                 suggested_action="contact support with the correlation id")

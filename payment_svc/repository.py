@@ -80,6 +80,7 @@ class NewSession:
 class StoredEvent:
     status: str  # received | processed | failed | ignored
     error: str | None
+    event_id: str = ""
 
 
 def _record(row: Any) -> PaymentRecord:
@@ -161,10 +162,14 @@ _PROBE_WITH_LOCK_TIMEOUT = (
                                payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
 
 _EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
+# No conflict target: a row with the same event id or the same subject (another delivery of the
+# same event under another id) both make the insert a no-op.
 _INSERT_RECEIVED = (insert(webhook_events)
-                    .values({name: bindparam(name) for name in _EVENT_COLUMNS})
-                    .on_conflict_do_nothing(index_elements=[webhook_events.c.gateway, webhook_events.c.event_id])
+                    .values({name: bindparam(name) for name in (*_EVENT_COLUMNS, "subject")})
+                    .on_conflict_do_nothing()
                     .returning(webhook_events.c.event_id))
+_BY_SUBJECT = (select(webhook_events.c.event_id, webhook_events.c.status)
+               .where(webhook_events.c.gateway == bindparam("gateway"), webhook_events.c.subject == bindparam("subject")))
 
 
 def _store_failed_statement() -> Any:
@@ -186,7 +191,7 @@ def _finish(*columns: str) -> Any:
 
 
 _FINISH = _finish("status", "processed_at", "error")
-_FINISH_WITH_BODY = _finish("status", "processed_at", "error", "body")
+_FINISH_WITH_BODY = _finish("status", "processed_at", "error", "body", "subject")
 
 
 class PaymentRepository:
@@ -330,13 +335,14 @@ class PaymentRepository:
 
     async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
                               body: bytes, now: datetime.datetime, status: str = "received",
-                              error: str | None = None) -> bool:
+                              error: str | None = None, subject: str | None = None) -> bool:
         """Insert the event in `status` (`received`, or the outcome its transaction commits it with,
         processed at `now`); False if a row for (gateway, event id) already exists.
 
         A concurrent transaction inserting the same event makes this wait for its outcome (the
-        primary key), so two deliveries of one event are never processed at the same time."""
-        inserted = (await conn.execute(_INSERT_RECEIVED, {
+        primary key, or the unique subject), so two deliveries of one event are never processed at
+        the same time. False too if an event with the same `subject` is stored (see event_of_subject)."""
+        inserted = (await conn.execute(_INSERT_RECEIVED, {"subject": subject,
             "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": status,
             "received_at": now, "processed_at": None if status == "received" else now,
             "error": None if error is None else error[:MAX_ERROR]})).first()
@@ -355,10 +361,16 @@ class PaymentRepository:
         return None if row is None else StoredEvent(row.status, row.error)
 
     async def finish_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, status: str,
-                              now: datetime.datetime, error: str | None = None, body: bytes | None = None) -> None:
+                              now: datetime.datetime, error: str | None = None, body: bytes | None = None,
+                              subject: str | None = None) -> None:
         values: dict[str, object] = {"w_gateway": gateway, "w_event_id": event_id, "status": status,
                                      "processed_at": now, "error": None if error is None else error[:MAX_ERROR]}
         if body is None:
             await conn.execute(_FINISH, values)
         else:
-            await conn.execute(_FINISH_WITH_BODY, {**values, "body": body})
+            await conn.execute(_FINISH_WITH_BODY, {**values, "body": body, "subject": subject})
+
+    async def event_of_subject(self, conn: AsyncConnection, gateway: str, subject: str) -> StoredEvent | None:
+        """The stored event with this subject (one applied before, under whatever id), if any."""
+        row = (await conn.execute(_BY_SUBJECT, {"gateway": gateway, "subject": subject})).first()
+        return None if row is None else StoredEvent(row.status, None, row.event_id)

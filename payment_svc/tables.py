@@ -50,6 +50,7 @@ webhook_events = Table(
     Column("error", Text),
     Column("received_at", Stamp, nullable=False),
     Column("processed_at", Stamp),
+    Column("subject", Text),  # Razorpay "<payment id>:<event type>": unique per gateway once applied
     schema=SCHEMA,
 )
 

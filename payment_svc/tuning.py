@@ -58,13 +58,14 @@ class WebhookTuning:
     razorpay_secrets: tuple[str, ...]
     stripe_secrets: tuple[str, ...]
     stripe_tolerance_s: float = 300.0  # accepted age of a Stripe-Signature timestamp, either way
-    lock_timeout_s: float = 2.0  # longest wait for a row lock before answering 5000 (the gateway retries)
+    lock_timeout_s: float = 2.0  # longest wait for a row lock before answering 4001 (the gateway retries)
+    max_age_s: float = 3 * 24 * 3600.0  # an event the gateway made longer ago is acknowledged and ignored
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookTuning:
         return cls(razorpay_secrets=settings.razorpay_webhook_secret, stripe_secrets=settings.stripe_webhook_secret,
                    stripe_tolerance_s=settings.stripe_webhook_tolerance,
-                   lock_timeout_s=settings.payment_webhook_lock_timeout)
+                   lock_timeout_s=settings.payment_webhook_lock_timeout, max_age_s=settings.webhook_max_age)
 
 
 @dataclasses.dataclass(frozen=True)

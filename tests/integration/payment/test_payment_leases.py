@@ -118,3 +118,9 @@ async def test_a_free_order_opens_no_gateway_session_and_is_captured_at_once(sta
     assert await open_session(stack, order, user, amount="0.00") == session  # a retry: the same, nothing new
     assert await payment_subjects(engine, order) == ["checkout.payment.captured"]
     await fails_with(open_session(stack, order, user, amount="1.00"), 1000)  # another amount: a new attempt
+
+
+async def test_both_gateways_down_is_4001_naming_no_exception(stack, engine):
+    stack.emulator.set_faults("all", down=True, down_mode="reset")
+    detail = await fails_with(open_session(stack, new_order_token(), new_user()), 4001)
+    assert detail.message == "no payment gateway is available (razorpay: unavailable; stripe: unavailable)"
