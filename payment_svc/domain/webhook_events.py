@@ -63,7 +63,7 @@ class ParsedEvent:
             return self
         age_h = (now - self.created_at) / 3600
         return dataclasses.replace(self, report=None, subject=None, ignored_because=(
-            f"the event is {age_h:.0f} h old, past the {max_age_s / 3600:.0f} h window"))
+            f"the event is {round(age_h, 1):g} h old, past the {round(max_age_s / 3600, 1):g} h window"))
 
 
 def body_digest_id(body: bytes) -> str:
