@@ -9,7 +9,7 @@
 --   * x-correlation-id = the client's (cleaned like common/interceptors.py: [A-Za-z0-9-_.:],
 --     at most 128) or else Envoy's x-request-id UUID; set on the request (the service gets it as
 --     gRPC metadata) and kept in dynamic metadata for the response;
---   * a query parameter that would override a field bound in the path template is refused
+--   * a query parameter that would set a field the path template or the body binds is refused
 --     (x-edge-reject -> a 400 route; the reason lands in validation_messages);
 --   * native gRPC (content-type application/grpc) is marked x-edge-native-grpc -> a 404 route,
 --     which Envoy answers as gRPC UNIMPLEMENTED: the services take gRPC on their own ports.
@@ -211,9 +211,11 @@ local function percent_decode(text, keep_slash)
   return decoded
 end
 
--- The transcoder lets a query parameter set a field that the path template also binds
--- (GET /api/v1/cart/A?token=B reads cart B). The name of such a field, or nil.
-local function query_overrides_path(method, path)
+-- The transcoder lets a query parameter set a field that the path template or the body also
+-- binds (GET /api/v1/cart/A?token=B reads cart B), in its proto or its JSON spelling (`?orderToken=`).
+-- A query name is folded as edge/envelope.py's spelling_key folds the bound fields: no
+-- underscores, lower case. The bound field such a parameter names, or nil.
+local function query_overrides_binding(method, path)
   local question = string.find(path, "?", 1, true)
   if question == nil then
     return nil
@@ -223,10 +225,11 @@ local function query_overrides_path(method, path)
   for _, rule in ipairs(PATH_BINDINGS) do
     if rule[1] == method and string.find(route_path, rule[2]) ~= nil then
       for pair in string.gmatch(query, "[^&]+") do
-        local name = percent_decode(string.match(pair, "^[^=]*"), false)
-        local field = string.match(name, "^[^.]*")
-        if rule[3][field] then
-          return field
+        local name = percent_decode(string.gsub(string.match(pair, "^[^=]*"), "%+", " "), false)
+        local key = string.lower(string.gsub(string.match(name, "^[^.]*"), "_", ""))
+        local field = rule[3][key]
+        if field ~= nil then
+          return name, field
         end
       end
     end
@@ -255,10 +258,11 @@ function envoy_on_request(request_handle)
   request_handle:streamInfo():dynamicMetadata():set(META_NS, "correlation_id", correlation_id)
 
   if not native_grpc then
-    local field = query_overrides_path(headers:get(":method") or "", headers:get(":path") or "")
-    if field ~= nil then
+    local name, field = query_overrides_binding(headers:get(":method") or "", headers:get(":path") or "")
+    if name ~= nil then
       -- refused by a route (400, in the envelope, the reason in validation_messages)
-      headers:replace(REJECT_MARKER, "query parameter " .. field .. " may not override the " .. field .. " in the path")
+      headers:replace(REJECT_MARKER, "query parameter " .. clean_correlation_id(name) .. " may not set " .. field
+        .. ", which the path or the body sets")
     end
   end
 end

@@ -112,13 +112,17 @@ def lua_path_pattern(template: str) -> str:
     return "".join(out)
 
 
+def spelling_key(name: str) -> str:
+    """`order_token`, `orderToken` and `OrderToken` alike (the Lua side folds a query name the same way)."""
+    return name.replace("_", "").lower()
+
+
 def lua_path_bindings(rules: list[descriptors.HttpRule]) -> list[str]:
     lines = []
     for rule in rules:
-        if not rule.path_fields:
+        if not rule.bound_fields:
             continue
-        first_segments = dict.fromkeys(name.split(".")[0] for name in rule.path_fields)
-        fields = ", ".join(f"[{lua_string(name)}] = true" for name in first_segments)
+        fields = ", ".join(f"[{lua_string(spelling_key(name))}] = {lua_string(name)}" for name in rule.bound_fields)
         lines.append(f"  {{ {lua_string(rule.verb)}, {lua_string(lua_path_pattern(rule.template))}, {{ {fields} }} }},  -- {rule.method}")
     return lines
 
@@ -140,7 +144,7 @@ def lua_tables(security_headers: list[tuple[str, str]], rules: list[descriptors.
     lines.append(f"ENVELOPE_MARKER = {lua_string(ENVELOPE_MARKER)}")
     lines.append(f"NATIVE_GRPC_MARKER = {lua_string(NATIVE_GRPC_MARKER)}")
     lines.append(f"REJECT_MARKER = {lua_string(REJECT_MARKER)}")
-    lines.append("-- { verb, pattern of the decoded path, fields bound by the path } per google.api.http rule")
+    lines.append("-- { verb, pattern of the decoded path, { [spelling key] = field bound by the path or body } }")
     lines.append("PATH_BINDINGS = {")
     lines.extend(lua_path_bindings(rules))
     lines.append("}")

@@ -7,8 +7,8 @@ scheme's default port matches. Hosts match exactly (no wildcard hosts: one typo 
 door to every subdomain). A URL is refused when it is not absolute http(s), carries user info
 (`http://user@localhost` reads as localhost to people and as a login to browsers), contains a
 backslash, whitespace or a control character (browsers rewrite those before they parse), or its
-origin is none of the allowed ones. http is allowed only on loopback hosts (development):
-settings refuse any other http origin, so production is https.
+origin is none of the allowed ones. http is allowed only on loopback hosts (development), and
+ENVIRONMENT=production refuses to start unless RETURN_URL_ORIGINS names https origins only.
 """
 
 from __future__ import annotations
