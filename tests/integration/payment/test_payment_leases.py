@@ -44,7 +44,8 @@ async def advisory_locks_of_payment(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return (await conn.execute(text(
             "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND a.usename = current_user AND a.pid <> pg_backend_pid()"))).scalar_one()
+            "WHERE l.locktype = 'advisory' AND a.usename = current_user AND a.pid <> pg_backend_pid() "
+            "AND a.datname = current_database()"))).scalar_one()  # other tests' databases are not ours
 
 
 async def test_nothing_is_held_while_the_gateway_answers_and_concurrent_callers_get_one_session(stack, engine):
