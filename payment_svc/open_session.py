@@ -59,8 +59,8 @@ from payment_svc.tuning import SessionTuning
 
 _log = logging.getLogger(__name__)
 LEASE_MARGIN_S = 2.0  # the lease outlives the call's own bound by this much
-POLL_S = (0.02, 0.25)
-FREE_SOURCE = "free"  # the `source` of a free session's capture: no gateway said it  # waiting for another call's lease: first and longest pause (full jitter)
+POLL_S = (0.02, 0.25)  # waiting for another call's lease: first and longest pause (full jitter)
+FREE_SOURCE = "free"  # the `source` of a free session's capture: no gateway said it
 
 
 @dataclasses.dataclass(frozen=True)
