@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = _field(
         "development", "servers", "`production` refuses to start on development secrets: the dev JWT_SECRET or "
-        "one shorter than 32 bytes, and localhost (or default) CORS origins")
+        "one shorter than 32 bytes, and localhost (or default) CORS or return-URL origins")
 
     # -- servers -----------------------------------------------------------------------------------
     database_url: str = _field(
@@ -168,10 +168,17 @@ class Settings(BaseSettings):
     payment_sweep_interval: Seconds = _field(30.0, "payment", "session expiry sweeper (`0`: off)")
     payment_sweep_batch: int = _field(100, "payment", "rows per sweeper transaction", ge=1)
     payment_webhook_lock_timeout: float = _field(2.0, "payment", "how long a webhook waits for a payment's row "
-                                                 "lock before answering 500 (the gateway retries)", gt=0)
+                                                 "lock before answering 503 (the gateway retries)", gt=0)
+    webhook_max_age: Seconds = _field(3 * 24 * 3600.0, "payment", "a webhook event the gateway made longer ago "
+                                      "than this (Razorpay `created_at`, Stripe `created`) is acknowledged and ignored")
     payment_reconcile_after: Seconds = _field(120.0, "payment", "a pending session older than this is looked "
                                               "up at its gateway")
     payment_reconcile_interval: Seconds = _field(60.0, "payment", "between reconciliation passes (`0`: off)")
+    payment_reconcile_backoff: Seconds = _field(60.0, "payment", "a session still pending after a look-up is "
+                                                "looked up again after this, then twice as long each time (less up "
+                                                "to 20 % jitter)")
+    payment_reconcile_max_delay: Seconds = _field(900.0, "payment", "the longest wait between two look-ups of a "
+                                                  "session")
     payment_reconcile_batch: int = _field(50, "payment", "sessions per reconciliation query", ge=1)
     payment_reconcile_max: int = _field(2000, "payment", "sessions per reconciliation pass", ge=1)
     payment_reconcile_expired_grace: Seconds = _field(900.0, "payment", "sessions expired less than this long "
@@ -187,6 +194,9 @@ class Settings(BaseSettings):
     order_idempotency_lease: Seconds = _field(30.0, "order", "how long a CreateOrder holds its Idempotency-Key "
                                               "between recovery points; a request with the key meanwhile is 2006, and "
                                               "a key left by a crashed process is free again after this")
+    return_url_origins: Csv = _field((), "order", "comma-separated origins a `return_url` / `cancel_url` may "
+                                     "point at: `https://host[:port]`, port `*` for any; http only on localhost "
+                                     "(default: the edge's own origins, `http://localhost:*` and `http://127.0.0.1:*`)")
     cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
     cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
 
@@ -241,7 +251,8 @@ class Settings(BaseSettings):
     checkout_test_hooks: bool = _field(False, "tests", "enables CHECKOUT_FAULT; never set outside tests")
 
     @field_validator("razorpay_webhook_secret", "stripe_webhook_secret", "consumer_nak_delays", "edge_cors_origins",
-                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", mode="before")
+                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", "return_url_origins",
+                     mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -276,6 +287,12 @@ class Settings(BaseSettings):
             local = [origin for origin in origins if _is_local_origin(origin)]
             if local:
                 problems.append(f"{name.upper()} names local origins ({', '.join(local)})")
+        if not self.return_url_origins:
+            problems.append("RETURN_URL_ORIGINS is unset (its default is the localhost origins)")
+        plain = [origin for origin in self.return_url_origins
+                 if _is_local_origin(origin.replace(":*", "")) or not origin.startswith("https://")]
+        if plain:
+            problems.append(f"RETURN_URL_ORIGINS names local or plain-http origins ({', '.join(plain)})")
         return problems
 
     @model_validator(mode="after")

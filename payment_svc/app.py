@@ -26,7 +26,7 @@ from common.uow import uow_factory
 from payment_svc.api import PaymentApi, PaymentSessionsApi
 from payment_svc.gateways.registry import Gateways, build_gateways
 from payment_svc.open_session import SessionOpener
-from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.repository import PaymentRepository
 from payment_svc.retention import webhook_body_task
 from payment_svc.service import PaymentService
 from payment_svc.tables import PLUMBING
@@ -49,13 +49,13 @@ class PaymentParts:
 
 def build_parts(engine: AsyncEngine, settings: Settings, gateways: Gateways | None = None) -> PaymentParts:
     uow = uow_factory(engine, PLUMBING)
-    repository, locks = PaymentRepository(), SessionLocks(engine)
+    repository = PaymentRepository()
     gateways = gateways if gateways is not None else build_gateways(settings)
-    opener = SessionOpener(uow, repository, locks, gateways, SessionTuning.from_settings(settings))
+    opener = SessionOpener(uow, repository, gateways, SessionTuning.from_settings(settings))
     webhooks = WebhookHandler(uow, repository, WebhookTuning.from_settings(settings))
     service = PaymentService(uow, repository, gateways, opener, webhooks, settings.razorpay_key_secret)
     sweeper = SessionSweeper(uow, repository, batch=settings.payment_sweep_batch)
-    reconciler = Reconciler(uow, repository, locks, gateways, ReconcileTuning.from_settings(settings))
+    reconciler = Reconciler(uow, repository, gateways, ReconcileTuning.from_settings(settings))
     return PaymentParts(service, sweeper, reconciler, gateways)
 
 

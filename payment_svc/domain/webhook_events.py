@@ -9,8 +9,15 @@ Stripe (PaymentIntents):
   payment_intent.payment_failed → failed
   (the PaymentIntent id is both our gateway order id and the payment id)
 Every other event type is stored as `ignored` and acknowledged. A handled type whose payload lacks
-what we need (no order id, no amount) is ignored too, with the reason: the gateway would send the
-same signed body again and again, so refusing it could never succeed.
+what we need (no order id, no amount) or that we cannot represent (an amount past what a session
+can hold, control characters, wrong types, nesting too deep to read) is ignored too, with the
+reason: the gateway would send the same signed body again and again, so refusing it could never
+succeed. So is an event older than the window (WEBHOOK_MAX_AGE; Razorpay `created_at`, Stripe
+`created`): a replay of old signed bytes must not move money now.
+
+A Razorpay payment event's `subject` is (payment id, event type): Razorpay may send one event
+under several X-Razorpay-Event-Id values, so it is a duplicate once its subject was applied,
+whatever its header says.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any, Literal
 MAX_EVENT_ID = 200
 MAX_EVENT_TYPE = 100
 MAX_GATEWAY_ID = 255
+MAX_AMOUNT_MINOR = 10**12 - 1  # numeric(12, 2) in minor units: what a payment session can hold
 
 RAZORPAY_CAPTURED = frozenset({"payment.captured", "order.paid"})
 RAZORPAY_FAILED = frozenset({"payment.failed"})
@@ -46,6 +54,16 @@ class ParsedEvent:
     event_type: str
     report: PaymentReport | None  # None: nothing for us to apply
     ignored_because: str = ""  # why report is None
+    created_at: int | None = None  # the gateway's time of the event (Unix seconds), if it says
+    subject: str | None = None  # what makes two events one (Razorpay: "<payment id>:<event type>")
+
+    def too_old(self, now: float, max_age_s: float) -> ParsedEvent:
+        """This event, ignored if the gateway made it more than `max_age_s` before `now`."""
+        if self.created_at is None or now - self.created_at <= max_age_s or self.report is None:
+            return self
+        age_h = (now - self.created_at) / 3600
+        return dataclasses.replace(self, report=None, subject=None, ignored_because=(
+            f"the event is {round(age_h, 1):g} h old, past the {round(max_age_s / 3600, 1):g} h window"))
 
 
 def body_digest_id(body: bytes) -> str:
@@ -61,14 +79,23 @@ def _usable_id(value: Any) -> str | None:
 def _load(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting past what we read
         return None
     return value if isinstance(value, dict) else None
 
 
 def _event_type(document: Mapping[str, Any], key: str) -> str:
+    """The event type if it is printable ASCII (it is stored and logged); else "" (not handled)."""
     value = document.get(key)
-    return value[:MAX_EVENT_TYPE] if isinstance(value, str) else ""
+    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_TYPE and value.isascii() and value.isprintable():
+        return value
+    return ""
+
+
+def _created(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
+        return None
+    return value
 
 
 def _gateway_id(value: Any) -> str | None:
@@ -78,7 +105,7 @@ def _gateway_id(value: Any) -> str | None:
 
 
 def _amount(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_MINOR:
         return None
     return value
 
@@ -96,6 +123,13 @@ def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
     document = _load(body)
     if document is None:
         return ParsedEvent(event_id, "", None, "the body is not a JSON object")
+    event = _parse_razorpay(document, event_id)
+    return dataclasses.replace(event, created_at=_created(document.get("created_at")),
+                               subject=None if event.report is None else
+                               f"{event.report.gateway_payment_id}:{event.event_type}")
+
+
+def _parse_razorpay(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "event")
     if event_type in RAZORPAY_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
@@ -109,7 +143,8 @@ def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
     payment_id, order_id = _gateway_id(entity.get("id")), _gateway_id(entity.get("order_id"))
     amount, currency = _amount(entity.get("amount")), _currency(entity.get("currency"))
     if payment_id is None or order_id is None or amount is None or currency is None:
-        return ParsedEvent(event_id, event_type, None, "the payment entity lacks id, order_id, amount or currency")
+        return ParsedEvent(event_id, event_type, None, "the payment entity lacks a usable id, order_id, amount "
+                           f"(whole minor units, 0 to {MAX_AMOUNT_MINOR}) or currency")
     return ParsedEvent(event_id, event_type, PaymentReport(order_id, payment_id, status, amount, currency))
 
 
@@ -119,6 +154,10 @@ def parse_stripe(body: bytes) -> ParsedEvent:
     if document is None:
         return ParsedEvent(body_digest_id(body), "", None, "the body is not a JSON object")
     event_id = _usable_id(document.get("id")) or body_digest_id(body)
+    return dataclasses.replace(_parse_stripe(document, event_id), created_at=_created(document.get("created")))
+
+
+def _parse_stripe(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "type")
     if event_type in STRIPE_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
@@ -133,7 +172,8 @@ def parse_stripe(body: bytes) -> ParsedEvent:
     intent_id = _gateway_id(intent.get("id"))
     amount, currency = _amount(intent.get(amount_key)), _currency(intent.get("currency"))
     if intent_id is None or amount is None or currency is None:
-        return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks id, {amount_key} or currency")
+        return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks a usable id, {amount_key} "
+                           f"(whole minor units, 0 to {MAX_AMOUNT_MINOR}) or currency")
     return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency))
 
 

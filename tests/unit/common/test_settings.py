@@ -135,7 +135,8 @@ def test_every_field_documents_itself() -> None:
         assert isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("group"), name
 
 
-PRODUCTION = {"ENVIRONMENT": "production", "JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com"}
+PRODUCTION = {"ENVIRONMENT": "production", "JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com",
+              "RETURN_URL_ORIGINS": "https://interns.example.com"}
 
 
 def test_production_starts_with_real_secrets_and_origins() -> None:
@@ -150,6 +151,8 @@ def test_production_starts_with_real_secrets_and_origins() -> None:
     ({"EDGE_CORS_ORIGINS": "https://interns.example.com,http://localhost:5173"}, "EDGE_CORS_ORIGINS names local"),
     ({"EDGE_CART_CORS_ORIGINS": "http://127.0.0.1:8080"}, "EDGE_CART_CORS_ORIGINS names local"),
     ({"EDGE_PAY_CORS_ORIGINS": "http://pay.interns.localhost"}, "EDGE_PAY_CORS_ORIGINS names local"),
+    ({"RETURN_URL_ORIGINS": ""}, "RETURN_URL_ORIGINS is unset"),
+    ({"RETURN_URL_ORIGINS": "https://interns.example.com,http://localhost:*"}, "RETURN_URL_ORIGINS names local"),
 ])
 def test_production_refuses_to_start_on_development_secrets_or_origins(change: dict[str, str], named: str) -> None:
     with pytest.raises(SystemExit) as refused:
@@ -159,4 +162,4 @@ def test_production_refuses_to_start_on_development_secrets_or_origins(change: d
 
 def test_development_only_warns() -> None:
     settings = load_settings({"JWT_SECRET": "short", "EDGE_CORS_ORIGINS": "http://localhost:3000"})
-    assert settings.environment == "development" and len(settings.unsafe_for_production()) == 2
+    assert settings.environment == "development" and len(settings.unsafe_for_production()) == 3  # + RETURN_URL_ORIGINS

@@ -109,3 +109,39 @@ def test_reconcile_applies_every_capture_oldest_first_else_the_newest_failure():
     assert what_to_apply("order_O1", []) == []
     # a payment of another order is never applied to this one
     assert what_to_apply("order_O1", [payment("pay_9", "captured", order="order_Other")]) == []
+
+
+def test_a_razorpay_payment_event_has_its_payment_and_type_as_subject_and_its_time():
+    event_id, body = razorpay_event("payment.captured", "acc_1", rzp_payment())
+    parsed = parse_razorpay(body, event_id)
+    assert parsed.subject == "pay_Q1:payment.captured" and parsed.created_at == json.loads(body)["created_at"]
+    assert parse_razorpay(body, "evt_other").subject == parsed.subject  # whatever the header says
+    ignored = parse_razorpay(razorpay_event("payment.authorized", "acc_1", rzp_payment())[1], "evt_1")
+    assert ignored.subject is None  # nothing applied: nothing to be a duplicate of
+
+
+def test_too_old_ignores_an_event_past_the_window_only():
+    event_id, body = razorpay_event("payment.captured", "acc_1", rzp_payment())
+    parsed = parse_razorpay(body, event_id)
+    created = parsed.created_at
+    assert created is not None
+    window = 3 * 24 * 3600
+    assert parsed.too_old(created + window, window) is parsed  # exactly 72 h: still in
+    old = parsed.too_old(created + window + 1800, window)
+    assert (old.report, old.subject, old.ignored_because) == (None, None, "the event is 72.5 h old, past the 72 h window")
+
+
+def test_amounts_a_session_cannot_hold_and_unprintable_types_are_ignored():
+    def capture(**entity):
+        return php_json({"event": "payment.captured", "payload": {"payment": {"entity": {
+            "id": "pay_1", "order_id": "order_1", "amount": 100, "currency": "INR", **entity}}}})
+
+    assert parse_razorpay(capture(amount=10**12 - 1), "e").report is not None  # 9,999,999,999.99: the largest
+    for bad in (capture(amount=10**12), capture(amount=10**30), capture(amount=True), capture(currency="IN\u0000")):
+        parsed = parse_razorpay(bad, "e")
+        assert parsed.report is None and "0 to 999999999999" in parsed.ignored_because
+    unprintable = php_json({"event": "payment.captured\u0007", "payload": {}})
+    assert (parse_razorpay(unprintable, "e").event_type, parse_razorpay(unprintable, "e").report) == ("", None)
+    deep = b'{"event": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    assert parse_razorpay(deep, "e").ignored_because == "the body is not a JSON object"
+    assert parse_stripe(deep).ignored_because == "the body is not a JSON object"
