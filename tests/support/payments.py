@@ -41,7 +41,7 @@ outbox, audit_log = PLUMBING.outbox, PLUMBING.audit_log
 FAST: dict[str, Any] = dict(
     payment_gateway_connect_timeout=0.5, payment_gateway_read_timeout=1.0, payment_gateway_attempts=3,
     payment_gateway_backoff=0.02, payment_gateway_max_backoff=0.1, payment_gateway_budget=2.5,
-    payment_breaker_failures=5, payment_breaker_cooldown=30.0, payment_gateway_threads=8,
+    payment_breaker_failures=5, payment_breaker_cooldown=30.0, payment_gateway_connections=8,
     payment_open_session_bound=6.0,
 )
 ORDER_LIFE = datetime.timedelta(hours=2)
@@ -97,7 +97,7 @@ async def serve_payments(settings: Settings, engine: AsyncEngine, emulator: Runn
     finally:
         await channel.close()
         await running.stop(grace=0)
-        gateways.close()
+        await gateways.close()
 
 
 def new_order_token() -> str:
