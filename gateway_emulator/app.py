@@ -3,6 +3,7 @@ checkout pages and the control API; it owns the state, the faults and the webhoo
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import random
@@ -122,14 +123,27 @@ class Emulator:
     # ---- requests ------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
-        area, response = await self._route(request)
+        try:
+            area, response = await self._route(request)
+        except asyncio.CancelledError:  # the client hung up before the answer (httpserver.py)
+            if request.path.startswith("/v1/"):
+                area = _gateway_of_api_call(request)
+                self._log_call(area, request, started, status=None, dropped=False, cancelled=True)
+            raise
+        self._log_call(area, request, started, status=response.status if not response.abort else None,
+                       dropped=response.abort)
+        return response
+
+    def _log_call(self, area: str, request: Request, started: float, *, status: int | None, dropped: bool,
+                  cancelled: bool = False) -> None:
         elapsed = round((time.monotonic() - started) * 1000, 1)
         entry = {
             "area": area,
             "method": request.method,
             "path": request.path,
-            "status": response.status if not response.abort else None,
-            "dropped": response.abort,
+            "status": status,
+            "dropped": dropped,
+            "cancelled": cancelled,  # the client gave up and closed the connection first
             "ms": elapsed,
             "idempotency_key": request.header("idempotency-key") or None,
             "at": time.time(),
@@ -138,7 +152,6 @@ class Emulator:
             self.api_log.append(entry)
             self.api_calls[area] += 1
         _log.info("request", extra={"fields": {k: v for k, v in entry.items() if k != "at"}})
-        return response
 
     async def _route(self, request: Request) -> tuple[str, Response]:
         path = request.path

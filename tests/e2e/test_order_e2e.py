@@ -172,11 +172,11 @@ async def orders_of_cart(stack, cart_token: str) -> list[str]:
 
 
 def gateway_orders_of(emulator, order_token: str) -> list[str]:
-    """Every order or payment intent either gateway holds for the order's payment attempts."""
+    """Every order or Checkout Session either gateway holds for the order's payment attempts."""
     state = emulator.state()
     razorpay = [order["id"] for order in state["razorpay"]["orders"] if (order.get("receipt") or "").startswith(order_token)]
-    stripe = [intent["id"] for intent in state["stripe"]["payment_intents"]
-              if intent["metadata"].get("key", "").startswith(order_token)]
+    stripe = [session["id"] for session in state["stripe"]["checkout_sessions"]
+              if session["metadata"].get("key", "").startswith(order_token)]
     return razorpay + stripe
 
 
