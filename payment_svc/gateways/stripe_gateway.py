@@ -59,6 +59,15 @@ class _PooledHTTPXClient(stripe.HTTPXClient):
         super().__init__(timeout=gateway_timeout(tuning))
         self._client_async = gateway_client(tuning)
 
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        """The SDK hands httpx its already form-encoded body as `data=`, which httpx deprecates (a
+        warning per call): send it as `content=`, the same bytes."""
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        body = kwargs.pop("data", None)
+        if body:
+            kwargs["content"] = body
+        return args, kwargs
+
 
 class StripeGateway:
     def __init__(self, *, api_key: str, base_url: str, page_url: str, tuning: GatewayTuning) -> None:
