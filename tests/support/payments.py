@@ -110,11 +110,12 @@ def order_expiry(after: datetime.timedelta = ORDER_LIFE) -> str:
 
 def open_request(order_token: str, user_id: str, *, attempt: int = 1, amount: str = "1770.00", currency: str = "INR",
                  gateway: str = "", return_url: str = "", order_expires_at: str | None = None,
-                 payment_method: str = "") -> payment_sessions_pb2.OpenSessionRequest:
+                 payment_method: str = "", cancel_url: str = "") -> payment_sessions_pb2.OpenSessionRequest:
     """What order_svc sends for one attempt of its order."""
     return payment_sessions_pb2.OpenSessionRequest(
         order_token=order_token, attempt=attempt, amount=amount, currency=currency, gateway=gateway,
-        user_id=user_id, return_url=return_url, description="test order", payment_method=payment_method,
+        user_id=user_id, return_url=return_url, cancel_url=cancel_url, description="test order",
+        payment_method=payment_method,
         order_expires_at=order_expiry() if order_expires_at is None else order_expires_at)
 
 
