@@ -151,7 +151,7 @@ async def test_retries_a_timeout_then_succeeds(stack, engine):
     creates = api_requests(stack.emulator, "POST", "/v1/orders")
     # given up on after the 1 s read timeout (our side closed the connection and the emulator saw
     # it go: its handler was cancelled, not left to finish its 3 s), then retried
-    assert [(c["cancelled"], c["ms"] < 3000) for c in creates] == [(True, True), (False, True)], creates
+    assert sorted((c["cancelled"], c["ms"] < 3000) for c in creates) == [(False, True), (True, True)], creates
     created = stack.emulator.state()["razorpay"]["orders"]
     assert [o["id"] for o in created if o["receipt"] == f"{order}:1"] == [session.gateway_order_id]
 
