@@ -96,4 +96,4 @@ def workers(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
     cache = build_cart_cache(settings)
     return Assembly(registration(engine, settings, cache=cache), workers(engine, settings, cache=cache),
-                    on_stop=[cache.close])
+                    on_stop=[cache.close], uses_redis=True)

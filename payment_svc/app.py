@@ -27,6 +27,7 @@ from payment_svc.api import PaymentApi, PaymentSessionsApi, PublicKeys
 from payment_svc.gateways.registry import Gateways, build_gateways
 from payment_svc.open_session import SessionOpener
 from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.retention import webhook_body_task
 from payment_svc.service import PaymentService
 from payment_svc.tables import PLUMBING
 from payment_svc.tuning import ReconcileTuning, SessionTuning, SweepTuning, WebhookTuning
@@ -75,7 +76,8 @@ def register_servicers(service: PaymentService, keys: PublicKeys) -> Register:
 
 def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | None = None) -> Assembly:
     parts = build_parts(engine, settings, gateways)
-    assembly = Assembly(register_servicers(parts.service, public_keys(settings)), workers=[payment_relay(settings)])
+    assembly = Assembly(register_servicers(parts.service, public_keys(settings)), workers=[payment_relay(settings)],
+                        retention=[webhook_body_task(settings)])
     sweep, reconcile = SweepTuning.from_settings(settings), ReconcileTuning.from_settings(settings)
     if sweep.interval_s > 0:
         assembly.workers.append(sweeper_worker(parts.sweeper, sweep))
