@@ -142,10 +142,15 @@ class Settings(BaseSettings):
     stripe_webhook_tolerance: Seconds = _field(300.0, "gateways", "accepted age (either way) of a "
                                                "Stripe-Signature timestamp")
     stripe_base_url: str = _field("", "gateways", "`https://api.stripe.com` in production (default: the emulator)")
+    stripe_publishable_key: str = _field("pk_test_devkey", "gateways", "Stripe publishable key (public): the "
+                                         "order's `payment.key_id` for a Stripe session")
     razorpay_checkout_url: str = _field("{base_url}/checkout/{gateway_order_id}", "gateways",
-                                        "hosted checkout page template")
-    stripe_checkout_url: str = _field("{base_url}/checkout/{gateway_order_id}", "gateways",
-                                      "hosted checkout page template")
+                                        "where the browser pays a Razorpay order (fields {base_url}, "
+                                        "{gateway_order_id}, {key_id}, {payment_token}); a Stripe session's is "
+                                        "its Checkout Session's own `url`")
+    payment_page_url: str = _field("", "gateways", "where Stripe Checkout sends the browser back when the order "
+                                   "names no `return_url` / `cancel_url` (default: the edge's page, "
+                                   "`http://127.0.0.1:$EDGE_PORT/`)")
     gateway_emulator_port: int = _field(8090, "gateways", "the emulator `make run` starts (development and "
                                         "tests only)")
 
@@ -161,7 +166,8 @@ class Settings(BaseSettings):
                                            ge=1)
     payment_breaker_cooldown: Seconds = _field(30.0, "payment", "time before an open breaker lets one trial "
                                                "call through")
-    payment_gateway_threads: int = _field(16, "payment", "threads per gateway for the synchronous SDKs", ge=1)
+    payment_gateway_connections: int = _field(16, "payment", "pooled HTTP connections per gateway (its "
+                                              "bulkhead: a call past them waits for one, within the timeouts)", ge=1)
     payment_open_session_bound: Seconds = _field(10.0, "payment", "a whole OpenSession, fallback included")
     payment_session_ttl: int = _field(30 * 60, "payment", "a payment session's life in seconds (the "
                                       "contract's 30 minutes; never past its order's expiry)", ge=60)
@@ -313,6 +319,8 @@ class Settings(BaseSettings):
         if not self.razorpay_checkout_js_url:
             derived["razorpay_checkout_js_url"] = checkout_js_url(derived.get("razorpay_base_url",
                                                                               self.razorpay_base_url))
+        if not self.payment_page_url:
+            derived["payment_page_url"] = f"http://127.0.0.1:{self.edge_port}/"
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: derived once, at load
         return self

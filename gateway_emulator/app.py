@@ -3,6 +3,7 @@ checkout pages and the control API; it owns the state, the faults and the webhoo
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import random
@@ -27,6 +28,10 @@ from .settlement import Settlement
 from .signing import razorpay_webhook_signature, stripe_signature_header
 from .store import Store
 from .stripe_api import StripeAPI
+from .stripe_checkout import CheckoutSessions
+from .stripe_checkout_page import PAGE as SESSION_PAGE
+from .stripe_checkout_page import CheckoutSessionPage
+from .stripe_checkout_settle import SessionSettlement
 from .stripe_objects import payment_intent_object
 from .webhooks import WebhookDispatcher, WebhookEvent
 
@@ -47,13 +52,18 @@ class Emulator:
         self.in_flight: list[dict[str, Any]] = []  # API calls not answered yet (a hang in progress)
         self.api_calls: collections.Counter[str] = collections.Counter()
         self._razorpay = RazorpayAPI(config, self.store, self.faults)
-        self._stripe = StripeAPI(config, self.store)
+        self.checkout_sessions = CheckoutSessions(
+            self.store, api_version=config.stripe_api_version, page_url=self.session_page_url,
+            emit=lambda gateway, events: self.dispatcher.emit(gateway, list(events)),
+        )
+        self._stripe = StripeAPI(config, self.store, self.checkout_sessions)
         self._control = Control(self)
         self._server = HTTPServer(
             self.handle, host=config.host, port=config.port, max_body=config.max_body_bytes
         )
         self.dispatcher: WebhookDispatcher
         self.settlement: Settlement
+        self._session_page: CheckoutSessionPage
 
     # ---- life cycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -68,6 +78,9 @@ class Emulator:
             timeout_s=self.config.webhook_timeout_s,
         )
         self.settlement = Settlement(self.config, self.store, self.dispatcher)
+        sessions = SessionSettlement(self.store, self.checkout_sessions, self.settlement, self.dispatcher)
+        self.settlement.others.append(sessions)
+        self._session_page = CheckoutSessionPage(self.checkout_sessions, sessions)
         await self._server.start()
         _log.info("listening", extra={"fields": {"url": self.url, **self.webhook_settings()}})
 
@@ -104,6 +117,10 @@ class Emulator:
     def public_url(self) -> str:
         return (self.config.public_url or self.url).rstrip("/")
 
+    def session_page_url(self, session_id: str) -> str:
+        """A Stripe Checkout Session's hosted page (its `url`)."""
+        return f"{self.public_url}/checkout/sessions/{session_id}"
+
     def checkout_url(self, gateway_order_id: str, redirect_url: str | None = None) -> str:
         query = f"?{urlencode({'callback_url': redirect_url})}" if redirect_url else ""
         return f"{self.public_url}/checkout/{gateway_order_id}{query}"
@@ -111,14 +128,27 @@ class Emulator:
     # ---- requests ------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
-        area, response = await self._route(request)
+        try:
+            area, response = await self._route(request)
+        except asyncio.CancelledError:  # the client hung up before the answer (httpserver.py)
+            if request.path.startswith("/v1/"):
+                area = _gateway_of_api_call(request)
+                self._log_call(area, request, started, status=None, dropped=False, cancelled=True)
+            raise
+        self._log_call(area, request, started, status=response.status if not response.abort else None,
+                       dropped=response.abort)
+        return response
+
+    def _log_call(self, area: str, request: Request, started: float, *, status: int | None, dropped: bool,
+                  cancelled: bool = False) -> None:
         elapsed = round((time.monotonic() - started) * 1000, 1)
         entry = {
             "area": area,
             "method": request.method,
             "path": request.path,
-            "status": response.status if not response.abort else None,
-            "dropped": response.abort,
+            "status": status,
+            "dropped": dropped,
+            "cancelled": cancelled,  # the client gave up and closed the connection first
             "ms": elapsed,
             "idempotency_key": request.header("idempotency-key") or None,
             "at": time.time(),
@@ -127,12 +157,15 @@ class Emulator:
             self.api_log.append(entry)
             self.api_calls[area] += 1
         _log.info("request", extra={"fields": {k: v for k, v in entry.items() if k != "at"}})
-        return response
 
     async def _route(self, request: Request) -> tuple[str, Response]:
         path = request.path
         if path.startswith("/_emulator/"):
             return "control", await self._control.handle(request)
+        if match := SESSION_PAGE.match(path):
+            if self.faults.get("stripe").down:
+                return "checkout", json_response(503, {"error": {"message": "stripe is down (emulated)"}})
+            return "checkout", await self._session_page.handle(request, match.group(1), match.group(2))
         if match := _CHECKOUT.match(path):
             return "checkout", await self._checkout(request, match.group(1), match.group(2))
         if path == _CHECKOUT_JS or path == _MODAL or _MODAL_SUBMIT.match(path):
@@ -238,7 +271,12 @@ class Emulator:
                 "orders": orders,
                 "payments": [payment_entity(p) for p in store.razorpay_payments.values()],
             },
-            "stripe": {"payment_intents": intents},
+            "stripe": {
+                "payment_intents": intents,
+                "checkout_sessions": [
+                    self.checkout_sessions.object(s) for s in store.checkout_sessions.values()
+                ],
+            },
             "faults": self.faults.to_json(),
             "api_calls": dict(self.api_calls),
             **self.webhook_settings(),

@@ -50,7 +50,7 @@ from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import gateways_to_try
 from payment_svc.domain.session_key import session_key
 from payment_svc.domain.sessions import AttemptFacts, other_open_attempt, session_expiry
-from payment_svc.gateways.base import GatewayError, GatewayOrder, GatewayRejected
+from payment_svc.gateways.base import CheckoutRequest, GatewayError, GatewayOrder, GatewayRejected
 from payment_svc.gateways.metrics import SESSION_FALLBACKS
 from payment_svc.gateways.registry import Gateways
 from payment_svc.gateways.resilient import MIN_ATTEMPT_S
@@ -171,7 +171,7 @@ class SessionOpener:
             raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, "the order has expired: it takes no payment")
         if row.status != "pending" or row.expires_at <= now:
             raise CheckoutError(ErrorCode.PAYMENT_SESSION_EXPIRED, "this payment attempt expired before a gateway answered")
-        order = await self._create_at_a_gateway(command, deadline, fresh=fresh)
+        order = await self._create_at_a_gateway(command, checkout_request(command, row), deadline, fresh=fresh)
         fault_point("payment_after_gateway_create")  # crash tests: the gateway has the order, we have not noted it
         async with self._uow() as uow:
             now = self._clock()  # the 30 minutes run from when the session opened at the gateway
@@ -208,16 +208,14 @@ class SessionOpener:
             await uow.commit()
         return opened
 
-    async def _create_at_a_gateway(self, command: OpenSessionCommand, deadline: Deadline, *, fresh: bool) -> GatewayOrder:
-        key = session_key(command.order_token, command.attempt)
+    async def _create_at_a_gateway(self, command: OpenSessionCommand, request: CheckoutRequest, deadline: Deadline, *,
+                                   fresh: bool) -> GatewayOrder:
         failures: list[GatewayError] = []
         for name in gateways_to_try(command.gateway):
             if deadline.remaining() < MIN_ATTEMPT_S:
                 break
             try:
-                order = await self._gateways[name].create_order(
-                    key, to_minor_units(command.amount), command.currency, command.return_url,
-                    command.description or f"Order {command.order_token}", deadline=deadline, may_exist=not fresh)
+                order = await self._gateways[name].create_order(request, deadline=deadline, may_exist=not fresh)
             except GatewayError as error:
                 _log.warning("gateway could not open a session", extra={"gateway": name, "error": error.message,
                                                                          "order_token": command.order_token})
@@ -244,6 +242,17 @@ def _record_free_capture(uow: UnitOfWork, session: PaymentRecord, command: OpenS
                                   "gateway": NO_GATEWAY, "amount": format_amount(session.amount),
                                   "currency": session.currency, "source": FREE_SOURCE})
     payment_events.publish_payment_event(uow, payment_events.CAPTURED, session, now, source=FREE_SOURCE)
+
+
+def checkout_request(command: OpenSessionCommand, row: PaymentRecord) -> CheckoutRequest:
+    """What the gateways are asked for this attempt: from its stored row where the row knows, so a
+    retry of the attempt asks for exactly the same."""
+    return CheckoutRequest(
+        key=session_key(command.order_token, command.attempt), payment_token=row.token, order_token=row.order_token,
+        amount_minor=to_minor_units(row.amount), currency=row.currency,
+        description=command.description or f"Order {command.order_token}", expires_at=row.expires_at,
+        created_at=row.created_at, return_url=command.return_url, cancel_url=command.cancel_url,
+        payment_method=row.payment_method or "")
 
 
 def _same_request(session: PaymentRecord, command: OpenSessionCommand) -> PaymentRecord:

@@ -142,6 +142,7 @@ _INSERT_PENDING = (insert(payment_sessions)
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
+_BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
 _SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
                 .order_by(payment_sessions.c.attempt))
 _LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
@@ -218,8 +219,8 @@ class PaymentRepository:
         row = (await conn.execute(query, {"order_token": order_token, "attempt": attempt})).first()
         return None if row is None else _record(row)
 
-    async def by_token(self, conn: AsyncConnection, token: str) -> PaymentRecord | None:
-        row = (await conn.execute(_BY_TOKEN, {"token": token})).first()
+    async def by_token(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> PaymentRecord | None:
+        row = (await conn.execute(_BY_TOKEN_LOCKED if for_update else _BY_TOKEN, {"token": token})).first()
         return None if row is None else _record(row)
 
     async def by_gateway_order(self, conn: AsyncConnection, gateway: str, gateway_order_id: str, *,

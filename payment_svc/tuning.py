@@ -26,7 +26,7 @@ class GatewayTuning:
     budget_s: float = 4.5  # one gateway, one operation, retries included
     breaker_failures: int = 5  # consecutive failed calls that open it
     breaker_cooldown_s: float = 30.0  # open → half-open (one trial call)
-    threads: int = 16  # the SDKs block; each gateway has its own pool
+    connections: int = 16  # pooled HTTP connections per gateway (a bulkhead: each gateway has its own)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayTuning:
@@ -39,7 +39,7 @@ class GatewayTuning:
             budget_s=settings.payment_gateway_budget,
             breaker_failures=settings.payment_breaker_failures,
             breaker_cooldown_s=settings.payment_breaker_cooldown,
-            threads=settings.payment_gateway_threads,
+            connections=settings.payment_gateway_connections,
         )
 
 

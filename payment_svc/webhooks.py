@@ -201,7 +201,8 @@ class WebhookHandler:
             return "ignored", {"reason": event.ignored_because}
         result = await apply_payment_outcome(
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
-                                                 report.status, report.amount_minor, report.currency),
+                                                 report.status, report.amount_minor, report.currency,
+                                                 report.payment_token),
             source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
         return verdict_of(result), _facts(report, result)
 

@@ -4,10 +4,20 @@ on, the payment report to hand to apply_payment_outcome. Pure functions, no I/O.
 Razorpay (https://razorpay.com/docs/webhooks/payloads/payments/):
   payment.captured, order.paid  → captured, with payload.payment.entity's id, order_id, amount, currency
   payment.failed                → failed, likewise
-Stripe (PaymentIntents):
+Stripe (https://docs.stripe.com/checkout/fulfillment): our gateway order is a Checkout Session
+(cs_…), its payment a PaymentIntent (pi_…) that exists once the customer tries to pay.
+  checkout.session.completed (payment_status paid),
+  checkout.session.async_payment_succeeded → captured: the session's id, payment_intent,
+                                  amount_total, currency (completed but unpaid: ignored, the
+                                  async_payment_* event follows)
+  checkout.session.async_payment_failed,
+  checkout.session.expired      → failed: nobody can pay that session any more
   payment_intent.succeeded      → captured, amount_received / currency of data.object
-  payment_intent.payment_failed → failed
-  (the PaymentIntent id is both our gateway order id and the payment id)
+  payment_intent.payment_failed → failed (a Checkout Session still takes another try: a later
+                                  capture of it still counts)
+  A PaymentIntent names its session only through the metadata we gave it at creation
+  (`payment_token`, our session's token): the report carries it, and the session is found by it.
+  An intent without one (a session opened as a bare PaymentIntent) is its own gateway order.
 Every other event type is stored as `ignored` and acknowledged. A handled type whose payload lacks
 what we need (no order id, no amount) or that we cannot represent (an amount past what a session
 can hold, control characters, wrong types, nesting too deep to read) is ignored too, with the
@@ -25,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -37,6 +48,8 @@ RAZORPAY_CAPTURED = frozenset({"payment.captured", "order.paid"})
 RAZORPAY_FAILED = frozenset({"payment.failed"})
 STRIPE_CAPTURED = frozenset({"payment_intent.succeeded"})
 STRIPE_FAILED = frozenset({"payment_intent.payment_failed"})
+STRIPE_SESSION_CAPTURED = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+STRIPE_SESSION_FAILED = frozenset({"checkout.session.async_payment_failed", "checkout.session.expired"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +59,7 @@ class PaymentReport:
     status: Literal["captured", "failed"]
     amount_minor: int
     currency: str
+    payment_token: str = ""  # our session's token, when the gateway only knows the payment (Stripe intents)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +173,8 @@ def parse_stripe(body: bytes) -> ParsedEvent:
 
 def _parse_stripe(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "type")
+    if event_type in STRIPE_SESSION_CAPTURED or event_type in STRIPE_SESSION_FAILED:
+        return _stripe_session_event(event_id, event_type, _dig(document, "data", "object"))
     if event_type in STRIPE_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
         amount_key = "amount_received"
@@ -174,7 +190,38 @@ def _parse_stripe(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     if intent_id is None or amount is None or currency is None:
         return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks a usable id, {amount_key} "
                            f"(whole minor units, 0 to {MAX_AMOUNT_MINOR}) or currency")
-    return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency))
+    metadata = intent.get("metadata")
+    token = _token(metadata.get("payment_token")) if isinstance(metadata, Mapping) else ""
+    return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency, token))
+
+
+def _stripe_session_event(event_id: str, event_type: str, session: Mapping[str, Any] | None) -> ParsedEvent:
+    if session is None or session.get("object") != "checkout.session":
+        return ParsedEvent(event_id, event_type, None, "data.object is not a Checkout Session")
+    session_id = _gateway_id(session.get("id"))
+    amount, currency = _amount(session.get("amount_total")), _currency(session.get("currency"))
+    if session_id is None or amount is None or currency is None:
+        return ParsedEvent(event_id, event_type, None, "the Checkout Session lacks id, amount_total or currency")
+    intent_id = _gateway_id(session.get("payment_intent"))
+    if event_type in STRIPE_SESSION_FAILED:
+        return ParsedEvent(event_id, event_type, PaymentReport(session_id, intent_id or session_id, "failed",
+                                                               amount, currency))
+    if session.get("payment_status") != "paid":
+        return ParsedEvent(event_id, event_type, None, f"the Checkout Session is {session.get('payment_status')!r}, "
+                                                       "not paid (an async_payment event follows)")
+    if intent_id is None:
+        return ParsedEvent(event_id, event_type, None, "the paid Checkout Session names no payment_intent")
+    return ParsedEvent(event_id, event_type, PaymentReport(session_id, intent_id, "captured", amount, currency))
+
+
+def _token(value: Any) -> str:
+    """Our payment token as we wrote it into the metadata (a UUID), else nothing."""
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            return ""
+    return ""
 
 
 def _dig(document: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:

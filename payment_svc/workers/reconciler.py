@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert worker.task is not None
                 await worker.task  # until interrupted
         finally:
-            gateways.close()
+            await gateways.close()
             await engine.dispose()
 
     asyncio.run(run())

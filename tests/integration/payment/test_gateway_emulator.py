@@ -4,6 +4,7 @@ knobs as the SDKs see them. No database or broker needed; every server here is o
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -547,21 +548,41 @@ def test_latency_and_timeouts(
     assert rzp.order.fetch(order["id"])["id"] == order["id"]
 
 
-def test_a_hanging_call_is_in_flight_until_it_is_answered(
+def test_a_hanging_call_is_in_flight_until_answered_or_abandoned(
     emulator: RunningEmulator, rzp: razorpay.Client
 ) -> None:
     order = new_order(rzp)
     emulator.set_faults("razorpay", timeout_s=30)  # far longer than this test: still hanging below
+    basic = base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
+    waiting = socket.create_connection(("127.0.0.1", emulator.port))  # a client that waits for its answer
+    waiting.sendall(f"GET /v1/orders/{order['id']} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\r\n"
+                    .encode())
+    listed = wait_for(lambda: emulator.control("GET", "requests")["in_flight"])
+    assert [(c["method"], c["path"]) for c in listed] == [("GET", f"/v1/orders/{order['id']}")]
+    assert [r["method"] for r in emulator.control("GET", "requests")["requests"]] == ["POST"]  # only the create
+
+    # the client gives up and hangs up: the call is dropped as a server drops work for a gone client
+    waiting.close()
+    wait_for(lambda: not emulator.control("GET", "requests")["in_flight"])
+    abandoned = emulator.control("GET", "requests")["requests"][-1]
+    assert (abandoned["method"], abandoned["status"], abandoned["cancelled"]) == ("GET", None, True)
+    assert abandoned["ms"] < 5000
+
+    # requests gives up on a read timeout and closes its connection the same way
     with pytest.raises(requests.exceptions.ReadTimeout):
         rzp.order.fetch(order["id"], timeout=0.3)
-    listed = emulator.control("GET", "requests")
-    assert [(c["method"], c["path"]) for c in listed["in_flight"]] == [
-        ("GET", f"/v1/orders/{order['id']}")
-    ]
-    assert [r["method"] for r in listed["requests"]] == ["POST"]  # only the create was answered
+    wait_for(lambda: not emulator.control("GET", "requests")["in_flight"])
     emulator.set_faults("razorpay", timeout_s=0)
     rzp.order.fetch(order["id"])
-    assert len(emulator.control("GET", "requests")["in_flight"]) == 1  # the answered call left
+    assert [r["cancelled"] for r in emulator.control("GET", "requests")["requests"]] == [False, True, True, False]
+
+
+def wait_for(check: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return value
 
 
 def test_error_rate_and_down(

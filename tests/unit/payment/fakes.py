@@ -10,7 +10,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from payment_svc.gateways.base import GatewayOrder
+from payment_svc.gateways.base import CheckoutRequest, GatewayOrder
 from payment_svc.repository import NewSession, PaymentRecord
 
 
@@ -48,7 +48,7 @@ class InMemoryPayments:
     async def by_attempt(self, conn: Any, order_token: str, attempt: int, *, for_update: bool = False) -> PaymentRecord | None:
         return next((s for s in self.sessions.values() if (s.order_token, s.attempt) == (order_token, attempt)), None)
 
-    async def by_token(self, conn: Any, token: str) -> PaymentRecord | None:
+    async def by_token(self, conn: Any, token: str, *, for_update: bool = False) -> PaymentRecord | None:
         return self.sessions.get(token)
 
     async def by_gateway_order(self, conn: Any, gateway: str, gateway_order_id: str, *,
@@ -99,7 +99,7 @@ class FakeGateway:
     def __init__(self) -> None:
         self.creates: list[tuple[str, int, str]] = []
 
-    async def create_order(self, key: str, amount_minor: int, currency: str, return_url: str, description: str, *,
-                           deadline: Any = None, may_exist: bool = True) -> GatewayOrder:
-        self.creates.append((key, amount_minor, currency))
-        return GatewayOrder("razorpay", f"order_{len(self.creates):014d}", f"http://gateway.invalid/{key}")
+    async def create_order(self, request: CheckoutRequest, *, deadline: Any = None,
+                           may_exist: bool = True) -> GatewayOrder:
+        self.creates.append((request.key, request.amount_minor, request.currency))
+        return GatewayOrder("razorpay", f"order_{len(self.creates):014d}", f"http://gateway.invalid/{request.key}")
