@@ -8,6 +8,14 @@ Stripe (PaymentIntents):
   payment_intent.succeeded      → captured, amount_received / currency of data.object
   payment_intent.payment_failed → failed
   (the PaymentIntent id is both our gateway order id and the payment id)
+Refunds (each settles one of our refunds, or records one made at the gateway: refund_settlement.py):
+  Razorpay refund.created / refund.processed / refund.failed → payload.refund.entity (id,
+    payment_id, amount, currency, status, notes.refund_id = ours)
+  Stripe refund.created / refund.updated / refund.failed → data.object, a Refund (id,
+    payment_intent, amount, currency, status, metadata.refund_id); charge.refunded → every Refund
+    listed in the Charge's `refunds.data`
+  status: Razorpay processed / failed / (else) pending; Stripe succeeded → processed, failed and
+  canceled → failed, (else) pending
 Every other event type is stored as `ignored` and acknowledged. A handled type whose payload lacks
 what we need (no order id, no amount) is ignored too, with the reason: the gateway would send the
 same signed body again and again, so refusing it could never succeed.
@@ -29,6 +37,13 @@ RAZORPAY_CAPTURED = frozenset({"payment.captured", "order.paid"})
 RAZORPAY_FAILED = frozenset({"payment.failed"})
 STRIPE_CAPTURED = frozenset({"payment_intent.succeeded"})
 STRIPE_FAILED = frozenset({"payment_intent.payment_failed"})
+RAZORPAY_REFUND = frozenset({"refund.created", "refund.processed", "refund.failed"})
+STRIPE_REFUND = frozenset({"refund.created", "refund.updated", "refund.failed"})
+STRIPE_CHARGE_REFUNDED = "charge.refunded"
+_RAZORPAY_REFUND_STATUS: dict[str, Literal["processed", "failed"]] = {"processed": "processed", "failed": "failed"}
+_STRIPE_REFUND_STATUS: dict[str, Literal["processed", "failed"]] = {
+    "succeeded": "processed", "failed": "failed", "canceled": "failed"}
+MAX_FAILURE_REASON = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +56,27 @@ class PaymentReport:
 
 
 @dataclasses.dataclass(frozen=True)
+class RefundNews:
+    gateway_refund_id: str
+    gateway_payment_id: str
+    status: Literal["processed", "failed", "pending"]
+    amount_minor: int
+    currency: str
+    refund_id: str  # ours, echoed in notes / metadata ("" for a refund made at the gateway)
+    failure_reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class ParsedEvent:
     event_id: str
     event_type: str
-    report: PaymentReport | None  # None: nothing for us to apply
-    ignored_because: str = ""  # why report is None
+    report: PaymentReport | None  # None: no payment news to apply
+    ignored_because: str = ""  # why there is nothing to apply
+    refunds: tuple[RefundNews, ...] = ()  # refund news to apply
+
+    @property
+    def actionable(self) -> bool:
+        return self.report is not None or bool(self.refunds)
 
 
 def body_digest_id(body: bytes) -> str:
@@ -97,6 +128,8 @@ def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
     if document is None:
         return ParsedEvent(event_id, "", None, "the body is not a JSON object")
     event_type = _event_type(document, "event")
+    if event_type in RAZORPAY_REFUND:
+        return _razorpay_refund(event_id, event_type, document)
     if event_type in RAZORPAY_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
     elif event_type in RAZORPAY_FAILED:
@@ -120,6 +153,8 @@ def parse_stripe(body: bytes) -> ParsedEvent:
         return ParsedEvent(body_digest_id(body), "", None, "the body is not a JSON object")
     event_id = _usable_id(document.get("id")) or body_digest_id(body)
     event_type = _event_type(document, "type")
+    if event_type in STRIPE_REFUND or event_type == STRIPE_CHARGE_REFUNDED:
+        return _stripe_refunds(event_id, event_type, document)
     if event_type in STRIPE_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
         amount_key = "amount_received"
@@ -135,6 +170,57 @@ def parse_stripe(body: bytes) -> ParsedEvent:
     if intent_id is None or amount is None or currency is None:
         return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks id, {amount_key} or currency")
     return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency))
+
+
+def _razorpay_refund(event_id: str, event_type: str, document: Mapping[str, Any]) -> ParsedEvent:
+    entity = _dig(document, "payload", "refund", "entity")
+    if entity is None:
+        return ParsedEvent(event_id, event_type, None, "no payload.refund.entity")
+    described = entity.get("error_description")
+    news = _refund_news(entity, "payment_id", _RAZORPAY_REFUND_STATUS, "notes",
+                        described if isinstance(described, str) else "")
+    if news is None:
+        return ParsedEvent(event_id, event_type, None, "the refund entity lacks id, payment_id, amount or currency")
+    return ParsedEvent(event_id, event_type, None, refunds=(news,))
+
+
+def _stripe_refunds(event_id: str, event_type: str, document: Mapping[str, Any]) -> ParsedEvent:
+    obj = _dig(document, "data", "object")
+    if obj is None:
+        return ParsedEvent(event_id, event_type, None, "no data.object")
+    if event_type == STRIPE_CHARGE_REFUNDED:
+        listed = _dig(obj, "refunds")
+        items = listed.get("data") if listed is not None else None
+        candidates = [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+        if not candidates:
+            return ParsedEvent(event_id, event_type, None, "the Charge lists no refunds (refund.updated carries them)")
+    elif obj.get("object") != "refund":
+        return ParsedEvent(event_id, event_type, None, "data.object is not a Refund")
+    else:
+        candidates = [obj]
+    found = []
+    for refund in candidates:
+        reason = refund.get("failure_reason")
+        news = _refund_news(refund, "payment_intent", _STRIPE_REFUND_STATUS, "metadata",
+                            reason if isinstance(reason, str) else "")
+        if news is None:
+            return ParsedEvent(event_id, event_type, None, "a Refund lacks id, payment_intent, amount or currency")
+        found.append(news)
+    return ParsedEvent(event_id, event_type, None, refunds=tuple(found))
+
+
+def _refund_news(entity: Mapping[str, Any], payment_key: str, statuses: Mapping[str, Literal["processed", "failed"]],
+                 notes_key: str, failure_reason: str) -> RefundNews | None:
+    refund_id, payment_id = _gateway_id(entity.get("id")), _gateway_id(entity.get(payment_key))
+    amount, currency = _amount(entity.get("amount")), _currency(entity.get("currency"))
+    if refund_id is None or payment_id is None or amount is None or amount == 0 or currency is None:
+        return None
+    notes = entity.get(notes_key)
+    ours = notes.get("refund_id") if isinstance(notes, Mapping) else None
+    status = entity.get("status")
+    return RefundNews(refund_id, payment_id, statuses.get(status, "pending") if isinstance(status, str) else "pending",
+                      amount, currency, _gateway_id(ours) or "",
+                      failure_reason[:MAX_FAILURE_REASON] if failure_reason.isprintable() else "")
 
 
 def _dig(document: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 from payment_svc.domain.gateway_order import GatewayName
 
 GatewayPaymentStatus = Literal["captured", "failed", "pending"]
+GatewayRefundStatus = Literal["processed", "failed", "pending"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,15 @@ class GatewayPayment:
     id: str
     order_id: str
     status: GatewayPaymentStatus
+    amount_minor: int
+    currency: str
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayRefund:
+    id: str
+    payment_id: str
+    status: GatewayRefundStatus
     amount_minor: int
     currency: str
 
@@ -76,4 +86,15 @@ class PaymentGateway(Protocol):
     async def fetch_order_payments(self, gateway_order_id: str) -> list[GatewayPayment]:
         """Every payment the gateway holds for one of our gateway orders, newest first
         (reconciliation: what happened to a session whose webhook never came)."""
+        ...
+
+    async def create_refund(self, payment_id: str, amount_minor: int, key: str,
+                            notes: dict[str, str]) -> GatewayRefund:
+        """Refund part or all of a captured payment, once per `key` (our refund id): a retry with
+        the same key answers the refund already made (Stripe's Idempotency-Key, Razorpay's
+        X-Refund-Idempotency). `notes` travel with the refund and come back in its webhooks."""
+        ...
+
+    async def fetch_refund(self, refund_id: str) -> GatewayRefund:
+        """The gateway's own current word on a refund (reconciliation of a pending one)."""
         ...

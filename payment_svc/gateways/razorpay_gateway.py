@@ -21,6 +21,8 @@ from payment_svc.gateways.base import (
     GatewayOrder,
     GatewayPayment,
     GatewayPaymentStatus,
+    GatewayRefund,
+    GatewayRefundStatus,
     GatewayRejected,
     GatewayUnavailable,
 )
@@ -87,6 +89,16 @@ class RazorpayGateway:
         found = await self._find(key, None, None)
         return None if found is None else self._order(found, "")
 
+    async def create_refund(self, payment_id: str, amount_minor: int, key: str,
+                            notes: dict[str, str]) -> GatewayRefund:
+        """`POST /v1/payments/{id}/refund`, `X-Refund-Idempotency: <key>` (Razorpay dedupes refunds by it)."""
+        created = await self._call(functools.partial(self._client.payment.refund, headers={"X-Refund-Idempotency": key}),
+                                   payment_id, {"amount": amount_minor, "receipt": key[:40], "notes": dict(notes)})
+        return _refund(created)
+
+    async def fetch_refund(self, refund_id: str) -> GatewayRefund:
+        return _refund(await self._call(self._client.refund.fetch, refund_id))
+
     def close(self) -> None:
         self._runner.close()
 
@@ -130,5 +142,16 @@ def _payment(entity: dict[str, Any]) -> GatewayPayment:
     return GatewayPayment(
         id=str(entity["id"]), order_id=str(entity.get("order_id") or ""),
         status=_STATUSES.get(str(entity.get("status")), "pending"),
+        amount_minor=int(entity["amount"]), currency=str(entity["currency"]).upper(),
+    )
+
+
+_REFUND_STATUSES: dict[str, GatewayRefundStatus] = {"processed": "processed", "failed": "failed"}
+
+
+def _refund(entity: dict[str, Any]) -> GatewayRefund:
+    return GatewayRefund(
+        id=str(entity["id"]), payment_id=str(entity.get("payment_id") or ""),
+        status=_REFUND_STATUSES.get(str(entity.get("status")), "pending"),
         amount_minor=int(entity["amount"]), currency=str(entity["currency"]).upper(),
     )

@@ -6,8 +6,8 @@ or the caller's earlier deadline) runs out; full-jitter exponential backoff betw
 by the breaker; GatewayRejected (4xx) is raised at once and counts as the gateway being up. While
 the breaker is open, calls fail at once with BreakerOpen, so the caller moves to the fallback.
 
-Every operation offered here must be safe to repeat: create_order is idempotent by our key,
-the others only read.
+Every operation offered here must be safe to repeat: create_order and create_refund are
+idempotent by our key, the others only read.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from payment_svc.gateways.base import (
     BreakerOpen,
     GatewayOrder,
     GatewayPayment,
+    GatewayRefund,
     GatewayRejected,
     GatewayUnavailable,
     PaymentGateway,
@@ -80,6 +81,14 @@ class ResilientGateway:
                                    deadline: Deadline | None = None) -> list[GatewayPayment]:
         return await self._run("fetch_order_payments", lambda: self._inner.fetch_order_payments(gateway_order_id),
                                deadline)
+
+    async def create_refund(self, payment_id: str, amount_minor: int, key: str, notes: dict[str, str], *,
+                            deadline: Deadline | None = None) -> GatewayRefund:
+        return await self._run("create_refund",
+                               lambda: self._inner.create_refund(payment_id, amount_minor, key, notes), deadline)
+
+    async def fetch_refund(self, refund_id: str, *, deadline: Deadline | None = None) -> GatewayRefund:
+        return await self._run("fetch_refund", lambda: self._inner.fetch_refund(refund_id), deadline)
 
     async def _run(self, operation: str, call: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
         budget = Deadline.after(self._tuning.budget_s) if deadline is None else deadline.capped(self._tuning.budget_s)

@@ -18,6 +18,8 @@ from payment_svc.gateways.base import (
     GatewayOrder,
     GatewayPayment,
     GatewayPaymentStatus,
+    GatewayRefund,
+    GatewayRefundStatus,
     GatewayRejected,
     GatewayUnavailable,
 )
@@ -73,6 +75,17 @@ class StripeGateway:
         """The PaymentIntent is both the order and its payment: retrieve it."""
         return [await self.fetch_payment(gateway_order_id)]
 
+    async def create_refund(self, payment_id: str, amount_minor: int, key: str,
+                            notes: dict[str, str]) -> GatewayRefund:
+        """`POST /v1/refunds` of the PaymentIntent, with Stripe's Idempotency-Key = our key."""
+        refund = await self._call(self._client.v1.refunds.create,
+                                  {"payment_intent": payment_id, "amount": amount_minor, "metadata": dict(notes)},
+                                  {"idempotency_key": key})
+        return _refund(refund)
+
+    async def fetch_refund(self, refund_id: str) -> GatewayRefund:
+        return _refund(await self._call(self._client.v1.refunds.retrieve, refund_id))
+
     def close(self) -> None:
         self._runner.close()
 
@@ -97,3 +110,13 @@ def _status(intent: Any) -> GatewayPaymentStatus:
     if intent.status == "requires_payment_method" and getattr(intent, "last_payment_error", None):
         return "failed"
     return "pending"
+
+
+_REFUND_STATUSES: dict[str, GatewayRefundStatus] = {"succeeded": "processed", "failed": "failed", "canceled": "failed"}
+
+
+def _refund(refund: Any) -> GatewayRefund:
+    # pending and requires_action are not final: "pending"
+    return GatewayRefund(id=refund.id, payment_id=str(getattr(refund, "payment_intent", "") or ""),
+                         status=_REFUND_STATUSES.get(str(refund.status), "pending"),
+                         amount_minor=int(refund.amount), currency=str(refund.currency).upper())
