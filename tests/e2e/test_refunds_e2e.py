@@ -91,6 +91,19 @@ def refunds_when(api: httpx.Client, stack: Stack, order_token: str, done: Callab
         time.sleep(0.1)
 
 
+def enrollments_when(api: httpx.Client, headers: dict[str, str], order_token: str,
+                     done: Callable[[list[dict]], bool], timeout: float = 20.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        mine = [e for e in json_ok(api.get("/api/v1/enrollments", headers=headers))["enrollments"]
+                if e["order_token"] == order_token]
+        if done(mine):
+            return mine
+        if time.monotonic() > deadline:
+            raise AssertionError(f"enrollments of {order_token} stayed {mine} for {timeout}s")
+        time.sleep(0.1)
+
+
 def all_processed(listed: list[dict]) -> bool:
     return bool(listed) and all(r["status"] == "processed" for r in listed)
 
@@ -105,6 +118,15 @@ def test_a_full_refund_by_default_is_processed_through_the_webhook(edge_stack, a
     assert made["status"] in ("pending", "processed") and made["gateway_refund_id"].startswith("rfnd_" if gateway == "razorpay" else "re_")
     [settled] = refunds_when(api, edge_stack, order["order_token"], all_processed)
     assert (settled["refund_id"], settled["amount"]) == (made["refund_id"], "1768.82")
+
+    owner = edge_stack.bearer(order["user"])
+    refunded = order_when(api, owner, order["order_token"], lambda o: o["status"] == "refunded")
+    assert refunded["refunded_amount"] == "1768.82" and refunded["total"] == "1768.82"
+    enrollments = enrollments_when(api, owner, order["order_token"],
+                                   lambda es: bool(es) and all(e["status"] == "cancelled" for e in es))
+    assert [e["enrollment_id"] for e in enrollments] == [order["enrollment_id"]]
+    note = api.get(f"/api/v1/order/{order['order_token']}/credit-notes/{made['refund_id']}", headers=owner)
+    assert note.status_code == 200 and note.headers["content-type"] == "application/pdf", note.text[:300]
 
 
 def test_partial_refunds_then_what_is_left_then_3301(edge_stack, api, emulator, expect_envelope):
@@ -121,6 +143,22 @@ def test_partial_refunds_then_what_is_left_then_3301(edge_stack, api, emulator, 
     expect_envelope(refund(api, edge_stack, token), 409, 3301)
     listed = refunds_when(api, edge_stack, token, lambda rs: len(rs) == 3 and all_processed(rs))
     assert [r["amount"] for r in listed] == ["500.00", "268.80", "1000.02"]
+    owner = edge_stack.bearer(order["user"])
+    final = order_when(api, owner, token, lambda o: o["status"] == "refunded")
+    assert final["refunded_amount"] == "1768.82"
+
+
+def test_a_partial_refund_keeps_the_order_and_its_enrollment(edge_stack, api, emulator):
+    order = paid_order(edge_stack, api, emulator, "stripe")
+    made = json_ok(refund(api, edge_stack, order["order_token"], amount="768.82"))
+    refunds_when(api, edge_stack, order["order_token"], all_processed)
+    owner = edge_stack.bearer(order["user"])
+    partly = order_when(api, owner, order["order_token"], lambda o: o["refunded_amount"] == "768.82")
+    assert partly["status"] == "fulfilled"
+    [enrollment] = enrollments_when(api, owner, order["order_token"], bool)
+    assert enrollment["status"] == "active"
+    note = api.get(f"/api/v1/order/{order['order_token']}/credit-notes/{made['refund_id']}", headers=owner)
+    assert note.status_code == 200 and note.content.startswith(b"%PDF"), note.text[:300]
 
 
 def test_not_paid_is_3302_and_bad_input_is_1000_and_others_are_refused(edge_stack, api, emulator, expect_envelope):

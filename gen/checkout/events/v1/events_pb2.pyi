@@ -314,6 +314,42 @@ class RefundEvent(_message.Message):
 Global___RefundEvent: _TypeAlias = RefundEvent  # noqa: Y015
 
 @_typing.final
+class EnrollmentsCancelled(_message.Message):
+    """checkout.enrollment.cancelled: the enrollments of one fully refunded order, now cancelled   (producer: enrollment_svc)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_TOKEN_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ENROLLMENTS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    order_token: _builtins.str
+    user_id: _builtins.str
+    reason: _builtins.str
+    occurred_at: _builtins.str
+    @_builtins.property
+    def enrollments(self) -> _containers.RepeatedCompositeFieldContainer[_enrollment_pb2.Enrollment]:
+        """those this change cancelled, status cancelled"""
+
+    def __init__(
+        self,
+        *,
+        order_token: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        enrollments: _abc.Iterable[_enrollment_pb2.Enrollment] | None = ...,
+        reason: _builtins.str = ...,
+        occurred_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrollments", b"enrollments", "occurred_at", b"occurred_at", "order_token", b"order_token", "reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollmentsCancelled: _TypeAlias = EnrollmentsCancelled  # noqa: Y015
+
+@_typing.final
 class EnrollmentsCreated(_message.Message):
     """checkout.enrollment.created: the enrollments of one paid order, one per line   (producer: enrollment_svc)"""
 
