@@ -25,7 +25,7 @@ def test_a_new_revision_follows_the_head_of_its_own_tree(tmp_path, monkeypatch: 
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.down_revision == "payment_0001" and module.__doc__.startswith("add refunds")
+    assert module.down_revision == "payment_0002_refunds" and module.__doc__.startswith("add refunds")
     after = {schema: sorted(p.name for p in (copy / schema / "versions").glob("*.py")) for schema in SCHEMAS.values()}
     assert {s: v for s, v in after.items() if s != "payment"} == {s: v for s, v in before.items() if s != "payment"}
     assert len(after["payment"]) == len(before["payment"]) + 1
