@@ -1,0 +1,116 @@
+"""Refunds on real PostgreSQL (role checkout_payment) and the real gateway emulator: the use case
+(payment_svc/refunds.py), its repository and the refund reconciler.
+
+A session of 1770.00 INR is opened through OpenSession, paid at the emulator, and marked captured
+as the webhook would have done (the refunds' own path starts from a captured session)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common.errors import CheckoutError
+from common.request_context import Caller
+from payment_svc.domain.refunds import request_fingerprint
+from tests.support.payments import PaymentStack, new_order_token, open_session
+
+ADMIN = Caller(user_id=str(uuid.uuid4()), roles=("admin",))
+
+
+async def captured_order(stack: PaymentStack, engine: AsyncEngine, gateway: str = "razorpay") -> str:
+    order_token = new_order_token()
+    session = await open_session(stack, order_token, str(uuid.uuid4()), gateway=gateway)
+    outcome = stack.emulator.pay(session.gateway_order_id)
+    payment_id = outcome["payment"]["id"]
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE payment.payment_sessions SET status = 'captured', gateway_payment_id = :p "
+                                "WHERE token = :t"), {"p": payment_id, "t": session.payment_token})
+    return order_token
+
+
+async def refund_rows(engine: AsyncEngine, order_token: str) -> list:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(
+            "SELECT refund_id, amount, status, gateway_refund_id FROM payment.refunds WHERE order_token = :o "
+            "ORDER BY created_at"), {"o": order_token})).all())
+
+
+async def test_concurrent_requests_are_checked_one_after_the_other(stack: PaymentStack, engine: AsyncEngine):
+    """12 requests of 300.00 at once against 1770.00: 5 fit (1500.00), 7 are 3301."""
+    order_token = await captured_order(stack, engine)
+    service = stack.parts.refunds
+    results = await asyncio.gather(*(service.create_refund(ADMIN, order_token, "300.00", "", str(uuid.uuid4()))
+                                     for _ in range(12)), return_exceptions=True)
+    made = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(made) == 5 and all(isinstance(r, CheckoutError) and r.code.spec.code == 3301 for r in refused), results
+    rows = await refund_rows(engine, order_token)
+    assert len(rows) == 5 and sum(row.amount for row in rows) == Decimal("1500.00")
+    assert len([r for r in stack.emulator.state()["refunds"] if r["notes"]["order_token"] == order_token]) == 5
+
+
+async def test_an_unreachable_gateway_leaves_it_pending_and_the_reconciler_finishes_it(stack: PaymentStack,
+                                                                                       engine: AsyncEngine):
+    order_token = await captured_order(stack, engine, "stripe")
+    stack.emulator.set_faults("stripe", down=True)
+    try:
+        view = await stack.parts.refunds.create_refund(ADMIN, order_token, "", "", "")
+    finally:
+        stack.emulator.set_faults("stripe", down=False)
+    assert (view.status, view.gateway_refund_id, view.amount) == ("pending", "", Decimal("1770.00"))
+    async with engine.begin() as conn:  # its next check is due now
+        await conn.execute(text("UPDATE payment.refunds SET next_check_at = now() - interval '1 second' "
+                                "WHERE refund_id = :r"), {"r": view.refund_id})
+    await stack.parts.refund_reconciler.one_pass()  # the create again, with the same key
+    [row] = await refund_rows(engine, order_token)
+    assert row.gateway_refund_id and row.gateway_refund_id.startswith("re_")
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE payment.refunds SET next_check_at = now() - interval '1 second' "
+                                "WHERE refund_id = :r"), {"r": view.refund_id})
+    deadline = asyncio.get_running_loop().time() + 10
+    while row.status == "pending" and asyncio.get_running_loop().time() < deadline:  # the emulator settles it
+        await stack.parts.refund_reconciler.one_pass()
+        [row] = await refund_rows(engine, order_token)
+        if row.status == "pending":
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE payment.refunds SET next_check_at = now() WHERE refund_id = :r"),
+                                   {"r": view.refund_id})
+            await asyncio.sleep(0.05)
+    assert row.status == "processed"
+    async with engine.connect() as conn:
+        events = (await conn.execute(text("SELECT subject, payload FROM payment.outbox WHERE payload->>'refund_id' = :r"),
+                                     {"r": view.refund_id})).all()
+    assert [e.subject for e in events] == ["checkout.payment.refund_processed"]
+    assert (events[0].payload["refunded_amount"], events[0].payload["fully_refunded"]) == ("1770.00", True)
+    assert len([r for r in stack.emulator.state()["refunds"] if r["notes"]["order_token"] == order_token]) == 1
+
+
+async def test_a_replay_after_a_stop_between_the_steps_makes_one_refund(stack: PaymentStack, engine: AsyncEngine):
+    """Step 1 committed, then the process stopped: the replay with the key carries it on, once."""
+    order_token = await captured_order(stack, engine)
+    service = stack.parts.refunds
+    key = str(uuid.uuid4())
+    reserved = await service._reserve(ADMIN, order_token, Decimal("10.00"), "dup", key,
+                                      request_fingerprint(order_token, "10.00", "dup"))
+    first, second = await asyncio.gather(service.create_refund(ADMIN, order_token, "10.00", "dup", key),
+                                         service.create_refund(ADMIN, order_token, "10", "dup", key))
+    assert first.refund_id == second.refund_id == reserved.refund_id
+    assert len([r for r in stack.emulator.state()["refunds"] if r["notes"]["order_token"] == order_token]) == 1
+    with pytest.raises(CheckoutError) as caught:
+        await service.create_refund(ADMIN, order_token, "10.00", "other reason", key)
+    assert caught.value.code.spec.code == 2005
+
+
+async def test_not_captured_is_3302(stack: PaymentStack, engine: AsyncEngine):
+    order_token = new_order_token()
+    await open_session(stack, order_token, str(uuid.uuid4()))
+    with pytest.raises(CheckoutError) as caught:
+        await stack.parts.refunds.create_refund(ADMIN, order_token, "", "", "")
+    assert caught.value.code.spec.code == 3302
+    assert await refund_rows(engine, order_token) == []
+
