@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.errors import CheckoutError
 from common.request_context import Caller
+from gateway_emulator.razorpay_events import php_json
+from gateway_emulator.signing import razorpay_webhook_signature
 from payment_svc.domain.refunds import request_fingerprint
 from tests.support.payments import PaymentStack, new_order_token, open_session
 
@@ -114,3 +116,30 @@ async def test_not_captured_is_3302(stack: PaymentStack, engine: AsyncEngine):
     assert caught.value.code.spec.code == 3302
     assert await refund_rows(engine, order_token) == []
 
+
+
+def signed_razorpay(body: bytes, event_id: str) -> dict[str, list[str]]:
+    return {"x-razorpay-signature": [razorpay_webhook_signature("dev-webhook-secret", body)],
+            "x-razorpay-event-id": [event_id]}
+
+
+async def test_a_refund_made_at_the_gateway_is_recorded_and_its_duplicate_changes_nothing(stack: PaymentStack,
+                                                                                          engine: AsyncEngine):
+    order_token = await captured_order(stack, engine)
+    async with engine.connect() as conn:
+        payment_id = (await conn.execute(text("SELECT gateway_payment_id FROM payment.payment_sessions "
+                                              "WHERE order_token = :o"), {"o": order_token})).scalar_one()
+    body = php_json({"entity": "event", "event": "refund.processed", "contains": ["refund"], "payload": {"refund": {
+        "entity": {"id": "rfnd_Dashboard01", "entity": "refund", "amount": 77000, "currency": "INR",
+                   "payment_id": payment_id, "notes": [], "status": "processed"}}}, "created_at": 1767225600})
+    event_id = f"evt_{uuid.uuid4().hex[:14]}"
+    first = await stack.parts.service.razorpay_webhook(body, signed_razorpay(body, event_id))
+    again = await stack.parts.service.razorpay_webhook(body, signed_razorpay(body, f"evt_{uuid.uuid4().hex[:14]}"))
+    assert (first.duplicate, first.verdict, again.verdict) == (False, "accepted", "duplicate")
+    [row] = await refund_rows(engine, order_token)
+    assert (row.amount, row.status, row.gateway_refund_id) == (Decimal("770.00"), "processed", "rfnd_Dashboard01")
+    # what is left counts it: 1000.00 is left of 1770.00
+    with pytest.raises(CheckoutError) as caught:
+        await stack.parts.refunds.create_refund(ADMIN, order_token, "1000.01", "", "")
+    assert caught.value.code.spec.code == 3301
+    assert (await stack.parts.refunds.create_refund(ADMIN, order_token, "", "", "")).amount == Decimal("1000.00")
