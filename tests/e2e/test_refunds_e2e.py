@@ -255,3 +255,18 @@ def test_a_refused_refund_fails_and_frees_its_amount(edge_stack, api, emulator):
     assert again["amount"] == "1768.82"  # the failed refund held nothing
     refunds_when(api, edge_stack, order["order_token"],
                  lambda rs: [r["status"] for r in rs] == ["failed", "processed"])
+
+
+def test_a_refund_the_gateway_fails_later_is_failed_by_its_webhook(edge_stack, api, emulator):
+    order = paid_order(edge_stack, api, emulator, "stripe")
+    emulator.set_faults("stripe", refund_fail_rate=1.0)
+    try:
+        made = json_ok(refund(api, edge_stack, order["order_token"], amount="100.00"))
+        [failed] = refunds_when(api, edge_stack, order["order_token"], lambda rs: rs[0]["status"] == "failed")
+    finally:
+        emulator.set_faults("stripe", refund_fail_rate=0.0)
+    assert (failed["refund_id"], made["status"]) == (made["refund_id"], "pending")
+    rest = json_ok(refund(api, edge_stack, order["order_token"]))
+    assert rest["amount"] == "1768.82"  # the failed 100.00 is free again
+    owner = edge_stack.bearer(order["user"])
+    assert order_when(api, owner, order["order_token"], lambda o: o["status"] == "refunded")["refunded_amount"] == "1768.82"
