@@ -20,6 +20,7 @@ from typing import Literal
 from common.money import format_amount, from_minor_units, to_minor_units
 from common.uow import UnitOfWork
 from payment_svc.domain.refunds import judge_settlement, left_to_refund
+from payment_svc.metrics import REFUNDS
 from payment_svc.refund_events import publish_refund_event
 from payment_svc.refund_repository import RefundRecord, RefundRepository
 from payment_svc.repository import PaymentRepository
@@ -80,12 +81,14 @@ async def apply_refund_report(uow: UnitOfWork, refunds: RefundRepository, paymen
                          "reported_status": report.status, "source": source})
         if changes:
             refund = await refunds.update(conn, refund.refund_id, updated_at=now, **changes)
+        REFUNDS.labels(refund.gateway, "flagged").inc()
         return RefundResult("conflict", refund, flagged=True)
     verdict = judge_settlement(refund.status, report.status)
     if verdict == "conflict":
         uow.audit(actor=actor, entity_type="refund", entity_id=refund.refund_id, action="refund:conflict", flagged=True,
                   before={"status": refund.status}, after={"reported_status": report.status, "source": source,
                                                            "gateway_refund_id": report.gateway_refund_id})
+        REFUNDS.labels(refund.gateway, "flagged").inc()
         return RefundResult("conflict", refund, flagged=True)
     if verdict == "duplicate":
         if changes:
@@ -104,6 +107,7 @@ async def apply_refund_report(uow: UnitOfWork, refunds: RefundRepository, paymen
                                     "amount": refund.amount, "currency": refund.currency, "source": source,
                                     "failure_reason": refund.failure_reason})
     await _publish(uow, refunds, payments, refund, now, source)
+    REFUNDS.labels(refund.gateway, refund.status).inc()
     return RefundResult("settled", refund)
 
 
@@ -141,4 +145,5 @@ async def _record_foreign(uow: UnitOfWork, refunds: RefundRepository, payments: 
               flagged=too_much)
     if refund.status != "pending":
         await _publish(uow, refunds, payments, refund, now, source)
+    REFUNDS.labels(refund.gateway, "recorded").inc()
     return RefundResult("recorded", refund, flagged=too_much)

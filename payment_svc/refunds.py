@@ -38,6 +38,7 @@ from payment_svc.domain.refunds import MAX_REASON, amount_to_refund, check_amoun
 from payment_svc.gateways.base import GatewayRefund, GatewayRejected, GatewayUnavailable
 from payment_svc.gateways.registry import Gateways
 from payment_svc.gateways.resilient import ResilientGateway
+from payment_svc.metrics import REFUNDS
 from payment_svc.refund_repository import RefundRecord, RefundRepository
 from payment_svc.refund_settlement import RefundReport, apply_refund_report
 from payment_svc.repository import PaymentRepository
@@ -151,6 +152,7 @@ class RefundService:
                              "currency": session.currency, "gateway": session.gateway, "reason": reason,
                              "default_amount": requested is None, "idempotency_key": key})
             await uow.commit()
+        REFUNDS.labels(refund.gateway, "requested").inc()
         return refund
 
     async def _replay(self, existing: RefundRecord, fingerprint: str) -> RefundView:
@@ -207,6 +209,7 @@ class RefundService:
                 source="create" if source == "create" else "reconcile", actor=f"gateway:{refund.gateway}",
                 now=now, refund=refund)
             return result.refund or refund
+        REFUNDS.labels(refund.gateway, "unconfirmed").inc()
         uow.audit(actor=f"gateway:{refund.gateway}", entity_type="refund", entity_id=refund.refund_id,
                   action="refund:gateway_unavailable", before={"status": refund.status},
                   after={"status": refund.status, "next_check_at": now + RECHECK_AFTER, "source": source})
