@@ -143,3 +143,15 @@ async def test_a_refund_made_at_the_gateway_is_recorded_and_its_duplicate_change
         await stack.parts.refunds.create_refund(ADMIN, order_token, "1000.01", "", "")
     assert caught.value.code.spec.code == 3301
     assert (await stack.parts.refunds.create_refund(ADMIN, order_token, "", "", "")).amount == Decimal("1000.00")
+
+
+async def test_ten_requests_with_one_key_at_once_make_one_refund_and_one_answer(stack: PaymentStack,
+                                                                                engine: AsyncEngine):
+    order_token = await captured_order(stack, engine)
+    key = str(uuid.uuid4())
+    answers = await asyncio.gather(*(stack.parts.refunds.create_refund(ADMIN, order_token, "250.00", "dup", key)
+                                     for _ in range(10)))
+    assert len(set(answers)) == 1, answers
+    [row] = await refund_rows(engine, order_token)
+    assert (str(row.refund_id), row.amount) == (answers[0].refund_id, Decimal("250.00"))
+    assert len([r for r in stack.emulator.state()["refunds"] if r["notes"]["order_token"] == order_token]) == 1
