@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cart_svc.domain.coupons import CouponReason, usage_reasons
+from cart_svc.domain.coupons import UNUSABLE_CODE, CouponReason, usage_reasons
 from cart_svc.prices import CouponFacts
 from cart_svc.repository import HoldRefused, Repository
 from cart_svc.validation import check_uuid, raise_if_any
@@ -52,7 +52,7 @@ class CouponLedger:
         repo, conn = self._repository, uow.conn
         coupon, used = locked if locked is not None else await self.lock(conn, code=code, user_id=user_id)
         if coupon is None:
-            raise _refused("code: no such coupon")
+            raise _refused(f"code: {UNUSABLE_CODE}")
         existing = await repo.redemption_of(conn, order_token)
         if existing is not None:
             if existing.status == "held" and existing.code == code and existing.user_id == user_id:

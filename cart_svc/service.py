@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cart_svc import access, events
 from cart_svc.commands import BillingChoice, ItemChoice, NewCart
+from cart_svc.coupon_attempts import CouponAttempts
 from cart_svc.domain.cart import Cart, PlanRef
+from cart_svc.domain.coupons import UNUSABLE_CODE
 from cart_svc.domain.pricing import PriceBreakdown
 from cart_svc.domain.tax import Billing
 from cart_svc.prices import Pricer, totals_of
@@ -97,6 +100,7 @@ class CartService:
         self._settings = settings
         self._clock = clock
         self._ttl = datetime.timedelta(seconds=settings.cart_ttl)
+        self._attempts = CouponAttempts(uow, settings)
 
     # -- reads -------------------------------------------------------------------------------------
     async def get_cart(self, caller: Caller, token: str) -> CartView:
@@ -233,15 +237,23 @@ class CartService:
         raise_if_any(problems)
 
         async def change(conn: AsyncConnection, cart: Cart, now: datetime.datetime) -> None:
-            if await self._repo.get_coupon(conn, code) is None:
-                raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=["code: no such coupon"])
+            await self._attempts.refuse_if_locked_out(conn, cart.token, now)
+            coupon = await self._repo.get_coupon(conn, code)
+            if coupon is None:
+                raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=[f"code: {UNUSABLE_CODE}"])
             cart.set_coupon(code.upper(), now, self._ttl)
             verdict = (await self._pricer.price(conn, cart, now)).coupon_verdict
             if verdict is not None and not verdict.applicable:
-                raise CheckoutError(ErrorCode.INVALID_COUPON,
-                                    validation_messages=[f"code: {reason}" for reason in verdict.reasons])
+                # a listed coupon is public: say why; an unlisted one answers as an unknown code would
+                reasons = [f"code: {reason}" for reason in verdict.reasons] if coupon.listed else [f"code: {UNUSABLE_CODE}"]
+                raise CheckoutError(ErrorCode.INVALID_COUPON, validation_messages=reasons)
 
-        return await self._change(caller, token, change)
+        try:
+            return await self._change(caller, token, change)
+        except CheckoutError as refusal:
+            if refusal.code is ErrorCode.INVALID_COUPON:
+                await asyncio.shield(self._attempts.count_refusal(str(uuid.UUID(token)), self._clock()))
+            raise
 
     async def remove_coupon(self, caller: Caller, token: str) -> CartView:
         _check_token(token, "token")

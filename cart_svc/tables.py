@@ -136,5 +136,14 @@ cart_conversions = Table(
     schema=SCHEMA,
 )
 
+# refused ApplyCoupon calls per cart in the current window (migration 0003; coupon_attempts.py)
+coupon_attempts = Table(
+    "coupon_attempts", metadata,
+    Column("cart_token", Id, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", Stamp, nullable=False),
+    schema=SCHEMA,
+)
+
 plumbing = plumbing_tables(metadata, SCHEMA)
 outbox, audit_log, dead_letters = plumbing.outbox, plumbing.audit_log, plumbing.dead_letters

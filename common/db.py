@@ -19,7 +19,8 @@ def create_engine(settings: Settings, service: str, *, pool_size: int | None = N
         pool_timeout=5,  # a request waits at most this long for a connection, then fails clearly
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": f"checkout-{service}",
-                      "options": f"-c search_path={SCHEMAS[service]}"},
+                      "options": f"-c search_path={SCHEMAS[service]} "
+                                 f"-c statement_timeout={settings.db_statement_timeout_ms}"},
     )
 
 

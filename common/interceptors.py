@@ -2,8 +2,10 @@
 metrics, and the translation of every exception into a status with an ErrorDetail.
 
 Servicers therefore only raise CheckoutError; nothing else ever reaches a client, and no stack
-trace leaves the process (it goes to the log, under the correlation id). Anything else is 5000,
-except an unreachable PostgreSQL: the contract's retryable 503 (4001) for a dependency that is down.
+trace leaves the process (it goes to the log, under the correlation id). A text field with a
+control character anywhere in a request is 1000 before the servicer runs, and a value PostgreSQL
+refuses as data (out of range, malformed) is 1000 too. Anything else is 5000, except an
+unreachable PostgreSQL: the contract's retryable 503 (4001) for a dependency that is down.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from sqlalchemy.exc import DataError
 
 from common.auth import TokenVerifier
 from common.db import database_unreachable
@@ -21,10 +24,12 @@ from common.errors import CheckoutError, ErrorCode
 from common.grpc_errors import to_status
 from common.metrics import RPC_HANDLED, RPC_SECONDS
 from common.request_context import caller_var, correlation_id_var, new_correlation_id
+from common.validation import control_character_fields, raise_if_any
 
 _log = logging.getLogger("checkout.rpc")
 _SKIP = ("/grpc.health.v1.", "/grpc.reflection.")
 _MAX_CORRELATION_ID = 128
+_DATA_REFUSED = "request: a value is out of range or malformed"
 
 
 class CheckoutInterceptor(grpc.aio.ServerInterceptor):
@@ -58,6 +63,7 @@ class CheckoutInterceptor(grpc.aio.ServerInterceptor):
             code = 0
             try:
                 caller_var.set(verifier.caller_from_header(metadata.get("authorization")))
+                raise_if_any(control_character_fields(request))
                 return await behaviour(request, context)
             except CheckoutError as error:
                 code = error.code.spec.code
@@ -68,6 +74,13 @@ class CheckoutInterceptor(grpc.aio.ServerInterceptor):
                 # the generated servicer base: an RPC whose issue has not landed yet
                 code = ErrorCode.NOT_IMPLEMENTED.spec.code
                 await context.abort_with_status(to_status(CheckoutError(ErrorCode.NOT_IMPLEMENTED), cid))
+            except DataError:
+                # a value the checks let through and PostgreSQL refused (out of range, malformed):
+                # the request's fault, never a retryable 5000
+                code = ErrorCode.VALIDATION_FAILED.spec.code
+                _log.warning("a request value was refused by the database", extra={"method": method}, exc_info=True)
+                await context.abort_with_status(to_status(CheckoutError(
+                    ErrorCode.VALIDATION_FAILED, validation_messages=[_DATA_REFUSED]), cid))
             except Exception as error:
                 failure = ErrorCode.GATEWAY_UNAVAILABLE if database_unreachable(error) else ErrorCode.INTERNAL
                 code = failure.spec.code

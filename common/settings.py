@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+MIN_JWT_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 SERVICES = ("cart", "order", "payment", "enrollment")
 # Each service's PostgreSQL role and schema (docs/ARCHITECTURE.md).
 ROLES = {"cart": "checkout_cart", "order": "checkout_order", "payment": "checkout_payment",
@@ -36,6 +38,10 @@ def _field(default: Any, group: str, what: str, **more: Any) -> Any:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_prefix="",
                                       env_ignore_empty=True)
+
+    environment: Literal["development", "production"] = _field(
+        "development", "servers", "`production` refuses to start on development secrets: the dev JWT_SECRET or "
+        "one shorter than 32 bytes, and localhost (or default) CORS origins")
 
     # -- servers -----------------------------------------------------------------------------------
     database_url: str = _field(
@@ -56,6 +62,18 @@ class Settings(BaseSettings):
     nats_url: str = _field("nats://127.0.0.1:54222", "servers", "NATS with JetStream: the services' events")
     log_level: str = _field("INFO", "servers", "JSON logs on stderr, one object per line, with the correlation id")
 
+    db_statement_timeout_ms: int = _field(15000, "servers", "PostgreSQL `statement_timeout` of every service "
+                                          "connection: a statement running longer is cancelled (`0`: none)", ge=0)
+
+    # -- retention (one leader per service prunes; docs/OPERATIONS.md) -------------------------------
+    retention_interval: Seconds = _field(3600.0, "retention", "seconds between pruning passes (`0`: never prune)")
+    retention_outbox_days: float = _field(7.0, "retention", "published outbox rows older than this are deleted",
+                                          gt=0)
+    retention_dead_letter_days: float = _field(30.0, "retention", "replayed dead letters older than this are "
+                                               "deleted (parked ones are kept until handled)", gt=0)
+    retention_webhook_body_days: float = _field(30.0, "retention", "processed webhook events older than this "
+                                                "keep their row and lose their raw body", gt=0)
+
     # -- identity and business rules -------------------------------------------------------------
     jwt_secret: str = _field(DEV_JWT_SECRET, "auth", "HS256 secret of bearer tokens; the default logs a warning "
                              "at every start")
@@ -68,6 +86,14 @@ class Settings(BaseSettings):
                                        "`checkout.cart.abandoned` is published for it (once)", ge=1)
     pricing_ttl: int = _field(5 * 60, "rules", "seconds an estimate is cached and quoted as valid", ge=1)
     discount_ttl: int = _field(3600, "rules", "seconds a discounts listing is cached", ge=1)
+    catalog_cache_ttl: float = _field(60.0, "cart", "seconds a cart_svc process keeps a catalog answer at most "
+                                      "(an admin change drops it at once: checkout.catalog.changed; `0`: no cache)",
+                                      ge=0)
+    catalog_max_age: int = _field(60, "cart", "`Cache-Control: public, max-age` of the catalog and sale answers",
+                                  ge=0, le=300)
+    coupon_attempts_per_cart: int = _field(10, "rules", "refused coupon codes a cart may try per "
+                                           "COUPON_ATTEMPT_WINDOW; then 429 until the window ends", ge=1)
+    coupon_attempt_window: int = _field(3600, "rules", "seconds of the coupon attempts window", ge=1)
     order_ttl: int = _field(2 * 3600, "rules", "seconds an unpaid order lives; then it expires and its coupon "
                             "hold is released", ge=60)
 
@@ -223,6 +249,29 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _safe_for_production(self) -> Settings:
+        problems = self.unsafe_for_production() if self.environment == "production" else []
+        if problems:
+            raise ValueError("ENVIRONMENT=production refuses to start: " + "; ".join(problems))
+        return self
+
+    def unsafe_for_production(self) -> list[str]:
+        """What would let anyone mint tokens or call us from a developer's browser."""
+        problems: list[str] = []
+        if self.jwt_secret_is_dev_default:
+            problems.append("JWT_SECRET is the development default")
+        elif len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            problems.append(f"JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes")
+        for name in ("edge_cors_origins", "edge_cart_cors_origins", "edge_pay_cors_origins"):
+            origins: tuple[str, ...] = getattr(self, name)
+            if name == "edge_cors_origins" and not origins:
+                problems.append("EDGE_CORS_ORIGINS is unset (its default is the localhost origins)")
+            local = [origin for origin in origins if _is_local_origin(origin)]
+            if local:
+                problems.append(f"{name.upper()} names local origins ({', '.join(local)})")
+        return problems
+
+    @model_validator(mode="after")
     def _derived(self) -> Settings:
         emulator = f"http://127.0.0.1:{self.gateway_emulator_port}"
         derived: dict[str, str] = {}
@@ -271,6 +320,11 @@ class Settings(BaseSettings):
         return type(self).model_validate(values)
 
 
+def _is_local_origin(origin: str) -> bool:
+    host = urlsplit(origin).hostname or ""
+    return host == "localhost" or host.endswith(".localhost") or host.startswith("127.") or host in ("::1", "0.0.0.0")
+
+
 def as_role(database_url: str, role: str) -> str:
     """`database_url` with `role` as its user (and no password: trust or a pgpass/URL of its own)."""
     return make_url(database_url)._replace(username=role, password=None).render_as_string(hide_password=False)
@@ -285,8 +339,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         return Settings.model_validate({key.lower(): value for key, value in env.items()
                                         if key.lower() in Settings.model_fields and value != ""})
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         raise SystemExit(f"invalid settings: {problems}") from None
+
+
+def _problem(location: tuple[Any, ...], message: str) -> str:
+    where = ".".join(str(part) for part in location).upper()
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 @functools.cache

@@ -261,6 +261,11 @@ def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page
 # HTTP filters
 
 
+def readiness_clusters(settings: EdgeSettings) -> list[tuple[str, str]]:
+    """(service name as /readyz reports it, its ops cluster or "" when it has no metrics port)."""
+    return [(f"{name}_svc", ops_cluster(name) if up.ops_port else "") for name, up in settings.upstreams.items()]
+
+
 def security_headers(settings: EdgeSettings) -> list[tuple[str, str]]:
     headers = [
         ("x-content-type-options", "nosniff"),
@@ -338,7 +343,7 @@ def _http_filters(settings: EdgeSettings, services: list[str], rules: list[descr
             "name": "envoy.filters.http.lua",
             "typed_config": {
                 "@type": _TYPES["lua"],
-                "default_source_code": {"inline_string": envelope.lua_source(security_headers(settings), rules)},
+                "default_source_code": {"inline_string": envelope.lua_source(security_headers(settings), rules, readiness_clusters(settings))},
             },
         },
         {
@@ -471,6 +476,26 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def ops_cluster(service: str) -> str:
+    """The cluster of a service's metrics port, which the Lua filter asks for /readyz."""
+    return f"{service}_ops"
+
+
+def _ops_cluster(name: str, host: str, port: int) -> dict:
+    cluster: dict = {
+        "name": name,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}],
+        },
+    }
+    if cluster["type"] == "STRICT_DNS":
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    return cluster
+
+
 def _cluster(name: str, host: str, port: int, settings: EdgeSettings) -> dict:
     interval = _duration(settings.health_interval_ms)
     cluster: dict = {
@@ -527,6 +552,8 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
             "listeners": [_listener(settings, files, clusters_by_service)],
             "clusters": [
                 *(_cluster(name, up.host, up.port, settings) for name, up in settings.upstreams.items()),
+                *(_ops_cluster(ops_cluster(name), up.host, up.ops_port)
+                  for name, up in settings.upstreams.items() if up.ops_port),
                 {"name": UNROUTED, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": UNROUTED}},
             ],
         },

@@ -20,10 +20,21 @@ class HttpRule:
     verb: str  # GET, POST, PUT, DELETE, PATCH
     template: str  # e.g. /api/v1/cart/{token}
     body: str  # "", "*" or a field name
+    request_fields: tuple[str, ...] = ()  # the request message's top-level fields
 
     @property
     def path_fields(self) -> tuple[str, ...]:
         return tuple(_VARIABLE.findall(self.template))
+
+    @property
+    def bound_fields(self) -> tuple[str, ...]:
+        """The top-level fields the path or the body sets: a query parameter must not name them."""
+        from_path = dict.fromkeys(name.split(".")[0] for name in self.path_fields)
+        if self.body == "*":
+            from_body = dict.fromkeys(name for name in self.request_fields if name not in from_path)
+        else:
+            from_body = dict.fromkeys([self.body.split(".")[0]] if self.body else [])
+        return tuple({**from_path, **from_body})
 
 
 def load(path: pathlib.Path) -> descriptor_pb2.FileDescriptorSet:
@@ -39,6 +50,8 @@ def service_names(files: descriptor_pb2.FileDescriptorSet, package: str = PACKAG
 
 def http_rules(files: descriptor_pb2.FileDescriptorSet, package: str = PACKAGE) -> list[HttpRule]:
     rules: list[HttpRule] = []
+    fields_of = {f".{f.package}.{message.name}": tuple(field.name for field in message.field)
+                 for f in files.file for message in f.message_type}
     for f in files.file:
         if f.package != package:
             continue
@@ -53,5 +66,6 @@ def http_rules(files: descriptor_pb2.FileDescriptorSet, package: str = PACKAGE) 
                         verb, template = one.custom.kind.upper(), one.custom.path
                     else:
                         verb, template = kind.upper(), getattr(one, kind)
-                    rules.append(HttpRule(f"{f.package}.{service.name}", method.name, verb, template, one.body))
+                    rules.append(HttpRule(f"{f.package}.{service.name}", method.name, verb, template, one.body,
+                                          fields_of.get(method.input_type, ())))
     return rules

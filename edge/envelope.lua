@@ -9,8 +9,11 @@
 --   * x-correlation-id = the client's (cleaned like common/interceptors.py: [A-Za-z0-9-_.:],
 --     at most 128) or else Envoy's x-request-id UUID; set on the request (the service gets it as
 --     gRPC metadata) and kept in dynamic metadata for the response;
---   * a query parameter that would override a field bound in the path template is refused
+--   * a query parameter that would set a field the path template or the body binds is refused
 --     (x-edge-reject -> a 400 route; the reason lands in validation_messages);
+--   * a success marked x-edge-not-modified by its service (If-None-Match named the current ETag)
+--     leaves as 304 with no body (on the way out);
+--   * GET /readyz is answered here from every service's /readyz (their metrics ports);
 --   * native gRPC (content-type application/grpc) is marked x-edge-native-grpc -> a 404 route,
 --     which Envoy answers as gRPC UNIMPLEMENTED: the services take gRPC on their own ports.
 --
@@ -211,9 +214,11 @@ local function percent_decode(text, keep_slash)
   return decoded
 end
 
--- The transcoder lets a query parameter set a field that the path template also binds
--- (GET /api/v1/cart/A?token=B reads cart B). The name of such a field, or nil.
-local function query_overrides_path(method, path)
+-- The transcoder lets a query parameter set a field that the path template or the body also
+-- binds (GET /api/v1/cart/A?token=B reads cart B), in its proto or its JSON spelling (`?orderToken=`).
+-- A query name is folded as edge/envelope.py's spelling_key folds the bound fields: no
+-- underscores, lower case. The bound field such a parameter names, or nil.
+local function query_overrides_binding(method, path)
   local question = string.find(path, "?", 1, true)
   if question == nil then
     return nil
@@ -223,15 +228,45 @@ local function query_overrides_path(method, path)
   for _, rule in ipairs(PATH_BINDINGS) do
     if rule[1] == method and string.find(route_path, rule[2]) ~= nil then
       for pair in string.gmatch(query, "[^&]+") do
-        local name = percent_decode(string.match(pair, "^[^=]*"), false)
-        local field = string.match(name, "^[^.]*")
-        if rule[3][field] then
-          return field
+        local name = percent_decode(string.gsub(string.match(pair, "^[^=]*"), "%+", " "), false)
+        local key = string.lower(string.gsub(string.match(name, "^[^.]*"), "_", ""))
+        local field = rule[3][key]
+        if field ~= nil then
+          return name, field
         end
       end
     end
   end
   return nil
+end
+
+-- /readyz: every service's own /readyz (its metrics port), asked one after the other; 200 when
+-- all are ready, else 503, the body naming each service's dependencies as the service reported them.
+local function readiness_report(request_handle)
+  local parts = {}
+  local ready = true
+  for _, entry in ipairs(READINESS) do
+    local service, cluster = entry[1], entry[2]
+    local state = '{"ready":false,"dependencies":{"process":"no metrics port configured"}}'
+    if cluster ~= "" then
+      local headers, body = request_handle:httpCall(cluster, {
+        [":method"] = "GET", [":path"] = READYZ_PATH, [":authority"] = "readyz",
+      }, "", 2500)
+      local status = headers ~= nil and headers[":status"] or ""
+      if (status == "200" or status == "503") and body ~= nil and string.sub(body, 1, 1) == "{" then
+        state = body
+      else
+        state = '{"ready":false,"dependencies":{"process":"not answering"}}'
+      end
+      if status ~= "200" then
+        ready = false
+      end
+    else
+      ready = false
+    end
+    parts[#parts + 1] = '"' .. service .. '":' .. state
+  end
+  return ready, '{"ready":' .. tostring(ready) .. ',"services":{' .. table.concat(parts, ",") .. "}}"
 end
 
 function envoy_on_request(request_handle)
@@ -241,6 +276,7 @@ function envoy_on_request(request_handle)
   -- (404, which a gRPC client reads as UNIMPLEMENTED).
   headers:remove(NATIVE_GRPC_MARKER)
   headers:remove(REJECT_MARKER)
+  headers:remove(READYZ_MARKER)
   local content_type = headers:get("content-type") or ""
   local native_grpc = string.sub(string.lower(content_type), 1, 16) == "application/grpc"
   if native_grpc then
@@ -254,11 +290,25 @@ function envoy_on_request(request_handle)
   headers:replace("x-correlation-id", correlation_id)
   request_handle:streamInfo():dynamicMetadata():set(META_NS, "correlation_id", correlation_id)
 
+  local path = headers:get(":path") or ""
+  local method = headers:get(":method") or ""
+  if (path == READYZ_PATH or string.sub(path, 1, #READYZ_PATH + 1) == READYZ_PATH .. "?")
+      and (method == "GET" or method == "HEAD") then
+    headers:replace(READYZ_MARKER, "1") -- local_reply_config leaves this 503 as it is
+    request_handle:streamInfo():dynamicMetadata():set(META_NS, "readyz", "1")
+    local ready, report = readiness_report(request_handle)
+    request_handle:respond({
+      [":status"] = ready and "200" or "503", ["content-type"] = "application/json", ["cache-control"] = "no-store",
+    }, report)
+    return
+  end
+
   if not native_grpc then
-    local field = query_overrides_path(headers:get(":method") or "", headers:get(":path") or "")
-    if field ~= nil then
+    local name, field = query_overrides_binding(headers:get(":method") or "", headers:get(":path") or "")
+    if name ~= nil then
       -- refused by a route (400, in the envelope, the reason in validation_messages)
-      headers:replace(REJECT_MARKER, "query parameter " .. field .. " may not override the " .. field .. " in the path")
+      headers:replace(REJECT_MARKER, "query parameter " .. clean_correlation_id(name) .. " may not set " .. field
+        .. ", which the path or the body sets")
     end
   end
 end
@@ -300,9 +350,25 @@ function envoy_on_response(response_handle)
     headers:add("cache-control", "no-store") -- API answers are per user; a page may say otherwise
   end
 
+  if meta ~= nil and meta["readyz"] ~= nil then
+    return -- the readiness report, 200 or 503, as it was made
+  end
+
   local status = tonumber(headers:get(":status")) or 500
   local content_type = headers:get("content-type") or ""
   if status < 400 then
+    if headers:get(NOT_MODIFIED_MARKER) ~= nil then
+      -- the service found the client's copy current (If-None-Match): 304, no body
+      headers:remove(NOT_MODIFIED_MARKER)
+      headers:replace(":status", "304")
+      headers:remove("content-type")
+      headers:remove("content-length")
+      local body = response_handle:body(true)
+      if body ~= nil and body:length() > 0 then
+        body:setBytes("")
+      end
+      return
+    end
     if string.sub(content_type, 1, 16) == "application/grpc" then
       headers:replace("content-type", "application/json")
     end

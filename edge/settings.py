@@ -81,6 +81,7 @@ LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5
 class Upstream:
     host: str
     port: int
+    ops_port: int = 0  # the service's metrics port: /readyz (0: none; /readyz then says so)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +92,10 @@ class EdgeSettings:
     admin_port: int = 9901
     upstreams: dict[str, Upstream] = dataclasses.field(
         default_factory=lambda: {
-            "cart": Upstream("127.0.0.1", 50051),
-            "order": Upstream("127.0.0.1", 50052),
-            "payment": Upstream("127.0.0.1", 50053),
-            "enrollment": Upstream("127.0.0.1", 50054),
+            "cart": Upstream("127.0.0.1", 50051, 9101),
+            "order": Upstream("127.0.0.1", 50052, 9102),
+            "payment": Upstream("127.0.0.1", 50053, 9103),
+            "enrollment": Upstream("127.0.0.1", 50054, 9104),
         }
     )
     descriptor_path: str = str(DESCRIPTOR_PATH)
@@ -153,7 +154,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         listen_host=common.edge_listen_host or "127.0.0.1",
         port=common.edge_port,
         admin_port=common.edge_admin_port,
-        upstreams={name: Upstream(host, common.grpc_port(name)) for name in CLUSTER_SERVICES},
+        upstreams={name: Upstream(host, common.grpc_port(name), common.metrics_port(name)) for name in CLUSTER_SERVICES},
         max_body_bytes=common.edge_max_body_bytes,
         rate_limit_rps=common.edge_rate_limit_rps,
         rate_limit_burst=common.edge_rate_limit_burst,
@@ -198,7 +199,7 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     return defaults.with_(
         domain=_domain(domain),
         listen_host="0.0.0.0",
-        upstreams={name: Upstream(DOCKER_HOSTS[name], up.port) for name, up in defaults.upstreams.items()},
+        upstreams={name: Upstream(DOCKER_HOSTS[name], up.port, up.ops_port) for name, up in defaults.upstreams.items()},
         descriptor_path=DOCKER_DESCRIPTOR_PATH,
         web_root=DOCKER_WEB_ROOT,
         dev_login=False,  # compose requires a real JWT_SECRET

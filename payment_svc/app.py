@@ -31,6 +31,7 @@ from payment_svc.refund_api import RefundApi
 from payment_svc.refund_repository import RefundRepository
 from payment_svc.refunds import RefundService
 from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.retention import webhook_body_task
 from payment_svc.service import PaymentService
 from payment_svc.tables import PLUMBING
 from payment_svc.tuning import ReconcileTuning, SessionTuning, SweepTuning, WebhookTuning
@@ -82,7 +83,8 @@ def register_servicers(service: PaymentService, refunds: RefundService) -> Regis
 
 def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | None = None) -> Assembly:
     parts = build_parts(engine, settings, gateways)
-    assembly = Assembly(register_servicers(parts.service, parts.refunds), workers=[payment_relay(settings)])
+    assembly = Assembly(register_servicers(parts.service, parts.refunds), workers=[payment_relay(settings)],
+                        retention=[webhook_body_task(settings)])
     sweep, reconcile = SweepTuning.from_settings(settings), ReconcileTuning.from_settings(settings)
     if sweep.interval_s > 0:
         assembly.workers.append(sweeper_worker(parts.sweeper, sweep))

@@ -23,6 +23,10 @@ from cart_svc.domain.reductions import ReductionKind, amount_off, describe, froz
 from cart_svc.domain.validity import has_ended, has_started, require_window
 from common.money import CENT, SUPPORTED_CURRENCIES, ZERO
 
+# An unknown code and an unlisted coupon that does not apply are refused alike, so that trying codes
+# tells nothing about which private ones exist (cart_svc/domain/coupon_attempts.py limits the tries).
+UNUSABLE_CODE = "no coupon with this code can be used on this cart"
+
 
 class CouponReason(StrEnum):
     NOT_STARTED = "coupon is not valid yet"

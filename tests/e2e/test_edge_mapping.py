@@ -162,11 +162,17 @@ def test_path_fields_cannot_be_overridden(stub_edge, expect_envelope):
             f"/api/v1/c%61rt/{token}?token={other}",  # encoded path
             f"/api/v1/cart/{token}/?x&token={other}",
             f"/api/v1/cart/{token}/items?token={other}",
+            f"/api/v1/cart/{token}?Token={other}",  # any spelling
+            f"/api/v1/cart/{token}?TO_KEN={other}",
+            f"/api/v1/cart/{token}/items?planId={other}",  # a field the body binds (body "*")
+            f"/api/v1/cart/{token}/items?plan_id={other}",
+            f"/api/v1/cart/{token}/items?quantity=9",
         ):
             method = "POST" if url.split("?")[0].endswith("/items") else "GET"
             response = client.request(method, url, json={"plan_id": "p"} if method == "POST" else None)
             assert other not in response.text, (url, response.text)
-            expect_envelope(response, 400, 1000)
+            error = expect_envelope(response, 400, 1000)
+            assert "may not set" in " ".join(error["validation_messages"]), (url, error)
         in_body = client.post(f"/api/v1/cart/{token}/items", json={"token": other, "plan_id": "p"})
         assert other not in in_body.json().get("token", "")
         expect_envelope(in_body, 400, 1000)

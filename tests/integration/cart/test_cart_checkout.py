@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cart_svc.app import registration
+from cart_svc.domain.coupons import UNUSABLE_CODE
 from cart_svc.tables import (
     audit_log,
     cart_conversions,
@@ -380,7 +381,7 @@ COUPON_CHANGES = {
     "narrowed to another internship": (
         f"UPDATE coupons SET internship_ids = ARRAY['{OTHER_INTERNSHIP}']::uuid[] WHERE code = :code",
         "code: coupon does not apply to any internship in the cart"),
-    "deleted": ("DELETE FROM coupons WHERE code = :code", "code: no such coupon"),
+    "deleted": ("DELETE FROM coupons WHERE code = :code", f"code: {UNUSABLE_CODE}"),
 }
 
 

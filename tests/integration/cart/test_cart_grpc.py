@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from cart_svc.app import registration
+from cart_svc.domain.coupons import UNUSABLE_CODE
 from cart_svc.seed import SAMPLE_INTERNSHIPS
-from cart_svc.tables import audit_log, carts, coupons, outbox
+from cart_svc.tables import audit_log, carts, coupon_attempts, coupons, outbox
 from checkout.v1 import cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc, common_pb2
 from common.grpc_errors import detail_of
 from tests.support.grpc_servers import serving
@@ -165,11 +166,18 @@ async def test_invalid_coupons_are_2004_with_reasons(cart_stub, cart_engine):
     cart = await cart_stub.CreateCart(new_cart())
     detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code="NOSUCHCODE")), 2004)
     assert detail.validation_messages
-    big = await _coupon(cart_engine, min_subtotal=Decimal("5000.00"))
+    big = await _coupon(cart_engine, min_subtotal=Decimal("5000.00"), listed=True)
     detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=big)), 2004)
     assert any("minimum" in message for message in detail.validation_messages)
+    private = await _coupon(cart_engine, min_subtotal=Decimal("5000.00"))  # unlisted: no reason given
+    detail = await fails_with(cart_stub.ApplyCoupon(cart_pb2.ApplyCouponRequest(token=cart.token, code=private)), 2004)
+    assert list(detail.validation_messages) == [f"code: {UNUSABLE_CODE}"]
     unchanged = await cart_stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))
     assert unchanged.discount_code == ""
+    async with cart_engine.connect() as conn:  # each refusal counted against the cart, in its own transaction
+        failures = (await conn.execute(select(coupon_attempts.c.failures).where(
+            coupon_attempts.c.cart_token == cart.token))).scalar_one()
+    assert failures == 3
 
 
 async def test_expired_and_converted_carts_refuse_changes(cart_stub, cart_engine):

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cart_svc.domain.coupons import CouponReason
+from cart_svc.domain.coupons import UNUSABLE_CODE, CouponReason
 from cart_svc.redemptions import CouponLedger
 from cart_svc.repository import Repository
 from cart_svc.tables import audit_log, coupon_redemptions, coupons, plumbing
@@ -167,7 +167,7 @@ async def test_refusals_name_every_reason_and_leave_nothing_behind(wide_engine):
         assert await ledger(wide_engine, code) == (0, 0)
     with pytest.raises(CheckoutError) as unknown:
         await redeem_once(wide_engine, "NO-SUCH-CODE", user, str(uuid.uuid4()))
-    assert refusal_reasons(unknown.value) == ["code: no such coupon"]
+    assert refusal_reasons(unknown.value) == [f"code: {UNUSABLE_CODE}"]
     with pytest.raises(CheckoutError) as bad_ids:
         await redeem_once(wide_engine, expired, "not-a-user", "not-a-token")
     assert bad_ids.value.code is ErrorCode.VALIDATION_FAILED and len(bad_ids.value.validation_messages) == 2

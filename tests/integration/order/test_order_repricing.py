@@ -58,7 +58,7 @@ async def test_the_order_carries_exactly_the_snapshot_convert_cart_returned(stac
 
 COUPON_REFUSALS = ["code: coupon has expired", "code: coupon is not valid yet",
                    "code: cart subtotal is below the coupon's minimum",
-                   "code: coupon does not apply to any internship in the cart", "code: no such coupon",
+                   "code: coupon does not apply to any internship in the cart", "code: no coupon with this code can be used on this cart",
                    "code: coupon redemption limit reached"]
 
 

@@ -119,3 +119,30 @@ def test_every_field_documents_itself() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description, name
         assert isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("group"), name
+
+
+PRODUCTION = {"ENVIRONMENT": "production", "JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com"}
+
+
+def test_production_starts_with_real_secrets_and_origins() -> None:
+    settings = load_settings(PRODUCTION)
+    assert settings.environment == "production" and settings.unsafe_for_production() == []
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"JWT_SECRET": ""}, "JWT_SECRET is the development default"),  # empty means the default
+    ({"JWT_SECRET": "s" * 31}, "JWT_SECRET is shorter than 32 bytes"),
+    ({"EDGE_CORS_ORIGINS": ""}, "EDGE_CORS_ORIGINS is unset"),
+    ({"EDGE_CORS_ORIGINS": "https://interns.example.com,http://localhost:5173"}, "EDGE_CORS_ORIGINS names local"),
+    ({"EDGE_CART_CORS_ORIGINS": "http://127.0.0.1:8080"}, "EDGE_CART_CORS_ORIGINS names local"),
+    ({"EDGE_PAY_CORS_ORIGINS": "http://pay.interns.localhost"}, "EDGE_PAY_CORS_ORIGINS names local"),
+])
+def test_production_refuses_to_start_on_development_secrets_or_origins(change: dict[str, str], named: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        load_settings({**PRODUCTION, **change})
+    assert named in str(refused.value) and "ENVIRONMENT=production refuses to start" in str(refused.value)
+
+
+def test_development_only_warns() -> None:
+    settings = load_settings({"JWT_SECRET": "short", "EDGE_CORS_ORIGINS": "http://localhost:3000"})
+    assert settings.environment == "development" and len(settings.unsafe_for_production()) == 2

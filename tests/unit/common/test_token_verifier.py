@@ -43,6 +43,8 @@ def test_tokens_signed_or_addressed_otherwise_are_401(change: dict[str, str]) ->
     with pytest.raises(CheckoutError) as caught:
         TokenVerifier(SETTINGS).caller_from_header(header(token))
     assert caught.value.code is ErrorCode.NOT_AUTHENTICATED
+    # one message whatever check failed: the library's text would tell a prober which one
+    assert str(caught.value.message) == "the bearer token is invalid"
 
 
 def test_a_tampered_token_is_401_even_after_the_real_one_was_seen() -> None:
