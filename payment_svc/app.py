@@ -24,13 +24,13 @@ from common.server import Register
 from common.service_main import Assembly
 from common.settings import Settings
 from common.uow import uow_factory
-from payment_svc.api import PaymentApi, PaymentSessionsApi
+from payment_svc.api import PaymentApi, PaymentSessionsApi, PublicKeys
 from payment_svc.gateways.registry import Gateways, build_gateways
 from payment_svc.open_session import SessionOpener
 from payment_svc.refund_api import RefundApi
 from payment_svc.refund_repository import RefundRepository
 from payment_svc.refunds import RefundService
-from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.repository import PaymentRepository
 from payment_svc.retention import webhook_body_task
 from payment_svc.service import PaymentService
 from payment_svc.tables import PLUMBING
@@ -56,23 +56,28 @@ class PaymentParts:
 
 def build_parts(engine: AsyncEngine, settings: Settings, gateways: Gateways | None = None) -> PaymentParts:
     uow = uow_factory(engine, PLUMBING)
-    repository, locks = PaymentRepository(), SessionLocks(engine)
+    repository = PaymentRepository()
     gateways = gateways if gateways is not None else build_gateways(settings)
-    opener = SessionOpener(uow, repository, locks, gateways, SessionTuning.from_settings(settings))
+    opener = SessionOpener(uow, repository, gateways, SessionTuning.from_settings(settings))
     refund_repository = RefundRepository()
     webhooks = WebhookHandler(uow, repository, WebhookTuning.from_settings(settings), refunds=refund_repository)
     service = PaymentService(uow, repository, gateways, opener, webhooks, settings.razorpay_key_secret)
     sweeper = SessionSweeper(uow, repository, batch=settings.payment_sweep_batch)
-    reconciler = Reconciler(uow, repository, locks, gateways, ReconcileTuning.from_settings(settings))
+    reconciler = Reconciler(uow, repository, gateways, ReconcileTuning.from_settings(settings))
     refunds = RefundService(uow, refund_repository, repository, gateways)
     refund_reconciler = RefundReconciler(uow, refund_repository, refunds, batch=settings.payment_reconcile_batch)
     return PaymentParts(service, sweeper, reconciler, gateways, refunds, refund_reconciler)
 
 
-def register_servicers(service: PaymentService, refunds: RefundService) -> Register:
+def public_keys(settings: Settings) -> PublicKeys:
+    """Each gateway's publishable key, which the browser needs to open its checkout."""
+    return {"razorpay": settings.razorpay_key_id, "stripe": settings.stripe_publishable_key}
+
+
+def register_servicers(service: PaymentService, keys: PublicKeys, refunds: RefundService) -> Register:
     def register(server: grpc.aio.Server) -> list[str]:
-        payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentApi(service), server)
-        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(PaymentSessionsApi(service), server)
+        payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentApi(service, keys), server)
+        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(PaymentSessionsApi(service, keys), server)
         refund_pb2_grpc.add_RefundServiceServicer_to_server(RefundApi(refunds), server)
         return [payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
                 refund_pb2.DESCRIPTOR.services_by_name["RefundService"].full_name,
@@ -83,7 +88,8 @@ def register_servicers(service: PaymentService, refunds: RefundService) -> Regis
 
 def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | None = None) -> Assembly:
     parts = build_parts(engine, settings, gateways)
-    assembly = Assembly(register_servicers(parts.service, parts.refunds), workers=[payment_relay(settings)],
+    assembly = Assembly(register_servicers(parts.service, public_keys(settings), parts.refunds),
+                        workers=[payment_relay(settings)],
                         retention=[webhook_body_task(settings)])
     sweep, reconcile = SweepTuning.from_settings(settings), ReconcileTuning.from_settings(settings)
     if sweep.interval_s > 0:
@@ -93,7 +99,7 @@ def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | No
         assembly.workers.append(refund_reconciler_worker(parts.refund_reconciler, reconcile))
     if gateways is None:  # built here: closed here
         async def close_gateways() -> None:
-            parts.gateways.close()
+            await parts.gateways.close()
 
         assembly.on_stop.append(close_gateways)
     return assembly

@@ -1,7 +1,8 @@
 """A gateway adapter wrapped in a time budget, bounded retries and a circuit breaker.
 
 Per operation: at most `attempts` tries, each cut off when the budget (GatewayTuning.budget_s,
-or the caller's earlier deadline) runs out; full-jitter exponential backoff between tries
+or the caller's earlier deadline) runs out (asyncio.timeout around the awaited call: the request
+is really cancelled, its connection closed, nothing runs on in a thread); full-jitter exponential backoff between tries
 (common.retry.RetryPolicy). Only GatewayUnavailable and our own time-outs are retried and counted
 by the breaker; GatewayRejected (4xx) is raised at once and counts as the gateway being up. While
 the breaker is open, calls fail at once with BreakerOpen, so the caller moves to the fallback.
@@ -23,6 +24,7 @@ from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import GatewayName
 from payment_svc.gateways.base import (
     BreakerOpen,
+    CheckoutRequest,
     GatewayOrder,
     GatewayPayment,
     GatewayRefund,
@@ -59,15 +61,14 @@ class ResilientGateway:
     def inner(self) -> PaymentGateway:
         return self._inner
 
-    async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
-                           description: str, *, deadline: Deadline | None = None, may_exist: bool = True) -> GatewayOrder:
+    async def create_order(self, request: CheckoutRequest, *, deadline: Deadline | None = None,
+                           may_exist: bool = True) -> GatewayOrder:
         first = [True]
 
         def call() -> Awaitable[GatewayOrder]:
             # only the first try may skip the look-up: a failed try may have created the order
             fresh, first[0] = first[0] and not may_exist, False
-            return self._inner.create_order(idempotency_key, amount_minor, currency, return_url, description,
-                                            may_exist=not fresh)
+            return self._inner.create_order(request, may_exist=not fresh)
 
         return await self._run("create_order", call, deadline)
 
@@ -102,7 +103,8 @@ class ResilientGateway:
                 raise BreakerOpen(self.name, f"circuit open; next trial in {self._breaker.seconds_until_trial():.1f}s")
             started = time.perf_counter()
             try:
-                result = await asyncio.wait_for(call(), remaining)
+                async with asyncio.timeout(remaining):
+                    result = await call()
             except GatewayRejected:
                 self._settle(operation, started, "rejected", self._breaker.record_success)
                 raise

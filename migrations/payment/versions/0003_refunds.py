@@ -8,15 +8,15 @@
   the fingerprint of that request and the answer it got are kept on the row (replays).
 - payment_sessions.refunded_amount is not stored: it is the sum of processed refunds.
 
-Revision ID: payment_0002_refunds
-Revises: payment_0001
+Revision ID: payment_0003_refunds
+Revises: payment_0002_session_leases
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "payment_0002_refunds"
-down_revision = "payment_0001"
+revision = "payment_0003_refunds"
+down_revision = "payment_0002_session_leases"
 branch_labels = None
 depends_on = None
 
