@@ -7,6 +7,7 @@ as the webhook would have done (the refunds' own path starts from a captured ses
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from decimal import Decimal
 
@@ -131,7 +132,7 @@ async def test_a_refund_made_at_the_gateway_is_recorded_and_its_duplicate_change
                                               "WHERE order_token = :o"), {"o": order_token})).scalar_one()
     body = php_json({"entity": "event", "event": "refund.processed", "contains": ["refund"], "payload": {"refund": {
         "entity": {"id": "rfnd_Dashboard01", "entity": "refund", "amount": 77000, "currency": "INR",
-                   "payment_id": payment_id, "notes": [], "status": "processed"}}}, "created_at": 1767225600})
+                   "payment_id": payment_id, "notes": [], "status": "processed"}}}, "created_at": int(time.time())})
     event_id = f"evt_{uuid.uuid4().hex[:14]}"
     first = await stack.parts.service.razorpay_webhook(body, signed_razorpay(body, event_id))
     again = await stack.parts.service.razorpay_webhook(body, signed_razorpay(body, f"evt_{uuid.uuid4().hex[:14]}"))
