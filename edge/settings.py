@@ -49,7 +49,7 @@ DOCKER_WEB_ROOT = "/etc/envoy/web"  # compose mounts ./web here
 CLUSTER_SERVICES: dict[str, tuple[str, ...]] = {
     "cart": ("CatalogService", "CartService", "AdminService"),
     "order": ("OrderService",),
-    "payment": ("PaymentService",),
+    "payment": ("PaymentService", "RefundService"),
     "enrollment": ("EnrollmentService",),
 }
 # The dedicated hosts (CONTRACT.md "Hosts"): `<prefix>.<EDGE_DOMAIN>` serves only these services'
