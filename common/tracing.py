@@ -172,3 +172,22 @@ def current_ids() -> tuple[str, str] | None:
     if not context.is_valid:
         return None
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+@contextlib.contextmanager
+def resumed(traceparent: str | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Back in a stored trace: a span, child of the span that `traceparent` names, linked to the
+    current span (the request that brings the news), current inside the block, so what the block
+    records (events: their outbox rows keep its context) continues the stored trace. Without a
+    stored context, or when it is the current trace already, the block runs as it is.
+
+    payment_svc keeps the context of the request that opened a payment session with the session;
+    the gateway's webhook (a request and a trace of its own) resumes it to record the capture, so
+    the order's payment and the enrollment that follows are in the checkout's trace."""
+    stored = context_of(traceparent or "")
+    current = trace.get_current_span().get_span_context()
+    if stored is None or trace.get_current_span(stored).get_span_context().trace_id == current.trace_id:
+        yield
+        return
+    with span(name, context=stored, links=link_to_current(), attributes=attributes):
+        yield

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common import locks
+from common.tracing import current_traceparent
 from payment_svc.tables import payment_sessions, webhook_events
 
 MAX_ERROR = 2000
@@ -48,6 +49,7 @@ class PaymentRecord:
     order_expires_at: datetime.datetime
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    trace_context: str | None = None  # the opening request's traceparent: the webhook resumes its trace
 
     @property
     def opened(self) -> bool:
@@ -110,7 +112,7 @@ _MARK_OPENED_IF = _MARK_OPENED.where(payment_sessions.c.gateway_order_id.is_(Non
 _INSERT_PENDING = (insert(payment_sessions)
                    .values({name: bindparam(name) for name in (
                        "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
-                       "status", "expires_at", "order_expires_at")})
+                       "status", "expires_at", "order_expires_at", "trace_context")})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
@@ -175,7 +177,8 @@ class PaymentRepository:
         inserted = (await conn.execute(_INSERT_PENDING, dict(
             token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
             gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
-            status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at))).first()
+            status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at,
+            trace_context=current_traceparent() or None))).first()
         return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,

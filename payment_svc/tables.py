@@ -34,6 +34,7 @@ payment_sessions = Table(
     Column("order_expires_at", Stamp, nullable=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    Column("trace_context", Text),  # traceparent of the request that opened it (common/tracing.py)
     schema=SCHEMA,
 )
 
