@@ -85,7 +85,7 @@ def _handler(files: _Files) -> type[http.server.BaseHTTPRequestHandler]:
 
         def _body(self) -> bytes | None:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":  # what Envoy sends
-                chunks = []
+                chunks: list[bytes] = []
                 total = 0
                 while True:
                     size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)

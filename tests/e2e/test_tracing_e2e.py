@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 
 from common.trace_store import StoredSpan, read_spans, traces
