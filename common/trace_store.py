@@ -134,7 +134,9 @@ def span_files(directory: str | os.PathLike[str]) -> list[pathlib.Path]:
     root = pathlib.Path(directory)
     if not root.is_dir():
         return []
-    return sorted(path for path in root.iterdir() if path.name.endswith(SUFFIX) or path.name.endswith(SUFFIX + ".1"))
+    found = [path for path in root.iterdir() if path.name.endswith(SUFFIX) or path.name.endswith(SUFFIX + ".1")]
+    # each process's rotated file before its current one: its spans in the order written
+    return sorted(found, key=lambda path: (path.name.removesuffix(".1"), not path.name.endswith(".1")))
 
 
 def read_spans(directory: str | os.PathLike[str]) -> Iterator[StoredSpan]:

@@ -73,7 +73,7 @@ def _handler(files: _Files) -> type[http.server.BaseHTTPRequestHandler]:
             request = ExportTraceServiceRequest()
             try:
                 request.ParseFromString(body)
-            except DecodeError:
+            except (DecodeError, ValueError, RuntimeError):  # not an export request
                 self._answer(400)
                 return
             by_service: dict[str, list[str]] = {}
