@@ -43,7 +43,7 @@ from common.faults import fault_point
 from common.nats_streams import close_quietly, connect, ensure_streams
 from common.request_context import correlation_id_var, new_correlation_id
 from common.retry import RetryPolicy
-from common.tracing import CONSUMER, context_from, span
+from common.tracing import CONSUMER, context_from, mark_current_error, span
 from common.workers import Worker, sleep_or_stop, unless_stopped
 
 EVENTS_HANDLED = Counter("checkout_events_consumed_total", "Event deliveries, by consumer and outcome",
@@ -250,10 +250,12 @@ class EventConsumer:
             event = parse_event(subject, msg.data or b"", headers.get("Nats-Msg-Id", ""))
             await subscription.handler(event)
         except CannotHandle as error:
+            mark_current_error(error)
             await self._park(subscription, msg, seq, delivered, str(error))
             await msg.term()
             return
         except Exception as error:  # RetryLater, or the database / anything else: try again later
+            mark_current_error(error)
             await self._failed(subscription, msg, seq, delivered, error)
             return
         fault_point("consumer_after_commit")

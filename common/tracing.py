@@ -114,6 +114,11 @@ def mark_error(current: Span, error: BaseException | str) -> None:
     current.set_status(Status(StatusCode.ERROR, text))
 
 
+def mark_current_error(error: BaseException | str) -> None:
+    """Mark the current span as failed (an error that is handled, not raised through it)."""
+    mark_error(trace.get_current_span(), error)
+
+
 class Scope:
     """A span over an `async with` that is not a generator (the unit of work): `enter` starts it
     and makes it current, `leave` ends it and restores the context."""
