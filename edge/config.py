@@ -618,7 +618,9 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
                 _trace_collector_cluster(settings),
             ],
         },
-        "layered_runtime": {"layers": [{"name": "static", "static_layer": TRACE_FLUSH}]},
+        # Envoy's default runtime is an admin layer alone: keep it, above the tracer's flush settings
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": TRACE_FLUSH},
+                                       {"name": "admin", "admin_layer": {}}]},
         "overload_manager": {
             "resource_monitors": [
                 {
