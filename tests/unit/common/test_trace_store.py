@@ -128,3 +128,33 @@ def test_make_traces_prints_the_last_checkouts_tree_with_timings() -> None:
 def test_make_traces_without_a_checkout_says_so(tmp_path: pathlib.Path, capsys) -> None:
     assert tool.main(["--dir", str(tmp_path)]) == 1
     assert "no checkout" in capsys.readouterr().err
+
+
+def test_with_an_otlp_endpoint_a_process_exports_there_and_keeps_nothing_locally(tmp_path: pathlib.Path) -> None:
+    """A process of its own (the tracer provider is set once per process), exporting to the
+    receiver as it would to Jaeger or a collector."""
+    import subprocess
+    import sys
+
+    received, local = tmp_path / "received", tmp_path / "local"
+    server = start_in_thread(str(received))
+    script = ("from common.settings import process_settings\n"
+              "from common import tracing\n"
+              "tracing.configure_tracing('order_svc', process_settings())\n"
+              "with tracing.span('outer'):\n"
+              "    with tracing.span('inner'):\n"
+              "        pass\n"
+              "tracing.shutdown_tracing()\n")
+    env = {"PATH": "/usr/bin:/bin", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+           "TRACING_DIR": str(local)}
+    try:
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=pathlib.Path(__file__).parents[3],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr
+    spans = {s.name: s for s in read_spans(received)}
+    assert set(spans) == {"outer", "inner"} and spans["inner"].parent_id == spans["outer"].span_id
+    assert spans["inner"].service == "order_svc" and (received / "order_svc.jsonl").exists()
+    assert not local.exists()
