@@ -11,6 +11,8 @@
 --     gRPC metadata) and kept in dynamic metadata for the response;
 --   * a query parameter that would set a field the path template or the body binds is refused
 --     (x-edge-reject -> a 400 route; the reason lands in validation_messages);
+--   * a success marked x-edge-not-modified by its service (If-None-Match named the current ETag)
+--     leaves as 304 with no body (on the way out);
 --   * GET /readyz is answered here from every service's /readyz (their metrics ports);
 --   * native gRPC (content-type application/grpc) is marked x-edge-native-grpc -> a 404 route,
 --     which Envoy answers as gRPC UNIMPLEMENTED: the services take gRPC on their own ports.
@@ -355,6 +357,18 @@ function envoy_on_response(response_handle)
   local status = tonumber(headers:get(":status")) or 500
   local content_type = headers:get("content-type") or ""
   if status < 400 then
+    if headers:get(NOT_MODIFIED_MARKER) ~= nil then
+      -- the service found the client's copy current (If-None-Match): 304, no body
+      headers:remove(NOT_MODIFIED_MARKER)
+      headers:replace(":status", "304")
+      headers:remove("content-type")
+      headers:remove("content-length")
+      local body = response_handle:body(true)
+      if body ~= nil and body:length() > 0 then
+        body:setBytes("")
+      end
+      return
+    end
     if string.sub(content_type, 1, 16) == "application/grpc" then
       headers:replace("content-type", "application/json")
     end

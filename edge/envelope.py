@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 
 from common.errors import ErrorCode, ErrorSpec
+from common.etags import NOT_MODIFIED_METADATA
 from edge import descriptors
 
 LUA_TEMPLATE = pathlib.Path(__file__).with_name("envelope.lua")
@@ -152,6 +153,7 @@ def lua_tables(security_headers: list[tuple[str, str]], rules: list[descriptors.
     lines.append("PATH_BINDINGS = {")
     lines.extend(lua_path_bindings(rules))
     lines.append("}")
+    lines.append(f"NOT_MODIFIED_MARKER = {lua_string(NOT_MODIFIED_METADATA)}")
     lines.append(f"READYZ_PATH = {lua_string(READYZ_PATH)}")
     lines.append(f"READYZ_MARKER = {lua_string(READYZ_MARKER)}")
     lines.append("-- { service, cluster of its metrics port (\"\": none) } asked for /readyz")

@@ -3,15 +3,15 @@
 the capture, so one checkout is one trace from the browser's request to the enrollment. Empty
 (NULL) for sessions opened outside any trace.
 
-Revision ID: payment_0002_trace_context
-Revises: payment_0001
+Revision ID: payment_0003_trace_context
+Revises: payment_0002_session_leases
 Create Date: 2026-12-03
 """
 
 from alembic import op
 
-revision = "payment_0002_trace_context"
-down_revision = "payment_0001"
+revision = "payment_0003_trace_context"
+down_revision = "payment_0002_session_leases"
 branch_labels = None
 depends_on = None
 
