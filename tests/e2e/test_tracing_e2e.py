@@ -5,7 +5,8 @@ The edge's spans reach a local OTLP receiver (devstack/trace_receiver.py, on a t
 services write theirs to the stack's trace directory (common/trace_store.py); the test reads them
 as `make traces` does and checks the tree: one trace id (the one in x-trace-id), one root (the
 edge's span of POST /api/v1/order), every other span's parent in the trace; order_svc's
-CreateOrder under the edge, cart_svc's ConvertCart and payment_svc's OpenSession under it; the
+CreateOrder under the edge, cart_svc's ConvertCart and payment_svc's OpenSession (with its gateway
+call) under it; the
 capture recorded in the checkout's trace (under OpenSession's unit of work) and linked to the
 webhook's own trace (the edge's span of POST /api/v1/webhooks/razorpay → RazorpayWebhook); the
 events and their consumers below it: payment.captured → order_svc, order.paid → enrollment_svc
@@ -153,6 +154,8 @@ def test_one_checkout_is_one_trace_from_the_order_to_the_enrollment(traced_stack
         assert (client.service, client.kind, client.name) == ("order_svc", "client", server.name)
         assert tree.under(client, create)
     assert [s for s in tree.spans if s.service == "payment_svc" and s.name == "db.payment" and tree.under(s, open_session)]
+    gateway = tree.one("payment_svc", "gateway.razorpay.create_order")  # the call to the emulator
+    assert gateway.kind == "client" and tree.under(gateway, open_session)
 
     # the webhook is a trace of its own (the gateway's request); the capture is recorded in the
     # checkout's trace, under the unit of work that stored the session, linked to the webhook's span
