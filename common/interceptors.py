@@ -23,7 +23,7 @@ from sqlalchemy.exc import DataError
 
 from common.auth import TokenVerifier
 from common.db import database_unreachable
-from common.errors import CheckoutError, ErrorCode
+from common.errors import CheckoutError, ErrorCode, code_for
 from common.grpc_errors import to_status
 from common.metrics import RPC_HANDLED, RPC_SECONDS
 from common.request_context import caller_var, correlation_id_var, new_correlation_id
@@ -98,7 +98,7 @@ class CheckoutInterceptor(grpc.aio.ServerInterceptor):
                     elapsed = time.perf_counter() - started
                     if code:
                         span.set_attribute("checkout.error_code", code)
-                        if code >= 4000:  # a failure of ours, not a refusal of the request
+                        if code_for(code).spec.http_status >= 500:  # a failure of ours, not a refusal of the request
                             mark_error(span, f"code {code}")
                     RPC_HANDLED.labels(method, str(code)).inc()
                     RPC_SECONDS.labels(method).observe(elapsed)

@@ -137,3 +137,51 @@ def test_otlp_endpoint_is_a_base_url() -> None:
     assert tracing.otlp_traces_url("http://jaeger:4318") == "http://jaeger:4318/v1/traces"
     assert tracing.otlp_traces_url("http://jaeger:4318/") == "http://jaeger:4318/v1/traces"
     assert tracing.otlp_traces_url("http://c:4318/v1/traces") == "http://c:4318/v1/traces"
+
+
+class _Context:
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    async def abort_with_status(self, status: object) -> None:
+        raise RuntimeError("aborted")
+
+
+async def test_an_rpc_is_a_server_span_continuing_the_callers_trace(finished) -> None:
+    from checkout.v1 import cart_pb2
+    from common.auth import TokenVerifier
+    from common.errors import CheckoutError, ErrorCode
+    from common.interceptors import CheckoutInterceptor
+    from common.settings import load_settings
+
+    interceptor = CheckoutInterceptor(TokenVerifier(load_settings({})))
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    seen: list[str] = []
+
+    async def serve(request: object, context: object) -> object:
+        seen.append(tracing.current_traceparent())
+        return cart_pb2.Cart()
+
+    await interceptor._wrap("/checkout.v1.CartService/GetCart", serve)(
+        cart_pb2.GetCartRequest(), _Context((("traceparent", caller), ("x-correlation-id", "c-9"))))
+    rpc = by_name(finished, "checkout.v1.CartService/GetCart")
+    assert rpc.kind is trace.SpanKind.SERVER and rpc.parent is not None and rpc.parent.is_remote
+    assert format(rpc.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert format(rpc.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert seen[0].split("-")[2] == format(rpc.context.span_id, "016x")  # the servicer runs inside it
+    assert rpc.attributes["correlation_id"] == "c-9" and rpc.status.status_code is trace.StatusCode.UNSET
+
+    for failure, errored in ((ErrorCode.CART_NOT_FOUND, False), (ErrorCode.INTERNAL, True)):
+        finished.clear()
+
+        async def refuse(request: object, context: object, failure: ErrorCode = failure) -> object:
+            raise CheckoutError(failure)
+
+        with pytest.raises(RuntimeError, match="aborted"):
+            await interceptor._wrap("/checkout.v1.CartService/GetCart", refuse)(cart_pb2.GetCartRequest(), _Context(()))
+        rpc = by_name(finished, "checkout.v1.CartService/GetCart")
+        assert rpc.parent is None and rpc.attributes["checkout.error_code"] == failure.spec.code
+        assert (rpc.status.status_code is trace.StatusCode.ERROR) is errored, failure
