@@ -253,6 +253,7 @@ def _web_root(raw: str) -> str:
 
 
 DOCKER_TRACE_COLLECTOR = Collector.from_endpoint(DOCKER_TRACE_COLLECTOR_ENDPOINT)
+KUBERNETES_TRACE_COLLECTOR = Collector.from_endpoint("http://otel-collector:4318")
 
 
 def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
@@ -275,6 +276,7 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
 
 def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
-    set): as docker(), with the Services' names and no page (the API only)."""
-    return docker(domain).with_(web_root="", upstreams={
+    set): as docker(), with the Services' names, no page (the API only), and its spans to an OTLP
+    collector Service `otel-collector` (port 4318) that the cluster provides (none: they are dropped)."""
+    return docker(domain).with_(web_root="", trace_collector=KUBERNETES_TRACE_COLLECTOR, upstreams={
         name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()})
