@@ -37,6 +37,7 @@ payment_sessions = Table(
     Column("leased_until", Stamp),  # the lease of the one call talking to a gateway about it
     Column("next_check_at", Stamp),  # the reconciler's next look-up (None: created_at + PAYMENT_RECONCILE_AFTER)
     Column("reconcile_checks", Integer, nullable=False, server_default="0"),
+    Column("trace_context", Text),  # traceparent of the request that opened it (common/tracing.py)
     schema=SCHEMA,
 )
 
