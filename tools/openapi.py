@@ -10,9 +10,9 @@ Every `google.api.http` rule of package checkout.v1 is an operation. Schemas are
 really prints (edge/config.py's transcoder options): proto field names (snake_case), every
 primitive and repeated field present even when zero (so responses list them as required), an
 unset message field left out, 64-bit integers as strings, enums by name. Requests list nothing as
-required (proto3 has no required fields; the services say what is missing). GET and DELETE
-routes take their non-path fields as query parameters; `body: "*"` takes the rest of the message
-as the JSON body. A `google.api.HttpBody` request is the raw body (the webhooks: the signature
+required (proto3 has no required fields; the services say what is missing). Fields that
+neither the path nor the body binds are query parameters (GET and DELETE routes: every non-path
+field); `body: "*"` takes the rest of the message as the JSON body, `body: "<field>"` that field. A `google.api.HttpBody` request is the raw body (the webhooks: the signature
 covers the exact bytes); an HttpBody answer is a file (the invoice and credit notes: PDF).
 
 What the descriptor set cannot say is in the tables below: who may call an RPC (bearer token
@@ -233,11 +233,13 @@ class _Builder:
         for i, field in enumerate(message.field):
             if field.name in leave_out:
                 continue
-            schema = self.field_schema(field, output)
+            one = self.field_schema(field, output)
             text = self.comments.get(file, *path, 2, i)
             if text:
-                schema = {**schema, "description": text} if "$ref" not in schema else {"$ref": schema["$ref"], "description": text}
-            properties[field.name] = schema
+                one = {**one, "description": text}
+            properties[field.name] = one
+            # printed when zero (always_print_primitive_fields): all but messages and oneof members
+            # (a proto3 `optional` field is one of a synthetic oneof)
             printed_when_zero = field.type != F.TYPE_MESSAGE or field.label == F.LABEL_REPEATED
             if output and printed_when_zero and not field.HasField("oneof_index"):
                 required.append(field.name)
@@ -451,8 +453,10 @@ def _operation(builder: _Builder, file: str, path: tuple[int, ...], service: str
     for name, required, description in WEBHOOK_HEADERS.get(key, []):
         parameters.append({"name": name, "in": "header", "required": required, "schema": {"type": "string"}, "description": description})
     raw_body = input_type == HTTP_BODY
-    if not body and not raw_body and input_type not in _WELL_KNOWN:
-        parameters += builder.query_parameters(input_type, "", {name.split(".")[0] for name in path_fields}, (input_type,))
+    if body != "*" and not raw_body and input_type not in _WELL_KNOWN:
+        # what neither the path nor the body binds may come in the query string
+        bound = {name.split(".")[0] for name in path_fields} | ({body} if body else set())
+        parameters += builder.query_parameters(input_type, "", bound, (input_type,))
     if parameters:
         operation["parameters"] = parameters
     if body:
