@@ -87,7 +87,7 @@ def test_responses_are_the_json_the_edge_prints():
 def test_auth_idempotency_webhooks_and_files():
     ops = operations(DOCUMENT)
     bearer, optional, none = [{"bearer": []}], [{}, {"bearer": []}], []
-    for (verb, path), op in ops.items():
+    for (_, path), op in ops.items():
         if path.startswith("/api/v1/admin/"):
             assert op["security"] == bearer and "admin" in op["description"], path
     assert ops[("post", "/api/v1/order")]["security"] == bearer
