@@ -14,6 +14,7 @@ from edge.settings import ROOT, WEB_DIR
 pytestmark = pytest.mark.timeout(120)
 
 DOCUMENT = ROOT / "gen" / "openapi.json"
+SHOT = ROOT / "test-artifacts" / "screenshots" / "api-reference.png"
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,38 @@ def test_routes_and_files_agree():
     assert json.loads(DOCUMENT.read_text())["paths"]
     # without the page (EDGE_WEB_ROOT=none) the document is still served, the HTML reference is not
     assert [r["name"] for r in config.docs_routes(config.EdgeSettings(web_root=""))] == ["openapi_json"]
+
+
+def test_docs_renders_in_chromium_under_the_csp_with_nothing_from_elsewhere(docs_edge):
+    """Swagger UI renders every operation of the document, with the edge's CSP in force, asking
+    nothing of any other origin and raising no JavaScript error."""
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed", pytrace=False)
+    document = json.loads(DOCUMENT.read_text())
+    operations = sum(len(methods) for methods in document["paths"].values())
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            requested: list[str] = []
+            problems: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" or "Content Security Policy" in msg.text else None)
+            page.goto(f"{docs_edge.url}/docs", wait_until="networkidle")
+            page.wait_for_selector(".swagger-ui .opblock", timeout=15000)
+            assert document["info"]["title"] in page.inner_text(".swagger-ui .info .title")
+            assert page.locator(".swagger-ui .opblock").count() == operations
+            SHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOT))
+            page.locator(".opblock-summary-path[data-path='/api/v1/order']").first.click()  # an operation opens
+            page.wait_for_selector("text=Idempotency-Key", timeout=5000)
+        finally:
+            browser.close()
+    elsewhere = [url for url in requested if not url.startswith(docs_edge.url) and not url.startswith("data:")]
+    assert not elsewhere, f"the reference asked other origins: {elsewhere}"
+    assert f"{docs_edge.url}/openapi.json" in requested
+    assert not problems, problems
