@@ -38,7 +38,7 @@ from gateway_emulator.runner import start_emulator
 pytestmark = pytest.mark.timeout(300)
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "30"))
-STATEFUL_SEQUENCES = 6
+STATEFUL_SEQUENCES = 10
 ADMIN_PREFIX = "/api/v1/admin/"
 DOCUMENT = ROOT / "gen" / "openapi.json"
 CODES = {member.spec.code: member.spec.http_status for member in ErrorCode}
@@ -132,6 +132,23 @@ def test_the_served_document_is_the_generated_one(stack, api_schema):
     with httpx.Client(base_url=stack.url) as client:
         assert client.get("/openapi.json").content == DOCUMENT.read_bytes()
     assert sorted(op.ok().label for op in api_schema.get_all_operations()) == sorted(LABELS)
+
+
+def test_stateful_sequences_follow_the_links(api_schema, tokens, stack):
+    """Bounded sequences along the document's links and the ones schemathesis infers (a plan of
+    the catalog into a cart, a new cart's token into its reads and changes, into an order, an
+    order's token into its reads): every answer under the same checks."""
+
+    class Checkout(api_schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": stack.url, "headers": credentials(case, tokens)}
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Checkout.run(settings=settings(max_examples=STATEFUL_SEQUENCES, stateful_step_count=8, deadline=None,
+                                   derandomize=not os.environ.get("FUZZ_RANDOM"), database=None,
+                                   suppress_health_check=list(HealthCheck)))
 
 
 # -- the document against real answers: a whole checkout's successes, each validated against the
