@@ -38,7 +38,7 @@ from gateway_emulator.runner import start_emulator
 pytestmark = pytest.mark.timeout(300)
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("FUZZ_EXAMPLES", "30"))
-STATEFUL_SEQUENCES = 10
+STATEFUL_SEQUENCES = int(os.environ.get("FUZZ_SEQUENCES", "10"))
 ADMIN_PREFIX = "/api/v1/admin/"
 DOCUMENT = ROOT / "gen" / "openapi.json"
 CODES = {member.spec.code: member.spec.http_status for member in ErrorCode}
