@@ -12,8 +12,9 @@ primitive and repeated field present even when zero (so responses list them as r
 unset message field left out, 64-bit integers as strings, enums by name. Requests list nothing as
 required (proto3 has no required fields; the services say what is missing). Fields that
 neither the path nor the body binds are query parameters (GET and DELETE routes: every non-path
-field); `body: "*"` takes the rest of the message as the JSON body, `body: "<field>"` that field. A `google.api.HttpBody` request is the raw body (the webhooks: the signature
-covers the exact bytes); an HttpBody answer is a file (the invoice and credit notes: PDF).
+field); `body: "*"` takes the rest of the message as the JSON body, `body: "<field>"` that
+field. A `google.api.HttpBody` request is the raw body (the webhooks: the signature covers the
+exact bytes); an HttpBody answer is a file (the invoice and credit notes: PDF).
 
 What the descriptor set cannot say is in the tables below: who may call an RPC (bearer token
 required, accepted, or not used), which take an Idempotency-Key, the webhooks' signature headers,
@@ -111,7 +112,8 @@ LINKS: dict[str, dict[str, dict[str, str]]] = {
         "PaymentService.GetPayment": {"payment_token": "payment/payment_token"},
     },
 }
-# The statuses every operation may answer besides its own, and why.
+# What the edge itself may answer to any operation: 400 (malformed JSON, a wrong type, a refused
+# query parameter), 429 (rate limit), 503 (the service down: 4001, retryable).
 _EDGE_STATUSES = (400, 429, 503)
 
 
