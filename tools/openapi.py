@@ -450,8 +450,8 @@ def _operation(builder: _Builder, file: str, path: tuple[int, ...], service: str
     admin = template.startswith(ADMIN_PREFIX)
     if key in IDEMPOTENT:
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                           "description": "recommended: the same key and body replay the first answer (kept 24 hours "
-                                          "per user); the same key with another body is 409 (2005)"})
+                           "description": "recommended: the same key and body replay the first answer; the same key "
+                                          "with another body is 409 (2005)"})
     for name, required, description in WEBHOOK_HEADERS.get(key, []):
         parameters.append({"name": name, "in": "header", "required": required, "schema": {"type": "string"}, "description": description})
     raw_body = input_type == HTTP_BODY
