@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token clean
+.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
@@ -16,6 +16,7 @@ help:
 	@echo "make gen     regenerate gen/ from proto/"
 	@echo "make docs    regenerate docs/CONFIGURATION.md from common/settings.py"
 	@echo "make lock    re-pin requirements.lock from requirements.in"
+	@echo "make logs    follow every log of make run as readable lines (service, level, trace, message)"
 	@echo "make token   a dev bearer token on stdout: make token [ROLE=admin] [USER=<uuid, e-mail or name>]"
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
@@ -72,6 +73,9 @@ demo: $(STAMP)  ## with `make run` going: one whole checkout over REST, each ste
 # USER is in every shell's environment: only a USER given on make's command line counts
 token: $(STAMP)  ## make token [ROLE=admin] [USER=<uuid, e-mail or name>]: a dev bearer token on stdout
 	@$(PY) -m tools.token $(if $(ROLE),--role "$(ROLE)") $(if $(filter command line,$(origin USER)),--user "$(USER)")
+
+logs: $(STAMP)  ## follow every log of `make run` as readable lines (the files stay JSON)
+	@$(PY) -m tools.logs
 
 replay-dlq: $(STAMP)  ## make replay-dlq [SERVICE=enrollment] [ID=<dead letter id>]: replay one parked event, or all
 	$(PY) -m $(if $(SERVICE),$(SERVICE),enrollment)_svc.replay_dlq $(if $(ID),$(ID),--all)

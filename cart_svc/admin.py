@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from cart_svc.admin_validation import coupon_from, internship_from, rate_from, sale_from
@@ -16,7 +16,9 @@ from cart_svc.commands import NewCoupon, NewInternship, NewSale
 from cart_svc.domain.catalog import InternshipEntry
 from cart_svc.domain.coupons import Coupon
 from cart_svc.domain.sales import Sale
+from cart_svc.events import CATALOG_CHANGED, catalog_changed
 from cart_svc.repository import Repository
+from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import Caller
 from common.uow import UnitOfWork, UnitOfWorkFactory
@@ -30,9 +32,12 @@ class RateView:
 
 
 class AdminService:
-    def __init__(self, uow: UnitOfWorkFactory, repository: Repository | None = None) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, repository: Repository | None = None, *,
+                 on_catalog_change: Callable[[], None] = lambda: None) -> None:
         self._uow = uow
         self._repo = repository or Repository()
+        # this process's catalog cache, dropped at once; the others hear checkout.catalog.changed
+        self._on_catalog_change = on_catalog_change
 
     async def create_coupon(self, admin: Caller, command: NewCoupon) -> Coupon:
         coupon = coupon_from(command)
@@ -55,7 +60,9 @@ class AdminService:
                                     suggested_action="choose another sale slug")
             uow.audit(actor=admin.user_id, entity_type="sale", entity_id=sale.slug, action="create", before=None,
                       after=dataclasses.asdict(sale))
+            uow.publish(CATALOG_CHANGED, sale.slug, catalog_changed("sale", sale.slug, utc_now()))
             await uow.commit()
+        self._on_catalog_change()
         return sale
 
     async def create_internship(self, admin: Caller, command: NewInternship) -> InternshipEntry:
@@ -67,7 +74,10 @@ class AdminService:
                                     suggested_action="leave the ids out to have new ones generated")
             uow.audit(actor=admin.user_id, entity_type="internship", entity_id=entry.internship_id, action="create",
                       before=None, after=dataclasses.asdict(entry))
+            uow.publish(CATALOG_CHANGED, entry.internship_id, catalog_changed("internship", entry.internship_id,
+                                                                                utc_now()))
             await uow.commit()
+        self._on_catalog_change()
         return entry
 
     async def set_exchange_rate(self, admin: Caller, currency: str, rate_text: str) -> RateView:

@@ -18,11 +18,13 @@ from cart_svc.api.catalog import CatalogApi
 from cart_svc.api.conversions import CartCheckoutApi
 from cart_svc.cache import CartCache, build_cart_cache
 from cart_svc.catalog import CatalogService
+from cart_svc.catalog_cache import CatalogCache
 from cart_svc.conversions import ConversionService
 from cart_svc.repository import Repository
 from cart_svc.service import CartService
 from cart_svc.tables import plumbing
 from cart_svc.workers import orders
+from cart_svc.workers.catalog_events import catalog_listener
 from cart_svc.workers.sweeper import CartSweeper, sweeper_worker
 from checkout.internal.v1 import cart_checkout_pb2, cart_checkout_pb2_grpc
 from checkout.v1 import admin_pb2, admin_pb2_grpc, cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc
@@ -48,26 +50,32 @@ class Services:
     carts: CartService
     admin: AdminService
     conversions: ConversionService
+    catalog_cache: CatalogCache
 
 
 def services(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
-             clock: Callable[[], datetime.datetime] = utc_now) -> Services:
+             clock: Callable[[], datetime.datetime] = utc_now,
+             catalog_cache: CatalogCache | None = None) -> Services:
     uow, repository = uow_factory(engine, plumbing), Repository()
+    catalog_cache = catalog_cache or CatalogCache(settings.catalog_cache_ttl)
     return Services(
         catalog=CatalogService(uow, repository),
         carts=CartService(uow, settings, repository=repository, clock=clock, cache=cache),
-        admin=AdminService(uow, repository),
+        admin=AdminService(uow, repository, on_catalog_change=catalog_cache.clear),
         conversions=ConversionService(uow, settings, repository=repository, clock=clock, cache=cache),
+        catalog_cache=catalog_cache,
     )
 
 
 def registration(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
-                 clock: Callable[[], datetime.datetime] = utc_now) -> Register:
+                 clock: Callable[[], datetime.datetime] = utc_now,
+                 catalog_cache: CatalogCache | None = None) -> Register:
     """Adds the four servicers to a server (tests serve them without the workers)."""
-    built = services(engine, settings, cache=cache, clock=clock)
+    built = services(engine, settings, cache=cache, clock=clock, catalog_cache=catalog_cache)
 
     def register(server: grpc.aio.Server) -> list[str]:
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogApi(built.catalog), server)
+        catalog_api = CatalogApi(built.catalog, built.catalog_cache, max_age=settings.catalog_max_age)
+        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(catalog_api, server)
         cart_api = CartApi(built.carts) if cache is None else CachedCartApi(built.carts, cache)
         cart_pb2_grpc.add_CartServiceServicer_to_server(cart_api, server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminApi(built.admin), server)
@@ -82,18 +90,22 @@ def registration(engine: AsyncEngine, settings: Settings, *, cache: CartCache | 
     return register
 
 
-def workers(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None) -> list[Worker]:
-    """The sweeper (unless CART_SWEEP_INTERVAL is 0), the cart-orders consumer and the outbox relay."""
+def workers(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
+            catalog_cache: CatalogCache | None = None) -> list[Worker]:
+    """The sweeper (unless CART_SWEEP_INTERVAL is 0), the cart-orders consumer, the outbox relay and
+    (given the process's catalog cache) the listener that drops it when the catalog changes."""
     uow = uow_factory(engine, plumbing)
     conversions = ConversionService(uow, settings, cache=cache)
     consumer, _ = consumer_worker(DeadLetterStore(engine, plumbing), settings.nats_url,
                                   EventSettings.from_settings(settings), [orders.subscription(conversions)],
                                   name="cart-consumer")
     sweeper = sweeper_worker(CartSweeper(uow, settings, cache=cache), settings)
-    return [*([sweeper] if sweeper else []), consumer, relay_worker(settings, SERVICE, plumbing)]
+    listener = [catalog_listener(catalog_cache, settings)] if catalog_cache is not None else []
+    return [*([sweeper] if sweeper else []), consumer, relay_worker(settings, SERVICE, plumbing), *listener]
 
 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
-    cache = build_cart_cache(settings)
-    return Assembly(registration(engine, settings, cache=cache), workers(engine, settings, cache=cache),
-                    on_stop=[cache.close])
+    cache, catalog_cache = build_cart_cache(settings), CatalogCache(settings.catalog_cache_ttl)
+    return Assembly(registration(engine, settings, cache=cache, catalog_cache=catalog_cache),
+                    workers(engine, settings, cache=cache, catalog_cache=catalog_cache),
+                    on_stop=[cache.close], uses_redis=True)

@@ -14,6 +14,11 @@ CREATED = "checkout.cart.created"
 CONVERTED = "checkout.cart.converted"
 REOPENED = "checkout.cart.reopened"
 ABANDONED = "checkout.cart.abandoned"
+CATALOG_CHANGED = "checkout.catalog.changed"
+
+
+def catalog_changed(kind: str, entity_id: str, now: datetime.datetime) -> events_pb2.CatalogChanged:
+    return events_pb2.CatalogChanged(kind=kind, id=entity_id, occurred_at=rfc3339(now))
 
 
 def cart_event(cart: Cart, total: Decimal, now: datetime.datetime, *, order_token: str = "",

@@ -14,8 +14,10 @@ from common.db import create_engine
 from common.faults import warn_about_fault_settings
 from common.logs import configure_logging
 from common.metrics import serve_metrics
+from common.readiness import Readiness
+from common.retention import PruneTask, retention_worker
 from common.server import Register, serve_until_signalled, start_server
-from common.settings import Settings, process_settings
+from common.settings import SCHEMAS, Settings, process_settings
 from common.workers import Worker
 
 Cleanup = Callable[[], Awaitable[None]]
@@ -29,6 +31,8 @@ class Assembly:
     register: Register
     workers: list[Worker] = dataclasses.field(default_factory=list)
     on_stop: list[Cleanup] = dataclasses.field(default_factory=list)
+    retention: list[PruneTask] = dataclasses.field(default_factory=list)  # besides the plumbing's (common/retention.py)
+    uses_redis: bool = False  # readiness then reports Redis too (common/readiness.py)
 
 
 # Called inside the running event loop with the service's own engine.
@@ -46,13 +50,16 @@ async def _serve(service: str, assemble: Assemble) -> None:
     configure_logging(f"{service}_svc", settings.log_level)
     warn_if_insecure(settings)
     warn_about_fault_settings()
-    serve_metrics(settings.metrics_port(service))
     engine = create_engine(settings, service)
     assembly = assemble(engine, settings)
+    serve_metrics(settings.metrics_port(service), settings.grpc_host,
+                  Readiness(service, engine, settings, uses_redis=assembly.uses_redis))
     running = await start_server(settings, f"{settings.grpc_host}:{settings.grpc_port(service)}", assembly.register)
-    for worker in assembly.workers:
+    pruning = retention_worker(engine, SCHEMAS[service], settings, assembly.retention)
+    workers = [*assembly.workers, *([pruning] if pruning else [])]
+    for worker in workers:
         worker.start()
-    stops: list[Cleanup] = [worker.stop for worker in assembly.workers]
+    stops: list[Cleanup] = [worker.stop for worker in workers]
     await serve_until_signalled(running, on_stop=[*stops, *assembly.on_stop, engine.dispose])
 
 

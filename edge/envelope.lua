@@ -12,6 +12,9 @@
 --     gRPC metadata) and kept in dynamic metadata for the response;
 --   * a query parameter that would set a field the path template or the body binds is refused
 --     (x-edge-reject -> a 400 route; the reason lands in validation_messages);
+--   * a success marked x-edge-not-modified by its service (If-None-Match named the current ETag)
+--     leaves as 304 with no body (on the way out);
+--   * GET /readyz is answered here from every service's /readyz (their metrics ports);
 --   * native gRPC (content-type application/grpc) is marked x-edge-native-grpc -> a 404 route,
 --     which Envoy answers as gRPC UNIMPLEMENTED: the services take gRPC on their own ports.
 --
@@ -238,6 +241,35 @@ local function query_overrides_binding(method, path)
   return nil
 end
 
+-- /readyz: every service's own /readyz (its metrics port), asked one after the other; 200 when
+-- all are ready, else 503, the body naming each service's dependencies as the service reported them.
+local function readiness_report(request_handle)
+  local parts = {}
+  local ready = true
+  for _, entry in ipairs(READINESS) do
+    local service, cluster = entry[1], entry[2]
+    local state = '{"ready":false,"dependencies":{"process":"no metrics port configured"}}'
+    if cluster ~= "" then
+      local headers, body = request_handle:httpCall(cluster, {
+        [":method"] = "GET", [":path"] = READYZ_PATH, [":authority"] = "readyz",
+      }, "", 2500)
+      local status = headers ~= nil and headers[":status"] or ""
+      if (status == "200" or status == "503") and body ~= nil and string.sub(body, 1, 1) == "{" then
+        state = body
+      else
+        state = '{"ready":false,"dependencies":{"process":"not answering"}}'
+      end
+      if status ~= "200" then
+        ready = false
+      end
+    else
+      ready = false
+    end
+    parts[#parts + 1] = '"' .. service .. '":' .. state
+  end
+  return ready, '{"ready":' .. tostring(ready) .. ',"services":{' .. table.concat(parts, ",") .. "}}"
+end
+
 -- HTTP allows header names that gRPC metadata does not ([0-9a-z-_.] only): the transcoder passes
 -- every header on as metadata, and the service's gRPC server fails the call (500) on such a name.
 -- No service reads such a header, so it is dropped here. Pseudo-headers (":path") are Envoy's own.
@@ -261,6 +293,7 @@ function envoy_on_request(request_handle)
   -- (404, which a gRPC client reads as UNIMPLEMENTED).
   headers:remove(NATIVE_GRPC_MARKER)
   headers:remove(REJECT_MARKER)
+  headers:remove(READYZ_MARKER)
   local content_type = headers:get("content-type") or ""
   local native_grpc = string.sub(string.lower(content_type), 1, 16) == "application/grpc"
   if native_grpc then
@@ -273,6 +306,19 @@ function envoy_on_request(request_handle)
   end
   headers:replace("x-correlation-id", correlation_id)
   request_handle:streamInfo():dynamicMetadata():set(META_NS, "correlation_id", correlation_id)
+
+  local path = headers:get(":path") or ""
+  local method = headers:get(":method") or ""
+  if (path == READYZ_PATH or string.sub(path, 1, #READYZ_PATH + 1) == READYZ_PATH .. "?")
+      and (method == "GET" or method == "HEAD") then
+    headers:replace(READYZ_MARKER, "1") -- local_reply_config leaves this 503 as it is
+    request_handle:streamInfo():dynamicMetadata():set(META_NS, "readyz", "1")
+    local ready, report = readiness_report(request_handle)
+    request_handle:respond({
+      [":status"] = ready and "200" or "503", ["content-type"] = "application/json", ["cache-control"] = "no-store",
+    }, report)
+    return
+  end
 
   if not native_grpc then
     local name, field = query_overrides_binding(headers:get(":method") or "", headers:get(":path") or "")
@@ -321,9 +367,25 @@ function envoy_on_response(response_handle)
     headers:add("cache-control", "no-store") -- API answers are per user; a page may say otherwise
   end
 
+  if meta ~= nil and meta["readyz"] ~= nil then
+    return -- the readiness report, 200 or 503, as it was made
+  end
+
   local status = tonumber(headers:get(":status")) or 500
   local content_type = headers:get("content-type") or ""
   if status < 400 then
+    if headers:get(NOT_MODIFIED_MARKER) ~= nil then
+      -- the service found the client's copy current (If-None-Match): 304, no body
+      headers:remove(NOT_MODIFIED_MARKER)
+      headers:replace(":status", "304")
+      headers:remove("content-type")
+      headers:remove("content-length")
+      local body = response_handle:body(true)
+      if body ~= nil and body:length() > 0 then
+        body:setBytes("")
+      end
+      return
+    end
     if string.sub(content_type, 1, 16) == "application/grpc" then
       headers:replace("content-type", "application/json")
     end

@@ -15,7 +15,8 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
                             interns.localhost. Any other host is the main one, with every route.
     EDGE_CART_CORS_ORIGINS  CORS origins of cart.<domain> (default: as the main host)
     EDGE_PAY_CORS_ORIGINS   CORS origins of pay.<domain> (default: as the main host)
-    EDGE_CSP                Content-Security-Policy (default: DEFAULT_CSP below)
+    EDGE_CSP                Content-Security-Policy (default: CSP_TEMPLATE below, allowing
+                            RAZORPAY_CHECKOUT_JS_URL's script and its checkout modal's frame)
     EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security (default 0: off, the
                             edge speaks plain HTTP until TLS terminates in front of it)
     EDGE_ROUTE_TIMEOUT_MS   upstream timeout per request (default 15000)
@@ -33,8 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from urllib.parse import urlsplit
 
-from common.settings import Settings, load_settings
+from common.settings import RAZORPAY_CHECKOUT_JS, Settings, load_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
@@ -67,13 +69,20 @@ DOCKER_HOSTS: dict[str, str] = {
     "enrollment": "enrollment_svc",
 }
 
-# A static page plus same-origin API calls. Payment gateways' checkout scripts (Razorpay's
-# checkout.js, Stripe.js) need their origins added to script-src / frame-src / connect-src.
-DEFAULT_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'"
+# Kubernetes Service names, one per cluster (deploy/k8s/base: DNS names cannot hold "_")
+KUBERNETES_HOSTS: dict[str, str] = {name: f"{name}-svc" for name in DOCKER_HOSTS}
+
+# A static page plus same-origin API calls, and Razorpay Standard Checkout: its script
+# (RAZORPAY_CHECKOUT_JS_URL) and the modal it opens in an iframe, from the script's origin (the
+# emulator) or, for Razorpay's own script, from api.razorpay.com. Stripe Checkout is a page of
+# Stripe's the browser navigates to: nothing to allow. EDGE_CSP replaces the whole policy.
+CSP_TEMPLATE = (
+    "default-src 'none'; script-src 'self' {scripts}; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; frame-src {frames}; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
+RAZORPAY_FRAME_ORIGINS = {"checkout.razorpay.com": ("https://api.razorpay.com",)}
+DEV_CHECKOUT_JS_URL = "http://127.0.0.1:8090/v1/checkout.js"  # common.settings' default (the emulator)
 LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?$"
 
 
@@ -81,6 +90,7 @@ LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5
 class Upstream:
     host: str
     port: int
+    ops_port: int = 0  # the service's metrics port: /readyz (0: none; /readyz then says so)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +101,10 @@ class EdgeSettings:
     admin_port: int = 9901
     upstreams: dict[str, Upstream] = dataclasses.field(
         default_factory=lambda: {
-            "cart": Upstream("127.0.0.1", 50051),
-            "order": Upstream("127.0.0.1", 50052),
-            "payment": Upstream("127.0.0.1", 50053),
-            "enrollment": Upstream("127.0.0.1", 50054),
+            "cart": Upstream("127.0.0.1", 50051, 9101),
+            "order": Upstream("127.0.0.1", 50052, 9102),
+            "payment": Upstream("127.0.0.1", 50053, 9103),
+            "enrollment": Upstream("127.0.0.1", 50054, 9104),
         }
     )
     descriptor_path: str = str(DESCRIPTOR_PATH)
@@ -107,7 +117,7 @@ class EdgeSettings:
     domain: str = DEFAULT_DOMAIN  # the dedicated hosts are cart.<domain> and pay.<domain>
     cart_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     pay_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
-    csp: str = DEFAULT_CSP
+    csp: str = ""  # empty: default_csp(razorpay_checkout_js_url)
     hsts_max_age: int = 0
     route_timeout_ms: int = 15000
     health_interval_ms: int = 1000
@@ -119,11 +129,16 @@ class EdgeSettings:
     # issuer and audience its tokens must carry.
     web_root: str = str(WEB_DIR)
     dev_login: bool = True
+    razorpay_checkout_js_url: str = DEV_CHECKOUT_JS_URL
     jwt_issuer: str = "interns-platform"
     jwt_audience: str = "checkout"
 
     def with_(self, **changes: object) -> EdgeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def content_security_policy(self) -> str:
+        return self.csp or default_csp(self.razorpay_checkout_js_url)
 
     @property
     def burst(self) -> int:
@@ -153,7 +168,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         listen_host=common.edge_listen_host or "127.0.0.1",
         port=common.edge_port,
         admin_port=common.edge_admin_port,
-        upstreams={name: Upstream(host, common.grpc_port(name)) for name in CLUSTER_SERVICES},
+        upstreams={name: Upstream(host, common.grpc_port(name), common.metrics_port(name)) for name in CLUSTER_SERVICES},
         max_body_bytes=common.edge_max_body_bytes,
         rate_limit_rps=common.edge_rate_limit_rps,
         rate_limit_burst=common.edge_rate_limit_burst,
@@ -162,7 +177,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         domain=_domain(common.edge_domain),
         cart_cors_origins=common.edge_cart_cors_origins,
         pay_cors_origins=common.edge_pay_cors_origins,
-        csp=common.edge_csp or DEFAULT_CSP,
+        csp=common.edge_csp,
         hsts_max_age=common.edge_hsts_max_age,
         route_timeout_ms=common.edge_route_timeout_ms,
         health_interval_ms=common.edge_health_interval_ms,
@@ -171,7 +186,18 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         dev_login=common.jwt_secret_is_dev_default,
         jwt_issuer=common.jwt_issuer,
         jwt_audience=common.jwt_audience,
+        razorpay_checkout_js_url=common.razorpay_checkout_js_url,
     )
+
+
+def default_csp(checkout_js_url: str) -> str:
+    """The page's policy with Razorpay Standard Checkout's script and modal allowed."""
+    parts = urlsplit(checkout_js_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SystemExit(f"setting RAZORPAY_CHECKOUT_JS_URL is not an http(s) URL: {checkout_js_url!r}")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    frames = (origin, *RAZORPAY_FRAME_ORIGINS.get(parts.hostname, ()))
+    return CSP_TEMPLATE.format(scripts=origin, frames=" ".join(frames))
 
 
 def _domain(raw: str) -> str:
@@ -198,8 +224,16 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     return defaults.with_(
         domain=_domain(domain),
         listen_host="0.0.0.0",
-        upstreams={name: Upstream(DOCKER_HOSTS[name], up.port) for name, up in defaults.upstreams.items()},
+        upstreams={name: Upstream(DOCKER_HOSTS[name], up.port, up.ops_port) for name, up in defaults.upstreams.items()},
         descriptor_path=DOCKER_DESCRIPTOR_PATH,
         web_root=DOCKER_WEB_ROOT,
         dev_login=False,  # compose requires a real JWT_SECRET
+        razorpay_checkout_js_url=RAZORPAY_CHECKOUT_JS,  # compose talks to Razorpay's API
     )
+
+
+def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
+    """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
+    set): as docker(), with the Services' names and no page (the API only)."""
+    return docker(domain).with_(web_root="", upstreams={
+        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()})

@@ -196,11 +196,14 @@ class Launcher:
             service.wait_serving()
         return service
 
-    def edge(self, *, ports: dict[str, int] | None = None, wait: bool = True, log_level: str = "warn", **overrides: Any) -> EdgeProcess:
-        ports = dict(ports or {})
+    def edge(self, *, ports: dict[str, int] | None = None, ops_ports: dict[str, int] | None = None, wait: bool = True,
+             log_level: str = "warn", **overrides: Any) -> EdgeProcess:
+        """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503)."""
+        ports, ops_ports = dict(ports or {}), dict(ops_ports or {})
         defaults = edge_settings.EdgeSettings()
         upstreams = {
-            name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port()) for name in defaults.upstreams
+            name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port(), ops_ports.get(name, 0))
+            for name in defaults.upstreams
         }
         overrides.setdefault("health_interval_ms", 250)
         settings = defaults.with_(port=free_port(), admin_port=free_port(), upstreams=upstreams, **overrides)

@@ -158,7 +158,7 @@ class Stack:
         await self.forget_cached_cart(token)
 
 
-def stack_settings(settings: Settings, ports: dict[str, int]) -> Settings:
+def stack_settings(settings: Settings, ports: dict[str, int], ops_ports: dict[str, int] | None = None) -> Settings:
     """`settings` (the session's database, Redis and NATS) with the stack's gRPC ports, where order_svc
     finds its peers, and a JetStream namespace of the stack's own (stream, DLQ stream, subject
     prefix), so its consumers and relays never meet other tests' events."""
@@ -169,6 +169,7 @@ def stack_settings(settings: Settings, ports: dict[str, int]) -> Settings:
         nats_dlq_max_age=3600, outbox_relay_poll_interval=0.2, db_pool_size=5, log_level="WARNING",
         cart_metrics_port=0, order_metrics_port=0, payment_metrics_port=0, enrollment_metrics_port=0,
     )
+    changes.update({f"{name}_metrics_port": port for name, port in (ops_ports or {}).items()})  # /readyz
     if "cart" in ports:
         changes["cart_grpc_address"] = f"127.0.0.1:{ports['cart']}"
     if "payment" in ports:
@@ -197,7 +198,8 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
     unknown = [name for name in names if name not in SERVICE_MODULES]
     assert not unknown, f"unknown services {unknown}; choose from {sorted(SERVICE_MODULES)}"
     ports = {name: free_port() for name in names}
-    own = stack_settings(settings, ports)
+    ops_ports = {name: free_port() for name in names}  # each service's metrics port: the edge's /readyz asks it
+    own = stack_settings(settings, ports, ops_ports)
     child_env = {**service_env(own), **(env or {})}
     started: dict[str, ServiceProcess] = {}
     try:
@@ -214,7 +216,7 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
         edge_overrides.setdefault("rate_limit_rps", FUNCTIONAL_RATE_LIMIT_RPS)
         edge_overrides.setdefault("healthz_clusters", tuple(started))
         try:
-            edge = launcher.edge(ports=ports, **edge_overrides)
+            edge = launcher.edge(ports=ports, ops_ports=ops_ports, **edge_overrides)
             edge.wait_healthz(200)
         except (RuntimeError, AssertionError) as error:
             pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)

@@ -90,3 +90,36 @@ def test_unknown_sale_is_404_1005(api, expect_envelope, slug):
 def test_catalog_is_public_but_a_bad_token_is_still_401(stack, api, expect_envelope):
     assert json_ok(api.get("/api/v1/internships", headers=stack.bearer()))["internships"]
     expect_envelope(api.get("/api/v1/internships", headers={"Authorization": "Bearer not-a-jwt"}), 401, 1101)
+
+
+# --------------------------------------------------------------------------------------------
+# Caching (CONTRACT.md additions "Catalog caching")
+
+
+def test_the_catalog_carries_an_etag_and_a_public_max_age_and_a_current_etag_gets_304(api):
+    first = api.get("/api/v1/internships")
+    etag = first.headers["etag"]
+    assert first.status_code == 200 and etag.startswith('"') and etag.endswith('"') and len(etag) == 34
+    assert first.headers["cache-control"] == "public, max-age=60"
+    again = api.get("/api/v1/internships", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert api.get("/api/v1/internships", headers={"If-None-Match": f'W/{etag}, "other"'}).status_code == 304
+    stale = api.get("/api/v1/internships", headers={"If-None-Match": '"not-the-current-one"'})
+    assert stale.status_code == 200 and stale.json() == first.json() and stale.headers["etag"] == etag
+
+
+def test_an_admin_change_is_seen_at_once_with_a_new_etag(stack, api):
+    before = api.get("/api/v1/internships")
+    created = stack.new_internship((3,), "2999.00")
+    after = api.get("/api/v1/internships", headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
+    assert created["internship_id"] in {entry["internship_id"] for entry in after.json()["internships"]}
+
+
+def test_a_sale_carries_an_etag_and_304_and_a_missing_one_is_still_404(stack, api, expect_envelope):
+    sale = stack.new_sale()
+    first = api.get(f"/api/v1/sales/{sale['sale_slug']}")
+    assert first.status_code == 200 and first.headers["cache-control"] == "public, max-age=60"
+    again = api.get(f"/api/v1/sales/{sale['sale_slug']}", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    expect_envelope(api.get("/api/v1/sales/no-such-sale-here", headers={"If-None-Match": "*"}), 404, 1005)

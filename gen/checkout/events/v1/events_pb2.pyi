@@ -267,3 +267,35 @@ class EnrollmentsCreated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnrollmentsCreated: _TypeAlias = EnrollmentsCreated  # noqa: Y015
+
+@_typing.final
+class CatalogChanged(_message.Message):
+    """checkout.catalog.changed: an internship (with its plans) or a sale was created or changed
+    (producer: cart_svc's admin API). Every cart_svc process listens on core NATS (not a durable
+    consumer: each replica must hear it) and drops its catalog cache at once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """internship | sale"""
+    id: _builtins.str
+    """internship_id | sale_slug"""
+    occurred_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        occurred_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogChanged: _TypeAlias = CatalogChanged  # noqa: Y015

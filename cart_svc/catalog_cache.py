@@ -1,0 +1,51 @@
+"""The catalog answers of this process, kept until an admin changes the catalog (the
+`checkout.catalog.changed` event: cart_svc/workers/catalog_events.py) or TTL seconds pass.
+
+Each entry is the answer's protobuf message with the ETag of its bytes, so a repeat costs neither
+a database read nor a serialization for the ETag. A load that started before an invalidation is
+not stored (the generation moved on), so a change is never hidden behind an answer read before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from common.etags import etag_of
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cached(Generic[M]):
+    etag: str
+    message: M
+    stored_at: float
+
+
+class CatalogCache:
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[str, Cached[Message]] = {}
+        self.generation = 0
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    async def get(self, key: str, load: Callable[[], Awaitable[M]]) -> Cached[M]:
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is not None and now - entry.stored_at < self._ttl:
+            return entry  # type: ignore[return-value]
+        generation = self.generation
+        message = await load()
+        fresh = Cached(etag_of(message.SerializeToString(deterministic=True)), message, now)
+        if generation == self.generation and self._ttl > 0:
+            self._entries[key] = fresh  # type: ignore[assignment]
+        return fresh

@@ -1,0 +1,56 @@
+"""CatalogCache: one load per TTL, a new ETag only for new content, nothing stored from a load that
+an invalidation overtook."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cart_svc.catalog_cache import CatalogCache
+from checkout.v1 import catalog_pb2
+from common.etags import etag_of, none_match
+
+
+def _sale(slug: str) -> catalog_pb2.Sale:
+    return catalog_pb2.Sale(sale_slug=slug, kind="percent", value="5")
+
+
+async def test_one_load_per_ttl_with_the_etag_of_the_answers_bytes() -> None:
+    now, loads = [0.0], []
+    cache = CatalogCache(60, clock=lambda: now[0])
+
+    async def load() -> catalog_pb2.Sale:
+        loads.append(1)
+        return _sale("launch")
+
+    first = await cache.get("sale:launch", load)
+    assert (await cache.get("sale:launch", load)) is first and len(loads) == 1
+    assert first.etag == etag_of(_sale("launch").SerializeToString(deterministic=True))
+    now[0] = 60.0
+    assert (await cache.get("sale:launch", load)).etag == first.etag and len(loads) == 2  # reloaded, same bytes
+
+
+async def test_a_load_overtaken_by_an_invalidation_is_not_stored() -> None:
+    cache = CatalogCache(60)
+    gate = asyncio.Event()
+
+    async def slow_old() -> catalog_pb2.Sale:
+        await gate.wait()
+        return _sale("old")
+
+    reading = asyncio.create_task(cache.get("k", slow_old))
+    await asyncio.sleep(0)
+    cache.clear()  # an admin change lands while the old answer is being read
+    gate.set()
+    assert (await reading).message.sale_slug == "old"  # that caller gets what it read
+
+    async def new() -> catalog_pb2.Sale:
+        return _sale("new")
+
+    assert (await cache.get("k", new)).message.sale_slug == "new"  # the next one does not get the old copy
+
+
+def test_if_none_match() -> None:
+    etag = '"abc"'
+    assert none_match('"abc"', etag) and none_match('W/"abc"', etag) and none_match('"x", "abc"', etag)
+    assert none_match("*", etag)
+    assert not none_match(None, etag) and not none_match("", etag) and not none_match('"abcd"', etag)
