@@ -645,14 +645,16 @@ def render_docker(descriptor_file: pathlib.Path = DESCRIPTOR_PATH, domain: str =
 
 
 def render_kubernetes(descriptor_file: pathlib.Path = DESCRIPTOR_PATH) -> str:
-    """The ConfigMap `edge-envoy` (deploy/k8s/base/edge): the bootstrap and the descriptor set it
-    transcodes with, mounted at /etc/envoy in the stock Envoy image."""
+    """The ConfigMap `edge-envoy` (deploy/k8s/base/edge): the bootstrap, the descriptor set it
+    transcodes with and the OpenAPI document beside it (GET /openapi.json), mounted at /etc/envoy
+    in the stock Envoy image."""
     bootstrap_text = render(kubernetes(), descriptor_file=descriptor_file, flags=" --kubernetes")
     indented = "".join(f"    {line}" if line.strip() else line for line in bootstrap_text.splitlines(keepends=True))
     descriptor = base64.b64encode(descriptor_file.read_bytes()).decode()
+    document = base64.b64encode(descriptor_file.with_name(OPENAPI_FILE).read_bytes()).decode()
     return (_HEADER.format(flags=" --kubernetes")
             + "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edge-envoy\ndata:\n  envoy.yaml: |\n"
-            + indented + f"binaryData:\n  checkout.pb: {descriptor}\n")
+            + indented + f"binaryData:\n  checkout.pb: {descriptor}\n  {OPENAPI_FILE}: {document}\n")
 
 
 def kubernetes_config_is_current(path: pathlib.Path = KUBERNETES_CONFIG) -> bool:
