@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs clean
+.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
@@ -17,6 +17,7 @@ help:
 	@echo "make docs    regenerate docs/CONFIGURATION.md from common/settings.py"
 	@echo "make lock    re-pin requirements.lock from requirements.in"
 	@echo "make logs    follow every log of make run as readable lines (service, level, trace, message)"
+	@echo "make traces  the last checkout's span tree with timings (make traces TRACE=<trace id> for another)"
 	@echo "make token   a dev bearer token on stdout: make token [ROLE=admin] [USER=<uuid, e-mail or name>]"
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
@@ -76,6 +77,9 @@ token: $(STAMP)  ## make token [ROLE=admin] [USER=<uuid, e-mail or name>]: a dev
 
 logs: $(STAMP)  ## follow every log of `make run` as readable lines (the files stay JSON)
 	@$(PY) -m tools.logs
+
+traces: $(STAMP)  ## make traces [TRACE=<trace id>]: a span tree from .run/traces (default: the last checkout)
+	@$(PY) -m tools.traces $(TRACE)
 
 replay-dlq: $(STAMP)  ## make replay-dlq [SERVICE=enrollment] [ID=<dead letter id>]: replay one parked event, or all
 	$(PY) -m $(if $(SERVICE),$(SERVICE),enrollment)_svc.replay_dlq $(if $(ID),$(ID),--all)
