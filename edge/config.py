@@ -22,7 +22,8 @@ transcode only their services' REST routes (a transcoder config of their own: an
 buckets; every other host is the main one, with every route and the checkout page.
 
 Routes: the checkout page (web/, direct responses, transcoder off per route; static_routes(), main
-host only), then one route per service, then a catch-all for REST paths the transcoder did not know.
+host only) and the API reference (/openapi.json, /docs; docs_routes(), main host only), then one
+route per service, then a catch-all for REST paths the transcoder did not know.
 
 Envoy's own error replies are shaped by local_reply_config (edge/envelope.py).
 
@@ -148,9 +149,26 @@ CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
+    ".json": "application/json",
 }
 # Envoy refuses a direct_response body larger than this (its default is 4 KiB).
 MAX_PAGE_FILE_BYTES = 256 * 1024
+# The API reference (CONTRACT.md "API description"): GET /openapi.json is gen/openapi.json, the
+# file beside the descriptor set Envoy loads (compose mounts it beside checkout.pb); GET /docs is
+# Swagger UI from web/docs/ (vendored by tools/vendor_swagger_ui.py), which renders it.
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_FILE = "openapi.json"
+DOCS_DIR = "docs"  # under the web root
+DOCS_FILES: dict[str, str] = {
+    "/docs": "index.html",
+    "/docs/": "index.html",
+    "/docs/docs.js": "docs.js",
+    "/docs/swagger-ui.css": "swagger-ui.css",
+    "/docs/swagger-ui-bundle.js": "swagger-ui-bundle.js",
+}
+DOCS_UNSERVED = frozenset({"README.md", "LICENSE"})
+# Swagger UI's bundle is ~1.5 MB; the route config's cap (one for every direct response) is this.
+MAX_DOCS_FILE_BYTES = 2 * 1024 * 1024
 PAGE_CACHE_CONTROL = "no-cache"  # revalidate: the page changes with every deployment
 
 
@@ -229,6 +247,45 @@ def static_routes(settings: EdgeSettings) -> list[dict]:
     return routes
 
 
+def check_docs_files(docs_dir: pathlib.Path = WEB_DIR / DOCS_DIR) -> None:
+    """Every file of the API reference exists and fits a direct response; nothing else is in
+    web/docs/ but its README and Swagger UI's licence (raises ValueError)."""
+    listed = set(DOCS_FILES.values())
+    for name in sorted(listed):
+        path = docs_dir / name
+        if not path.is_file():
+            raise ValueError(f"API reference file missing: {path}")
+        if path.stat().st_size > MAX_DOCS_FILE_BYTES:
+            raise ValueError(f"API reference file over {MAX_DOCS_FILE_BYTES} bytes: {path}")
+    present = {p.name for p in docs_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+    if present - listed - DOCS_UNSERVED:
+        raise ValueError(f"files in {docs_dir} that no route serves (add them to edge.config.DOCS_FILES): {sorted(present - listed - DOCS_UNSERVED)}")
+
+
+def openapi_file(settings: EdgeSettings) -> str:
+    """Where Envoy reads the OpenAPI document: beside the descriptor set it loads."""
+    return str(pathlib.PurePosixPath(settings.descriptor_path).with_name(OPENAPI_FILE))
+
+
+def docs_routes(settings: EdgeSettings) -> list[dict]:
+    """GET /openapi.json (always) and the reference at /docs (with the page: settings.web_root),
+    on the main host. Direct responses, GET and HEAD only, the transcoder off, as the page's."""
+    local = pathlib.Path(openapi_file(settings))
+    if not (local if local.is_file() else DESCRIPTOR_PATH.with_name(OPENAPI_FILE)).is_file():
+        raise ValueError(f"{local} is missing: run `make gen`")
+    routes = [_page_route("openapi_json", OPENAPI_PATH, CONTENT_TYPES[".json"], {"filename": openapi_file(settings)})]
+    if not settings.web_root:
+        return routes
+    root = f"{settings.web_root.rstrip('/')}/{DOCS_DIR}"
+    local_docs = pathlib.Path(root)
+    check_docs_files(local_docs if local_docs.is_dir() else WEB_DIR / DOCS_DIR)  # docker: compose mounts ./web
+    for path, name in DOCS_FILES.items():
+        content_type = CONTENT_TYPES[pathlib.PurePosixPath(name).suffix]
+        route_name = "docs_" + (name.replace(".", "_").replace("-", "_") if path != "/docs/" else "index_html_slash")
+        routes.append(_page_route(route_name, path, content_type, {"filename": f"{root}/{name}"}))
+    return routes
+
+
 def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page: bool = True) -> list[dict]:
     # Native gRPC (content-type application/grpc from the client, marked by the Lua filter) is
     # not served here: the services listen for gRPC callers on their own ports. Envoy answers a
@@ -250,6 +307,7 @@ def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page
             "direct_response": {"status": 400},
         },
         *(static_routes(settings) if page else []),
+        *(docs_routes(settings) if page else []),
     ]
     for service, cluster in clusters_by_service.items():
         routes.append(
@@ -513,8 +571,8 @@ def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, c
         "tracing": _tracing(settings),
         "route_config": {
             "name": "checkout",
-            # the page's files are direct responses (Envoy's default cap is 4 KiB)
-            "max_direct_response_body_size_bytes": MAX_PAGE_FILE_BYTES,
+            # the page's and the API reference's files are direct responses (Envoy's default cap is 4 KiB)
+            "max_direct_response_body_size_bytes": max(MAX_PAGE_FILE_BYTES, MAX_DOCS_FILE_BYTES),
             "virtual_hosts": virtual_hosts(settings, clusters_by_service),
         },
         "http_filters": _http_filters(settings, services, descriptors.http_rules(files)),
@@ -651,14 +709,16 @@ def render_docker(descriptor_file: pathlib.Path = DESCRIPTOR_PATH, domain: str =
 
 
 def render_kubernetes(descriptor_file: pathlib.Path = DESCRIPTOR_PATH) -> str:
-    """The ConfigMap `edge-envoy` (deploy/k8s/base/edge): the bootstrap and the descriptor set it
-    transcodes with, mounted at /etc/envoy in the stock Envoy image."""
+    """The ConfigMap `edge-envoy` (deploy/k8s/base/edge): the bootstrap, the descriptor set it
+    transcodes with and the OpenAPI document beside it (GET /openapi.json), mounted at /etc/envoy
+    in the stock Envoy image."""
     bootstrap_text = render(kubernetes(), descriptor_file=descriptor_file, flags=" --kubernetes")
     indented = "".join(f"    {line}" if line.strip() else line for line in bootstrap_text.splitlines(keepends=True))
     descriptor = base64.b64encode(descriptor_file.read_bytes()).decode()
+    document = base64.b64encode(descriptor_file.with_name(OPENAPI_FILE).read_bytes()).decode()
     return (_HEADER.format(flags=" --kubernetes")
             + "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edge-envoy\ndata:\n  envoy.yaml: |\n"
-            + indented + f"binaryData:\n  checkout.pb: {descriptor}\n")
+            + indented + f"binaryData:\n  checkout.pb: {descriptor}\n  {OPENAPI_FILE}: {document}\n")
 
 
 def kubernetes_config_is_current(path: pathlib.Path = KUBERNETES_CONFIG) -> bool:

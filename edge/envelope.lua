@@ -6,6 +6,7 @@
 -- last: transcoded service errors, Envoy's own local replies, CORS preflights, successes.
 --
 -- Request path:
+--   * headers whose names gRPC metadata cannot carry (anything but [0-9a-z-_.]) are dropped;
 --   * x-correlation-id = the client's (cleaned like common/interceptors.py: [A-Za-z0-9-_.:],
 --     at most 128) or else Envoy's x-request-id UUID; set on the request (the service gets it as
 --     gRPC metadata) and kept in dynamic metadata for the response;
@@ -269,8 +270,24 @@ local function readiness_report(request_handle)
   return ready, '{"ready":' .. tostring(ready) .. ',"services":{' .. table.concat(parts, ",") .. "}}"
 end
 
+-- HTTP allows header names that gRPC metadata does not ([0-9a-z-_.] only): the transcoder passes
+-- every header on as metadata, and the service's gRPC server fails the call (500) on such a name.
+-- No service reads such a header, so it is dropped here. Pseudo-headers (":path") are Envoy's own.
+local function drop_headers_grpc_cannot_carry(headers)
+  local drop = {}
+  for name, _ in pairs(headers) do
+    if string.sub(name, 1, 1) ~= ":" and string.find(name, "[^a-z0-9%-_%.]") ~= nil then
+      drop[#drop + 1] = name
+    end
+  end
+  for _, name in ipairs(drop) do
+    headers:remove(name)
+  end
+end
+
 function envoy_on_request(request_handle)
   local headers = request_handle:headers()
+  drop_headers_grpc_cannot_carry(headers)
   -- The services serve gRPC on their own ports; this edge is REST only. A request that arrives
   -- as gRPC is marked here (any client-sent marker is dropped first) and refused by a route
   -- (404, which a gRPC client reads as UNIMPLEMENTED).

@@ -1,4 +1,5 @@
-"""Generate Python stubs and the Envoy descriptor set from proto/ into an output folder.
+"""Generate Python stubs, the Envoy descriptor set and the OpenAPI document from proto/ into an
+output folder.
 
 `make gen` writes into gen/; the staleness test writes into a temporary folder and compares.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import tempfile
 
 import grpc_tools
 from grpc_tools import protoc
@@ -55,7 +57,19 @@ def generate(out_dir: pathlib.Path) -> None:
     for args in (stubs, descriptor):
         if protoc.main(args) != 0:
             sys.exit(f"protoc failed: {' '.join(args)}")
+    from tools import openapi  # after protoc: it reads the descriptor set just written
+
+    with tempfile.TemporaryDirectory() as scratch:
+        # our own files' comments (source info) for the document's descriptions, kept out of
+        # checkout.pb, which would grow fivefold with the imported files' comments
+        commented = pathlib.Path(scratch) / "commented.pb"
+        if protoc.main(["grpc_tools.protoc", *includes, "--include_source_info", f"--descriptor_set_out={commented}", *sources]) != 0:
+            sys.exit("protoc failed: the descriptor set with source info")
+        openapi.write(out_dir, commented)
 
 
 if __name__ == "__main__":
+    # run as a script, sys.path[0] is tools/ (whose token.py would shadow the standard library's):
+    # this checkout's root instead, so its tools/ and common/ are imported, not an installed copy
+    sys.path[0] = str(ROOT)
     generate(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "gen")

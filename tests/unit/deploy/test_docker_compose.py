@@ -144,6 +144,7 @@ def test_edge_uses_the_generated_docker_config_with_every_cluster_and_both_hosts
     volumes = COMPOSE_SERVICES["edge"]["volumes"]
     assert volumes[0] == "./edge/envoy.docker.yaml:/etc/envoy/envoy.yaml:ro"
     assert "./gen/checkout.pb:/etc/envoy/checkout.pb:ro" in volumes and "./web:/etc/envoy/web:ro" in volumes
+    assert "./gen/openapi.json:/etc/envoy/openapi.json:ro" in volumes  # beside the descriptor set: GET /openapi.json
     assert edge_config.docker_config_is_current()
     rendered = (ROOT / "edge" / "envoy.docker.yaml").read_text()
     for name, service_name in MODULES.items():
