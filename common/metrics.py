@@ -42,7 +42,8 @@ CACHE_LOOKUPS = prometheus_client.Counter(
 
 class _PoolCollector(Collector):
     """Each engine's connection pool, read when Prometheus scrapes (nothing per request): the
-    connections checked out, the pool's size and its hard limit (size + overflow), summed per
+    connections checked out, the pool's size, the connections open beyond it and its hard limit
+    (size + max overflow), summed per
     service over the engines a process holds (the service's own, a worker's small one)."""
 
     def __init__(self) -> None:
@@ -55,6 +56,8 @@ class _PoolCollector(Collector):
         checked_out = GaugeMetricFamily("checkout_db_pool_checked_out", "Pooled database connections in use",
                                         labels=["service"])
         size = GaugeMetricFamily("checkout_db_pool_size", "Connections the pool keeps open", labels=["service"])
+        overflow = GaugeMetricFamily("checkout_db_pool_overflow", "Connections open beyond the pool's size",
+                                     labels=["service"])
         limit = GaugeMetricFamily("checkout_db_pool_max", "Connections the pool may hold at once (size + overflow); "
                                   "past it a request waits, then fails", labels=["service"])
         totals: dict[str, list[int]] = {}
@@ -62,15 +65,17 @@ class _PoolCollector(Collector):
             pool = engine.sync_engine.pool
             if not isinstance(pool, QueuePool):
                 continue
-            total = totals.setdefault(service, [0, 0, 0])
+            total = totals.setdefault(service, [0, 0, 0, 0])
             total[0] += pool.checkedout()
             total[1] += pool.size()
-            total[2] += pool.size() + max(0, pool._max_overflow)
-        for service, (used, kept, most) in sorted(totals.items()):
+            total[2] += max(0, pool.overflow())  # negative while the pool has not opened `size` yet
+            total[3] += pool.size() + max(0, pool._max_overflow)
+        for service, (used, kept, over, most) in sorted(totals.items()):
             checked_out.add_metric([service], used)
             size.add_metric([service], kept)
+            overflow.add_metric([service], over)
             limit.add_metric([service], most)
-        yield from (checked_out, size, limit)
+        yield from (checked_out, size, overflow, limit)
 
 
 _POOLS = _PoolCollector()
@@ -92,7 +97,7 @@ OUTBOX_LAG = prometheus_client.Gauge(
 )
 DEAD_LETTERS_PARKED = prometheus_client.Gauge(
     "checkout_dead_letters_parked", "Dead letters parked and not replayed, counted by the leading relay every "
-    "DEAD_LETTER_COUNT_SECONDS", ["schema"],
+    "30 s (common/outbox_relay.py DEAD_LETTER_COUNT_SECONDS)", ["schema"],
 )
 CONSUMER_LAG = prometheus_client.Histogram(
     "checkout_event_consumer_lag_seconds", "Event stored in the stream → a consumer starts handling it, by consumer",

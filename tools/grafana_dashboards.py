@@ -178,9 +178,10 @@ PLATFORM = Dashboard(
         Panel("Connection pool use by service (alert ≥ 90%)", (
             q("sum by (service) (checkout_db_pool_checked_out) / sum by (service) (checkout_db_pool_max)", "{{service}}"),
         ), unit="percentunit"),
-        Panel("Connections checked out, pool size and limit", (
+        Panel("Connections in use, pool size, overflow and limit", (
             q("sum by (service) (checkout_db_pool_checked_out)", "{{service}} in use"),
             q("sum by (service) (checkout_db_pool_size)", "{{service}} size"),
+            q("sum by (service) (checkout_db_pool_overflow)", "{{service}} overflow"),
             q("sum by (service) (checkout_db_pool_max)", "{{service}} limit"),
         )),
     ),
