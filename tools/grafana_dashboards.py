@@ -82,6 +82,10 @@ OVERVIEW = Dashboard(
             q(f"sum by (envoy_response_code_class) (rate(envoy_http_downstream_rq_xx{{{EDGE}}}[$__rate_interval]))",
               "{{envoy_response_code_class}}xx"),
         ), unit="reqps"),
+        Panel("5xx by service (as Envoy got them)", (
+            q(f'sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_xx{{{SERVICES}, envoy_response_code_class="5"}}'
+              '[$__rate_interval]))', "{{envoy_cluster_name}}"),
+        ), unit="reqps"),
         Panel("Enrollment lag p95 (alert > 60 s)", (
             q(p95("checkout_enrollment_lag_seconds_bucket"), "paid → enrolled"),
         ), unit="s"),
