@@ -35,7 +35,8 @@ RPC_SECONDS = prometheus_client.Histogram(
 CACHE_ERRORS = prometheus_client.Counter("checkout_cache_errors_total", "Redis calls that failed (served from PostgreSQL)", ["operation"])
 CACHE_LOOKUPS = prometheus_client.Counter(
     "checkout_cache_lookups_total",
-    "Cache reads, by entry kind (cart, estimate, discounts) and result (hit; miss: absent, stale or Redis down)",
+    "Cache reads, by entry kind (Redis: cart, estimate, discounts; in-process: catalog) and result "
+    "(hit; miss: absent, stale or Redis down)",
     ["cache", "result"],
 )
 

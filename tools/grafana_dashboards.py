@@ -173,8 +173,8 @@ PLATFORM = Dashboard(
         Panel("Cache hit ratio by entry kind (alert: misses > 20%)", (
             q('sum by (cache) (rate(checkout_cache_lookups_total{result="hit"}[$__rate_interval])) '
               '/ sum by (cache) (rate(checkout_cache_lookups_total[$__rate_interval]))', "{{cache}}"),
-            q('sum(rate(checkout_cache_lookups_total{result="hit"}[$__rate_interval])) '
-              '/ sum(rate(checkout_cache_lookups_total[$__rate_interval]))', "all"),
+            q('sum(rate(checkout_cache_lookups_total{result="hit", cache!="catalog"}[$__rate_interval])) '
+              '/ sum(rate(checkout_cache_lookups_total{cache!="catalog"}[$__rate_interval]))', "Redis (alerted)"),
         ), unit="percentunit"),
         Panel("Redis errors", (
             q("sum by (operation) (rate(checkout_cache_errors_total[$__rate_interval]))", "{{operation}}"),
