@@ -170,6 +170,12 @@ PLATFORM = Dashboard(
         Panel("Dead letters parked", (
             q("max by (schema) (checkout_dead_letters_parked)", "{{schema}}"),
         )),
+        Panel("Retention: rows pruned per hour", (
+            q("sum by (schema, what) (increase(checkout_pruned_rows_total[1h]))", "{{schema}} {{what}}"),
+        )),
+        Panel("Outbox relay leaders", (
+            q("sum by (schema) (checkout_outbox_relay_leader)", "{{schema}}"),
+        ), description="Processes leading each schema's relay: 1 is right, 0 means no relay publishes."),
         Panel("Cache hit ratio by entry kind (alert: misses > 20%)", (
             q('sum by (cache) (rate(checkout_cache_lookups_total{result="hit"}[$__rate_interval])) '
               '/ sum by (cache) (rate(checkout_cache_lookups_total[$__rate_interval]))', "{{cache}}"),
