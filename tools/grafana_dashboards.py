@@ -97,7 +97,7 @@ OVERVIEW = Dashboard(
 
 GATEWAYS = Dashboard(
     "checkout-gateways", "Checkout: payment gateways",
-    "Razorpay and Stripe: outcomes, call latency, breakers, webhooks.",
+    "Razorpay and Stripe: outcomes, call latency, breakers, webhooks, refunds.",
     (
         Panel("Payment success by gateway", (
             q('sum by (gateway) (rate(checkout_payment_outcomes_total{outcome="captured"}[$__rate_interval])) '
@@ -129,6 +129,9 @@ GATEWAYS = Dashboard(
         Panel("Webhook handling p95", (
             q(p95("checkout_webhook_seconds_bucket", "gateway"), "{{gateway}}"),
         ), unit="s"),
+        Panel("Refund steps by gateway", (
+            q("sum by (gateway, step) (increase(checkout_refunds_total[$__rate_interval]))", "{{gateway}} {{step}}"),
+        ), description="Requested, processed, failed, unconfirmed… (payment_svc/README.md \"Refunds\")."),
         Panel("Reconciler: sessions by result", (
             q("sum by (gateway, result) (rate(checkout_reconcile_sessions_total[$__rate_interval])) * 60",
               "{{gateway}} {{result}}"),
