@@ -238,11 +238,12 @@ def test_grafana_has_the_datasources_and_the_dashboards_provisioned() -> None:
     assert COMPOSE_SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
 
 
-def test_services_send_traces_to_jaeger_over_otlp() -> None:
+def test_services_and_the_edge_send_traces_to_jaeger_over_otlp_http() -> None:
     jaeger = COMPOSE_SERVICES["jaeger"]
-    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true" and "4317" in jaeger["expose"]
-    for name in MODULES:
-        assert COMPOSE_SERVICES[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317", name
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true" and "4318" in jaeger["expose"]
+    for name in MODULES:  # the services export over OTLP/HTTP (common/tracing.py), not gRPC
+        assert COMPOSE_SERVICES[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
+    assert 'uri: "http://jaeger:4318/v1/traces"' in (ROOT / "edge" / "envoy.docker.yaml").read_text()  # the edge's spans
 
 
 # -- the Dockerfile --------------------------------------------------------------------------------
