@@ -45,6 +45,7 @@ from cart_svc.api import messages
 from cart_svc.service import CartView, DiscountCandidate, EstimateView
 from common.cache import SafeCache, create_redis
 from common.clock import utc_now
+from common.metrics import CACHE_LOOKUPS
 from common.settings import Settings
 
 TOMBSTONE_TTL_MS = 10 * 60 * 1000
@@ -91,6 +92,11 @@ def discounts_key(token: str, version: int) -> str:
     return f"discount:{_canonical(token)}:{version}"
 
 
+def _counted(cache: str, value: bytes | None) -> bytes | None:
+    CACHE_LOOKUPS.labels(cache, "miss" if value is None else "hit").inc()
+    return value
+
+
 def _ms(moment: datetime.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -110,18 +116,21 @@ class CartCache:
     # -- hits (CachedCartApi) ----------------------------------------------------------------------
     async def head(self, token: str) -> CartHead | None:
         if self._unsent and not await self._send_unsent():
+            CACHE_LOOKUPS.labels("cart", "miss").inc()
             return None
         raw = await self._cache.get(cart_key(token))
         parts = raw.split(b"|", 3) if raw else []
         if len(parts) != 4 or not (parts[0].isdigit() and parts[2].isdigit()) or int(parts[2]) <= _ms(self._clock()):
+            CACHE_LOOKUPS.labels("cart", "miss").inc()
             return None  # absent, a tombstone, unreadable, or at/after the cart's expiry: ask PostgreSQL
+        CACHE_LOOKUPS.labels("cart", "hit").inc()
         return CartHead(int(parts[0]), parts[1].decode() or None, parts[3])
 
     async def estimate(self, head: CartHead, token: str, country: str, state: str, currency: str) -> bytes | None:
-        return await self._cache.get(estimate_key(token, head.version, country, state, currency))
+        return _counted("estimate", await self._cache.get(estimate_key(token, head.version, country, state, currency)))
 
     async def discounts(self, head: CartHead, token: str) -> bytes | None:
-        return await self._cache.get(discounts_key(token, head.version))
+        return _counted("discounts", await self._cache.get(discounts_key(token, head.version)))
 
     # -- fills (CartService) -----------------------------------------------------------------------
     async def cart_read(self, view: CartView) -> None:

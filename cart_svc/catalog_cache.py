@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 from google.protobuf.message import Message
 
 from common.etags import etag_of
+from common.metrics import CACHE_LOOKUPS
 
 M = TypeVar("M", bound=Message)
 
@@ -42,7 +43,9 @@ class CatalogCache:
         entry = self._entries.get(key)
         now = self._clock()
         if entry is not None and now - entry.stored_at < self._ttl:
+            CACHE_LOOKUPS.labels("catalog", "hit").inc()
             return entry  # type: ignore[return-value]
+        CACHE_LOOKUPS.labels("catalog", "miss").inc()
         generation = self.generation
         message = await load()
         fresh = Cached(etag_of(message.SerializeToString(deterministic=True)), message, now)

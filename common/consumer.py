@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import nats.errors
@@ -40,6 +41,7 @@ from common import dead_letters
 from common.consumed import CannotHandle, Handler, RetryLater, parse_event
 from common.events import CORRELATION_HEADER, EventSettings
 from common.faults import fault_point
+from common.metrics import CONSUMER_LAG, CONSUMER_PENDING
 from common.nats_streams import close_quietly, connect, ensure_streams
 from common.request_context import correlation_id_var, new_correlation_id
 from common.retry import RetryPolicy
@@ -228,6 +230,8 @@ class EventConsumer:
         seq, delivered = meta.sequence.stream, meta.num_delivered
         headers = msg.headers or {}
         token = correlation_id_var.set(headers.get(CORRELATION_HEADER) or new_correlation_id())
+        CONSUMER_LAG.labels(subscription.durable).observe(max(0.0, time.time() - meta.timestamp.timestamp()))
+        CONSUMER_PENDING.labels(subscription.durable).set(meta.num_pending)
         try:
             with span(f"consume {self._events.local_subject(msg.subject)}", kind=CONSUMER,
                       context=context_from(headers),

@@ -8,12 +8,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from common.metrics import watch_pool
 from common.settings import SCHEMAS, Settings
 
 
 def create_engine(settings: Settings, service: str, *, pool_size: int | None = None) -> AsyncEngine:
     size = pool_size or settings.db_pool_size
-    return create_async_engine(
+    engine = create_async_engine(
         settings.service_database_url(service),
         pool_size=size,
         max_overflow=size,
@@ -23,6 +24,8 @@ def create_engine(settings: Settings, service: str, *, pool_size: int | None = N
                       "options": f"-c search_path={SCHEMAS[service]} "
                                  f"-c statement_timeout={settings.db_statement_timeout_ms}"},
     )
+    watch_pool(engine, service)
+    return engine
 
 
 # 08xxx: connection exceptions; 57P01-57P03: the server is shutting down or not accepting yet

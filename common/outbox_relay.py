@@ -33,11 +33,13 @@ import argparse
 import asyncio
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import nats.errors
@@ -54,6 +56,7 @@ from sqlalchemy.engine import make_url
 from common.events import AGGREGATE_HEADER, CORRELATION_HEADER, MSG_ID_HEADER, OUTBOX_SEQ_HEADER, EventSettings
 from common.faults import fault_point, warn_about_fault_settings
 from common.logs import configure_logging
+from common.metrics import DEAD_LETTERS_PARKED, EVENTS_PUBLISHED, OUTBOX_LAG
 from common.nats_streams import close_quietly, connect, ensure_streams
 from common.plumbing import Plumbing, plumbing_tables
 from common.retry import RetryPolicy
@@ -62,6 +65,7 @@ from common.tracing import PRODUCER, Span, configure_tracing, context_from, inje
 from common.workers import Worker, sleep_or_stop
 
 LOCK_RETRY_SECONDS = 1.0
+DEAD_LETTER_COUNT_SECONDS = 30.0
 
 PUBLISHED = Counter("checkout_outbox_published_total", "Outbox rows published, by PubAck (new or duplicate)",
                     ["schema", "ack"])
@@ -79,6 +83,7 @@ _SELECT_PENDING = """
     SELECT id::text, seq, aggregate_id, subject, payload, headers, created_at
     FROM "{schema}".outbox WHERE published_at IS NULL ORDER BY seq LIMIT %s
 """
+_COUNT_PARKED = """SELECT count(*) FROM "{schema}".dead_letters WHERE status = 'parked'"""
 _MARK_PUBLISHED = 'UPDATE "{schema}".outbox SET published_at = now() WHERE id = ANY(%s::uuid[]) AND published_at IS NULL'
 # The marks of the last batch and the read of the next in one statement (the read does not see the
 # marks it makes: it leaves those rows out itself).
@@ -109,6 +114,14 @@ class RelayStats:
     failures: int = 0
     terms_as_leader: int = 0
     standby_tries: int = 0  # lock attempts that found another leader
+
+
+# What the leading relay of each schema in this process reads into its gauges (one per schema).
+_LEADING: dict[str, OutboxRelay] = {}
+
+# Called with (subject, payload) once per event on its first PubAck: a service's own counters
+# (payment_svc counts payment outcomes by gateway).
+OnPublished = Callable[[str, Mapping[str, Any]], None]
 
 
 class PublishFailed(Exception):
@@ -168,13 +181,18 @@ def encode_payload(payload: Any) -> bytes:
 
 class OutboxRelay:
     def __init__(self, database_url: str, plumbing: Plumbing, nats_url: str, events: EventSettings, *,
-                 name: str = "outbox-relay") -> None:
+                 name: str = "outbox-relay", on_published: OnPublished | None = None) -> None:
         self._dsn = libpq_dsn(database_url)
         self._plumbing = plumbing
         self._schema = plumbing.schema
         self._select_pending = _SELECT_PENDING.format(schema=plumbing.schema)
         self._mark_published = _MARK_PUBLISHED.format(schema=plumbing.schema)
         self._mark_and_select_pending = _MARK_AND_SELECT_PENDING.format(schema=plumbing.schema)
+        self._count_parked = _COUNT_PARKED.format(schema=plumbing.schema)
+        self._on_published = on_published
+        self._oldest_pending: datetime.datetime | None = None  # of the last read, until its batch is out
+        self.parked_dead_letters = 0
+        self._next_dead_letter_count = 0.0
         self._unmarked: list[str] = []  # published (PubAck) but published_at not set yet
         self._nats_url = nats_url
         self._events = events
@@ -248,6 +266,7 @@ class OutboxRelay:
     async def _publish_until_stopped(self, pg: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            await self._count_dead_letters(pg)
             try:
                 more = await self._publish_pending(pg, stop)
             except PublishFailed as error:
@@ -326,6 +345,7 @@ class OutboxRelay:
             finally:
                 self._unmarked += acked  # marked by the next read, or after MARK_LINGER_SECONDS
             if len(rows) < batch:
+                self._oldest_pending = None
                 return False
         return True
 
@@ -337,7 +357,22 @@ class OutboxRelay:
             self._unmarked = []
         else:
             cursor = await pg.execute(self._select_pending, (limit,))
-        return [OutboxRow(*row) for row in await cursor.fetchall()]
+        rows = [OutboxRow(*row) for row in await cursor.fetchall()]
+        self._oldest_pending = rows[0].created_at if rows else None
+        return rows
+
+    async def _count_dead_letters(self, pg: psycopg.AsyncConnection) -> None:
+        """Every DEAD_LETTER_COUNT_SECONDS, on the leader's connection: the parked dead letters."""
+        if time.monotonic() < self._next_dead_letter_count:
+            return
+        row = await (await pg.execute(self._count_parked)).fetchone()
+        self.parked_dead_letters = int(row[0]) if row is not None else 0
+        self._next_dead_letter_count = time.monotonic() + DEAD_LETTER_COUNT_SECONDS
+
+    def lag_seconds(self) -> float:
+        """How long the oldest row read and not yet published has waited (0: none)."""
+        oldest = self._oldest_pending
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest.timestamp())
 
     async def _publish_wave(self, js: JetStreamContext, wave: list[OutboxRow], acked: list[str]) -> None:
         """Send every row of `wave` (no two of one aggregate), then wait for their PubAcks: one round
@@ -379,6 +414,9 @@ class OutboxRelay:
             self.stats.published += 1
             PUBLISHED.labels(self._schema, "new").inc()
             PUBLISH_LAG.observe(max(0.0, time.time() - row.created_at.timestamp()))
+            EVENTS_PUBLISHED.labels(self._schema, row.subject).inc()
+            if self._on_published is not None and isinstance(row.payload, Mapping):
+                self._on_published(row.subject, row.payload)
 
     async def _jetstream(self) -> JetStreamContext:
         if self._nc is None or self._nc.is_closed:
@@ -400,6 +438,23 @@ class OutboxRelay:
             self.stats.terms_as_leader += 1
         self.is_leader = leader
         LEADER.labels(self._schema).set(1 if leader else 0)
+        if leader:
+            self._next_dead_letter_count = 0.0
+            self._oldest_pending = None
+            _LEADING[self._schema] = self
+            OUTBOX_LAG.labels(self._schema).set_function(functools.partial(_leader_reading, self._schema, "lag"))
+            DEAD_LETTERS_PARKED.labels(self._schema).set_function(
+                functools.partial(_leader_reading, self._schema, "parked"))
+        elif _LEADING.get(self._schema) is self:
+            del _LEADING[self._schema]
+
+
+def _leader_reading(schema: str, what: str) -> float:
+    """A gauge's value at scrape time: the leading relay's reading, 0 while this process leads none."""
+    relay = _LEADING.get(schema)
+    if relay is None:
+        return 0.0
+    return relay.lag_seconds() if what == "lag" else float(relay.parked_dead_letters)
 
 
 def _end(span: Span | None, error: BaseException | None) -> None:
@@ -417,10 +472,12 @@ async def _close_pg(pg: psycopg.AsyncConnection | None) -> None:
             _log.debug("closing the relay connection failed", extra={"error": repr(error)})
 
 
-def relay_worker(settings: Settings, service: str, plumbing: Plumbing) -> Worker:
+def relay_worker(settings: Settings, service: str, plumbing: Plumbing, *,
+                 on_published: OnPublished | None = None) -> Worker:
     """The relay of `service`'s outbox, as a worker of the service's process."""
     relay = OutboxRelay(settings.service_database_url(service), plumbing, settings.nats_url,
-                        EventSettings.from_settings(settings), name=f"{service}-outbox-relay")
+                        EventSettings.from_settings(settings), name=f"{service}-outbox-relay",
+                        on_published=on_published)
     return Worker(f"{service}-outbox-relay", relay.run)
 
 

@@ -587,6 +587,45 @@ def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, c
     }
 
 
+ADMIN_CLUSTER = "envoy_admin"
+
+
+def _metrics_listener(settings: EdgeSettings) -> dict:
+    """Only GET /stats/prometheus, proxied to the admin on loopback: Prometheus scrapes Envoy from
+    another container without the admin's other endpoints (/quitquitquit, /config_dump…) leaving it."""
+    hcm = {
+        "@type": _TYPES["hcm"],
+        "stat_prefix": "metrics",  # apart from the `edge` listener's stats the alerts read
+        "codec_type": "AUTO",
+        "route_config": {
+            "name": "metrics",
+            "virtual_hosts": [{
+                "name": "metrics",
+                "domains": ["*"],
+                "routes": [
+                    {"match": {"path": "/stats/prometheus", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+                     "route": {"cluster": ADMIN_CLUSTER, "timeout": "5s"}},
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+                ],
+            }],
+        },
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _TYPES["router"]}}],
+    }
+    return {
+        "name": "metrics",
+        "address": {"socket_address": {"address": settings.listen_host, "port_value": settings.metrics_port}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
+    }
+
+
+def _admin_cluster(settings: EdgeSettings) -> dict:
+    return {
+        "name": ADMIN_CLUSTER, "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": ADMIN_CLUSTER, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": settings.admin_port}}}}]}]},
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # clusters
 
@@ -667,18 +706,20 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
     missing = sorted(set(clusters_by_service.values()) - set(settings.upstreams))
     if missing:
         raise ValueError(f"no upstream address for clusters {missing}")
+    metrics = bool(settings.metrics_port)
     return {
         "admin": {
             "address": {"socket_address": {"address": settings.admin_host, "port_value": settings.admin_port}},
         },
         "static_resources": {
-            "listeners": [_listener(settings, files, clusters_by_service)],
+            "listeners": [_listener(settings, files, clusters_by_service), *([_metrics_listener(settings)] if metrics else [])],
             "clusters": [
                 *(_cluster(name, up.host, up.port, settings) for name, up in settings.upstreams.items()),
                 *(_ops_cluster(ops_cluster(name), up.host, up.ops_port)
                   for name, up in settings.upstreams.items() if up.ops_port),
                 {"name": UNROUTED, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": UNROUTED}},
                 _trace_collector_cluster(settings),
+                *([_admin_cluster(settings)] if metrics else []),
             ],
         },
         # Envoy's default runtime is an admin layer alone: keep it, above the tracer's flush settings

@@ -63,7 +63,8 @@ HOST_SERVICES: dict[str, tuple[str, ...]] = {
     "cart": ("CatalogService", "CartService"),
     "pay": ("OrderService", "PaymentService"),
 }
-DEFAULT_DOMAIN = "interns.localhost"  # *.localhost resolves to this machine (browsers do it themselves)
+DEFAULT_DOMAIN = "interns.localhost"
+DOCKER_METRICS_PORT = 9902  # Prometheus scrapes Envoy here in docker-compose  # *.localhost resolves to this machine (browsers do it themselves)
 
 # compose's trace collector (Jaeger, OTLP/HTTP)
 DOCKER_TRACE_COLLECTOR_ENDPOINT = "http://jaeger:4318"
@@ -131,6 +132,9 @@ class EdgeSettings:
     port: int = 8080
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
+    # A listener serving only the admin's /stats/prometheus (0: none; the docker variant's 9902,
+    # since there the admin stays on the container's loopback)
+    metrics_port: int = 0
     upstreams: dict[str, Upstream] = dataclasses.field(
         default_factory=lambda: {
             "cart": Upstream("127.0.0.1", 50051, 9101),
@@ -271,6 +275,7 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
         trace_collector=DOCKER_TRACE_COLLECTOR,
         dev_login=False,  # compose requires a real JWT_SECRET
         razorpay_checkout_js_url=RAZORPAY_CHECKOUT_JS,  # compose talks to Razorpay's API
+        metrics_port=DOCKER_METRICS_PORT,
     )
 
 

@@ -3,6 +3,9 @@ the gateway calls have theirs in gateways/metrics.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import prometheus_client
 
 SIGNATURE_FAILURES = prometheus_client.Counter(
@@ -33,3 +36,17 @@ RECONCILE_PASSES = prometheus_client.Counter("checkout_reconcile_passes_total",
                                              "Reconciliation passes, by outcome (ok, error)", ["outcome"])
 RECONCILE_PASS_SECONDS = prometheus_client.Histogram("checkout_reconcile_pass_seconds", "Reconciliation pass time",
                                                      buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+PAYMENT_OUTCOMES = prometheus_client.Counter(
+    "checkout_payment_outcomes_total", "Payment attempts settled, by gateway and outcome (captured, failed, expired), "
+    "counted once each as the relay publishes its event", ["gateway", "outcome"],
+)
+_OUTCOME_SUBJECTS = {"checkout.payment.captured": "captured", "checkout.payment.failed": "failed",
+                     "checkout.payment.expired": "expired"}
+
+
+def count_payment_outcome(subject: str, payload: Mapping[str, Any]) -> None:
+    """The payment relay's on_published hook (workers/relay.py): whatever path settled the session
+    (callback, webhook, reconciler, sweeper), its event is published exactly once."""
+    outcome = _OUTCOME_SUBJECTS.get(subject)
+    if outcome is not None:
+        PAYMENT_OUTCOMES.labels(str(payload.get("gateway") or "unknown"), outcome).inc()

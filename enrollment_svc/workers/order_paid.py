@@ -18,9 +18,11 @@ from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
 from checkout.events.v1 import events_pb2
+from common.clock import parse_rfc3339, utc_now
 from common.consumed import CannotHandle, ConsumedEvent, RetryLater
 from enrollment_svc.domain.paid_order import InvalidPaidOrder, PaidLine, PaidOrder, paid_order
 from enrollment_svc.events import ORDER_PAID
+from enrollment_svc.metrics import ENROLLMENT_LAG
 from enrollment_svc.service import Enrolled, EnrollmentService
 
 PAID_ORDERS = Counter("checkout_enrollment_orders_total", "checkout.order.paid events handled, by outcome: "
@@ -67,9 +69,18 @@ class OrderPaidHandler:
         if enrolled.created:
             self.stats.enrolled += 1
             PAID_ORDERS.labels("enrolled").inc()
+            _observe_lag(event)
             _log.info("enrolled", extra={"order_token": order.order_token,
                                          "enrollment_ids": [e.enrollment_id for e in enrolled.enrollments]})
         else:
             self.stats.already_enrolled += 1
             PAID_ORDERS.labels("already_enrolled").inc()
         return enrolled
+
+
+def _observe_lag(event: ConsumedEvent) -> None:
+    try:
+        paid_at = parse_rfc3339(str(event.payload.get("occurred_at") or ""))
+    except ValueError:
+        return  # an event without its time still enrolls; it just is not measured
+    ENROLLMENT_LAG.observe(max(0.0, (utc_now() - paid_at).total_seconds()))

@@ -6,8 +6,9 @@ from __future__ import annotations
 from common.outbox_relay import relay_worker
 from common.settings import Settings
 from common.workers import Worker
+from payment_svc.metrics import count_payment_outcome
 from payment_svc.tables import PLUMBING
 
 
 def payment_relay(settings: Settings) -> Worker:
-    return relay_worker(settings, "payment", PLUMBING)
+    return relay_worker(settings, "payment", PLUMBING, on_published=count_payment_outcome)

@@ -307,3 +307,23 @@ async def test_breaker_skips_redis_for_a_moment_and_logs_once(caplog):
         assert await safe.get("k") is None and broken.calls == 2  # one probe after the pause
     assert REGISTRY.get_sample_value("checkout_cache_errors_total", {"operation": "get"}) == before + 6
     assert len([r for r in caplog.records if r.name == "common.cache"]) == 1
+
+
+def lookups() -> dict[tuple[str, str], float]:
+    return {(cache, result): REGISTRY.get_sample_value("checkout_cache_lookups_total", {"cache": cache, "result": result}) or 0.0
+            for cache in ("cart", "estimate", "discounts") for result in ("hit", "miss")}
+
+
+async def test_hits_and_misses_are_counted_per_entry_kind(stub, redis_client):
+    cart = await stub.CreateCart(new_cart())  # written through: the cart entry exists
+    await redis_client.delete(cart_key(cart.token))
+    before = lookups()
+    await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))  # cart miss, then filled
+    await stub.GetCart(cart_pb2.GetCartRequest(token=cart.token))  # cart hit
+    for _ in range(2):  # cart hit each time; the estimate and the listing miss first, then hit
+        await stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token))
+        await stub.ListDiscounts(cart_pb2.ListDiscountsRequest(token=cart.token))
+    after = lookups()
+    assert {key: after[key] - before[key] for key in after} == {
+        ("cart", "hit"): 5, ("cart", "miss"): 1, ("estimate", "hit"): 1, ("estimate", "miss"): 1,
+        ("discounts", "hit"): 1, ("discounts", "miss"): 1}

@@ -11,9 +11,11 @@ import json
 import pytest
 from prometheus_client import REGISTRY
 
+from common.clock import rfc3339, utc_now
 from common.consumer import consumer_config
 from common.db import create_engine
 from common.settings import Settings
+from common.uow import event_payload
 from enrollment_svc import app, workers
 from enrollment_svc.domain.periods import period_end
 from tests.support.event_bus import drop_streams, events_of, jetstream, namespaced, running, stream_messages, wait_for
@@ -25,6 +27,7 @@ from tests.support.paid_orders import (
     database_refuses,
     dead_letters_of,
     enrollments_of,
+    order_paid_event,
     order_paid_json,
     order_relay,
     paid_order,
@@ -215,3 +218,25 @@ async def _total(one: app.Parts, two: app.Parts) -> bool:
 
 async def _any(rows) -> bool:
     return bool(await rows)
+
+
+def histogram(name: str, **labels: str) -> tuple[float, float]:
+    return (REGISTRY.get_sample_value(f"{name}_count", labels) or 0.0, REGISTRY.get_sample_value(f"{name}_sum", labels) or 0.0)
+
+
+async def test_enrollment_lag_and_consumer_lag_are_observed_once_per_enrolled_order(enrollment_engine, ns):
+    order = paid_order(1)
+    paid_at = utc_now() - datetime.timedelta(seconds=42)  # whole seconds on the wire: the lag reads 42 to 43 s
+    enrollment_before = histogram("checkout_enrollment_lag_seconds")
+    consumer_before = histogram("checkout_event_consumer_lag_seconds", consumer=DURABLE)
+    event = order_paid_event(order)
+    event.occurred_at = rfc3339(paid_at)
+    await publish(ns, json.dumps(event_payload(event)).encode())
+    async with consuming(enrollment_engine, ns) as parts:
+        await wait_for(lambda: handled(parts, 1), 20, "the delivery handled")
+    count, total = (a - b for a, b in zip(histogram("checkout_enrollment_lag_seconds"), enrollment_before, strict=True))
+    assert count == 1 and 42 <= total < 43 + 10, total  # + the time the test itself took
+    count, total = (a - b for a, b in zip(histogram("checkout_event_consumer_lag_seconds", consumer=DURABLE),
+                                          consumer_before, strict=True))
+    assert count == 1 and 0 <= total < 10, total  # stored just before the consumer started
+    assert REGISTRY.get_sample_value("checkout_event_consumer_pending", {"consumer": DURABLE}) == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from prometheus_client import REGISTRY
+
 from cart_svc.catalog_cache import CatalogCache
 from checkout.v1 import catalog_pb2
 from common.etags import etag_of, none_match
@@ -54,3 +56,25 @@ def test_if_none_match() -> None:
     assert none_match('"abc"', etag) and none_match('W/"abc"', etag) and none_match('"x", "abc"', etag)
     assert none_match("*", etag)
     assert not none_match(None, etag) and not none_match("", etag) and not none_match('"abcd"', etag)
+
+
+async def test_hits_and_misses_are_counted_as_the_catalog_cache() -> None:
+    def counts() -> tuple[float, float]:
+        return tuple(REGISTRY.get_sample_value("checkout_cache_lookups_total", {"cache": "catalog", "result": result})
+                     or 0.0 for result in ("hit", "miss"))  # type: ignore[return-value]
+
+    now = [0.0]
+    cache = CatalogCache(60, clock=lambda: now[0])
+
+    async def load() -> catalog_pb2.Sale:
+        return _sale("launch")
+
+    before = counts()
+    await cache.get("sale:launch", load)  # miss
+    await cache.get("sale:launch", load)  # hit
+    now[0] = 60.0
+    await cache.get("sale:launch", load)  # expired: miss
+    cache.clear()
+    await cache.get("sale:launch", load)  # invalidated: miss
+    after = counts()
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 3)

@@ -15,6 +15,7 @@ import yaml
 
 from common.settings import ROLES, SERVICES, load_settings
 from edge import config as edge_config
+from edge import settings as edge_settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -152,6 +153,98 @@ def test_edge_uses_the_generated_docker_config_with_every_cluster_and_both_hosts
         assert f'address: "{name}"' in rendered and f"port_value: {port}" in rendered, name
     assert '"cart.interns.localhost"' in rendered and '"pay.interns.localhost"' in rendered
     assert set(COMPOSE_SERVICES["edge"]["depends_on"]) == set(MODULES)
+
+
+# -- monitoring: Prometheus, Alertmanager, Grafana, Jaeger ------------------------------------------
+PROMETHEUS = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+MONITORING = ("prometheus", "alertmanager", "grafana", "jaeger")
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Container path -> the repository file or directory bind-mounted there."""
+    found = {}
+    for volume in COMPOSE_SERVICES[service].get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            found[target] = source[2:]
+    return found
+
+
+def test_monitoring_services_are_present_with_health_checks_and_every_mounted_file_exists() -> None:
+    for name in MONITORING:
+        assert "healthcheck" in COMPOSE_SERVICES[name], name
+        for target, source in mounts(name).items():
+            assert (ROOT / source).exists(), (name, source, target)
+    for name in ("prometheus", "alertmanager", "grafana"):
+        assert mounts(name), name
+    for published in (COMPOSE_SERVICES[name].get("ports", []) for name in MONITORING):
+        assert all(port.startswith("127.0.0.1:") for port in published)  # UIs on the host's loopback only
+
+
+def test_prometheus_scrapes_each_service_on_its_settings_metrics_port_and_envoy() -> None:
+    jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
+    assert set(jobs) == {f"checkout-{service}" for service in MODULES.values()} | {"envoy"}
+    for name, service_name in MODULES.items():
+        port = DEFAULTS.metrics_port(service_name)
+        assert [t for c in jobs[f"checkout-{service_name}"]["static_configs"] for t in c["targets"]] == [f"{name}:{port}"]
+        env = COMPOSE_SERVICES[name]["environment"]
+        assert env[f"{service_name.upper()}_METRICS_PORT"] == str(port) and str(port) in COMPOSE_SERVICES[name]["expose"]
+        assert env["GRPC_HOST"] == "0.0.0.0"  # the metrics endpoint binds it too (common/service_main.py)
+    envoy = jobs["envoy"]
+    assert envoy["metrics_path"] == "/stats/prometheus"
+    assert envoy["static_configs"] == [{"targets": [f"edge:{edge_settings.DOCKER_METRICS_PORT}"]}]
+    assert str(edge_settings.DOCKER_METRICS_PORT) in COMPOSE_SERVICES["edge"]["expose"]
+    listeners = {listener["name"]: listener for listener in
+                 yaml.safe_load((ROOT / "edge" / "envoy.docker.yaml").read_text())["static_resources"]["listeners"]}
+    address = listeners["metrics"]["address"]["socket_address"]
+    assert (address["address"], address["port_value"]) == ("0.0.0.0", edge_settings.DOCKER_METRICS_PORT)
+    # the alert that watches the scrapes covers every job
+    scrape_alert = next(rule for group in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
+                        for rule in group["rules"] if rule.get("alert") == "ScrapeTargetDown")
+    pattern = re.search(r'job=~"([^"]+)"', scrape_alert["expr"]).group(1)  # type: ignore[union-attr]
+    assert all(re.fullmatch(pattern, job) for job in jobs)
+
+
+def test_prometheus_loads_the_rules_and_alerts_through_alertmanager() -> None:
+    prometheus = mounts("prometheus")
+    assert prometheus["/etc/prometheus/prometheus.yml"] == "deploy/prometheus/prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in COMPOSE_SERVICES["prometheus"]["command"]
+    for rule_file in PROMETHEUS["rule_files"]:  # relative to the config file, in the container as here
+        assert prometheus[f"/etc/prometheus/{rule_file}"] == f"deploy/prometheus/{rule_file}"
+    [alerting] = PROMETHEUS["alerting"]["alertmanagers"]
+    assert alerting["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+    alertmanager = mounts("alertmanager")
+    config = next(arg.split("=", 1)[1] for arg in COMPOSE_SERVICES["alertmanager"]["command"] if arg.startswith("--config.file="))
+    assert alertmanager[config] == "deploy/alertmanager/alertmanager.yml"
+    routes = yaml.safe_load((ROOT / alertmanager[config]).read_text())
+    receivers = {receiver["name"] for receiver in routes["receivers"]}
+    assert routes["route"]["receiver"] in receivers and all(r["receiver"] in receivers for r in routes["route"]["routes"])
+
+
+def test_grafana_has_the_datasources_and_the_dashboards_provisioned() -> None:
+    grafana = mounts("grafana")
+    provisioning = ROOT / grafana["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yml").read_text())["datasources"]
+    by_type = {source["type"]: source for source in sources}
+    assert by_type["prometheus"]["url"] == "http://prometheus:9090" and by_type["prometheus"]["uid"] == "prometheus"
+    assert by_type["alertmanager"]["url"] == "http://alertmanager:9093"
+    assert by_type["jaeger"]["url"] == "http://jaeger:16686"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())["providers"]
+    folder = provider["options"]["path"]
+    assert grafana[folder] == "deploy/grafana/dashboards"
+    dashboards = sorted((ROOT / grafana[folder]).glob("*.json"))
+    assert len(dashboards) == 3
+    home = COMPOSE_SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(folder + "/") and (ROOT / grafana[folder] / home.rsplit("/", 1)[1]).exists()
+    assert COMPOSE_SERVICES["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+
+
+def test_services_and_the_edge_send_traces_to_jaeger_over_otlp_http() -> None:
+    jaeger = COMPOSE_SERVICES["jaeger"]
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true" and "4318" in jaeger["expose"]
+    for name in MODULES:  # the services export over OTLP/HTTP (common/tracing.py), not gRPC
+        assert COMPOSE_SERVICES[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
+    assert 'uri: "http://jaeger:4318/v1/traces"' in (ROOT / "edge" / "envoy.docker.yaml").read_text()  # the edge's spans
 
 
 # -- the Dockerfile --------------------------------------------------------------------------------
