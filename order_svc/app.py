@@ -10,6 +10,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.v1 import order_pb2_grpc
+from common import tls
 from common.consumer import Subscription, consumer_worker
 from common.dead_letters import DeadLetterStore
 from common.events import EventSettings
@@ -58,8 +59,10 @@ class Components:
 def components(engine: AsyncEngine, settings: Settings) -> Components:
     uow = uow_factory(engine, plumbing)
     repository = OrderRepository()
-    cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout)
-    payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout)
+    cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout,
+                              channel=tls.channel(settings, settings.cart_grpc_address, "cart"))
+    payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout,
+                                     channel=tls.channel(settings, settings.payment_grpc_address, "payment"))
     service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
                            key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease))
     issuer = Issuer(Party(settings.seller_name, settings.seller_address, settings.seller_state, settings.seller_gstin),
