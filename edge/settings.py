@@ -16,8 +16,16 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
     EDGE_CART_CORS_ORIGINS  CORS origins of cart.<domain> (default: as the main host)
     EDGE_PAY_CORS_ORIGINS   CORS origins of pay.<domain> (default: as the main host)
     EDGE_CSP                Content-Security-Policy (default: DEFAULT_CSP below)
-    EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security (default 0: off, the
-                            edge speaks plain HTTP until TLS terminates in front of it)
+    EDGE_TLS_PORT           the HTTPS listener (default 8443), on when EDGE_TLS_CERT_FILE and
+                            EDGE_TLS_KEY_FILE name its certificate and key (edge/tls.py)
+    EDGE_REQUIRE_TLS        the plain port redirects (308) every request to HTTPS but /healthz and
+                            /readyz (default: on when ENVIRONMENT=production)
+    EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security to every HTTPS answer,
+                            never to a plain-HTTP one (default one year)
+    TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+                            the edge's own identity (spiffe://interns/edge) towards the services'
+                            mutual TLS, and the CA bundle it checks them against; GRPC_PLAINTEXT=1
+                            (development only) talks to them in plaintext
     EDGE_ROUTE_TIMEOUT_MS   upstream timeout per request (default 15000)
     EDGE_HEALTH_INTERVAL_MS active gRPC health check interval (default 1000)
     EDGE_HEALTHZ_CLUSTERS   comma-separated clusters /healthz requires (default: all of cart,
@@ -41,6 +49,7 @@ DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
 DOCKER_DESCRIPTOR_PATH = "/etc/envoy/checkout.pb"
 WEB_DIR = ROOT / "web"  # the checkout page (static files), served by the edge at /
 DOCKER_WEB_ROOT = "/etc/envoy/web"  # compose mounts ./web here
+DOCKER_SECRETS = "/run/secrets"  # compose's secrets: the certificates and keys
 
 # Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
 # must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
@@ -85,6 +94,15 @@ class Upstream:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpstreamTls:
+    """The edge's client certificate towards the services and the CA bundle it trusts."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclasses.dataclass(frozen=True)
 class EdgeSettings:
     listen_host: str = "127.0.0.1"
     port: int = 8080
@@ -109,7 +127,14 @@ class EdgeSettings:
     cart_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     pay_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     csp: str = DEFAULT_CSP
-    hsts_max_age: int = 0
+    hsts_max_age: int = 365 * 24 * 3600
+    # HTTPS: a listener on tls_port when both files are given; require_tls makes the plain port
+    # redirect to it. upstream_tls None: plaintext gRPC to the services (GRPC_PLAINTEXT).
+    tls_port: int = 8443
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    require_tls: bool = False
+    upstream_tls: UpstreamTls | None = None
     route_timeout_ms: int = 15000
     health_interval_ms: int = 1000
     # clusters whose health /healthz requires; None: every cluster
@@ -139,6 +164,10 @@ class EdgeSettings:
         return own or self.cors_origins
 
     @property
+    def https(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    @property
     def required_clusters(self) -> tuple[str, ...]:
         return tuple(self.upstreams) if self.healthz_clusters is None else self.healthz_clusters
 
@@ -147,6 +176,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
     """From `base`, or the environment as it is now (the edge renders once per process)."""
     common = base or load_settings()
     host = common.grpc_host
+    _https(common)
     unknown = [n for n in common.edge_healthz_clusters if n not in CLUSTER_SERVICES]
     if unknown:
         raise SystemExit(f"setting EDGE_HEALTHZ_CLUSTERS names unknown clusters {unknown}; known: {sorted(CLUSTER_SERVICES)}")
@@ -165,6 +195,11 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         pay_cors_origins=common.edge_pay_cors_origins,
         csp=common.edge_csp or DEFAULT_CSP,
         hsts_max_age=common.edge_hsts_max_age,
+        tls_port=common.edge_tls_port,
+        tls_cert_file=common.edge_tls_cert_file,
+        tls_key_file=common.edge_tls_key_file,
+        require_tls=bool(common.edge_require_tls),
+        upstream_tls=_upstream_tls(common),
         route_timeout_ms=common.edge_route_timeout_ms,
         health_interval_ms=common.edge_health_interval_ms,
         healthz_clusters=common.edge_healthz_clusters or None,
@@ -173,6 +208,27 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         jwt_issuer=common.jwt_issuer,
         jwt_audience=common.jwt_audience,
     )
+
+
+def _upstream_tls(common: Settings) -> UpstreamTls | None:
+    if common.grpc_plaintext:
+        return None
+    files = {"TLS_CA_FILE": common.tls_ca_file, "TLS_CERT_FILE": common.tls_cert_file,
+             "TLS_KEY_FILE": common.tls_key_file}
+    unset = [name for name, value in files.items() if not value]
+    if unset:
+        raise SystemExit(f"the edge reaches the services over mutual TLS: set {', '.join(unset)}, "
+                         "or GRPC_PLAINTEXT=1 for development only")
+    return UpstreamTls(common.tls_ca_file, common.tls_cert_file, common.tls_key_file)
+
+
+def _https(common: Settings) -> None:
+    given = [bool(common.edge_tls_cert_file), bool(common.edge_tls_key_file)]
+    if any(given) and not all(given):
+        raise SystemExit("settings EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together")
+    if common.edge_require_tls and not all(given):
+        raise SystemExit("setting EDGE_REQUIRE_TLS needs the HTTPS listener: set EDGE_TLS_CERT_FILE and "
+                         "EDGE_TLS_KEY_FILE")
 
 
 def _domain(raw: str) -> str:
@@ -193,10 +249,16 @@ def _web_root(raw: str) -> str:
 def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The docker-compose variant: fixed defaults (never the caller's environment), so the
     committed edge/envoy.docker.yaml is reproducible. Compose mounts gen/checkout.pb at
-    DOCKER_DESCRIPTOR_PATH and publishes the listener; the admin stays on the container's
-    loopback. A deployment on its own domain renders its copy with `--domain`."""
+    DOCKER_DESCRIPTOR_PATH, the certificates as secrets, and publishes both listeners (the plain
+    one redirects to HTTPS); the admin stays on the container's loopback. A deployment on its
+    own domain renders its copy with `--domain`."""
     defaults = EdgeSettings()
     return defaults.with_(
+        # compose mounts its secrets (docker-compose.yml) at /run/secrets/<name>
+        tls_cert_file=f"{DOCKER_SECRETS}/edge_https_cert", tls_key_file=f"{DOCKER_SECRETS}/edge_https_key",
+        require_tls=True,
+        upstream_tls=UpstreamTls(f"{DOCKER_SECRETS}/internal_ca", f"{DOCKER_SECRETS}/edge_cert",
+                                 f"{DOCKER_SECRETS}/edge_key"),
         domain=_domain(domain),
         listen_host="0.0.0.0",
         upstreams={name: Upstream(DOCKER_HOSTS[name], up.port, up.ops_port) for name, up in defaults.upstreams.items()},

@@ -82,6 +82,13 @@ def _tail(path: pathlib.Path, limit: int = 4000) -> str:
         return ""
 
 
+def _channel(address: str, credentials: dict[str, str] | None) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(address)
+    ca, cert, key = (pathlib.Path(credentials[name]).read_bytes() for name in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"))
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca, key, cert))
+
+
 @dataclasses.dataclass
 class ServiceProcess:
     module: str
@@ -105,14 +112,15 @@ class ServiceProcess:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
-    def wait_serving(self, timeout: float = START_TIMEOUT) -> None:
+    def wait_serving(self, timeout: float = START_TIMEOUT, credentials: dict[str, str] | None = None) -> None:
+        """`credentials`: TLS_* files (devstack.certs.process_env) for a service serving mutual TLS."""
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.module} exited with {self.proc.returncode}:\n{_tail(self.log)}")
             try:
-                with grpc.insecure_channel(self.address) as channel:
+                with _channel(self.address, credentials) as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return

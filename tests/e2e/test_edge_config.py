@@ -43,9 +43,18 @@ def test_rendered_config_passes_envoy_validate(tmp_path):
 
 
 def test_docker_variant_passes_envoy_validate(tmp_path):
-    # the same config, with the descriptor and page paths as they are outside the container
+    # the same config, with the descriptor, page and certificate paths as they are outside the container
+    from devstack import certs
+    from edge.settings import UpstreamTls
+
     path = tmp_path / "envoy.docker.yaml"
-    outside = docker().with_(descriptor_path=str(DESCRIPTOR_PATH), web_root=str(WEB_DIR))
+    secrets = tmp_path / "certs"
+    certs.ensure_dev_certs(secrets, "interns.localhost")
+    outside = docker().with_(descriptor_path=str(DESCRIPTOR_PATH), web_root=str(WEB_DIR),
+                             tls_cert_file=str(secrets / "edge-https.pem"), tls_key_file=str(secrets / "edge-https-key.pem"),
+                             upstream_tls=UpstreamTls(str(secrets / "ca.pem"), str(secrets / "edge.pem"),
+                                                      str(secrets / "edge-key.pem")))
+    assert (docker().require_tls, docker().tls_cert_file) == (True, "/run/secrets/edge_https_cert")
     path.write_text(config.render(outside, docker_variant=True))
     result = _validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -118,8 +127,10 @@ def test_generated_tables_follow_the_catalog():
 def test_security_header_settings():
     plain = config.security_headers(EdgeSettings())
     assert "strict-transport-security" not in dict(plain)
-    strict = dict(config.security_headers(EdgeSettings(hsts_max_age=31536000, csp="default-src 'self'")))
-    assert strict["strict-transport-security"].startswith("max-age=31536000")
+    assert "strict-transport-security" not in dict(config.security_headers(EdgeSettings(hsts_max_age=600)))
+    strict = dict(config.security_headers(EdgeSettings(hsts_max_age=600, csp="default-src 'self'"), https=True))
+    assert strict["strict-transport-security"] == "max-age=600; includeSubDomains"
+    assert "strict-transport-security" not in dict(config.security_headers(EdgeSettings(hsts_max_age=0), https=True))
     assert strict["content-security-policy"] == "default-src 'self'"
     assert "frame-ancestors 'none'" in dict(plain)["content-security-policy"]
 
