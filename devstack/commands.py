@@ -103,6 +103,16 @@ def servers(base_dir: Path, env_file: Path, *, any_ports: bool = False) -> int:
         supervisor.forget_self()
 
 
+def certificates(base_dir: Path, directory: Path | None = None) -> int:
+    """What `run` issues (devstack/certs.py), e.g. for `make grpcurl` or the compose secrets."""
+    where = (directory or RunDir.for_base(base_dir).root / "certs").resolve()
+    if certs.ensure_dev_certs(where, stack.edge_domain(os.environ)):
+        print(certs.trust_hint(where, os.environ))
+    print(f"certificates in {where}: ca.pem, edge-https.pem, and <name>.pem / <name>-key.pem for "
+          f"{', '.join(certs.IDENTITIES)}")
+    return 0
+
+
 def stop(base_dir: Path) -> int:
     run_dir = RunDir.for_base(base_dir)
     if not pidfiles.read_all(run_dir):
