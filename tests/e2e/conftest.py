@@ -27,6 +27,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,11 @@ class EdgeProcess:
     proc: subprocess.Popen
     config_path: pathlib.Path
     log: pathlib.Path
+    https_ca: str = ""  # the CA of its HTTPS certificate: client() then speaks HTTPS, checking it
+
+    @property
+    def https_url(self) -> str:
+        return f"https://localhost:{self.settings.tls_port}"
 
     @property
     def url(self) -> str:
@@ -152,7 +158,11 @@ class EdgeProcess:
         _stop_process(self.proc, grace)
 
     def client(self, **kwargs: Any) -> httpx.Client:
+        """On the HTTPS listener when the edge has one and its CA is known, else plain HTTP."""
         kwargs.setdefault("timeout", 10.0)
+        if self.settings.https and self.https_ca:
+            kwargs.setdefault("verify", ssl.create_default_context(cafile=self.https_ca))
+            return httpx.Client(base_url=self.https_url, **kwargs)
         return httpx.Client(base_url=self.url, **kwargs)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
@@ -205,8 +215,9 @@ class Launcher:
         return service
 
     def edge(self, *, ports: dict[str, int] | None = None, ops_ports: dict[str, int] | None = None, wait: bool = True,
-             log_level: str = "warn", **overrides: Any) -> EdgeProcess:
-        """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503)."""
+             log_level: str = "warn", https_ca: str = "", **overrides: Any) -> EdgeProcess:
+        """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503).
+        `https_ca`: the CA of the HTTPS certificate given in the overrides (tls_cert_file…), for client()."""
         ports, ops_ports = dict(ports or {}), dict(ops_ports or {})
         defaults = edge_settings.EdgeSettings()
         upstreams = {
@@ -222,7 +233,7 @@ class Launcher:
             proc = subprocess.Popen(
                 envoy_command(config_path, log_level), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        edge = EdgeProcess(settings, proc, config_path, log)
+        edge = EdgeProcess(settings, proc, config_path, log, https_ca)
         self._edges.append(edge)
         if wait:
             edge.wait_ready()

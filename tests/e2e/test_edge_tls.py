@@ -6,12 +6,15 @@ TLS 1.2+ only, h2 and http/1.1 by ALPN; with require_tls the plain port redirect
 
 from __future__ import annotations
 
+import os
 import pathlib
 import socket
 import ssl
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack import certs
 from edge.settings import UpstreamTls
@@ -117,3 +120,17 @@ def test_require_tls_redirects_the_plain_port_but_not_the_probes(launcher: Launc
     assert readyz.status_code in (200, 503) and "location" not in readyz.headers
     with httpx.Client(verify=ssl.create_default_context(cafile=str(cert_dir / "ca.pem")), timeout=10) as client:
         assert client.get(f"https://localhost:{port}/api/v1/ping").status_code == 200
+
+
+def test_the_functional_stack_runs_over_https_and_mutual_tls(stack) -> None:  # type: ignore[no-untyped-def]
+    """What every test of tests/e2e/stack.py's `stack` gets (unless E2E_PLAINTEXT=1)."""
+    if os.environ.get("E2E_PLAINTEXT") == "1":
+        pytest.skip("E2E_PLAINTEXT=1: the stack runs in plaintext")
+    with stack.client() as client:
+        assert str(client.base_url).startswith("https://localhost:")
+        response = client.get("/api/v1/internships")
+    assert response.status_code == 200 and response.headers["strict-transport-security"].startswith("max-age=")
+    with grpc.insecure_channel(stack.services["cart"].address) as plaintext:
+        with pytest.raises(grpc.RpcError) as refused:
+            health_pb2_grpc.HealthStub(plaintext).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
