@@ -42,6 +42,48 @@ def test_rendered_config_passes_envoy_validate(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("require_tls", ["0", "1"])
+def test_what_make_run_renders_with_its_certificates_passes_envoy_validate(tmp_path, require_tls):
+    """The environment devstack gives the edge (devstack/certs.py): HTTPS listener, mutual TLS to
+    every service; with EDGE_REQUIRE_TLS the plain listener only redirects."""
+    from common.settings import load_settings
+    from devstack import certs
+    from edge.settings import from_env
+
+    secrets = tmp_path / "certs"
+    certs.ensure_dev_certs(secrets, "interns.localhost")
+    env = {"GRPC_PLAINTEXT": "0", "EDGE_REQUIRE_TLS": require_tls, **certs.edge_env(secrets)}
+    settings = from_env(load_settings(env))
+    assert settings.https and settings.upstream_tls is not None and settings.require_tls is (require_tls == "1")
+    boot = config.bootstrap(settings)
+    listeners = {listener["name"]: listener for listener in boot["static_resources"]["listeners"]}
+    assert set(listeners) == {"rest", "rest_tls"}
+    assert listeners["rest_tls"]["address"]["socket_address"]["port_value"] == 8443
+    plain_routes = listeners["rest"]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    redirects = [route for host in plain_routes for route in host["routes"] if "redirect" in route]
+    assert bool(redirects) is (require_tls == "1")
+    for cluster in boot["static_resources"]["clusters"]:
+        if cluster["name"] in ("cart", "order", "payment", "enrollment"):
+            validation = cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]
+            assert validation["match_typed_subject_alt_names"] == [
+                {"san_type": "URI", "matcher": {"exact": f"spiffe://interns/{cluster['name']}_svc"}}]
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config.render(settings))
+    result = _validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_edge_refuses_to_render_without_tls_files_unless_plaintext_is_explicit():
+    from common.settings import load_settings
+    from edge.settings import from_env
+
+    with pytest.raises(SystemExit, match="TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE"):
+        from_env(load_settings({"GRPC_PLAINTEXT": "0"}))
+    with pytest.raises(SystemExit, match="EDGE_REQUIRE_TLS needs the HTTPS listener"):
+        from_env(load_settings({"GRPC_PLAINTEXT": "1", "EDGE_REQUIRE_TLS": "1"}))
+    assert from_env(load_settings({"GRPC_PLAINTEXT": "1"})).upstream_tls is None
+
+
 def test_docker_variant_passes_envoy_validate(tmp_path):
     # the same config, with the descriptor, page and certificate paths as they are outside the container
     from devstack import certs
