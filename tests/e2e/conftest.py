@@ -195,6 +195,9 @@ class Launcher:
         self.workdir = workdir
         self._services: list[ServiceProcess] = []
         self._edges: list[EdgeProcess] = []
+        # what every edge() gets unless told otherwise: the functional stack puts its TLS here
+        # (tests/e2e/stack.py), so another edge in front of its services speaks to them as well
+        self.edge_defaults: dict[str, Any] = {}
 
     def service(self, module: str, *, port: int | None = None, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
         port_var, metrics_var = SERVICE_PORT_ENV[module]
@@ -219,6 +222,13 @@ class Launcher:
         """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503).
         `https_ca`: the CA of the HTTPS certificate given in the overrides (tls_cert_file…), for client()."""
         ports, ops_ports = dict(ports or {}), dict(ops_ports or {})
+        for name, value in self.edge_defaults.items():
+            if name == "https_ca":
+                https_ca = https_ca or value
+            else:
+                overrides.setdefault(name, value)
+        if overrides.get("tls_cert_file"):
+            overrides.setdefault("tls_port", free_port())
         defaults = edge_settings.EdgeSettings()
         upstreams = {
             name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port(), ops_ports.get(name, 0))

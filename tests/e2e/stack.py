@@ -213,10 +213,10 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
     cert_dir = launcher.workdir / "certs"
     if tls:
         certs.ensure_dev_certs(cert_dir, "interns.localhost")
-        edge_overrides.setdefault("upstream_tls", UpstreamTls(str(cert_dir / "ca.pem"), str(cert_dir / "edge.pem"),
-                                                              str(cert_dir / "edge-key.pem")))
-        edge_overrides.update(tls_port=free_port(), tls_cert_file=str(cert_dir / "edge-https.pem"),
-                              tls_key_file=str(cert_dir / "edge-https-key.pem"), https_ca=str(cert_dir / "ca.pem"))
+        launcher.edge_defaults.update(
+            upstream_tls=UpstreamTls(str(cert_dir / "ca.pem"), str(cert_dir / "edge.pem"), str(cert_dir / "edge-key.pem")),
+            tls_cert_file=str(cert_dir / "edge-https.pem"), tls_key_file=str(cert_dir / "edge-https-key.pem"),
+            https_ca=str(cert_dir / "ca.pem"))
     started: dict[str, ServiceProcess] = {}
     try:
         for name in names:
@@ -240,6 +240,7 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)
         yield Stack(own, admin_engine, launcher, edge, started)
     finally:
+        launcher.edge_defaults.clear()
         for service in started.values():  # first: nothing publishes into the streams while they go
             service.stop()
         drop_namespace(own)
