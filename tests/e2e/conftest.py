@@ -4,8 +4,11 @@ Reusable building blocks (every started process is stopped at the fixture's tear
 
     launcher          function-scoped Launcher: .service(module, ...), .edge(...), .stop(proc)
     module_launcher   the same, module-scoped (share slow start-ups between a module's tests)
-    cart_service      module-scoped `python -m cart_svc` (a ServiceProcess: .port, .stop())
-    edge              module-scoped Envoy in front of cart_service (an EdgeProcess: .url, .client())
+    cart_service      module-scoped `python -m cart_svc` serving mutual TLS (a ServiceProcess: .port, .stop())
+    edge              module-scoped Envoy in front of cart_service (an EdgeProcess: .url, .client()):
+                      HTTPS (client()) and mutual TLS to the service; .url is the plain port
+    dev_certs         session-scoped: a CA and every process's certificate (devstack/certs.py);
+                      mtls_service(launcher, module, dev_certs), tls_edge_overrides(dev_certs)
     expect_envelope   assert that an httpx response is CONTRACT.md's error envelope
     stack             module-scoped functional stack (tests/e2e/stack.py): services with the
                       session's database, Redis and NATS behind an edge; see the end of this file
@@ -284,14 +287,45 @@ def module_launcher() -> Iterator[Launcher]:
         yield started
 
 
-@pytest.fixture(scope="module")
-def cart_service(module_launcher: Launcher) -> ServiceProcess:
-    return module_launcher.service("cart_svc")
+@pytest.fixture(scope="session")
+def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A CA and every process's certificate, as `make run` issues them (devstack/certs.py)."""
+    from devstack import certs
+
+    directory = tmp_path_factory.mktemp("dev-certs") / "certs"
+    certs.ensure_dev_certs(directory, edge_settings.DEFAULT_DOMAIN)
+    return directory
+
+
+def tls_edge_overrides(cert_dir: pathlib.Path) -> dict[str, Any]:
+    """Launcher.edge() keywords for HTTPS (client() speaks it) and mutual TLS to the services."""
+    return {"upstream_tls": edge_settings.UpstreamTls(str(cert_dir / "ca.pem"), str(cert_dir / "edge.pem"),
+                                                      str(cert_dir / "edge-key.pem")),
+            "tls_cert_file": str(cert_dir / "edge-https.pem"), "tls_key_file": str(cert_dir / "edge-https-key.pem"),
+            "https_ca": str(cert_dir / "ca.pem")}
+
+
+def mtls_service(launcher: Launcher, module: str, cert_dir: pathlib.Path, **kwargs: Any) -> ServiceProcess:
+    """`module` serving mutual TLS only, with its own certificate; ready once it answers health to
+    the developer's certificate."""
+    from devstack import certs
+
+    env = {**kwargs.pop("env", {}), "GRPC_PLAINTEXT": "0", **certs.process_env(cert_dir, module)}
+    service = launcher.service(module, env=env, wait=False, **kwargs)
+    service.wait_serving(credentials=certs.process_env(cert_dir, "developer"))
+    return service
 
 
 @pytest.fixture(scope="module")
-def edge(module_launcher: Launcher, cart_service: ServiceProcess) -> EdgeProcess:
-    return module_launcher.edge(ports={"cart": cart_service.port})
+def cart_service(module_launcher: Launcher, dev_certs: pathlib.Path) -> ServiceProcess:
+    """Serves mutual TLS (grpc clients: the developer's certificate, dev_certs)."""
+    return mtls_service(module_launcher, "cart_svc", dev_certs)
+
+
+@pytest.fixture(scope="module")
+def edge(module_launcher: Launcher, cart_service: ServiceProcess, dev_certs: pathlib.Path) -> EdgeProcess:
+    """HTTPS (client() uses it; url stays the plain port) and mutual TLS to cart_service."""
+    return module_launcher.edge(ports={"cart": cart_service.port}, **tls_edge_overrides(dev_certs))
 
 
 ENVELOPE_ERROR_FIELDS = ("code", "message", "validation_messages", "correlation_id", "retryable", "suggested_action")
