@@ -217,8 +217,10 @@ class Settings(BaseSettings):
     edge_cart_cors_origins: Csv = _field((), "edge", "allowed origins of `cart.<domain>` (default: as the main host)")
     edge_pay_cors_origins: Csv = _field((), "edge", "allowed origins of `pay.<domain>` (default: as the main host)")
     edge_csp: str = _field("", "edge", "Content-Security-Policy of every response (default: strict same-origin)")
-    edge_hsts_max_age: int = _field(365 * 24 * 3600, "edge", "`Strict-Transport-Security: max-age=N; "
-                                    "includeSubDomains` on every HTTPS answer (`0`: none; never on plain HTTP)", ge=0)
+    edge_hsts_max_age: int | None = _field(None, "edge", "`Strict-Transport-Security: max-age=N; includeSubDomains` "
+                                           "on every HTTPS answer (`0`: none; never on plain HTTP); default one year "
+                                           "in production, 300 s in development (a browser would otherwise pin "
+                                           "localhost and its subdomains to HTTPS for a year)", ge=0)
     edge_tls_port: int = _field(8443, "edge", "Envoy's HTTPS listener (TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN); "
                                 "on only when EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE are set")
     edge_tls_cert_file: str = _field("", "edge", "the HTTPS certificate chain (PEM; `make run` issues one for "
@@ -296,6 +298,8 @@ class Settings(BaseSettings):
         derived: dict[str, object] = {}
         if self.edge_require_tls is None:
             derived["edge_require_tls"] = self.environment == "production"
+        if self.edge_hsts_max_age is None:
+            derived["edge_hsts_max_age"] = 365 * 24 * 3600 if self.environment == "production" else 300
         for service in SERVICES:
             if not getattr(self, f"{service}_database_url"):
                 derived[f"{service}_database_url"] = as_role(self.database_url, ROLES[service])
@@ -337,8 +341,9 @@ class Settings(BaseSettings):
             if "database_url" in changes and key not in changes and values[key] == as_role(self.database_url,
                                                                                            ROLES[service]):
                 values[key] = ""
-        if "environment" in changes and "edge_require_tls" not in changes:
-            values["edge_require_tls"] = None  # derived from the environment again
+        for derived_by_environment in ("edge_require_tls", "edge_hsts_max_age"):
+            if "environment" in changes and derived_by_environment not in changes:
+                values[derived_by_environment] = None  # derived from the environment again
         values.update(changes)
         return type(self).model_validate(values)
 

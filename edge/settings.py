@@ -21,7 +21,8 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
     EDGE_REQUIRE_TLS        the plain port redirects (308) every request to HTTPS but /healthz and
                             /readyz (default: on when ENVIRONMENT=production)
     EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security to every HTTPS answer,
-                            never to a plain-HTTP one (default one year)
+                            never to a plain-HTTP one (default one year in production, 300 s in
+                            development; the docker variant: one year)
     TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
                             the edge's own identity (spiffe://interns/edge) towards the services'
                             mutual TLS, and the CA bundle it checks them against; GRPC_PLAINTEXT=1
@@ -194,7 +195,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         cart_cors_origins=common.edge_cart_cors_origins,
         pay_cors_origins=common.edge_pay_cors_origins,
         csp=common.edge_csp or DEFAULT_CSP,
-        hsts_max_age=common.edge_hsts_max_age,
+        hsts_max_age=int(common.edge_hsts_max_age or 0),
         tls_port=common.edge_tls_port,
         tls_cert_file=common.edge_tls_cert_file,
         tls_key_file=common.edge_tls_key_file,

@@ -156,3 +156,12 @@ def test_production_requires_tls_at_the_edge_unless_told_otherwise() -> None:
     assert load_settings({**PRODUCTION, "EDGE_REQUIRE_TLS": "0"}).edge_require_tls is False
     assert load_settings({"GRPC_PLAINTEXT": "0"}).edge_require_tls is False
     assert load_settings({"EDGE_REQUIRE_TLS": "1"}).edge_require_tls is True
+
+
+def test_hsts_pins_for_a_year_in_production_and_five_minutes_in_development() -> None:
+    assert load_settings(PRODUCTION).edge_hsts_max_age == 365 * 24 * 3600
+    assert load_settings({"GRPC_PLAINTEXT": "0"}).edge_hsts_max_age == 300
+    assert load_settings({"EDGE_HSTS_MAX_AGE": "0"}).edge_hsts_max_age == 0
+    development = load_settings({"JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com",
+                                 "GRPC_PLAINTEXT": "0"})
+    assert development.replace(environment="production").edge_hsts_max_age == 365 * 24 * 3600
