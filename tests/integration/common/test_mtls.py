@@ -9,6 +9,7 @@ both, and one trusting only the new CA refuses the old."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import pathlib
@@ -172,3 +173,20 @@ async def test_without_tls_settings_a_server_refuses_to_start(pki: pathlib.Path)
     unset = load_settings().replace(grpc_plaintext=False, tls_ca_file="", tls_cert_file="", tls_key_file="")
     with pytest.raises(SystemExit, match="TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE"):
         await start_server(unset, "127.0.0.1:0", lambda server: [])
+
+
+async def test_the_container_health_probe_presents_its_certificate_and_checks_the_name(
+        pki: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/grpc_health.py, as compose runs it inside payment_svc's container."""
+    from tools import grpc_health
+
+    own = certs.process_env(pki, "payment_svc")
+    for name, value in {"GRPC_PLAINTEXT": "0", **own}.items():
+        monkeypatch.setenv(name, value)
+    async with _payment_server(_settings(pki, "payment_svc")) as (running, _):
+        address = f"127.0.0.1:{running.port}"
+        assert await asyncio.to_thread(grpc_health.main, address, "payment") == 0
+        assert await asyncio.to_thread(grpc_health.main, address) == 0  # the address: 127.0.0.1 is in the certificate
+        assert await asyncio.to_thread(grpc_health.main, address, "cart") == 1  # not cart_svc's server
+        monkeypatch.setenv("GRPC_PLAINTEXT", "1")
+        assert await asyncio.to_thread(grpc_health.main, address, "payment") == 1  # plaintext does not get in
