@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import psycopg
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.settings import SCHEMAS, Settings
@@ -29,13 +30,28 @@ _UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 def database_unreachable(error: BaseException) -> bool:
-    """PostgreSQL could not be reached or dropped the connection, as opposed to refusing a
-    statement (a lock timeout, a constraint): the former is the contract's retryable 503 (4001)."""
-    if not isinstance(error, DBAPIError):
-        return False
-    if error.connection_invalidated:
+    """PostgreSQL could not be reached, dropped the connection, or every pooled connection is busy
+    (the pool's wait ran out), as opposed to refusing a statement (a lock timeout, a constraint):
+    the former is the contract's retryable 503 (4001). Looks through the causes too (an error
+    re-raised by a wrapper keeps the original as its cause)."""
+    seen = 0
+    cause: BaseException | None = error
+    while cause is not None and seen < 5:
+        if _unreachable(cause):
+            return True
+        cause, seen = cause.__cause__, seen + 1
+    return False
+
+
+def _unreachable(error: BaseException) -> bool:
+    if isinstance(error, PoolTimeout):  # QueuePool limit reached, no connection free within pool_timeout
         return True
-    orig = error.orig
-    if not isinstance(orig, psycopg.OperationalError):
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        return error.orig is not None and _unreachable(error.orig)
+    if isinstance(error, psycopg.InterfaceError):  # the connection is closed (lost, or closed under us)
+        return True
+    if not isinstance(error, psycopg.OperationalError):
         return False
-    return orig.sqlstate is None or orig.sqlstate.startswith(_UNREACHABLE_STATES)
+    return error.sqlstate is None or error.sqlstate.startswith(_UNREACHABLE_STATES)

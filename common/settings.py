@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
 MIN_JWT_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
+RAZORPAY_API_HOST = "api.razorpay.com"
+RAZORPAY_CHECKOUT_JS = "https://checkout.razorpay.com/v1/checkout.js"
 SERVICES = ("cart", "order", "payment", "enrollment")
 # Each service's PostgreSQL role and schema (docs/ARCHITECTURE.md).
 ROLES = {"cart": "checkout_cart", "order": "checkout_order", "payment": "checkout_payment",
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = _field(
         "development", "servers", "`production` refuses to start on development secrets: the dev JWT_SECRET or "
-        "one shorter than 32 bytes, localhost (or default) CORS origins, GRPC_PLAINTEXT; and turns EDGE_REQUIRE_TLS on")
+        "one shorter than 32 bytes, localhost (or default) CORS or return-URL origins, GRPC_PLAINTEXT; and turns "
+        "EDGE_REQUIRE_TLS on")
 
     # -- servers -----------------------------------------------------------------------------------
     database_url: str = _field(
@@ -130,15 +133,25 @@ class Settings(BaseSettings):
                                           "comma-separated: every secret in it is accepted (rotation)")
     razorpay_base_url: str = _field("", "gateways", "`https://api.razorpay.com` in production (default: the "
                                     "gateway emulator)")
+    razorpay_checkout_js_url: str = _field("", "gateways", "the script the checkout page loads for Razorpay "
+                                           "Standard Checkout: `https://checkout.razorpay.com/v1/checkout.js` "
+                                           "in production, Razorpay's own when RAZORPAY_BASE_URL is Razorpay's "
+                                           "(default: the emulator's, `$RAZORPAY_BASE_URL/v1/checkout.js`); "
+                                           "its origin joins the page's CSP")
     stripe_api_key: str = _field("sk_test_dev", "gateways", "Stripe secret key")
     stripe_webhook_secret: Csv = _field(("dev-stripe-webhook-secret",), "gateways", "comma-separated, as above")
     stripe_webhook_tolerance: Seconds = _field(300.0, "gateways", "accepted age (either way) of a "
                                                "Stripe-Signature timestamp")
     stripe_base_url: str = _field("", "gateways", "`https://api.stripe.com` in production (default: the emulator)")
+    stripe_publishable_key: str = _field("pk_test_devkey", "gateways", "Stripe publishable key (public): the "
+                                         "order's `payment.key_id` for a Stripe session")
     razorpay_checkout_url: str = _field("{base_url}/checkout/{gateway_order_id}", "gateways",
-                                        "hosted checkout page template")
-    stripe_checkout_url: str = _field("{base_url}/checkout/{gateway_order_id}", "gateways",
-                                      "hosted checkout page template")
+                                        "where the browser pays a Razorpay order (fields {base_url}, "
+                                        "{gateway_order_id}, {key_id}, {payment_token}); a Stripe session's is "
+                                        "its Checkout Session's own `url`")
+    payment_page_url: str = _field("", "gateways", "where Stripe Checkout sends the browser back when the order "
+                                   "names no `return_url` / `cancel_url` (default: the edge's page, "
+                                   "`http://127.0.0.1:$EDGE_PORT/`)")
     gateway_emulator_port: int = _field(8090, "gateways", "the emulator `make run` starts (development and "
                                         "tests only)")
 
@@ -154,17 +167,25 @@ class Settings(BaseSettings):
                                            ge=1)
     payment_breaker_cooldown: Seconds = _field(30.0, "payment", "time before an open breaker lets one trial "
                                                "call through")
-    payment_gateway_threads: int = _field(16, "payment", "threads per gateway for the synchronous SDKs", ge=1)
+    payment_gateway_connections: int = _field(16, "payment", "pooled HTTP connections per gateway (its "
+                                              "bulkhead: a call past them waits for one, within the timeouts)", ge=1)
     payment_open_session_bound: Seconds = _field(10.0, "payment", "a whole OpenSession, fallback included")
     payment_session_ttl: int = _field(30 * 60, "payment", "a payment session's life in seconds (the "
                                       "contract's 30 minutes; never past its order's expiry)", ge=60)
     payment_sweep_interval: Seconds = _field(30.0, "payment", "session expiry sweeper (`0`: off)")
     payment_sweep_batch: int = _field(100, "payment", "rows per sweeper transaction", ge=1)
     payment_webhook_lock_timeout: float = _field(2.0, "payment", "how long a webhook waits for a payment's row "
-                                                 "lock before answering 500 (the gateway retries)", gt=0)
+                                                 "lock before answering 503 (the gateway retries)", gt=0)
+    webhook_max_age: Seconds = _field(3 * 24 * 3600.0, "payment", "a webhook event the gateway made longer ago "
+                                      "than this (Razorpay `created_at`, Stripe `created`) is acknowledged and ignored")
     payment_reconcile_after: Seconds = _field(120.0, "payment", "a pending session older than this is looked "
                                               "up at its gateway")
     payment_reconcile_interval: Seconds = _field(60.0, "payment", "between reconciliation passes (`0`: off)")
+    payment_reconcile_backoff: Seconds = _field(60.0, "payment", "a session still pending after a look-up is "
+                                                "looked up again after this, then twice as long each time (less up "
+                                                "to 20 % jitter)")
+    payment_reconcile_max_delay: Seconds = _field(900.0, "payment", "the longest wait between two look-ups of a "
+                                                  "session")
     payment_reconcile_batch: int = _field(50, "payment", "sessions per reconciliation query", ge=1)
     payment_reconcile_max: int = _field(2000, "payment", "sessions per reconciliation pass", ge=1)
     payment_reconcile_expired_grace: Seconds = _field(900.0, "payment", "sessions expired less than this long "
@@ -180,6 +201,9 @@ class Settings(BaseSettings):
     order_idempotency_lease: Seconds = _field(30.0, "order", "how long a CreateOrder holds its Idempotency-Key "
                                               "between recovery points; a request with the key meanwhile is 2006, and "
                                               "a key left by a crashed process is free again after this")
+    return_url_origins: Csv = _field((), "order", "comma-separated origins a `return_url` / `cancel_url` may "
+                                     "point at: `https://host[:port]`, port `*` for any; http only on localhost "
+                                     "(default: the edge's own origins, `http://localhost:*` and `http://127.0.0.1:*`)")
     cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
     cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
 
@@ -253,7 +277,8 @@ class Settings(BaseSettings):
     checkout_test_hooks: bool = _field(False, "tests", "enables CHECKOUT_FAULT; never set outside tests")
 
     @field_validator("razorpay_webhook_secret", "stripe_webhook_secret", "consumer_nak_delays", "edge_cors_origins",
-                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", mode="before")
+                     "edge_cart_cors_origins", "edge_pay_cors_origins", "edge_healthz_clusters", "return_url_origins",
+                     mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -290,6 +315,12 @@ class Settings(BaseSettings):
             local = [origin for origin in origins if _is_local_origin(origin)]
             if local:
                 problems.append(f"{name.upper()} names local origins ({', '.join(local)})")
+        if not self.return_url_origins:
+            problems.append("RETURN_URL_ORIGINS is unset (its default is the localhost origins)")
+        plain = [origin for origin in self.return_url_origins
+                 if _is_local_origin(origin.replace(":*", "")) or not origin.startswith("https://")]
+        if plain:
+            problems.append(f"RETURN_URL_ORIGINS names local or plain-http origins ({', '.join(plain)})")
         return problems
 
     @model_validator(mode="after")
@@ -311,6 +342,11 @@ class Settings(BaseSettings):
             derived["razorpay_base_url"] = emulator
         if not self.stripe_base_url:
             derived["stripe_base_url"] = emulator
+        if not self.razorpay_checkout_js_url:
+            derived["razorpay_checkout_js_url"] = checkout_js_url(str(derived.get("razorpay_base_url",
+                                                                                  self.razorpay_base_url)))
+        if not self.payment_page_url:
+            derived["payment_page_url"] = f"http://127.0.0.1:{self.edge_port}/"
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: derived once, at load
         return self
@@ -344,8 +380,18 @@ class Settings(BaseSettings):
         for derived_by_environment in ("edge_require_tls", "edge_hsts_max_age"):
             if "environment" in changes and derived_by_environment not in changes:
                 values[derived_by_environment] = None  # derived from the environment again
+        if ("razorpay_base_url" in changes and "razorpay_checkout_js_url" not in changes
+                and values["razorpay_checkout_js_url"] == checkout_js_url(self.razorpay_base_url)):
+            values["razorpay_checkout_js_url"] = ""  # derived from the base URL: derive it again
         values.update(changes)
         return type(self).model_validate(values)
+
+
+def checkout_js_url(razorpay_base_url: str) -> str:
+    """Razorpay's checkout.js for Razorpay's API; an emulator serves its own at the same path."""
+    if urlsplit(razorpay_base_url).hostname == RAZORPAY_API_HOST:
+        return RAZORPAY_CHECKOUT_JS
+    return f"{razorpay_base_url.rstrip('/')}/v1/checkout.js"
 
 
 def _is_local_origin(origin: str) -> bool:

@@ -1,4 +1,4 @@
-"""python -m edge render [--out PATH] [--docker [--domain D]]
+"""python -m edge render [--out PATH] [--docker [--domain D] | --kubernetes]
                                                 write the Envoy config (stdout by default)
 python -m edge run [--log-level LEVEL] [--config PATH]
                                                 render to .run/edge/envoy.yaml, exec Envoy
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     render = sub.add_parser("render", help="write the Envoy bootstrap")
     render.add_argument("--out", type=pathlib.Path, help="file to write (default: stdout; with --docker: edge/envoy.docker.yaml)")
     render.add_argument("--docker", action="store_true", help="the docker-compose variant (service host names, 0.0.0.0)")
+    render.add_argument("--kubernetes", action="store_true",
+                        help="the Kubernetes variant (Service names): the ConfigMap deploy/k8s/base/edge/config.yaml")
     render.add_argument("--domain", default=settings.DEFAULT_DOMAIN,
                         help="with --docker: the dedicated hosts' domain (default %(default)s, as committed)")
     run = sub.add_parser("run", help="render to .run/edge/envoy.yaml and exec Envoy")
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "render":
-        if args.docker:
+        if args.kubernetes:
+            text, out = config.render_kubernetes(), args.out or config.KUBERNETES_CONFIG
+        elif args.docker:
             if args.domain != settings.DEFAULT_DOMAIN and args.out is None:
                 parser.error(f"--domain {args.domain} needs --out: {config.DOCKER_CONFIG} stays on the default domain")
             text = config.render_docker(domain=args.domain)

@@ -15,7 +15,8 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
                             interns.localhost. Any other host is the main one, with every route.
     EDGE_CART_CORS_ORIGINS  CORS origins of cart.<domain> (default: as the main host)
     EDGE_PAY_CORS_ORIGINS   CORS origins of pay.<domain> (default: as the main host)
-    EDGE_CSP                Content-Security-Policy (default: DEFAULT_CSP below)
+    EDGE_CSP                Content-Security-Policy (default: CSP_TEMPLATE below, allowing
+                            RAZORPAY_CHECKOUT_JS_URL's script and its checkout modal's frame)
     EDGE_TLS_PORT           the HTTPS listener (default 8443), on when EDGE_TLS_CERT_FILE and
                             EDGE_TLS_KEY_FILE name its certificate and key (edge/tls.py)
     EDGE_REQUIRE_TLS        the plain port redirects (308) every request to HTTPS but /healthz and
@@ -42,8 +43,9 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from urllib.parse import urlsplit
 
-from common.settings import Settings, load_settings
+from common.settings import RAZORPAY_CHECKOUT_JS, Settings, load_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
@@ -77,13 +79,20 @@ DOCKER_HOSTS: dict[str, str] = {
     "enrollment": "enrollment_svc",
 }
 
-# A static page plus same-origin API calls. Payment gateways' checkout scripts (Razorpay's
-# checkout.js, Stripe.js) need their origins added to script-src / frame-src / connect-src.
-DEFAULT_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'"
+# Kubernetes Service names, one per cluster (deploy/k8s/base: DNS names cannot hold "_")
+KUBERNETES_HOSTS: dict[str, str] = {name: f"{name}-svc" for name in DOCKER_HOSTS}
+
+# A static page plus same-origin API calls, and Razorpay Standard Checkout: its script
+# (RAZORPAY_CHECKOUT_JS_URL) and the modal it opens in an iframe, from the script's origin (the
+# emulator) or, for Razorpay's own script, from api.razorpay.com. Stripe Checkout is a page of
+# Stripe's the browser navigates to: nothing to allow. EDGE_CSP replaces the whole policy.
+CSP_TEMPLATE = (
+    "default-src 'none'; script-src 'self' {scripts}; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; frame-src {frames}; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
 )
+RAZORPAY_FRAME_ORIGINS = {"checkout.razorpay.com": ("https://api.razorpay.com",)}
+DEV_CHECKOUT_JS_URL = "http://127.0.0.1:8090/v1/checkout.js"  # common.settings' default (the emulator)
 LOCALHOST_ORIGIN_REGEX = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?$"
 
 
@@ -127,7 +136,7 @@ class EdgeSettings:
     domain: str = DEFAULT_DOMAIN  # the dedicated hosts are cart.<domain> and pay.<domain>
     cart_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     pay_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
-    csp: str = DEFAULT_CSP
+    csp: str = ""  # empty: default_csp(razorpay_checkout_js_url)
     hsts_max_age: int = 365 * 24 * 3600
     # HTTPS: a listener on tls_port when both files are given; require_tls makes the plain port
     # redirect to it. upstream_tls None: plaintext gRPC to the services (GRPC_PLAINTEXT).
@@ -146,11 +155,16 @@ class EdgeSettings:
     # issuer and audience its tokens must carry.
     web_root: str = str(WEB_DIR)
     dev_login: bool = True
+    razorpay_checkout_js_url: str = DEV_CHECKOUT_JS_URL
     jwt_issuer: str = "interns-platform"
     jwt_audience: str = "checkout"
 
     def with_(self, **changes: object) -> EdgeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def content_security_policy(self) -> str:
+        return self.csp or default_csp(self.razorpay_checkout_js_url)
 
     @property
     def burst(self) -> int:
@@ -194,7 +208,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         domain=_domain(common.edge_domain),
         cart_cors_origins=common.edge_cart_cors_origins,
         pay_cors_origins=common.edge_pay_cors_origins,
-        csp=common.edge_csp or DEFAULT_CSP,
+        csp=common.edge_csp,
         hsts_max_age=int(common.edge_hsts_max_age or 0),
         tls_port=common.edge_tls_port,
         tls_cert_file=common.edge_tls_cert_file,
@@ -208,6 +222,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         dev_login=common.jwt_secret_is_dev_default,
         jwt_issuer=common.jwt_issuer,
         jwt_audience=common.jwt_audience,
+        razorpay_checkout_js_url=common.razorpay_checkout_js_url,
     )
 
 
@@ -230,6 +245,16 @@ def _https(common: Settings) -> None:
     if common.edge_require_tls and not all(given):
         raise SystemExit("setting EDGE_REQUIRE_TLS needs the HTTPS listener: set EDGE_TLS_CERT_FILE and "
                          "EDGE_TLS_KEY_FILE")
+
+
+def default_csp(checkout_js_url: str) -> str:
+    """The page's policy with Razorpay Standard Checkout's script and modal allowed."""
+    parts = urlsplit(checkout_js_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SystemExit(f"setting RAZORPAY_CHECKOUT_JS_URL is not an http(s) URL: {checkout_js_url!r}")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    frames = (origin, *RAZORPAY_FRAME_ORIGINS.get(parts.hostname, ()))
+    return CSP_TEMPLATE.format(scripts=origin, frames=" ".join(frames))
 
 
 def _domain(raw: str) -> str:
@@ -266,4 +291,12 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
         descriptor_path=DOCKER_DESCRIPTOR_PATH,
         web_root=DOCKER_WEB_ROOT,
         dev_login=False,  # compose requires a real JWT_SECRET
+        razorpay_checkout_js_url=RAZORPAY_CHECKOUT_JS,  # compose talks to Razorpay's API
     )
+
+
+def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
+    """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
+    set): as docker(), with the Services' names and no page (the API only)."""
+    return docker(domain).with_(web_root="", upstreams={
+        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()})

@@ -3,6 +3,7 @@ checkout pages and the control API; it owns the state, the faults and the webhoo
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import random
@@ -19,17 +20,26 @@ from .control import Control
 from .faults import FaultBook
 from .httpserver import HTTPServer, Request, Response
 from .razorpay_api import RazorpayAPI
+from .razorpay_checkout_js import checkout_js
+from .razorpay_checkout_modal import render_modal, submit_modal
 from .razorpay_entities import order_entity, payment_entity
 from .responses import json_response
 from .settlement import Settlement
 from .signing import razorpay_webhook_signature, stripe_signature_header
 from .store import Store
 from .stripe_api import StripeAPI
+from .stripe_checkout import CheckoutSessions
+from .stripe_checkout_page import PAGE as SESSION_PAGE
+from .stripe_checkout_page import CheckoutSessionPage
+from .stripe_checkout_settle import SessionSettlement
 from .stripe_objects import payment_intent_object
 from .webhooks import WebhookDispatcher, WebhookEvent
 
 _log = logging.getLogger("gateway_emulator")
 _CHECKOUT = re.compile(r"^/checkout/([^/]+)(?:/(pay|fail))?$")
+_CHECKOUT_JS = "/v1/checkout.js"  # as https://checkout.razorpay.com/v1/checkout.js
+_MODAL = "/razorpay/checkout/modal"
+_MODAL_SUBMIT = re.compile(r"^/razorpay/checkout/([^/]+)/(pay|fail)$")
 
 
 class Emulator:
@@ -42,13 +52,18 @@ class Emulator:
         self.in_flight: list[dict[str, Any]] = []  # API calls not answered yet (a hang in progress)
         self.api_calls: collections.Counter[str] = collections.Counter()
         self._razorpay = RazorpayAPI(config, self.store, self.faults)
-        self._stripe = StripeAPI(config, self.store)
+        self.checkout_sessions = CheckoutSessions(
+            self.store, api_version=config.stripe_api_version, page_url=self.session_page_url,
+            emit=lambda gateway, events: self.dispatcher.emit(gateway, list(events)),
+        )
+        self._stripe = StripeAPI(config, self.store, self.checkout_sessions)
         self._control = Control(self)
         self._server = HTTPServer(
             self.handle, host=config.host, port=config.port, max_body=config.max_body_bytes
         )
         self.dispatcher: WebhookDispatcher
         self.settlement: Settlement
+        self._session_page: CheckoutSessionPage
 
     # ---- life cycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -63,6 +78,9 @@ class Emulator:
             timeout_s=self.config.webhook_timeout_s,
         )
         self.settlement = Settlement(self.config, self.store, self.dispatcher)
+        sessions = SessionSettlement(self.store, self.checkout_sessions, self.settlement, self.dispatcher)
+        self.settlement.others.append(sessions)
+        self._session_page = CheckoutSessionPage(self.checkout_sessions, sessions)
         await self._server.start()
         _log.info("listening", extra={"fields": {"url": self.url, **self.webhook_settings()}})
 
@@ -99,6 +117,10 @@ class Emulator:
     def public_url(self) -> str:
         return (self.config.public_url or self.url).rstrip("/")
 
+    def session_page_url(self, session_id: str) -> str:
+        """A Stripe Checkout Session's hosted page (its `url`)."""
+        return f"{self.public_url}/checkout/sessions/{session_id}"
+
     def checkout_url(self, gateway_order_id: str, redirect_url: str | None = None) -> str:
         query = f"?{urlencode({'callback_url': redirect_url})}" if redirect_url else ""
         return f"{self.public_url}/checkout/{gateway_order_id}{query}"
@@ -106,14 +128,27 @@ class Emulator:
     # ---- requests ------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
-        area, response = await self._route(request)
+        try:
+            area, response = await self._route(request)
+        except asyncio.CancelledError:  # the client hung up before the answer (httpserver.py)
+            if request.path.startswith("/v1/"):
+                area = _gateway_of_api_call(request)
+                self._log_call(area, request, started, status=None, dropped=False, cancelled=True)
+            raise
+        self._log_call(area, request, started, status=response.status if not response.abort else None,
+                       dropped=response.abort)
+        return response
+
+    def _log_call(self, area: str, request: Request, started: float, *, status: int | None, dropped: bool,
+                  cancelled: bool = False) -> None:
         elapsed = round((time.monotonic() - started) * 1000, 1)
         entry = {
             "area": area,
             "method": request.method,
             "path": request.path,
-            "status": response.status if not response.abort else None,
-            "dropped": response.abort,
+            "status": status,
+            "dropped": dropped,
+            "cancelled": cancelled,  # the client gave up and closed the connection first
             "ms": elapsed,
             "idempotency_key": request.header("idempotency-key") or None,
             "at": time.time(),
@@ -122,14 +157,19 @@ class Emulator:
             self.api_log.append(entry)
             self.api_calls[area] += 1
         _log.info("request", extra={"fields": {k: v for k, v in entry.items() if k != "at"}})
-        return response
 
     async def _route(self, request: Request) -> tuple[str, Response]:
         path = request.path
         if path.startswith("/_emulator/"):
             return "control", await self._control.handle(request)
+        if match := SESSION_PAGE.match(path):
+            if self.faults.get("stripe").down:
+                return "checkout", json_response(503, {"error": {"message": "stripe is down (emulated)"}})
+            return "checkout", await self._session_page.handle(request, match.group(1), match.group(2))
         if match := _CHECKOUT.match(path):
             return "checkout", await self._checkout(request, match.group(1), match.group(2))
+        if path == _CHECKOUT_JS or path == _MODAL or _MODAL_SUBMIT.match(path):
+            return "checkout", self._standard_checkout(request)
         if path.startswith("/v1/"):
             gateway = _gateway_of_api_call(request)
             api = self._razorpay if gateway == "razorpay" else self._stripe
@@ -156,7 +196,26 @@ class Emulator:
             return render_checkout(self.store, order_id, request)
         if request.method != "POST":
             return json_response(405, {"error": {"message": "use POST"}})
-        return submit_checkout(self.settlement, order_id, action == "pay", request)
+        return submit_checkout(self.settlement, self.store, order_id, action == "pay", request)
+
+    def _standard_checkout(self, request: Request) -> Response:
+        """Razorpay Standard Checkout: the script, its modal, and the modal's Pay / Fail."""
+        if self.faults.get("razorpay").down:
+            return json_response(503, {"error": {"message": "razorpay is down (emulated)"}})
+        path = request.path
+        if path in (_CHECKOUT_JS, _MODAL):
+            if request.method not in ("GET", "HEAD"):
+                return json_response(405, {"error": {"message": "use GET"}})
+            if path == _CHECKOUT_JS:
+                return checkout_js()
+            return render_modal(self.config, self.store, request)
+        if request.method != "POST":
+            return json_response(405, {"error": {"message": "use POST"}})
+        match = _MODAL_SUBMIT.match(path)
+        if match is None:
+            return json_response(404, {"error": {"message": f"no route for {path}"}})
+        order_id, action = match.group(1), match.group(2)
+        return submit_modal(self.config, self.store, self.settlement, order_id, action == "pay", request)
 
     # ---- webhook signing -----------------------------------------------------------------
     def _sign_razorpay(self, event: WebhookEvent) -> dict[str, str]:
@@ -212,7 +271,12 @@ class Emulator:
                 "orders": orders,
                 "payments": [payment_entity(p) for p in store.razorpay_payments.values()],
             },
-            "stripe": {"payment_intents": intents},
+            "stripe": {
+                "payment_intents": intents,
+                "checkout_sessions": [
+                    self.checkout_sessions.object(s) for s in store.checkout_sessions.values()
+                ],
+            },
             "faults": self.faults.to_json(),
             "api_calls": dict(self.api_calls),
             **self.webhook_settings(),

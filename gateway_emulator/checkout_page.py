@@ -1,11 +1,16 @@
 """The hosted checkout page: `GET /checkout/{id}` shows the amount with Pay and Fail buttons;
 the buttons POST back, the payment is settled and the browser is sent (303) to the callback /
-return URL with the gateway's redirect parameters, or shown a result page when there is none."""
+return URL with the gateway's redirect parameters, or shown a result page when there is none.
+
+No open redirect: the browser is only ever sent to the URL registered with the order (Razorpay
+`notes.callback_url` / `callback_url`, Stripe `metadata[return_url]`). A URL in the link's query
+(`callback_url`, `return_url`, `redirect_url`) is honoured only on that URL's origin, so a link
+crafted by someone else cannot send a payer, with fresh payment parameters, to another site."""
 
 from __future__ import annotations
 
 import html
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .httpserver import Request, Response
 from .responses import html_response, redirect, with_query
@@ -48,7 +53,8 @@ def render_checkout(store: Store, gateway_order_id: str, request: Request) -> Re
     gateway, amount, currency, status = _describe(store, gateway_order_id)
     if gateway is None:
         return html_response(404, _page("Not found", "<p id='error'>No such checkout.</p>"))
-    redirect_url = request.query_value("callback_url") or request.query_value("return_url") or ""
+    asked = request.query_value("callback_url") or request.query_value("return_url")
+    redirect_url = allowed_redirect(store, gateway_order_id, asked) or ""
     query = f"?{urlencode({'redirect_url': redirect_url})}" if redirect_url else ""
     done = status in ("paid", "succeeded")
     disabled = " disabled" if done else ""
@@ -70,10 +76,11 @@ def render_checkout(store: Store, gateway_order_id: str, request: Request) -> Re
 
 
 def submit_checkout(
-    settlement: Settlement, gateway_order_id: str, succeed: bool, request: Request
+    settlement: Settlement, store: Store, gateway_order_id: str, succeed: bool, request: Request
 ) -> Response:
     form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
-    target = request.query_value("redirect_url") or form.get("redirect_url") or None
+    asked = request.query_value("redirect_url") or form.get("redirect_url")
+    target = allowed_redirect(store, gateway_order_id, asked)
     try:
         outcome = settlement.settle(gateway_order_id, succeed, Options(redirect_url=target))
     except SettlementError as exc:
@@ -92,6 +99,32 @@ def _result_page(outcome: Outcome, succeed: bool) -> str:
     )
     verdict = "Payment successful" if succeed else "Payment failed"
     return _page(verdict, f"<div class='card'><h1 id='result'>{verdict}</h1><dl>{rows}</dl></div>")
+
+
+def allowed_redirect(store: Store, gateway_order_id: str, asked: str | None) -> str | None:
+    """`asked` when it is on the origin of the URL registered with the order, else None (the
+    registered URL, if any, then applies)."""
+    if not asked:
+        return None
+    registered = registered_redirect(store, gateway_order_id)
+    if not registered or _origin(asked) is None or _origin(asked) != _origin(registered):
+        return None
+    return asked
+
+
+def registered_redirect(store: Store, gateway_order_id: str) -> str | None:
+    if (order := store.razorpay_orders.get(gateway_order_id)) is not None:
+        return order.callback_url
+    if (intent := store.payment_intents.get(gateway_order_id)) is not None:
+        return intent.return_url
+    return None
+
+
+def _origin(url: str) -> tuple[str, str] | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return parts.scheme, parts.netloc.lower()
 
 
 def _describe(store: Store, gateway_order_id: str) -> tuple[str | None, int, str, str]:

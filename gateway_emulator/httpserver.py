@@ -1,6 +1,7 @@
 """A small HTTP/1.1 server on `asyncio.start_server`: keep-alive, Content-Length and chunked
 bodies, size limits, idle timeouts, and an `abort` response that drops the connection unanswered
-(how a gateway outage looks to a client)."""
+(how a gateway outage looks to a client). A request whose client hangs up before the answer is
+ready (it gave up: its timeout cancelled the call) has its handler cancelled."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ _log = logging.getLogger("gateway_emulator.http")
 
 MAX_LINE = 64 * 1024
 MAX_HEADERS = 100
+GONE_POLL_S = 0.05  # how often a slow answer checks whether its client is still there
 
 
 @dataclass
@@ -129,7 +131,9 @@ class HTTPServer:
                 return
             if request is None:
                 return
-            response = await self._answer(request)
+            response = await self._answer_unless_gone(request, reader)
+            if response is None:  # the client closed the connection: nobody to answer
+                return
             if response.abort:
                 writer.transport.abort()
                 return
@@ -137,6 +141,24 @@ class HTTPServer:
             await _write(writer, response, head=request.method == "HEAD", keep=keep)
             if not keep:
                 return
+
+    async def _answer_unless_gone(self, request: Request, reader: asyncio.StreamReader) -> Response | None:
+        """The handler's answer; if the client hangs up first (a caller that gave up: its timeout
+        cancelled the call), the handler is cancelled as a server would drop the work, and None."""
+        task = asyncio.ensure_future(self._answer(request))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=GONE_POLL_S)
+                if done:
+                    return task.result()
+                if reader.at_eof():  # EOF arrived while the request is being answered
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    return None
+        finally:
+            if not task.done():
+                task.cancel()
 
     async def _answer(self, request: Request) -> Response:
         try:

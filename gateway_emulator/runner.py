@@ -29,8 +29,8 @@ def checkout_url(
     """The hosted page for a Razorpay order id or a Stripe PaymentIntent id.
 
     `base_url` defaults to EMULATOR_PUBLIC_URL, else http://127.0.0.1:$GATEWAY_EMULATOR_PORT
-    (8090). `callback_url` (Razorpay's Checkout option; Stripe's return_url) overrides the one
-    stored with the order; the browser is sent there after Pay / Fail.
+    (8090). `callback_url` rides on the link; the page follows it after Pay / Fail only when it
+    is on the origin of the URL registered with the order (no open redirect: checkout_page.py).
     """
     base = (
         base_url

@@ -85,8 +85,12 @@ class Settlement:
         self._config = config
         self._store = store
         self._dispatcher = dispatcher
+        self.others: list[Any] = []  # settlers of other objects (Stripe Checkout Sessions)
 
     def settle(self, gateway_order_id: str, succeed: bool, options: Options) -> Outcome:
+        for other in self.others:
+            if other.owns(gateway_order_id):
+                return other.settle(gateway_order_id, succeed, options)
         if gateway_order_id in self._store.razorpay_orders:
             order = self._store.razorpay_orders[gateway_order_id]
             return self._razorpay(order, succeed, options)
@@ -161,6 +165,26 @@ class Settlement:
 
     # ---- Stripe --------------------------------------------------------------------------
     def _stripe(self, intent: PaymentIntent, succeed: bool, options: Options) -> Outcome:
+        snapshot, event = self.stripe_intent_event(intent, succeed, options)
+        self._dispatcher.emit("stripe", [event])
+        return Outcome(
+            gateway="stripe",
+            order_id=intent.id,
+            payment=snapshot,
+            order=None,
+            redirect_params={
+                "payment_intent": intent.id,
+                "payment_intent_client_secret": intent.client_secret,
+                "redirect_status": "succeeded" if succeed else "failed",
+            },
+            redirect_url=options.redirect_url or intent.return_url,
+            events=[event.id],
+        )
+
+    def stripe_intent_event(
+        self, intent: PaymentIntent, succeed: bool, options: Options, order_id: str | None = None
+    ) -> tuple[dict[str, Any], WebhookEvent]:
+        """Charge the intent (or fail it); its snapshot and its webhook event, not sent yet."""
         if intent.status == "succeeded" and not options.force:
             raise SettlementError(
                 409,
@@ -198,18 +222,4 @@ class Settlement:
             request_id=stripe_request_id(),
             idempotency_key=None,
         )
-        event = WebhookEvent(event_id, "stripe", event_type, body, intent.id, charge.id)
-        self._dispatcher.emit("stripe", [event])
-        return Outcome(
-            gateway="stripe",
-            order_id=intent.id,
-            payment=snapshot,
-            order=None,
-            redirect_params={
-                "payment_intent": intent.id,
-                "payment_intent_client_secret": intent.client_secret,
-                "redirect_status": "succeeded" if succeed else "failed",
-            },
-            redirect_url=options.redirect_url or intent.return_url,
-            events=[event.id],
-        )
+        return snapshot, WebhookEvent(event_id, "stripe", event_type, body, order_id or intent.id, charge.id)

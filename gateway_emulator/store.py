@@ -1,5 +1,5 @@
 """What the emulated gateways remember, in memory: Razorpay orders and payments, Stripe
-PaymentIntents and the Stripe idempotency-key cache. Lost on restart, as a sandbox is wiped."""
+PaymentIntents, Checkout Sessions and the Stripe idempotency-key cache. Lost on restart, as a sandbox is wiped."""
 
 from __future__ import annotations
 
@@ -72,6 +72,31 @@ class PaymentIntent:
     idempotency_key: str | None = None
 
 
+@dataclasses.dataclass
+class CheckoutSession:
+    """A Stripe Checkout Session (mode payment): open → complete (paid) or expired. Its
+    PaymentIntent is made on the first Pay or Fail, as Stripe makes it when the customer pays."""
+
+    id: str
+    amount_total: int
+    currency: str  # lower case
+    line_items: list[dict[str, Any]]
+    success_url: str
+    cancel_url: str | None
+    client_reference_id: str | None
+    metadata: dict[str, str]
+    intent_metadata: dict[str, str]
+    intent_description: str | None
+    payment_method_types: list[str]
+    created: int
+    expires_at: int
+    status: str = "open"  # open | complete | expired
+    payment_status: str = "unpaid"  # unpaid | paid
+    payment_intent: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class IdempotentResult:
     method: str
@@ -87,6 +112,7 @@ class Store:
     razorpay_receipts: dict[str, str] = dataclasses.field(default_factory=dict)
     razorpay_payments: dict[str, RazorpayPayment] = dataclasses.field(default_factory=dict)
     payment_intents: dict[str, PaymentIntent] = dataclasses.field(default_factory=dict)
+    checkout_sessions: dict[str, CheckoutSession] = dataclasses.field(default_factory=dict)
     stripe_idempotency: dict[tuple[str, str], IdempotentResult] = dataclasses.field(
         default_factory=dict
     )

@@ -1,5 +1,5 @@
-"""The Stripe REST subset: Bearer (or basic) auth, PaymentIntents create/retrieve, and the
-`Idempotency-Key` header on POSTs, replayed as Stripe does."""
+"""The Stripe REST subset: Bearer (or basic) auth, PaymentIntents create/retrieve, Checkout
+Sessions (stripe_checkout.py), and the `Idempotency-Key` header on POSTs, replayed as Stripe does."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .httpserver import Request, Response
 from .ids import stripe_client_secret, stripe_id, stripe_request_id
 from .responses import json_response
 from .store import IdempotentResult, PaymentIntent, Store
+from .stripe_checkout import CheckoutSessions
 from .stripe_intents import IntentInvalid, parse_intent_request
 from .stripe_objects import error_body, payment_intent_object
 
@@ -24,9 +25,10 @@ _INTENT = re.compile(r"^/v1/payment_intents/([^/]+)$")
 
 
 class StripeAPI:
-    def __init__(self, config: EmulatorConfig, store: Store) -> None:
+    def __init__(self, config: EmulatorConfig, store: Store, checkout: CheckoutSessions | None = None) -> None:
         self._config = config
         self._store = store
+        self._checkout = checkout
 
     async def handle(self, request: Request) -> Response:
         request_id = stripe_request_id()
@@ -57,13 +59,16 @@ class StripeAPI:
             return self._idempotent(request, key, lambda: self._create_intent(request, request_id))
         if request.method == "GET" and (match := _INTENT.match(path)):
             return self._retrieve_intent(match.group(1))
-        return json_response(
-            404,
-            error_body(
-                f"Unrecognized request URL ({request.method}: {request.path}). Please see "
-                "https://stripe.com/docs or we can help at https://support.stripe.com/."
-            ),
-        )
+        if self._checkout is not None and path.startswith("/v1/checkout/sessions"):
+            checkout = self._checkout
+            if request.method == "POST" and path == "/v1/checkout/sessions":
+                return self._idempotent(request, key, lambda: checkout.create(request, request_id))
+            if request.method == "POST":
+                answer = self._idempotent(request, key, lambda: checkout.handle(request, path) or _unknown(request))
+            else:
+                answer = checkout.handle(request, path) or _unknown(request)
+            return answer
+        return _unknown(request)
 
     @staticmethod
     def _api_key(request: Request) -> str | None:
@@ -166,3 +171,13 @@ class StripeAPI:
                 ),
             )
         return json_response(200, payment_intent_object(intent))
+
+
+def _unknown(request: Request) -> Response:
+    return json_response(
+        404,
+        error_body(
+            f"Unrecognized request URL ({request.method}: {request.path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/."
+        ),
+    )

@@ -129,3 +129,8 @@ def _optional_text(params: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, str):
         raise IntentInvalid(f"Invalid string: {value}", name)
     return value
+
+
+def metadata_of(raw: Any) -> dict[str, str]:
+    """`metadata[…]` checked as Stripe does (Checkout Sessions and their payment_intent_data too)."""
+    return _metadata(raw)

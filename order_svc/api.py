@@ -55,7 +55,8 @@ def session_message(view: PaymentView) -> order_pb2.PaymentSession:
     return order_pb2.PaymentSession(
         payment_token=view.payment_token, gateway=view.gateway, gateway_order_id=view.gateway_order_id,
         checkout_url=view.checkout_url, status=view.status, amount=view.amount, currency=view.currency,
-        expires_at=view.expires_at, order_token=view.order_token)
+        expires_at=view.expires_at, order_token=view.order_token, key_id=view.key_id,
+        payment_method=view.payment_method)
 
 
 def order_message(view: OrderView) -> order_pb2.Order:

@@ -22,6 +22,7 @@ from common.workers import Worker, periodic
 from order_svc.api import SERVICE_NAME, OrderApi
 from order_svc.clients import CartCheckoutClient, PaymentSessionsClient
 from order_svc.domain.invoices import Party
+from order_svc.domain.return_urls import Origin, development_origins, parse_origin
 from order_svc.progress import OrderProgress
 from order_svc.repository import OrderRepository
 from order_svc.service import OrderService
@@ -63,12 +64,13 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
                               channel=tls.channel(settings, settings.cart_grpc_address, "cart"))
     payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout,
                                      channel=tls.channel(settings, settings.payment_grpc_address, "payment"))
-    service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
-                           key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease))
     issuer = Issuer(Party(settings.seller_name, settings.seller_address, settings.seller_state, settings.seller_gstin),
                     settings.invoice_sac)
     documents = TaxDocuments(uow, repository, TaxDocumentRepository(), issuer)
     progress = OrderProgress(uow, repository, documents=documents)
+    service = OrderService(uow, repository, cart, payments, order_ttl=datetime.timedelta(seconds=settings.order_ttl),
+                           key_lease=datetime.timedelta(seconds=settings.order_idempotency_lease),
+                           return_origins=return_origins(settings), apply_capture=progress.captured_at_open)
     # never below twice the ConvertCart deadline: a conversion still in flight is not taken for abandoned
     placement_timeout = max(settings.order_placement_timeout, 2 * settings.order_cart_call_timeout)
     recovery = PlacementRecovery(
@@ -78,6 +80,15 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
         batch=settings.order_sweep_batch)
     expiry = OrderExpiry(uow, repository, batch=settings.order_sweep_batch)
     return Components(uow, repository, service, documents, progress, recovery, expiry, consumers.subscriptions(progress), cart, payments)
+
+
+def return_origins(settings: Settings) -> tuple[Origin, ...]:
+    """RETURN_URL_ORIGINS, or the development default; a bad entry stops the process, naming it."""
+    texts = settings.return_url_origins or development_origins(settings.edge_domain, settings.edge_port)
+    try:
+        return tuple(parse_origin(text) for text in texts)
+    except ValueError as error:
+        raise ValueError(f"invalid settings: RETURN_URL_ORIGINS: {error}") from None
 
 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:

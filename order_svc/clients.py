@@ -151,4 +151,5 @@ def payment_view_of(message: order_pb2.PaymentSession) -> PaymentView:
     return PaymentView(
         payment_token=message.payment_token, gateway=message.gateway, gateway_order_id=message.gateway_order_id,
         checkout_url=message.checkout_url, status=message.status, amount=message.amount, currency=message.currency,
-        expires_at=message.expires_at, order_token=message.order_token)
+        expires_at=message.expires_at, order_token=message.order_token, key_id=message.key_id,
+        payment_method=message.payment_method)

@@ -8,6 +8,9 @@
            when the answer named another), the key: order_created; checkout.order.created
     4 ──►  payment_svc OpenSession(order, attempt 1): idempotent per (order, attempt)
     5 tx   the order `awaiting_payment` with the session's view, the key: finished + the answer
+           (an order of 0.00: payment_svc answers its session captured at gateway `none`; the
+           capture is applied at once, as the checkout.payment.captured event that follows will be
+           — idempotently — so the answer is the order `paid`)
 
 No connection is held across 2 and 4. A crash between any two steps leaves a recovery point:
 the client's retry with the same Idempotency-Key resumes there (domain/placement.resumes_at);
@@ -21,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 
 from common.clock import rfc3339
@@ -36,7 +39,11 @@ from order_svc.domain.idempotency import StoredKey
 from order_svc.domain.placement import resumes_at, step3_for
 from order_svc.moves import move_order_from, record_created
 from order_svc.repository import OrderRecord, OrderRepository
-from order_svc.views import OrderView, SessionRequest, Snapshot, order_view
+from order_svc.views import OrderView, PaymentView, SessionRequest, Snapshot, order_view
+
+# What pays an order whose session OpenSession answered captured (OrderProgress.captured_at_open:
+# the payment.captured consumer's own code path).
+ApplyCapture = Callable[[OrderRecord, PaymentView], Awaitable[object]]
 
 CREATE_ORDER = "POST /api/v1/order"
 
@@ -61,8 +68,11 @@ def session_request(order: OrderRecord, attempt: int, gateway: str) -> SessionRe
 class PlaceOrder:
     def __init__(self, uow: UnitOfWorkFactory, repository: OrderRepository, cart: CartCheckout,
                  payments: PaymentSessions, *, order_ttl: datetime.timedelta,
-                 clock: Callable[[], datetime.datetime]) -> None:
+                 clock: Callable[[], datetime.datetime], apply_capture: ApplyCapture | None = None) -> None:
+        """`apply_capture`: pays the order when OpenSession answers a session already captured (a
+        free order); without it the order waits for the checkout.payment.captured event."""
         self._uow = uow
+        self._apply_capture = apply_capture
         self._repository = repository
         self._cart = cart
         self._payments = payments
@@ -212,15 +222,22 @@ class PlaceOrder:
         return order
 
     async def _pay(self, order: OrderRecord, user_id: str, request: OrderRequest, key: HeldKey | None) -> OrderView:
+        captured = False
         if awaits_first_session(order):
             session = await self._payments.open_session(session_request(order, 1, request.gateway))
             fault_point("order_after_session")
+            captured = session.status == "captured" and self._apply_capture is not None
+            if captured:  # a free order: paid now, in a transaction of its own (with its invoice)
+                assert self._apply_capture is not None
+                await self._apply_capture(order, session)
         elif key is None:
             return order_view(order)  # past step 5 already (a double submit): the order as it is
         else:
             session = None  # past step 5 already: the answer to store is the order as it is
         async with self._uow() as uow:
-            if session is not None:
+            if captured:
+                order = await self._existing_order(uow, order.order_token)
+            elif session is not None:
                 moved = await move_order_from(uow, self._repository, order.order_token, "pending", "awaiting_payment",
                                               now=self._clock(), actor=user_id, reason="payment session opened",
                                               expected={"payment_attempt": 0}, payment_token=session.payment_token,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.clock import utc_now
 from common.consumed import CannotHandle, RetryLater
-from common.money import format_amount
+from common.money import format_amount, parse_amount
 from common.uow import UnitOfWorkFactory
 from order_svc.domain.order_status import MAY_BE_PAID
 from order_svc.domain.payments import capture_verdict, failure_moves_order, is_current_attempt
@@ -119,6 +119,15 @@ class OrderProgress:
                 await self._documents.issue_invoice(uow, paid, now)
             await uow.commit()
             return "paid"
+
+    async def captured_at_open(self, order: OrderRecord, session: PaymentView) -> Outcome:
+        """A session OpenSession answered already captured (a free order, gateway `none`): paid now,
+        as the checkout.payment.captured event that follows would (which then finds a duplicate)."""
+        return await self.payment_captured(PaymentOutcome(
+            order_token=order.order_token, payment_token=session.payment_token, attempt=1, status="captured",
+            amount=parse_amount(session.amount), currency=session.currency, gateway=session.gateway,
+            gateway_order_id=session.gateway_order_id, source="free", expires_at=session.expires_at,
+            checkout_url=session.checkout_url))
 
     async def payment_failed(self, outcome: PaymentOutcome) -> Outcome:
         return await self._unpaid_outcome(outcome, may_move=True)

@@ -28,10 +28,11 @@ from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
 from order_svc.domain import idempotency
 from order_svc.domain.order_status import ATTEMPTABLE
+from order_svc.domain.return_urls import Origin
 from order_svc.moves import move_order
-from order_svc.place_order import CREATE_ORDER, HeldKey, PlaceOrder, session_request
+from order_svc.place_order import CREATE_ORDER, ApplyCapture, HeldKey, PlaceOrder, session_request
 from order_svc.repository import OrderRecord, OrderRepository
-from order_svc.validation import check_gateway, check_order_request, check_order_token
+from order_svc.validation import LOCAL_ORIGINS, check_gateway, check_order_request, check_order_token
 from order_svc.views import OrderView, PaymentView, order_view
 
 _log = logging.getLogger(__name__)
@@ -40,18 +41,23 @@ _log = logging.getLogger(__name__)
 class OrderService:
     def __init__(self, uow: UnitOfWorkFactory, repository: OrderRepository, cart: CartCheckout,
                  payments: PaymentSessions, *, order_ttl: datetime.timedelta, key_lease: datetime.timedelta,
-                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime.datetime] = utc_now,
+                 return_origins: tuple[Origin, ...] = LOCAL_ORIGINS, apply_capture: ApplyCapture | None = None) -> None:
+        """`return_origins`: where return_url / cancel_url may point (RETURN_URL_ORIGINS);
+        `apply_capture`: pays a free order at once (place_order.PlaceOrder)."""
         self._uow = uow
+        self._return_origins = return_origins
         self._repository = repository
         self._payments = payments
         self._key_lease = key_lease
         self._clock = clock
-        self._placing = PlaceOrder(uow, repository, cart, payments, order_ttl=order_ttl, clock=clock)
+        self._placing = PlaceOrder(uow, repository, cart, payments, order_ttl=order_ttl, clock=clock,
+                                   apply_capture=apply_capture)
 
     # -- CreateOrder ----------------------------------------------------------------------------------
     async def create_order(self, request: OrderRequest, key: str) -> OrderView:
         user_id = require_user().user_id
-        check_order_request(request)
+        check_order_request(request, self._return_origins)
         if not key:
             return await self._placing.run(user_id, request, None)
         idempotency.check_key(key)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import urllib.parse
-
 from common.validation import check_billing, check_text, check_uuid, raise_if_any
 from order_svc.commands import GATEWAYS, PAYMENT_METHODS, OrderRequest
 from order_svc.domain.invoices import gstin_is_valid
+from order_svc.domain.return_urls import Origin, parse_origin, url_problem
 
-MAX_URL = 2048
 MAX_BILLING_NAME = 100
+# What order_svc allows without settings (tests of the rules alone): any local port.
+LOCAL_ORIGINS = (parse_origin("http://localhost:*"), parse_origin("http://127.0.0.1:*"))
 
 
-def check_url(problems: list[str], field: str, value: str) -> None:
+def check_url(problems: list[str], field: str, value: str, origins: tuple[Origin, ...]) -> None:
     if not value:
         return
-    parsed = urllib.parse.urlsplit(value)
-    if len(value) > MAX_URL or parsed.scheme not in ("http", "https") or not parsed.netloc:
-        problems.append(f"{field}: an absolute http(s) URL of at most {MAX_URL} characters")
+    problem = url_problem(value, origins)
+    if problem is not None:
+        problems.append(f"{field}: {problem}")
 
 
-def check_order_request(request: OrderRequest) -> None:
+def check_order_request(request: OrderRequest, return_origins: tuple[Origin, ...] = LOCAL_ORIGINS) -> None:
     problems: list[str] = []
     check_uuid(problems, "cart_token", request.cart_token)
     check_billing(problems, request.billing_country, request.billing_state)
@@ -32,8 +32,8 @@ def check_order_request(request: OrderRequest) -> None:
         problems.append(f"payment_method: one of {', '.join(PAYMENT_METHODS)}")
     if request.gateway and request.gateway not in GATEWAYS:
         problems.append(f"gateway: one of {', '.join(GATEWAYS)}")
-    check_url(problems, "return_url", request.return_url)
-    check_url(problems, "cancel_url", request.cancel_url)
+    check_url(problems, "return_url", request.return_url, return_origins)
+    check_url(problems, "cancel_url", request.cancel_url, return_origins)
     raise_if_any(problems)
 
 

@@ -27,6 +27,8 @@ class PaymentView:
     currency: str = ""
     expires_at: str = ""
     order_token: str = ""
+    key_id: str = ""  # the gateway's publishable key (the browser opens the gateway's checkout with it)
+    payment_method: str = ""
 
     def as_json(self) -> dict[str, str]:
         return dataclasses.asdict(self)

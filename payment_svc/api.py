@@ -11,6 +11,7 @@ byte for byte) and the HTTP headers arrive as lower-cased gRPC metadata.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeAlias
 
 import grpc
@@ -27,18 +28,20 @@ from payment_svc.webhooks import Ack, metadata_values
 
 Context: TypeAlias = grpc.aio.ServicerContext
 DEADLINE_MARGIN_S = 0.25  # answer a little before the caller gives up, so it gets our 4001
+PublicKeys: TypeAlias = Mapping[str, str]  # gateway → its publishable key (Razorpay key id, Stripe pk_…)
 
 
 class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, service: PaymentService) -> None:
+    def __init__(self, service: PaymentService, keys: PublicKeys) -> None:
         self._service = service
+        self._keys = keys
 
     async def GetPayment(self, request: payment_pb2.GetPaymentRequest, context: Context) -> payment_pb2.Payment:
-        return payment_message(await self._service.get_payment(request.payment_token))
+        return payment_message(await self._service.get_payment(request.payment_token), self._keys)
 
     async def VerifyPayment(self, request: payment_pb2.VerifyPaymentRequest, context: Context) -> payment_pb2.Payment:
         return payment_message(await self._service.verify_payment(
-            request.razorpay_order_id, request.razorpay_payment_id, request.razorpay_signature))
+            request.razorpay_order_id, request.razorpay_payment_id, request.razorpay_signature), self._keys)
 
     async def RazorpayWebhook(self, request: httpbody_pb2.HttpBody, context: Context) -> payment_pb2.WebhookAck:
         return _ack(await self._service.razorpay_webhook(request.data, metadata_values(context.invocation_metadata())))
@@ -48,8 +51,9 @@ class PaymentApi(payment_pb2_grpc.PaymentServiceServicer):
 
 
 class PaymentSessionsApi(payment_sessions_pb2_grpc.PaymentSessionsServicer):
-    def __init__(self, service: PaymentService) -> None:
+    def __init__(self, service: PaymentService, keys: PublicKeys) -> None:
         self._service = service
+        self._keys = keys
 
     async def OpenSession(self, request: payment_sessions_pb2.OpenSessionRequest,
                           context: Context) -> order_pb2.PaymentSession:
@@ -61,24 +65,27 @@ class PaymentSessionsApi(payment_sessions_pb2_grpc.PaymentSessionsServicer):
         )
         remaining = context.time_remaining()
         caller_deadline = None if remaining is None else max(0.0, remaining - DEADLINE_MARGIN_S)
-        return session_message(await self._service.open_session(command, caller_deadline_s=caller_deadline))
+        session = await self._service.open_session(command, caller_deadline_s=caller_deadline)
+        return session_message(session, self._keys)
 
 
-def session_message(session: PaymentRecord) -> order_pb2.PaymentSession:
+def session_message(session: PaymentRecord, keys: PublicKeys) -> order_pb2.PaymentSession:
     return order_pb2.PaymentSession(
         payment_token=session.token, gateway=session.gateway, gateway_order_id=session.gateway_order_id or "",
         checkout_url=session.checkout_url or "", status=session.status, amount=format_amount(session.amount),
         currency=session.currency, expires_at=rfc3339(session.expires_at), order_token=session.order_token,
+        key_id=keys.get(session.gateway, ""), payment_method=session.payment_method or "",
     )
 
 
-def payment_message(payment: PaymentRecord) -> payment_pb2.Payment:
+def payment_message(payment: PaymentRecord, keys: PublicKeys) -> payment_pb2.Payment:
     return payment_pb2.Payment(
         payment_token=payment.token, order_token=payment.order_token, status=payment.status,
         gateway=payment.gateway, gateway_order_id=payment.gateway_order_id or "",
         gateway_payment_id=payment.gateway_payment_id or "", amount=format_amount(payment.amount),
         currency=payment.currency, checkout_url=payment.checkout_url or "", expires_at=rfc3339(payment.expires_at),
         created_at=rfc3339(payment.created_at), updated_at=rfc3339(payment.updated_at),
+        key_id=keys.get(payment.gateway, ""), payment_method=payment.payment_method or "",
     )
 
 

@@ -23,10 +23,10 @@ from common.server import Register
 from common.service_main import Assembly
 from common.settings import Settings
 from common.uow import uow_factory
-from payment_svc.api import PaymentApi, PaymentSessionsApi
+from payment_svc.api import PaymentApi, PaymentSessionsApi, PublicKeys
 from payment_svc.gateways.registry import Gateways, build_gateways
 from payment_svc.open_session import SessionOpener
-from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.repository import PaymentRepository
 from payment_svc.retention import webhook_body_task
 from payment_svc.service import PaymentService
 from payment_svc.tables import PLUMBING
@@ -49,20 +49,25 @@ class PaymentParts:
 
 def build_parts(engine: AsyncEngine, settings: Settings, gateways: Gateways | None = None) -> PaymentParts:
     uow = uow_factory(engine, PLUMBING)
-    repository, locks = PaymentRepository(), SessionLocks(engine)
+    repository = PaymentRepository()
     gateways = gateways if gateways is not None else build_gateways(settings)
-    opener = SessionOpener(uow, repository, locks, gateways, SessionTuning.from_settings(settings))
+    opener = SessionOpener(uow, repository, gateways, SessionTuning.from_settings(settings))
     webhooks = WebhookHandler(uow, repository, WebhookTuning.from_settings(settings))
     service = PaymentService(uow, repository, gateways, opener, webhooks, settings.razorpay_key_secret)
     sweeper = SessionSweeper(uow, repository, batch=settings.payment_sweep_batch)
-    reconciler = Reconciler(uow, repository, locks, gateways, ReconcileTuning.from_settings(settings))
+    reconciler = Reconciler(uow, repository, gateways, ReconcileTuning.from_settings(settings))
     return PaymentParts(service, sweeper, reconciler, gateways)
 
 
-def register_servicers(service: PaymentService) -> Register:
+def public_keys(settings: Settings) -> PublicKeys:
+    """Each gateway's publishable key, which the browser needs to open its checkout."""
+    return {"razorpay": settings.razorpay_key_id, "stripe": settings.stripe_publishable_key}
+
+
+def register_servicers(service: PaymentService, keys: PublicKeys) -> Register:
     def register(server: grpc.aio.Server) -> list[str]:
-        payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentApi(service), server)
-        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(PaymentSessionsApi(service), server)
+        payment_pb2_grpc.add_PaymentServiceServicer_to_server(PaymentApi(service, keys), server)
+        payment_sessions_pb2_grpc.add_PaymentSessionsServicer_to_server(PaymentSessionsApi(service, keys), server)
         return [payment_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name,
                 payment_sessions_pb2.DESCRIPTOR.services_by_name["PaymentSessions"].full_name]
 
@@ -71,7 +76,7 @@ def register_servicers(service: PaymentService) -> Register:
 
 def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | None = None) -> Assembly:
     parts = build_parts(engine, settings, gateways)
-    assembly = Assembly(register_servicers(parts.service), workers=[payment_relay(settings)],
+    assembly = Assembly(register_servicers(parts.service, public_keys(settings)), workers=[payment_relay(settings)],
                         retention=[webhook_body_task(settings)])
     sweep, reconcile = SweepTuning.from_settings(settings), ReconcileTuning.from_settings(settings)
     if sweep.interval_s > 0:
@@ -80,7 +85,7 @@ def assemble(engine: AsyncEngine, settings: Settings, *, gateways: Gateways | No
         assembly.workers.append(reconciler_worker(parts.reconciler, reconcile))
     if gateways is None:  # built here: closed here
         async def close_gateways() -> None:
-            parts.gateways.close()
+            await parts.gateways.close()
 
         assembly.on_stop.append(close_gateways)
     return assembly

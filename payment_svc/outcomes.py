@@ -51,6 +51,7 @@ class GatewayReport:
     status: ReportedStatus
     amount_minor: int
     currency: str
+    payment_token: str = ""  # our session, when the gateway's report names only its payment (a Stripe intent)
 
 
 async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, report: GatewayReport, *,
@@ -71,6 +72,10 @@ async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, 
         if result is not None:
             return result
     session = await repository.by_gateway_order(conn, report.gateway, report.gateway_order_id, for_update=True)
+    if session is None and report.payment_token:
+        session = await repository.by_token(conn, report.payment_token, for_update=True)
+        if session is not None and session.gateway != report.gateway:
+            session = None
     if session is None:
         flagged = report.status == "captured"
         uow.audit(actor=actor, entity_type="payment", entity_id=f"{report.gateway}:{report.gateway_order_id}",

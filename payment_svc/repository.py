@@ -2,30 +2,29 @@
 inbox, written only by payment_svc. Every method takes the caller's connection (`uow.conn`); the
 service layer's tests give it an in-memory stand-in instead (tests/unit/payment/fakes.py).
 
-`SessionLocks` are the session-level advisory locks (common/locks.py) that OpenSession and the
-reconciler hold across a gateway call, on a connection of their own outside any transaction.
+No lock is held across a gateway call: the one call talking to a gateway about a session holds
+a lease on its row (`leased_until`, set and committed before the call), see claim_opening and
+claim_check.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
-import logging
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common import locks
 from payment_svc.tables import payment_sessions, webhook_events
 
 MAX_ERROR = 2000
-_log = logging.getLogger(__name__)
+NO_GATEWAY = "none"  # the gateway of a session of 0.00: nothing to pay, captured at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +47,18 @@ class PaymentRecord:
     order_expires_at: datetime.datetime
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    leased_until: datetime.datetime | None = None  # the lease of the one call talking to a gateway about it
+    next_check_at: datetime.datetime | None = None  # the reconciler's next look-up
+    reconcile_checks: int = 0
 
     @property
     def opened(self) -> bool:
-        return self.gateway_order_id is not None
+        """At a gateway, or needing none (a free order's session, captured at once)."""
+        return self.gateway_order_id is not None or self.gateway == NO_GATEWAY
+
+    def opening_elsewhere(self, now: datetime.datetime) -> bool:
+        """Another call holds the lease to open it at a gateway, and the lease still runs."""
+        return not self.opened and self.leased_until is not None and self.leased_until > now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +72,15 @@ class NewSession:
     currency: str
     expires_at: datetime.datetime
     order_expires_at: datetime.datetime
+    status: str = "pending"
+    leased_until: datetime.datetime | None = None  # the inserting call's lease to open it at a gateway
 
 
 @dataclasses.dataclass(frozen=True)
 class StoredEvent:
     status: str  # received | processed | failed | ignored
     error: str | None
+    event_id: str = ""
 
 
 def _record(row: Any) -> PaymentRecord:
@@ -104,16 +114,35 @@ def _update(*columns: str) -> Any:
             .values({name: bindparam(name) for name in columns}).returning(*payment_sessions.c))
 
 
-_MARK_OPENED = _update("gateway", "gateway_order_id", "checkout_url", "updated_at", "expires_at")
+_MARK_OPENED = _update("gateway", "gateway_order_id", "checkout_url", "updated_at", "expires_at", "leased_until")
 _MARK_OPENED_IF = _MARK_OPENED.where(payment_sessions.c.gateway_order_id.is_(None),
                                      payment_sessions.c.status == bindparam("w_status"))
+_CLAIM_OPENING = (update(payment_sessions)
+                  .where(payment_sessions.c.token == bindparam("w_token"), payment_sessions.c.gateway_order_id.is_(None),
+                         or_(payment_sessions.c.leased_until.is_(None),
+                             payment_sessions.c.leased_until <= bindparam("w_now")))
+                  .values(leased_until=bindparam("leased_until")).returning(*payment_sessions.c))
+_RELEASE_OPENING = (update(payment_sessions)
+                    .where(payment_sessions.c.token == bindparam("w_token"),
+                           payment_sessions.c.leased_until == bindparam("w_until"))
+                    .values(leased_until=None))
+_CLAIM_CHECK = (update(payment_sessions)
+                .where(payment_sessions.c.token == bindparam("w_token"), payment_sessions.c.gateway_order_id.is_not(None),
+                       payment_sessions.c.status.in_(("pending", "expired")),
+                       or_(payment_sessions.c.leased_until.is_(None),
+                           payment_sessions.c.leased_until <= bindparam("w_now")))
+                .values(leased_until=bindparam("leased_until")).returning(*payment_sessions.c))
+_FINISH_CHECK = (update(payment_sessions).where(payment_sessions.c.token == bindparam("w_token"))
+                 .values(next_check_at=bindparam("next_check_at"), reconcile_checks=bindparam("reconcile_checks"),
+                         leased_until=bindparam("leased_until")))
 _INSERT_PENDING = (insert(payment_sessions)
                    .values({name: bindparam(name) for name in (
                        "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
-                       "status", "expires_at", "order_expires_at")})
+                       "status", "expires_at", "order_expires_at", "leased_until")})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
+_BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
 _SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
                 .order_by(payment_sessions.c.attempt))
 _LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :value, true)")
@@ -134,10 +163,14 @@ _PROBE_WITH_LOCK_TIMEOUT = (
                                payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
 
 _EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
+# No conflict target: a row with the same event id or the same subject (another delivery of the
+# same event under another id) both make the insert a no-op.
 _INSERT_RECEIVED = (insert(webhook_events)
-                    .values({name: bindparam(name) for name in _EVENT_COLUMNS})
-                    .on_conflict_do_nothing(index_elements=[webhook_events.c.gateway, webhook_events.c.event_id])
+                    .values({name: bindparam(name) for name in (*_EVENT_COLUMNS, "subject")})
+                    .on_conflict_do_nothing()
                     .returning(webhook_events.c.event_id))
+_BY_SUBJECT = (select(webhook_events.c.event_id, webhook_events.c.status)
+               .where(webhook_events.c.gateway == bindparam("gateway"), webhook_events.c.subject == bindparam("subject")))
 
 
 def _store_failed_statement() -> Any:
@@ -159,7 +192,7 @@ def _finish(*columns: str) -> Any:
 
 
 _FINISH = _finish("status", "processed_at", "error")
-_FINISH_WITH_BODY = _finish("status", "processed_at", "error", "body")
+_FINISH_WITH_BODY = _finish("status", "processed_at", "error", "body", "subject")
 
 
 class PaymentRepository:
@@ -171,11 +204,13 @@ class PaymentRepository:
         await conn.execute(_ORDER_LOCK, {"h": high, "l": low})
 
     async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> PaymentRecord | None:
-        """The attempt's row, pending and not yet at any gateway; None if it was already there."""
+        """The attempt's row, not yet at any gateway (pending, with the inserting call's lease; or a
+        free session, captured); None if it was already there."""
         inserted = (await conn.execute(_INSERT_PENDING, dict(
             token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
             gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
-            status="pending", expires_at=new.expires_at, order_expires_at=new.order_expires_at))).first()
+            status=new.status, expires_at=new.expires_at, order_expires_at=new.order_expires_at,
+            leased_until=new.leased_until))).first()
         return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,
@@ -184,8 +219,8 @@ class PaymentRepository:
         row = (await conn.execute(query, {"order_token": order_token, "attempt": attempt})).first()
         return None if row is None else _record(row)
 
-    async def by_token(self, conn: AsyncConnection, token: str) -> PaymentRecord | None:
-        row = (await conn.execute(_BY_TOKEN, {"token": token})).first()
+    async def by_token(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> PaymentRecord | None:
+        row = (await conn.execute(_BY_TOKEN_LOCKED if for_update else _BY_TOKEN, {"token": token})).first()
         return None if row is None else _record(row)
 
     async def by_gateway_order(self, conn: AsyncConnection, gateway: str, gateway_order_id: str, *,
@@ -205,11 +240,22 @@ class PaymentRepository:
         gateway order and is in that status (one statement, its row locked by the UPDATE itself),
         else None and nothing written."""
         values = {"w_token": token, "gateway": gateway, "gateway_order_id": gateway_order_id,
-                  "checkout_url": checkout_url, "updated_at": now, "expires_at": expires_at}
+                  "checkout_url": checkout_url, "updated_at": now, "expires_at": expires_at, "leased_until": None}
         if if_status is None:
             return _record((await conn.execute(_MARK_OPENED, values)).one())
         row = (await conn.execute(_MARK_OPENED_IF, {**values, "w_status": if_status})).first()
         return None if row is None else _record(row)
+
+    async def claim_opening(self, conn: AsyncConnection, token: str, now: datetime.datetime,
+                            until: datetime.datetime) -> PaymentRecord | None:
+        """Take the lease to open the session at a gateway, if it is not opened and nobody holds a
+        lease that still runs (one statement: its row locked by the UPDATE); None if not taken."""
+        row = (await conn.execute(_CLAIM_OPENING, {"w_token": token, "w_now": now, "leased_until": until})).first()
+        return None if row is None else _record(row)
+
+    async def release_opening(self, conn: AsyncConnection, token: str, until: datetime.datetime) -> None:
+        """Give the lease back (the call failed): if it is still the one taken (`until`)."""
+        await conn.execute(_RELEASE_OPENING, {"w_token": token, "w_until": until})
 
     async def set_status(self, conn: AsyncConnection, token: str, status: str, now: datetime.datetime, *,
                          gateway_payment_id: str | None = None) -> PaymentRecord:
@@ -239,12 +285,13 @@ class PaymentRepository:
         )).all()
         return [_record(row) for row in rows]
 
-    async def due_for_reconcile(self, conn: AsyncConnection, *, pending_before: datetime.datetime,
-                                expired_after: datetime.datetime, gateways: Collection[str],
-                                cursor: tuple[datetime.datetime, str] | None, limit: int,
+    async def due_for_reconcile(self, conn: AsyncConnection, *, now: datetime.datetime,
+                                pending_before: datetime.datetime, expired_after: datetime.datetime,
+                                gateways: Collection[str], cursor: tuple[datetime.datetime, str] | None, limit: int,
                                 only: Collection[str] | None = None) -> list[tuple[datetime.datetime, str, str]]:
         """(created_at, token, gateway) of sessions opened at one of `gateways` that are pending
-        since before `pending_before` or expired after `expired_after`, in keyset order after `cursor`."""
+        since before `pending_before` or expired after `expired_after`, whose next check is due
+        (`next_check_at`, unless `only` names them), in keyset order after `cursor`."""
         table = payment_sessions
         query = (select(table.c.created_at, table.c.token, table.c.gateway)
                  .where(table.c.gateway_order_id.is_not(None), table.c.gateway.in_(list(gateways)),
@@ -256,7 +303,22 @@ class PaymentRepository:
             query = query.where(tuple_(table.c.created_at, table.c.token) > after)
         if only is not None:
             query = query.where(table.c.token.in_(list(only)))
+        else:
+            query = query.where(or_(table.c.next_check_at.is_(None), table.c.next_check_at <= now))
         return [(row.created_at, str(row.token), row.gateway) for row in (await conn.execute(query)).all()]
+
+    async def claim_check(self, conn: AsyncConnection, token: str, now: datetime.datetime,
+                          until: datetime.datetime) -> PaymentRecord | None:
+        """The session, leased to this reconciler until `until`, if it is still one to look up
+        (opened, pending or expired) and no other call's lease runs; None if not (one statement)."""
+        row = (await conn.execute(_CLAIM_CHECK, {"w_token": token, "w_now": now, "leased_until": until})).first()
+        return None if row is None else _record(row)
+
+    async def finish_check(self, conn: AsyncConnection, token: str, *, next_check_at: datetime.datetime,
+                           checks: int) -> None:
+        """The look-up is over: the lease ends, the next one is scheduled."""
+        await conn.execute(_FINISH_CHECK, {"w_token": token, "next_check_at": next_check_at,
+                                           "reconcile_checks": checks, "leased_until": None})
 
     # -- the webhook inbox -------------------------------------------------------------------------
     async def set_lock_timeout(self, conn: AsyncConnection, seconds: float) -> None:
@@ -274,13 +336,14 @@ class PaymentRepository:
 
     async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
                               body: bytes, now: datetime.datetime, status: str = "received",
-                              error: str | None = None) -> bool:
+                              error: str | None = None, subject: str | None = None) -> bool:
         """Insert the event in `status` (`received`, or the outcome its transaction commits it with,
         processed at `now`); False if a row for (gateway, event id) already exists.
 
         A concurrent transaction inserting the same event makes this wait for its outcome (the
-        primary key), so two deliveries of one event are never processed at the same time."""
-        inserted = (await conn.execute(_INSERT_RECEIVED, {
+        primary key, or the unique subject), so two deliveries of one event are never processed at
+        the same time. False too if an event with the same `subject` is stored (see event_of_subject)."""
+        inserted = (await conn.execute(_INSERT_RECEIVED, {"subject": subject,
             "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": status,
             "received_at": now, "processed_at": None if status == "received" else now,
             "error": None if error is None else error[:MAX_ERROR]})).first()
@@ -299,42 +362,16 @@ class PaymentRepository:
         return None if row is None else StoredEvent(row.status, row.error)
 
     async def finish_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, status: str,
-                              now: datetime.datetime, error: str | None = None, body: bytes | None = None) -> None:
+                              now: datetime.datetime, error: str | None = None, body: bytes | None = None,
+                              subject: str | None = None) -> None:
         values: dict[str, object] = {"w_gateway": gateway, "w_event_id": event_id, "status": status,
                                      "processed_at": now, "error": None if error is None else error[:MAX_ERROR]}
         if body is None:
             await conn.execute(_FINISH, values)
         else:
-            await conn.execute(_FINISH_WITH_BODY, {**values, "body": body})
+            await conn.execute(_FINISH_WITH_BODY, {**values, "body": body, "subject": subject})
 
-
-class SessionLocks:
-    """Named session-level advisory locks, each on a pooled connection of its own that no
-    transaction uses: held across a gateway call, dropped by PostgreSQL if the process dies."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    @contextlib.asynccontextmanager
-    async def hold(self, name: str, wait_s: float = 0.0) -> AsyncIterator[bool]:
-        """Yields whether the lock was taken (waiting up to `wait_s`; 0: one try, never wait)."""
-        async with self._engine.connect() as conn:
-            # No transaction around the lock calls: each is one statement (no BEGIN, no COMMIT)
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            got = await (locks.lock_within(conn, name, wait_s) if wait_s > 0 else locks.try_lock(conn, name))
-            try:
-                yield got
-            finally:
-                if got:
-                    await _unlock(conn, name)
-
-
-async def _unlock(conn: AsyncConnection, name: str) -> None:
-    try:
-        if conn.in_transaction():
-            await conn.rollback()
-        await locks.unlock(conn, name)
-    except Exception:  # a broken connection: closing it ends the lock
-        _log.warning("could not release an advisory lock; dropping the connection", exc_info=True,
-                     extra={"lock": name})
-        await conn.invalidate()
+    async def event_of_subject(self, conn: AsyncConnection, gateway: str, subject: str) -> StoredEvent | None:
+        """The stored event with this subject (one applied before, under whatever id), if any."""
+        row = (await conn.execute(_BY_SUBJECT, {"gateway": gateway, "subject": subject})).first()
+        return None if row is None else StoredEvent(row.status, None, row.event_id)

@@ -34,6 +34,9 @@ payment_sessions = Table(
     Column("order_expires_at", Stamp, nullable=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
+    Column("leased_until", Stamp),  # the lease of the one call talking to a gateway about it
+    Column("next_check_at", Stamp),  # the reconciler's next look-up (None: created_at + PAYMENT_RECONCILE_AFTER)
+    Column("reconcile_checks", Integer, nullable=False, server_default="0"),
     schema=SCHEMA,
 )
 
@@ -47,6 +50,7 @@ webhook_events = Table(
     Column("error", Text),
     Column("received_at", Stamp, nullable=False),
     Column("processed_at", Stamp),
+    Column("subject", Text),  # Razorpay "<payment id>:<event type>": unique per gateway once applied
     schema=SCHEMA,
 )
 

@@ -26,7 +26,7 @@ class GatewayTuning:
     budget_s: float = 4.5  # one gateway, one operation, retries included
     breaker_failures: int = 5  # consecutive failed calls that open it
     breaker_cooldown_s: float = 30.0  # open → half-open (one trial call)
-    threads: int = 16  # the SDKs block; each gateway has its own pool
+    connections: int = 16  # pooled HTTP connections per gateway (a bulkhead: each gateway has its own)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayTuning:
@@ -39,7 +39,7 @@ class GatewayTuning:
             budget_s=settings.payment_gateway_budget,
             breaker_failures=settings.payment_breaker_failures,
             breaker_cooldown_s=settings.payment_breaker_cooldown,
-            threads=settings.payment_gateway_threads,
+            connections=settings.payment_gateway_connections,
         )
 
 
@@ -58,13 +58,14 @@ class WebhookTuning:
     razorpay_secrets: tuple[str, ...]
     stripe_secrets: tuple[str, ...]
     stripe_tolerance_s: float = 300.0  # accepted age of a Stripe-Signature timestamp, either way
-    lock_timeout_s: float = 2.0  # longest wait for a row lock before answering 5000 (the gateway retries)
+    lock_timeout_s: float = 2.0  # longest wait for a row lock before answering 4001 (the gateway retries)
+    max_age_s: float = 3 * 24 * 3600.0  # an event the gateway made longer ago is acknowledged and ignored
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookTuning:
         return cls(razorpay_secrets=settings.razorpay_webhook_secret, stripe_secrets=settings.stripe_webhook_secret,
                    stripe_tolerance_s=settings.stripe_webhook_tolerance,
-                   lock_timeout_s=settings.payment_webhook_lock_timeout)
+                   lock_timeout_s=settings.payment_webhook_lock_timeout, max_age_s=settings.webhook_max_age)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,9 +85,12 @@ class ReconcileTuning:
     batch: int = 50  # sessions per query
     max_sessions: int = 2000  # sessions per pass (a pass always ends)
     expired_grace_s: float = 900.0  # expired sessions are looked up this long
+    backoff_s: float = 60.0  # after a look-up that changed nothing, the next one after this, doubling…
+    max_delay_s: float = 900.0  # …up to this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReconcileTuning:
         return cls(after_s=settings.payment_reconcile_after, interval_s=settings.payment_reconcile_interval,
                    batch=settings.payment_reconcile_batch, max_sessions=settings.payment_reconcile_max,
-                   expired_grace_s=settings.payment_reconcile_expired_grace)
+                   expired_grace_s=settings.payment_reconcile_expired_grace,
+                   backoff_s=settings.payment_reconcile_backoff, max_delay_s=settings.payment_reconcile_max_delay)

@@ -7,9 +7,11 @@ Order of work for one delivery:
   2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s,
      set by the same statement that reads the event's session without a lock): INSERT the
      webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for event types
-     we do not act on): no one sees it before the transaction commits with its effects. A row that
-     is already there and `processed` or `ignored` → acknowledged as a duplicate
-     (WebhookAck.duplicate), nothing else changes. A row whose processing `failed` earlier is
+     we do not act on, events we cannot represent and events older than WEBHOOK_MAX_AGE): no one
+     sees it before the transaction commits with its effects. A row that is already there and
+     `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
+     changes; so is a Razorpay event whose subject (payment id, event type) an event stored under
+     another X-Razorpay-Event-Id already has. A row whose processing `failed` earlier is
      processed again now (and updated).
   3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
      given the session as read in 2: a capture or failure is applied by one conditional UPDATE if
@@ -22,7 +24,7 @@ Order of work for one delivery:
      flagged). If applying raised, the transaction is rolled back (the row, the effects, events
      and audit rows with it), the row is stored as `failed` with the error text in a transaction of
      its own (unless another delivery processed the event meanwhile), and the call fails with a
-     retryable 5000 so the gateway delivers it again.
+     retryable 4001 (HTTP 503; the reply names no exception) so the gateway delivers it again.
 No gateway and no NATS call happens here: the outbox relay publishes the events later.
 """
 
@@ -39,7 +41,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.uow import UnitOfWork, UnitOfWorkFactory
-from payment_svc.domain.webhook_events import ParsedEvent, PaymentReport, parse_razorpay, parse_stripe
+from payment_svc.domain.webhook_events import (
+    ParsedEvent,
+    PaymentReport,
+    body_digest_id,
+    parse_razorpay,
+    parse_stripe,
+)
 from payment_svc.domain.webhook_signatures import verify_razorpay, verify_stripe
 from payment_svc.metrics import SIGNATURE_FAILURES, WEBHOOK_SECONDS, WEBHOOKS
 from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome
@@ -81,14 +89,23 @@ class WebhookHandler:
         if not verify_razorpay(body, signatures, self._tuning.razorpay_secrets):
             self._refuse("razorpay", bool(signatures))
         event_id = next(iter(headers.get("x-razorpay-event-id", ())), None)
-        return await self._handle("razorpay", body, parse_razorpay(body, event_id))
+        return await self._handle("razorpay", body, self._read(body, lambda: parse_razorpay(body, event_id)))
 
     async def stripe(self, body: bytes, headers: Mapping[str, Sequence[str]]) -> Ack:
         header = ",".join(headers.get("stripe-signature", ()))
         if not verify_stripe(body, header, self._tuning.stripe_secrets, now=self._clock(),
                              tolerance_s=self._tuning.stripe_tolerance_s):
             self._refuse("stripe", bool(header))
-        return await self._handle("stripe", body, parse_stripe(body))
+        return await self._handle("stripe", body, self._read(body, lambda: parse_stripe(body)))
+
+    def _read(self, body: bytes, parse: Callable[[], ParsedEvent]) -> ParsedEvent:
+        """The signed event in our terms, ignored if it is older than the window; a body that even
+        the parser cannot read is ignored too: a signed event is acknowledged, never refused."""
+        try:
+            return parse().too_old(self._clock(), self._tuning.max_age_s)
+        except Exception:
+            _log.warning("a signed webhook body could not be read; acknowledged as ignored", exc_info=True)
+            return ParsedEvent(body_digest_id(body), "", None, "the body could not be read")
 
     def _refuse(self, gateway: Gateway, had_signature: bool) -> None:
         SIGNATURE_FAILURES.labels(gateway).inc()
@@ -133,12 +150,19 @@ class WebhookHandler:
             seen = await self._session_seen(uow, gateway, event)
             fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
                                                      event_type=event.event_type, body=body, now=now,
-                                                     status=outcome[0], error=outcome[1])
+                                                     status=outcome[0], error=outcome[1], subject=event.subject)
             earlier: StoredEvent | None = None
             if not fresh:
                 earlier = await repository.lock_received(conn, gateway, event.event_id)
                 if earlier is not None and earlier.status in ("processed", "ignored"):
                     _audit(uow, gateway, event, "duplicate", {"stored_status": earlier.status})
+                    await uow.commit()
+                    return Ack(event.event_id, True, "duplicate"), None
+                same = None if event.subject is None else await repository.event_of_subject(
+                    conn, gateway, event.subject)
+                if same is not None and same.event_id != event.event_id:  # applied under another event id
+                    _audit(uow, gateway, event, "duplicate", {"stored_status": same.status, "subject": event.subject,
+                                                              "applied_as": same.event_id})
                     await uow.commit()
                     return Ack(event.event_id, True, "duplicate"), None
             try:
@@ -149,7 +173,8 @@ class WebhookHandler:
                 if earlier is not None:  # processed again after failing: the row as this delivery left it
                     facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
                     await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
-                                                     status=outcome[0], error=outcome[1], body=body)
+                                                     status=outcome[0], error=outcome[1], body=body,
+                                                     subject=event.subject)
                 _audit(uow, gateway, event, verdict, facts)
                 await uow.commit()
                 return Ack(event.event_id, False, verdict), None
@@ -176,7 +201,8 @@ class WebhookHandler:
             return "ignored", {"reason": event.ignored_because}
         result = await apply_payment_outcome(
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
-                                                 report.status, report.amount_minor, report.currency),
+                                                 report.status, report.amount_minor, report.currency,
+                                                 report.payment_token),
             source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
         return verdict_of(result), _facts(report, result)
 
@@ -194,6 +220,15 @@ def _facts(report: PaymentReport, result: OutcomeResult) -> dict[str, Any]:
     return facts
 
 
+def _event_facts(event: ParsedEvent) -> dict[str, Any]:
+    facts: dict[str, Any] = {"event_type": event.event_type}
+    if event.subject is not None:
+        facts["subject"] = event.subject
+    if event.created_at is not None:
+        facts["created_at"] = event.created_at
+    return facts
+
+
 def verdict_of(result: OutcomeResult) -> Verdict:
     if result.flagged or result.kind == "flagged":
         return "flagged"
@@ -206,9 +241,10 @@ def verdict_of(result: OutcomeResult) -> Verdict:
 
 def _audit(uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, verdict: Verdict, facts: Mapping[str, Any]) -> None:
     uow.audit(actor=f"webhook:{gateway}", entity_type="webhook", entity_id=f"{gateway}:{event.event_id}",
-              action=f"webhook:{verdict}", before=None, after={"event_type": event.event_type, **facts})
+              action=f"webhook:{verdict}", before=None, after={**_event_facts(event), **facts})
 
 
 def _retry_later(error: BaseException) -> CheckoutError:
-    return CheckoutError(ErrorCode.INTERNAL, f"the webhook could not be processed now ({type(error).__name__}); "
-                                             "send it again", suggested_action="retry the delivery")
+    """Retryable, and naming nothing of ours (the error itself is in the log and the stored row)."""
+    return CheckoutError(ErrorCode.GATEWAY_UNAVAILABLE, "the webhook could not be processed now; send it again",
+                         suggested_action="retry the delivery")

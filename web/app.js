@@ -1,17 +1,21 @@
 // The checkout page: catalog → cart → coupon → billing and tax → sign in → order → the gateway's
-// hosted checkout → back here → verify → watch the order until the student is enrolled.
-// Plain JavaScript, no build step. Talks only to this origin's REST API (CSP connect-src 'self').
+// own checkout (Razorpay Standard Checkout's modal here, or a trip to Stripe Checkout and back) →
+// verify → watch the order until the student is enrolled.
+// Plain JavaScript, no build step. Talks only to this origin's REST API (CSP connect-src 'self');
+// the one outside script is Razorpay's checkout.js, from the URL config.js names.
 // What it keeps between visits (cart, sign-in, order) lives in localStorage under STORE_KEY.
 "use strict";
 
 (() => {
-  const CONFIG = window.CHECKOUT_CONFIG || { dev_login: null };
+  const CONFIG = window.CHECKOUT_CONFIG || { dev_login: null, razorpay_checkout_js: "" };
   const STORE_KEY = "checkout.page.v1";
   const POLL_FAST_MS = 500;
   const POLL_SLOW_MS = 1500;
   const POLL_LIMIT_MS = 120000;
   const OPEN_CART = new Set(["draft", "active"]);
   const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const GATEWAYS = new Set(["razorpay", "stripe"]);
+  const METHODS = new Set(["upi", "card", "netbanking", "wallet"]);
 
   const COUNTRIES = [
     ["IN", "India"], ["US", "United States"], ["GB", "United Kingdom"], ["AE", "United Arab Emirates"],
@@ -74,7 +78,11 @@
     order: null,
     orderToken: saved.orderToken || null,
     orderKey: saved.orderKey || null, // {key, body}: the Idempotency-Key of an order request
+    gateway: GATEWAYS.has(saved.gateway) ? saved.gateway : "razorpay",
+    method: METHODS.has(saved.method) ? saved.method : "upi", // Razorpay Checkout's method prefill
     paymentFailed: null, // what the gateway said when the last payment failed
+    paymentLeft: false, // back from Stripe Checkout's cancel link: not a failure, no payment
+    checkoutOpen: false, // Razorpay Checkout's modal is open
     polling: false,
     confirming: false,
   };
@@ -94,6 +102,8 @@
       billing: state.billing,
       orderToken: state.orderToken,
       orderKey: state.orderKey,
+      gateway: state.gateway,
+      method: state.method,
     };
     try {
       window.localStorage.setItem(STORE_KEY, JSON.stringify(keep));
@@ -562,6 +572,22 @@
   }
 
   // ------------------------------------------------------------------------------------------
+  // how to pay: the gateway and the method, chosen before the order is placed
+
+  function setupPayOptions() {
+    const gateway = $("payment-gateway");
+    const method = $("payment-method");
+    const changed = () => {
+      state.gateway = GATEWAYS.has(gateway.value) ? gateway.value : "razorpay";
+      state.method = state.gateway === "stripe" ? "card" : method.value;
+      save();
+      renderOrderPanel();
+    };
+    gateway.addEventListener("change", changed);
+    method.addEventListener("change", changed);
+  }
+
+  // ------------------------------------------------------------------------------------------
   // sign in (development only: a JWT made here with the development secret)
 
   function b64url(bytes) {
@@ -623,7 +649,7 @@
   function signOut() {
     clearError();
     // the cart and the order belong to the student now: a guest cannot see them
-    Object.assign(state, { auth: null, cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null });
+    Object.assign(state, { auth: null, cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null, paymentLeft: false });
     save();
     renderAll();
   }
@@ -657,7 +683,10 @@
       showError(localError(blocker));
       return;
     }
-    const body = { cart_token: state.cart.token, billing: billingForApi(), gateway: "razorpay", return_url: returnUrl() };
+    const body = {
+      cart_token: state.cart.token, billing: billingForApi(), gateway: state.gateway, payment_method: state.method,
+      return_url: backUrl("return"), cancel_url: backUrl("cancel"),
+    };
     const text = JSON.stringify(body);
     if (!state.orderKey || state.orderKey.body !== text) state.orderKey = { key: newUuid(), body: text };
     save();
@@ -670,30 +699,21 @@
       state.orderToken = order.order_token;
       state.orderKey = null;
       state.paymentFailed = null;
+      state.paymentLeft = false;
       if (state.cart) state.cart = { ...state.cart, status: "converted" };
       state.estimate = null;
       save();
     });
     button.textContent = "Place order";
     renderAll();
+    // a free order (total 0.00) is paid at once, with no gateway: watch it become an enrollment
+    if (state.order && state.order.status === "paid") pollOrder(true);
   }
 
-  function returnUrl() {
-    return `${window.location.origin}/`;
-  }
-
-  // The hosted page sends the browser back to the callback URL; make sure it has one (a retry's
-  // session may have been opened without the order's return URL).
-  function withCallback(checkoutUrl) {
-    try {
-      const url = new URL(checkoutUrl, window.location.href);
-      if (!url.searchParams.has("return_url") && !url.searchParams.has("callback_url")) {
-        url.searchParams.set("callback_url", returnUrl());
-      }
-      return url.toString();
-    } catch (_) {
-      return checkoutUrl;
-    }
+  // Where Stripe Checkout sends the browser back: this page, saying which way (success_url or
+  // cancel_url). Razorpay Checkout never leaves the page.
+  function backUrl(way) {
+    return `${window.location.origin}/?payment=${way}`;
   }
 
   async function refreshOrder() {
@@ -703,6 +723,8 @@
     return order;
   }
 
+  // Another try: a new attempt when the order or its session has failed, else the same session
+  // again (Razorpay takes several payments per order; a Stripe Checkout Session several tries).
   async function retryPayment() {
     clearError();
     const button = $("retry-payment");
@@ -716,27 +738,107 @@
         pollOrder();
         return;
       }
-      const session = order.payment || {};
-      let url = "";
+      let session = order.payment || {};
       if (order.status === "payment_failed" || ["failed", "expired"].includes(session.status)) {
         try {
-          url = (await api("POST", `/api/v1/order/${order.order_token}/payment`, { gateway: session.gateway || "razorpay" })).checkout_url;
+          session = await api("POST", `/api/v1/order/${order.order_token}/payment`, { gateway: session.gateway || state.gateway });
         } catch (err) {
           // the gateway has not told us yet that the last attempt failed: pay with that session again
           if (!(err instanceof ApiError) || err.code !== 2102 || session.status !== "pending") throw err;
-          url = session.checkout_url;
         }
-      } else if (session.checkout_url) {
-        url = session.checkout_url; // Razorpay takes another attempt on the same order
       }
-      if (!url) throw localError("this order has no payment session to return to", "start a new cart");
-      window.location.assign(withCallback(url));
+      await openCheckout(session);
     });
     button.disabled = false;
   }
 
+  async function payNow() {
+    clearError();
+    if (!state.order) return;
+    const button = $("pay-now");
+    button.disabled = true;
+    await attempt(() => openCheckout(state.order.payment || {}));
+    button.disabled = false;
+  }
+
+  // The gateway's own checkout for a payment session: Razorpay Standard Checkout's modal over this
+  // page (key id and gateway order id from the session), or Stripe Checkout's page.
+  async function openCheckout(session) {
+    if (session.gateway === "stripe") {
+      if (!session.checkout_url) throw localError("this payment has no Stripe Checkout page", "try again in a moment");
+      window.location.assign(session.checkout_url);
+      return;
+    }
+    if (!session.gateway_order_id) throw localError("this payment has no Razorpay order", "try again in a moment");
+    const Razorpay = await loadRazorpay();
+    const checkout = new Razorpay({
+      key: session.key_id,
+      order_id: session.gateway_order_id,
+      currency: session.currency,
+      name: "Internships",
+      description: state.order && state.order.order_number ? `Order ${state.order.order_number}` : "Internship order",
+      prefill: { method: METHODS.has(session.payment_method) ? session.payment_method : state.method },
+      handler: (response) => paidWithRazorpay(response),
+      modal: { ondismiss: () => { state.checkoutOpen = false; renderAll(); } },
+    });
+    checkout.on("payment.failed", (response) => {
+      // the modal stays open: the student may pay again there
+      const error = (response && response.error) || {};
+      state.paymentFailed = sentence(error.description || "") || "Payment failed.";
+      renderAll();
+    });
+    state.paymentFailed = null;
+    state.paymentLeft = false;
+    state.checkoutOpen = true;
+    checkout.open();
+    renderAll();
+  }
+
+  let razorpayScript = null;
+
+  function loadRazorpay() {
+    if (window.Razorpay) return Promise.resolve(window.Razorpay);
+    if (!razorpayScript) {
+      razorpayScript = new Promise((resolve, reject) => {
+        const url = CONFIG.razorpay_checkout_js;
+        if (!url) {
+          reject(localError("this site is not set up for Razorpay payments", "contact support"));
+          return;
+        }
+        const script = el("script", { src: url, async: true });
+        script.addEventListener("load", () => (window.Razorpay ? resolve(window.Razorpay) : reject(new Error("no Razorpay"))));
+        script.addEventListener("error", () => reject(new Error("unreachable")));
+        document.head.append(script);
+      }).catch(() => {
+        razorpayScript = null;
+        document.querySelectorAll(`script[src="${CONFIG.razorpay_checkout_js}"]`).forEach((node) => node.remove());
+        throw new ApiError(0, {
+          code: 0, message: "the payment window could not be loaded", validation_messages: [], retryable: true,
+          suggested_action: "check your connection and try again",
+        }, "");
+      });
+    }
+    return razorpayScript;
+  }
+
+  // Razorpay Checkout's handler: the payment is captured; the server checks the signature.
+  async function paidWithRazorpay(response) {
+    state.checkoutOpen = false;
+    state.paymentFailed = null;
+    state.confirming = true;
+    renderAll();
+    await attempt(async () => {
+      await api("POST", "/api/v1/payment/verify", {
+        razorpay_order_id: response.razorpay_order_id || "",
+        razorpay_payment_id: response.razorpay_payment_id || "",
+        razorpay_signature: response.razorpay_signature || "",
+      });
+    });
+    pollOrder(true);
+  }
+
   function forgetOrder() {
-    Object.assign(state, { cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null });
+    Object.assign(state, { cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null, paymentLeft: false });
     save();
   }
 
@@ -747,14 +849,12 @@
     renderAll();
   }
 
-  // Back from the hosted checkout: ?razorpay_payment_id=…&razorpay_order_id=…&razorpay_signature=…
-  // (paid), ?error[code]=…&error[description]=… (failed), or Stripe's redirect parameters.
+  // Back from Stripe Checkout: ?payment=return (its success_url) or ?payment=cancel (its
+  // cancel_url), whatever Stripe added. The webhooks settle the payment; the page watches.
   async function handleReturn() {
     const params = new URLSearchParams(window.location.search);
-    const paymentId = params.get("razorpay_payment_id");
-    const stripeStatus = params.get("redirect_status");
-    const failed = params.has("error[code]") || stripeStatus === "failed";
-    if (!paymentId && !failed && stripeStatus !== "succeeded") return false;
+    const way = params.get("payment");
+    if (way !== "return" && way !== "cancel") return false;
     window.history.replaceState(null, "", window.location.pathname);
     if (!state.orderToken || !state.auth) {
       showError(localError("you came back from the payment page, but this browser has no order waiting for it",
@@ -762,29 +862,25 @@
       return true;
     }
     await attempt(refreshOrder);
-    if (failed) {
-      state.paymentFailed = sentence(params.get("error[description]") || "") || "Payment failed.";
+    if (params.get("redirect_status") === "failed") {
+      // a page that pays a PaymentIntent (not a Checkout Session) comes back here after a failure too
+      state.paymentFailed = "Payment failed.";
       renderAll();
       return true;
     }
     state.paymentFailed = null;
-    if (paymentId) {
-      state.confirming = true;
+    state.paymentLeft = way === "cancel" && Boolean(state.order) && !["paid", "fulfilled"].includes(state.order.status);
+    if (state.paymentLeft) {
       renderAll();
-      await attempt(async () => {
-        await api("POST", "/api/v1/payment/verify", {
-          razorpay_order_id: params.get("razorpay_order_id") || "",
-          razorpay_payment_id: paymentId,
-          razorpay_signature: params.get("razorpay_signature") || "",
-        });
-      });
+      return true;
     }
-    pollOrder();
+    pollOrder(true);
     return true;
   }
 
-  // Watch the order until it is fulfilled (webhook → NATS → enrollment) or stops moving.
-  async function pollOrder() {
+  // Watch the order until it is fulfilled (webhook → NATS → enrollment) or stops moving. After a
+  // payment the gateway reported captured, payment_failed is an earlier try's news: keep watching.
+  async function pollOrder(afterCapture = false) {
     if (state.polling) return;
     state.polling = true;
     state.confirming = true;
@@ -796,7 +892,7 @@
         try {
           const order = await refreshOrder();
           failures = 0;
-          if (!order || isFinished(order) || order.status === "payment_failed") break;
+          if (!order || isFinished(order) || (!afterCapture && order.status === "payment_failed")) break;
         } catch (err) {
           failures += 1;
           if (!(err instanceof ApiError) || !err.error.retryable || failures >= 5) {
@@ -823,6 +919,10 @@
     const active = order && !isFinished(order);
     place.hidden = Boolean(order);
     place.disabled = Boolean(blocker);
+    $("pay-options").hidden = Boolean(order);
+    $("payment-gateway").value = state.gateway;
+    $("payment-method").value = state.method;
+    $("payment-method").disabled = state.gateway === "stripe"; // Stripe Checkout here takes cards
     $("order-hint").textContent = order ? "" : blocker || "Everything is ready: place the order, then pay at the gateway.";
     $("order-hint").hidden = Boolean(order);
     $("order-box").hidden = !order;
@@ -833,7 +933,7 @@
     $("order-box").dataset.status = order.status;
 
     const done = { placed: true, paid: ["paid", "fulfilled"].includes(order.status), enrolled: order.status === "fulfilled" };
-    const failed = order.status === "payment_failed" || Boolean(state.paymentFailed);
+    const failed = (order.status === "payment_failed" && !state.confirming) || Boolean(state.paymentFailed);
     for (const li of $("order-steps").children) {
       const step = li.dataset.step;
       li.className = "";
@@ -860,6 +960,8 @@
       const said = state.paymentFailed && !/^payment failed\.?$/i.test(state.paymentFailed) ? ` The gateway said: ${state.paymentFailed}` : "";
       text = `The payment did not go through.${said} You can try again.`;
       status.classList.add("bad");
+    } else if (state.paymentLeft) {
+      text = "You left the payment page without paying. You can try again.";
     } else if (state.confirming) {
       text = "Confirming your payment…";
     } else {
@@ -869,15 +971,13 @@
     status.dataset.status = order.status;
 
     const session = order.payment || {};
-    const canPay = active && !failed && !state.confirming && ["pending", "awaiting_payment"].includes(order.status)
-      && session.status === "pending" && Boolean(session.checkout_url);
-    const pay = $("pay-link");
+    const opens = session.gateway === "stripe" ? Boolean(session.checkout_url) : Boolean(session.gateway_order_id);
+    const canPay = active && !failed && !state.paymentLeft && !state.confirming && !state.checkoutOpen
+      && ["pending", "awaiting_payment"].includes(order.status) && session.status === "pending" && opens;
+    const pay = $("pay-now");
     pay.hidden = !canPay;
-    if (canPay) {
-      pay.href = withCallback(session.checkout_url);
-      pay.textContent = `Pay ${money(order.total, order.currency)}`;
-    }
-    $("retry-payment").hidden = !(active && failed && !state.confirming);
+    if (canPay) pay.textContent = `Pay ${money(order.total, order.currency)}`;
+    $("retry-payment").hidden = !(active && (failed || state.paymentLeft) && !state.confirming);
     $("new-cart").hidden = !(isFinished(order) || order.status === "payment_failed" || failed);
   }
 
@@ -924,11 +1024,13 @@
 
   async function boot() {
     setupBilling();
+    setupPayOptions();
     setupLogin();
     $("coupon-form").addEventListener("submit", applyCoupon);
     $("coupon-remove").addEventListener("click", removeCoupon);
     $("place-order").addEventListener("click", placeOrder);
     $("retry-payment").addEventListener("click", retryPayment);
+    $("pay-now").addEventListener("click", payNow);
     $("new-cart").addEventListener("click", newCartAfterOrder);
     $("error-dismiss").addEventListener("click", clearError);
     renderAll();

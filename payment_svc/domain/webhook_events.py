@@ -4,13 +4,30 @@ on, the payment report to hand to apply_payment_outcome. Pure functions, no I/O.
 Razorpay (https://razorpay.com/docs/webhooks/payloads/payments/):
   payment.captured, order.paid  → captured, with payload.payment.entity's id, order_id, amount, currency
   payment.failed                → failed, likewise
-Stripe (PaymentIntents):
+Stripe (https://docs.stripe.com/checkout/fulfillment): our gateway order is a Checkout Session
+(cs_…), its payment a PaymentIntent (pi_…) that exists once the customer tries to pay.
+  checkout.session.completed (payment_status paid),
+  checkout.session.async_payment_succeeded → captured: the session's id, payment_intent,
+                                  amount_total, currency (completed but unpaid: ignored, the
+                                  async_payment_* event follows)
+  checkout.session.async_payment_failed,
+  checkout.session.expired      → failed: nobody can pay that session any more
   payment_intent.succeeded      → captured, amount_received / currency of data.object
-  payment_intent.payment_failed → failed
-  (the PaymentIntent id is both our gateway order id and the payment id)
+  payment_intent.payment_failed → failed (a Checkout Session still takes another try: a later
+                                  capture of it still counts)
+  A PaymentIntent names its session only through the metadata we gave it at creation
+  (`payment_token`, our session's token): the report carries it, and the session is found by it.
+  An intent without one (a session opened as a bare PaymentIntent) is its own gateway order.
 Every other event type is stored as `ignored` and acknowledged. A handled type whose payload lacks
-what we need (no order id, no amount) is ignored too, with the reason: the gateway would send the
-same signed body again and again, so refusing it could never succeed.
+what we need (no order id, no amount) or that we cannot represent (an amount past what a session
+can hold, control characters, wrong types, nesting too deep to read) is ignored too, with the
+reason: the gateway would send the same signed body again and again, so refusing it could never
+succeed. So is an event older than the window (WEBHOOK_MAX_AGE; Razorpay `created_at`, Stripe
+`created`): a replay of old signed bytes must not move money now.
+
+A Razorpay payment event's `subject` is (payment id, event type): Razorpay may send one event
+under several X-Razorpay-Event-Id values, so it is a duplicate once its subject was applied,
+whatever its header says.
 """
 
 from __future__ import annotations
@@ -18,17 +35,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
 MAX_EVENT_ID = 200
 MAX_EVENT_TYPE = 100
 MAX_GATEWAY_ID = 255
+MAX_AMOUNT_MINOR = 10**12 - 1  # numeric(12, 2) in minor units: what a payment session can hold
 
 RAZORPAY_CAPTURED = frozenset({"payment.captured", "order.paid"})
 RAZORPAY_FAILED = frozenset({"payment.failed"})
 STRIPE_CAPTURED = frozenset({"payment_intent.succeeded"})
 STRIPE_FAILED = frozenset({"payment_intent.payment_failed"})
+STRIPE_SESSION_CAPTURED = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+STRIPE_SESSION_FAILED = frozenset({"checkout.session.async_payment_failed", "checkout.session.expired"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +59,7 @@ class PaymentReport:
     status: Literal["captured", "failed"]
     amount_minor: int
     currency: str
+    payment_token: str = ""  # our session's token, when the gateway only knows the payment (Stripe intents)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +68,16 @@ class ParsedEvent:
     event_type: str
     report: PaymentReport | None  # None: nothing for us to apply
     ignored_because: str = ""  # why report is None
+    created_at: int | None = None  # the gateway's time of the event (Unix seconds), if it says
+    subject: str | None = None  # what makes two events one (Razorpay: "<payment id>:<event type>")
+
+    def too_old(self, now: float, max_age_s: float) -> ParsedEvent:
+        """This event, ignored if the gateway made it more than `max_age_s` before `now`."""
+        if self.created_at is None or now - self.created_at <= max_age_s or self.report is None:
+            return self
+        age_h = (now - self.created_at) / 3600
+        return dataclasses.replace(self, report=None, subject=None, ignored_because=(
+            f"the event is {round(age_h, 1):g} h old, past the {round(max_age_s / 3600, 1):g} h window"))
 
 
 def body_digest_id(body: bytes) -> str:
@@ -61,14 +93,23 @@ def _usable_id(value: Any) -> str | None:
 def _load(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting past what we read
         return None
     return value if isinstance(value, dict) else None
 
 
 def _event_type(document: Mapping[str, Any], key: str) -> str:
+    """The event type if it is printable ASCII (it is stored and logged); else "" (not handled)."""
     value = document.get(key)
-    return value[:MAX_EVENT_TYPE] if isinstance(value, str) else ""
+    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_TYPE and value.isascii() and value.isprintable():
+        return value
+    return ""
+
+
+def _created(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**40:
+        return None
+    return value
 
 
 def _gateway_id(value: Any) -> str | None:
@@ -78,7 +119,7 @@ def _gateway_id(value: Any) -> str | None:
 
 
 def _amount(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT_MINOR:
         return None
     return value
 
@@ -96,6 +137,13 @@ def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
     document = _load(body)
     if document is None:
         return ParsedEvent(event_id, "", None, "the body is not a JSON object")
+    event = _parse_razorpay(document, event_id)
+    return dataclasses.replace(event, created_at=_created(document.get("created_at")),
+                               subject=None if event.report is None else
+                               f"{event.report.gateway_payment_id}:{event.event_type}")
+
+
+def _parse_razorpay(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "event")
     if event_type in RAZORPAY_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
@@ -109,7 +157,8 @@ def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
     payment_id, order_id = _gateway_id(entity.get("id")), _gateway_id(entity.get("order_id"))
     amount, currency = _amount(entity.get("amount")), _currency(entity.get("currency"))
     if payment_id is None or order_id is None or amount is None or currency is None:
-        return ParsedEvent(event_id, event_type, None, "the payment entity lacks id, order_id, amount or currency")
+        return ParsedEvent(event_id, event_type, None, "the payment entity lacks a usable id, order_id, amount "
+                           f"(whole minor units, 0 to {MAX_AMOUNT_MINOR}) or currency")
     return ParsedEvent(event_id, event_type, PaymentReport(order_id, payment_id, status, amount, currency))
 
 
@@ -119,7 +168,13 @@ def parse_stripe(body: bytes) -> ParsedEvent:
     if document is None:
         return ParsedEvent(body_digest_id(body), "", None, "the body is not a JSON object")
     event_id = _usable_id(document.get("id")) or body_digest_id(body)
+    return dataclasses.replace(_parse_stripe(document, event_id), created_at=_created(document.get("created")))
+
+
+def _parse_stripe(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "type")
+    if event_type in STRIPE_SESSION_CAPTURED or event_type in STRIPE_SESSION_FAILED:
+        return _stripe_session_event(event_id, event_type, _dig(document, "data", "object"))
     if event_type in STRIPE_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
         amount_key = "amount_received"
@@ -133,8 +188,40 @@ def parse_stripe(body: bytes) -> ParsedEvent:
     intent_id = _gateway_id(intent.get("id"))
     amount, currency = _amount(intent.get(amount_key)), _currency(intent.get("currency"))
     if intent_id is None or amount is None or currency is None:
-        return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks id, {amount_key} or currency")
-    return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency))
+        return ParsedEvent(event_id, event_type, None, f"the PaymentIntent lacks a usable id, {amount_key} "
+                           f"(whole minor units, 0 to {MAX_AMOUNT_MINOR}) or currency")
+    metadata = intent.get("metadata")
+    token = _token(metadata.get("payment_token")) if isinstance(metadata, Mapping) else ""
+    return ParsedEvent(event_id, event_type, PaymentReport(intent_id, intent_id, status, amount, currency, token))
+
+
+def _stripe_session_event(event_id: str, event_type: str, session: Mapping[str, Any] | None) -> ParsedEvent:
+    if session is None or session.get("object") != "checkout.session":
+        return ParsedEvent(event_id, event_type, None, "data.object is not a Checkout Session")
+    session_id = _gateway_id(session.get("id"))
+    amount, currency = _amount(session.get("amount_total")), _currency(session.get("currency"))
+    if session_id is None or amount is None or currency is None:
+        return ParsedEvent(event_id, event_type, None, "the Checkout Session lacks id, amount_total or currency")
+    intent_id = _gateway_id(session.get("payment_intent"))
+    if event_type in STRIPE_SESSION_FAILED:
+        return ParsedEvent(event_id, event_type, PaymentReport(session_id, intent_id or session_id, "failed",
+                                                               amount, currency))
+    if session.get("payment_status") != "paid":
+        return ParsedEvent(event_id, event_type, None, f"the Checkout Session is {session.get('payment_status')!r}, "
+                                                       "not paid (an async_payment event follows)")
+    if intent_id is None:
+        return ParsedEvent(event_id, event_type, None, "the paid Checkout Session names no payment_intent")
+    return ParsedEvent(event_id, event_type, PaymentReport(session_id, intent_id, "captured", amount, currency))
+
+
+def _token(value: Any) -> str:
+    """Our payment token as we wrote it into the metadata (a UUID), else nothing."""
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            return ""
+    return ""
 
 
 def _dig(document: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:

@@ -1,62 +1,35 @@
-"""The `requests` session under both SDKs: a connection pool sized to the gateway's thread pool,
-and a response hook that turns 5xx and 429 into RetryableStatus before the SDK parses the body.
+"""The pooled httpx client under each gateway adapter: one per gateway, closed on shutdown.
 
-The Razorpay SDK maps every non-2xx by the body's error code (BAD_REQUEST_ERROR, GATEWAY_ERROR,
-else ServerError) and never exposes the HTTP status; the hook lets us retry on the status itself
-(5xx, 429) and never on a 4xx validation error.
+Its connection limit is the gateway's bulkhead (PAYMENT_GATEWAY_CONNECTIONS): a gateway whose
+calls hang holds at most that many connections, and a call past the limit waits for one within
+the same timeouts, so the other gateway (the fallback) is never starved. The timeouts are per HTTP
+call (connect, read); the adapters' callers (gateways/resilient.py) bound the whole call on top
+with asyncio.timeout, which cancels the request and closes its connection.
 """
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
+import httpx
 
-import requests
-from requests.adapters import HTTPAdapter
+from payment_svc.tuning import GatewayTuning
 
 
-class RetryableStatus(Exception):
-    """The gateway answered 5xx or 429: worth another try (raised from inside the SDK call)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
+def gateway_timeout(tuning: GatewayTuning) -> httpx.Timeout:
+    return httpx.Timeout(connect=tuning.connect_timeout_s, read=tuning.read_timeout_s,
+                         write=tuning.read_timeout_s, pool=tuning.connect_timeout_s)
 
 
-def _raise_on_retryable(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    if response.status_code >= 500 or response.status_code == 429:
-        response.content  # noqa: B018 - read the body so the connection goes back to the pool
-        raise RetryableStatus(response.status_code)
+def gateway_limits(tuning: GatewayTuning) -> httpx.Limits:
+    return httpx.Limits(max_connections=tuning.connections, max_keepalive_connections=tuning.connections,
+                        keepalive_expiry=30.0)
 
 
-class _Adapter(HTTPAdapter):
-    """requests' adapter, remembering each host's connection-pool key: requests works it out again
-    for every call (parsing the URL and, as the Razorpay SDK passes its CA bundle's path as
-    `verify`, a stat of that path), though it only changes with the host and the TLS settings."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._pool_keys: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
-
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        parts = urlsplit(request.url or "")
-        key = (parts.scheme, parts.netloc, verify if isinstance(verify, (bool, str)) else id(verify),
-               cert if isinstance(cert, (str, tuple, type(None))) else id(cert))
-        known = self._pool_keys.get(key)
-        if known is None:
-            known = super().build_connection_pool_key_attributes(request, verify, cert)
-            if len(self._pool_keys) < 64:  # a handful of hosts; never unbounded
-                self._pool_keys[key] = known
-        host, pool = known
-        return dict(host), dict(pool)  # copies: the caller may change them
+def gateway_client(tuning: GatewayTuning, *, base_url: str = "", auth: httpx.Auth | None = None) -> httpx.AsyncClient:
+    """`trust_env=False`: the gateways' addresses are settings, never an environment proxy's."""
+    return httpx.AsyncClient(base_url=base_url, auth=auth, timeout=gateway_timeout(tuning),
+                             limits=gateway_limits(tuning), trust_env=False, follow_redirects=False)
 
 
-def gateway_session(pool_size: int, *, raise_retryable: bool = True) -> requests.Session:
-    session = requests.Session()
-    adapter = _Adapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    if raise_retryable:
-        session.hooks["response"].append(_raise_on_retryable)
-    return session
+def retryable_status(status: int) -> bool:
+    """5xx and 429 are worth another try; every other 4xx is the gateway saying no."""
+    return status >= 500 or status == 429

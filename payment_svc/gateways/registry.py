@@ -27,11 +27,12 @@ class Gateways(Mapping[str, ResilientGateway]):
     def __len__(self) -> int:
         return len(self._gateways)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close each adapter's pooled HTTP client (on shutdown)."""
         for gateway in self._gateways.values():
             close = getattr(gateway.inner, "close", None)
             if close is not None:
-                close()
+                await close()
 
 
 def build_gateways(settings: Settings) -> Gateways:
@@ -44,7 +45,7 @@ def build_gateways(settings: Settings) -> Gateways:
                                base_url=settings.razorpay_base_url, checkout_template=settings.razorpay_checkout_url,
                                tuning=tuning)
     stripe = StripeGateway(api_key=settings.stripe_api_key, base_url=settings.stripe_base_url,
-                           checkout_template=settings.stripe_checkout_url, tuning=tuning)
+                           page_url=settings.payment_page_url, tuning=tuning)
     return Gateways({
         "razorpay": ResilientGateway(razorpay, breaker(), tuning),
         "stripe": ResilientGateway(stripe, breaker(), tuning),

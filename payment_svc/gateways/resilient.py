@@ -1,13 +1,14 @@
 """A gateway adapter wrapped in a time budget, bounded retries and a circuit breaker.
 
 Per operation: at most `attempts` tries, each cut off when the budget (GatewayTuning.budget_s,
-or the caller's earlier deadline) runs out; full-jitter exponential backoff between tries
+or the caller's earlier deadline) runs out (asyncio.timeout around the awaited call: the request
+is really cancelled, its connection closed, nothing runs on in a thread); full-jitter exponential backoff between tries
 (common.retry.RetryPolicy). Only GatewayUnavailable and our own time-outs are retried and counted
 by the breaker; GatewayRejected (4xx) is raised at once and counts as the gateway being up. While
 the breaker is open, calls fail at once with BreakerOpen, so the caller moves to the fallback.
 
-Every operation offered here must be safe to repeat: create_order is idempotent by our key,
-the others only read.
+Every operation offered here must be safe to repeat: create_order and create_refund are
+idempotent by our key, the others only read.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import GatewayName
 from payment_svc.gateways.base import (
     BreakerOpen,
+    CheckoutRequest,
     GatewayOrder,
     GatewayPayment,
+    GatewayRefund,
     GatewayRejected,
     GatewayUnavailable,
     PaymentGateway,
@@ -58,15 +61,14 @@ class ResilientGateway:
     def inner(self) -> PaymentGateway:
         return self._inner
 
-    async def create_order(self, idempotency_key: str, amount_minor: int, currency: str, return_url: str,
-                           description: str, *, deadline: Deadline | None = None, may_exist: bool = True) -> GatewayOrder:
+    async def create_order(self, request: CheckoutRequest, *, deadline: Deadline | None = None,
+                           may_exist: bool = True) -> GatewayOrder:
         first = [True]
 
         def call() -> Awaitable[GatewayOrder]:
             # only the first try may skip the look-up: a failed try may have created the order
             fresh, first[0] = first[0] and not may_exist, False
-            return self._inner.create_order(idempotency_key, amount_minor, currency, return_url, description,
-                                            may_exist=not fresh)
+            return self._inner.create_order(request, may_exist=not fresh)
 
         return await self._run("create_order", call, deadline)
 
@@ -81,6 +83,14 @@ class ResilientGateway:
         return await self._run("fetch_order_payments", lambda: self._inner.fetch_order_payments(gateway_order_id),
                                deadline)
 
+    async def create_refund(self, payment_id: str, amount_minor: int, key: str, notes: dict[str, str], *,
+                            deadline: Deadline | None = None) -> GatewayRefund:
+        return await self._run("create_refund",
+                               lambda: self._inner.create_refund(payment_id, amount_minor, key, notes), deadline)
+
+    async def fetch_refund(self, refund_id: str, *, deadline: Deadline | None = None) -> GatewayRefund:
+        return await self._run("fetch_refund", lambda: self._inner.fetch_refund(refund_id), deadline)
+
     async def _run(self, operation: str, call: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
         budget = Deadline.after(self._tuning.budget_s) if deadline is None else deadline.capped(self._tuning.budget_s)
         last: GatewayUnavailable | None = None
@@ -93,7 +103,8 @@ class ResilientGateway:
                 raise BreakerOpen(self.name, f"circuit open; next trial in {self._breaker.seconds_until_trial():.1f}s")
             started = time.perf_counter()
             try:
-                result = await asyncio.wait_for(call(), remaining)
+                async with asyncio.timeout(remaining):
+                    result = await call()
             except GatewayRejected:
                 self._settle(operation, started, "rejected", self._breaker.record_success)
                 raise

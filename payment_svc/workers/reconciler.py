@@ -15,12 +15,17 @@ looked up too: a payment made in the last moments of a session still counts (exp
   Stripe    GET /v1/payment_intents/{id}: succeeded → captured (amount_received), canceled or a
             last_payment_error → failed; anything else → still pending, nothing changes.
 
+Each session keeps its next look-up (`next_check_at`, domain/reconcile_schedule.py): after a
+look-up the next is PAYMENT_RECONCILE_BACKOFF later, then twice as long each time (with jitter),
+at most PAYMENT_RECONCILE_MAX_DELAY apart; a pass skips sessions not due (`--payment-token`
+looks the named ones up whatever their schedule).
+
 Several reconcilers may run at once (every payment_svc process runs one; the CLI may run beside
-them). Each session is claimed with a session-level PostgreSQL advisory lock
-(pg_try_advisory_lock; a session claimed elsewhere is skipped, never waited for) on a
-connection of its own (repository.SessionLocks), and re-read after the claim, so a session
-another reconciler has just settled is not asked about again. No transaction is open during the gateway call; the
-outcome is applied in one short transaction afterwards. Each pass is bounded: at most
+them). Each session is claimed by a lease on its row (`leased_until`, one short committed
+UPDATE that also re-reads it; a session leased elsewhere or settled meanwhile is skipped, never
+waited for). No connection is held and no transaction is open during the gateway call; the
+outcome, the next look-up and the end of the lease are written in one short transaction
+afterwards (a reconciler that dies leaves a lease that runs out). Each pass is bounded: at most
 PAYMENT_RECONCILE_MAX sessions, PAYMENT_RECONCILE_BATCH per query, and every gateway call is
 bounded by the adapters' time budget, retries and circuit breaker (gateways/resilient.py).
 
@@ -40,21 +45,23 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from common.clock import utc_now
 from common.request_context import correlation_id_var, new_correlation_id
-from common.uow import UnitOfWorkFactory
+from common.uow import UnitOfWork, UnitOfWorkFactory
 from common.workers import Worker, periodic
+from payment_svc.domain.reconcile_schedule import next_check_at
 from payment_svc.gateways.base import GatewayPayment, GatewayRejected, GatewayUnavailable
 from payment_svc.gateways.resilient import ResilientGateway
 from payment_svc.metrics import RECONCILE_PASS_SECONDS, RECONCILE_PASSES, RECONCILED
 from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome
-from payment_svc.repository import PaymentRecord, PaymentRepository, SessionLocks
+from payment_svc.repository import PaymentRecord, PaymentRepository
 from payment_svc.tuning import ReconcileTuning
 
 ACTOR = "payment_svc.reconcile"
+CLAIM_LEASE = datetime.timedelta(seconds=60)  # past any look-up's budget, retries and fallback included
 _log = logging.getLogger(__name__)
 
 
@@ -72,18 +79,19 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, uow: UnitOfWorkFactory, repository: PaymentRepository, locks: SessionLocks,
-                 gateways: Mapping[str, ResilientGateway], tuning: ReconcileTuning = ReconcileTuning()) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, repository: PaymentRepository,
+                 gateways: Mapping[str, ResilientGateway], tuning: ReconcileTuning = ReconcileTuning(),
+                 clock: Callable[[], datetime.datetime] = utc_now) -> None:
         self._uow = uow
         self._repository = repository
-        self._locks = locks
         self._gateways = gateways
         self._tuning = tuning
+        self._clock = clock
 
     async def reconcile_once(self, *, now: datetime.datetime | None = None,
                              only: Collection[str] | None = None) -> ReconcileReport:
         """One pass over the sessions due for a look-up (`only`: just these payment tokens)."""
-        now = now or utc_now()
+        now = now or self._clock()
         tuning = self._tuning
         report = ReconcileReport()
         cursor: tuple[datetime.datetime, str] | None = None
@@ -92,7 +100,7 @@ class Reconciler:
             limit = min(tuning.batch, tuning.max_sessions - seen)
             async with self._uow() as uow:
                 due = await self._repository.due_for_reconcile(
-                    uow.conn, pending_before=now - datetime.timedelta(seconds=tuning.after_s),
+                    uow.conn, now=now, pending_before=now - datetime.timedelta(seconds=tuning.after_s),
                     expired_after=now - datetime.timedelta(seconds=tuning.expired_grace_s),
                     gateways=list(self._gateways), cursor=cursor, limit=limit, only=only)
             for _created_at, token, gateway in due:
@@ -119,42 +127,56 @@ class Reconciler:
             _log.info("reconcile pass", extra=dataclasses.asdict(report))
 
     async def _reconcile_session(self, token: str, gateway: str, report: ReconcileReport) -> None:
-        async with self._locks.hold(f"payment-reconcile:{token}") as claimed:
-            if not claimed:  # another reconciler has it right now
+        now = self._clock()  # leases and the schedule run on the clock, not on the pass's start
+        try:
+            async with self._uow() as uow:
+                session = await self._repository.claim_check(uow.conn, token, now, now + CLAIM_LEASE)
+                await uow.commit()
+            if session is None:  # leased by another reconciler, or settled meanwhile
                 _tally(report, gateway, "skipped")
                 return
-            try:
-                async with self._uow() as uow:
-                    session = await self._repository.by_token(uow.conn, token)
-                if not _still_due(session):  # settled by a webhook, the callback or another reconciler meanwhile
-                    _tally(report, gateway, "skipped")
-                    return
-                assert session is not None
-                _tally(report, gateway, await self._look_up_and_apply(self._gateways[gateway], session))
-            except Exception:  # one session's trouble must not stop the pass
-                RECONCILED.labels(gateway, "error").inc()
-                report.errors += 1
-                _log.exception("reconcile: failed on one session; it is tried again next pass",
-                               extra={"gateway": gateway, "payment_token": token})
+            _tally(report, gateway, await self._look_up_and_apply(self._gateways[gateway], session, now))
+        except Exception:  # one session's trouble must not stop the pass; its lease runs out
+            RECONCILED.labels(gateway, "error").inc()
+            report.errors += 1
+            _log.exception("reconcile: failed on one session; it is tried again once its lease runs out",
+                           extra={"gateway": gateway, "payment_token": token})
 
-    async def _look_up_and_apply(self, gateway: ResilientGateway, session: PaymentRecord) -> str:
+    async def _schedule_next(self, session: PaymentRecord, now: datetime.datetime, uow: UnitOfWork | None = None) -> None:
+        """The lease ends; the next look-up is scheduled by the backoff (in `uow`, or a transaction of its own)."""
+        checks = session.reconcile_checks + 1
+        at = next_check_at(now, checks, first_s=self._tuning.backoff_s,
+                           cap_s=self._tuning.max_delay_s)
+        if uow is not None:
+            await self._repository.finish_check(uow.conn, session.token, next_check_at=at, checks=checks)
+            return
+        async with self._uow() as own:
+            await self._repository.finish_check(own.conn, session.token, next_check_at=at, checks=checks)
+            await own.commit()
+
+    async def _look_up_and_apply(self, gateway: ResilientGateway, session: PaymentRecord,
+                                 now: datetime.datetime) -> str:
         order_id = session.gateway_order_id
         assert order_id is not None
+        news: list[GatewayPayment] = []
         try:
-            payments = await gateway.fetch_order_payments(order_id)
+            news = what_to_apply(order_id, await gateway.fetch_order_payments(order_id))
         except GatewayUnavailable as error:
-            _log.warning("reconcile: gateway unavailable; next pass tries again",
+            _log.warning("reconcile: gateway unavailable; the next look-up tries again",
                          extra={"gateway": session.gateway, "payment_token": session.token, "error": str(error)})
+            await self._schedule_next(session, now)
             return "unavailable"
         except GatewayRejected as error:
             _log.warning("reconcile: the gateway refused the look-up",
                          extra={"gateway": session.gateway, "payment_token": session.token, "error": str(error)})
+            await self._schedule_next(session, now)
             return "rejected"
-        news = what_to_apply(order_id, payments)
         if not news:
+            await self._schedule_next(session, now)
             return "unchanged"
         results: list[OutcomeResult] = []
         async with self._uow() as uow:
+            await self._schedule_next(session, now, uow)
             for payment in news:
                 results.append(await apply_payment_outcome(
                     uow, self._repository, GatewayReport(session.gateway, order_id, payment.id, payment.status,
@@ -170,10 +192,6 @@ class Reconciler:
         if "failed" in kinds:
             return "failed"
         return "unchanged"
-
-
-def _still_due(session: PaymentRecord | None) -> bool:
-    return session is not None and session.gateway_order_id is not None and session.status in ("pending", "expired")
 
 
 def _tally(report: ReconcileReport, gateway: str, result: str) -> None:
@@ -237,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         engine = create_engine(settings, "payment", pool_size=2)
         gateways = build_gateways(settings)
-        reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), SessionLocks(engine), gateways,
-                                tuning)
+        reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), gateways, tuning)
         try:
             if args.once:
                 correlation_id_var.set(new_correlation_id())
@@ -249,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert worker.task is not None
                 await worker.task  # until interrupted
         finally:
-            gateways.close()
+            await gateways.close()
             await engine.dispose()
 
     asyncio.run(run())

@@ -91,7 +91,8 @@ def full_stack(workdir: pathlib.Path, urls: ServerURLs) -> Iterator[Stack]:
         }
         for service in services.values():
             service.wait_serving()
-        edge = launcher.edge(ports=ports)
+        # the page loads Razorpay Standard Checkout from this emulator (RAZORPAY_CHECKOUT_JS_URL)
+        edge = launcher.edge(ports=ports, razorpay_checkout_js_url=settings.razorpay_checkout_js_url)
         edge.wait_healthz(200, timeout=20)
         emulator.set_webhook_targets(
             razorpay=f"{edge.url}/api/v1/webhooks/razorpay", stripe=f"{edge.url}/api/v1/webhooks/stripe"

@@ -1,6 +1,8 @@
 """The checkout page (web/) in headless Chromium, through the edge, against the real services and
 the gateway emulator: catalog, cart, coupon errors, the tax split, phone width, the dev-only
-login, and whole checkouts to "enrolled" (one paid at once, one after a failed payment).
+login, and whole checkouts to "enrolled" through the gateways' own checkouts, as production runs
+them: Razorpay Standard Checkout (the emulator's checkout.js and its modal) and Stripe Checkout
+(the emulator's Checkout Session page), each paid at once and after a failed payment.
 
 Any error a step meets fails the test (nothing here skips). Screenshots of every step land in
 test-artifacts/screenshots/<test>/; the whole-checkout test also writes
@@ -16,6 +18,7 @@ import shutil
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -114,11 +117,59 @@ def place_order(page: Any) -> None:
     expect(page.locator("#order-token")).to_have_text(UUID)
 
 
-def go_pay(page: Any, stack: Stack) -> None:
-    settle(page, "#pay-link:not([hidden])")
-    page.click("#pay-link")
-    page.wait_for_url(f"{stack.emulator.url}/checkout/**")
-    page.wait_for_selector("#pay-button")
+RAZORPAY_FRAME = "iframe.razorpay-checkout-frame"
+DEV_KEY_ID = "rzp_test_devkey"  # common.settings' RAZORPAY_KEY_ID default, which the stack runs with
+
+
+def key_id_until_the_gateways_branch(page: Any) -> list[str]:
+    """Note for the merge: the order's `payment.key_id` (CONTRACT.md additions) comes with helper A's
+    branch i11-gateways. Until then this adds the development key id to the order and session
+    answers that lack it (and only then), so the page's real code path, `key: payment.key_id`, runs.
+    Returns the URLs it patched; once the branch has landed the list stays empty."""
+    patched: list[str] = []
+
+    def handle(route: Any) -> None:
+        response = route.fetch()
+        try:
+            body = response.json()
+        except Exception:  # not JSON: pass it on as it came
+            route.fulfill(response=response)
+            return
+        sessions = [body["payment"]] if isinstance(body, dict) and isinstance(body.get("payment"), dict) else (
+            [body] if isinstance(body, dict) and "gateway_order_id" in body else [])
+        for session in sessions:
+            if session.get("gateway") == "razorpay" and not session.get("key_id"):
+                session["key_id"] = DEV_KEY_ID
+                patched.append(route.request.url)
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r".*/api/v1/order(/[^/]+(/payment)?)?$"), handle)
+    return patched
+
+
+def razorpay_modal(page: Any) -> Any:
+    """Press the page's Pay: Razorpay Checkout's modal opens over the page (the emulator's iframe)."""
+    settle(page, "#pay-now:not([hidden])")
+    page.click("#pay-now")
+    return opened_modal(page)
+
+
+def opened_modal(page: Any) -> Any:
+    settle(page, RAZORPAY_FRAME)
+    modal = page.frame_locator(RAZORPAY_FRAME)
+    expect(modal.locator("#pay-button")).to_be_enabled()
+    return modal
+
+
+def emulator_payments(stack: Stack, gateway_order_id: str) -> list[dict]:
+    payments = stack.emulator.state()["razorpay"]["payments"]
+    return sorted((p for p in payments if p["order_id"] == gateway_order_id), key=lambda p: p["created_at"])
+
+
+def choose_payment(page: Any, gateway: str, method: str = "") -> None:
+    page.select_option("#payment-gateway", gateway)
+    if method:
+        page.select_option("#payment-method", method)
 
 
 def expect_enrolled(page: Any) -> None:
@@ -354,21 +405,36 @@ def test_whole_checkout_to_enrollment(page, shots, stack):
     sign_in(page)
     shots.take("signed-in")
 
+    patched = key_id_until_the_gateways_branch(page)
+    choose_payment(page, "razorpay", "upi")
     place_order(page)
     expect(page.locator("#order-total")).to_have_text("₹4,246.94")
-    expect(page.locator("#pay-link")).to_have_text("Pay ₹4,246.94")
+    expect(page.locator("#pay-now")).to_have_text("Pay ₹4,246.94")
     expect(page.locator(".cart-note")).to_contain_text("ordered")
     shots.take("order-placed")
+    placed = order_over_rest(page, stack)
+    assert (placed["status"], placed["payment"]["gateway"]) == ("awaiting_payment", "razorpay"), placed
 
-    go_pay(page, stack)
-    expect(page.locator("#amount")).to_contain_text("4,246.94")
-    shots.take("gateway")
-    page.click("#pay-button")
-    page.wait_for_url(f"{stack.url}/**")
+    # Razorpay Standard Checkout: the settings' checkout.js, its modal over this page, the method prefilled
+    with page.expect_request(stack.settings.razorpay_checkout_js_url):
+        modal = razorpay_modal(page)
+    expect(modal.locator("#amount")).to_contain_text("4,246.94")
+    expect(modal.locator("#order-id")).to_have_text(placed["payment"]["gateway_order_id"])
+    expect(modal.locator("#method")).to_have_value("upi")
+    assert page.url.startswith(stack.url)  # the student never left the page
+    shots.take("gateway", full_page=False)
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/payment/verify")) as verified:
+        modal.locator("#pay-button").click()
+    assert verified.value.status == 200, verified.value.text()
+    expect(page.locator(RAZORPAY_FRAME)).to_have_count(0)  # the handler ran: the modal closed
     expect_enrolled(page)
-    check_enrolled_over_rest(page, stack)
-    assert "razorpay_" not in page.url  # the callback parameters were taken off the address
+    order = check_enrolled_over_rest(page, stack)
+    [payment] = emulator_payments(stack, order["payment"]["gateway_order_id"])
+    assert (payment["status"], payment["method"], payment["amount"]) == ("captured", "upi", 424694), payment
+    assert verified.value.json()["status"] == "captured", verified.value.json()
     final = shots.take("enrolled")
+    if patched:
+        print(f"NOTE: key_id added by the test (helper A's branch not merged yet): {patched}")
 
     # the README's picture
     shutil.copyfile(final, SCREENSHOTS / "checkout-page.png")
@@ -377,51 +443,185 @@ def test_whole_checkout_to_enrollment(page, shots, stack):
         shutil.copyfile(final, docs)
 
 
-@pytest.mark.parametrize("failed_webhook", ["delivered", "dropped"])
-def test_failed_payment_then_a_successful_retry(page, shots, stack, failed_webhook):
-    """Once the gateway's payment.failed webhook has moved the order to payment_failed, the retry
-    opens a new payment attempt; without it the order is still awaiting_payment and the retry pays
-    the same session again, as Razorpay allows."""
-    if failed_webhook == "dropped":
-        stack.emulator.set_faults("razorpay", webhook_drop_events=["payment.failed"])
-    try:
-        open_page(page)
-        add_plan(page, DESIGN, DESIGN_1M)
-        choose_billing(page, "IN", "MH")
-        settle(page, ".tax-line[data-tax='IGST']")
-        sign_in(page)
-        place_order(page)
-        go_pay(page, stack)
-        shots.take("gateway")
+@pytest.mark.parametrize("retry", ["same-modal", "new-attempt"])
+def test_failed_payment_then_a_successful_retry(page, shots, stack, retry):
+    """A failed payment in Razorpay Checkout's modal: the page says so and offers a retry, the
+    modal stays open. `same-modal`: the student presses Pay again there (Razorpay takes several
+    payments per order), whatever the payment.failed webhook did meanwhile. `new-attempt`: once that
+    webhook has made the order payment_failed, the student closes the modal and the page's retry
+    opens a new payment attempt (a new Razorpay order)."""
+    patched = key_id_until_the_gateways_branch(page)
+    open_page(page)
+    add_plan(page, DESIGN, DESIGN_1M)
+    choose_billing(page, "IN", "MH")
+    settle(page, ".tax-line[data-tax='IGST']")
+    sign_in(page)
+    choose_payment(page, "razorpay", "netbanking")
+    place_order(page)
+    first = order_over_rest(page, stack)
+    modal = razorpay_modal(page)
+    expect(modal.locator("#method")).to_have_value("netbanking")
+    shots.take("gateway", full_page=False)
 
-        page.click("#fail-button")
-        page.wait_for_url(f"{stack.url}/**")
-        settle(page, "#retry-payment:not([hidden])")
-        expect(page.locator("#order-status")).to_contain_text("The payment did not go through")
-        expect(page.locator("#order-steps li.failed")).to_have_count(1)
-        expect(page.locator("#pay-link")).to_be_hidden()
-        shots.take("payment-failed")
+    modal.locator("#fail-button").click()
+    expect(modal.locator("#status")).to_contain_text("Payment failed")
+    settle(page, "#retry-payment:not([hidden])")
+    expect(page.locator("#order-status")).to_contain_text("The payment did not go through")
+    expect(page.locator("#order-steps li.failed")).to_have_count(1)
+    expect(page.locator("#pay-now")).to_be_hidden()
+    expect(modal.locator("#pay-button")).to_be_enabled()  # Razorpay keeps the modal open for another try
+    [failed] = emulator_payments(stack, first["payment"]["gateway_order_id"])
+    assert (failed["status"], failed["method"]) == ("failed", "netbanking"), failed
+    shots.take("payment-failed", full_page=False)
 
-        if failed_webhook == "delivered":
-            first = wait_for_status(page, stack, "payment_failed", timeout=30)
-        else:
-            first = order_over_rest(page, stack)  # the dropped webhook was the only way to payment_failed
-            assert first["status"] == "awaiting_payment", first
-            # and it stays so: the order moves only on payment_svc's event, and payment_svc never heard of the failure
-            assert payment_over_rest(page, stack, first["payment"]["payment_token"])["status"] == "pending"
-        page.click("#retry-payment")
-        page.wait_for_url(f"{stack.emulator.url}/checkout/**")
-        expect(page.locator("#pay-button")).to_be_enabled()
-        shots.take("gateway-retry")
-        page.click("#pay-button")
-        page.wait_for_url(f"{stack.url}/**")
-        expect_enrolled(page)
-        order = check_enrolled_over_rest(page, stack)
-        assert order["total"] == "1178.82"  # 999.00 + IGST 18 % (179.82)
-        if failed_webhook == "delivered":
-            assert order["payment"]["payment_token"] != first["payment"]["payment_token"], "a new attempt was opened"
-        else:
-            assert order["payment"]["payment_token"] == first["payment"]["payment_token"], "the same session was paid"
-        shots.take("enrolled")
-    finally:
-        stack.emulator.set_faults("razorpay", webhook_drop_events=[])
+    if retry == "same-modal":
+        modal.locator("#pay-button").click()
+    else:
+        after_failure = wait_for_status(page, stack, "payment_failed", timeout=30)
+        assert payment_over_rest(page, stack, after_failure["payment"]["payment_token"])["status"] == "failed"
+        modal.locator("#modal-close").click()
+        expect(page.locator(RAZORPAY_FRAME)).to_have_count(0)
+        with page.expect_response(lambda r: r.url.endswith("/payment") and r.request.method == "POST") as opened:
+            page.click("#retry-payment")
+        assert opened.value.status == 200, opened.value.text()
+        modal = opened_modal(page)
+        expect(modal.locator("#order-id")).not_to_have_text(first["payment"]["gateway_order_id"])
+        shots.take("gateway-retry", full_page=False)
+        modal.locator("#pay-button").click()
+    expect(page.locator(RAZORPAY_FRAME)).to_have_count(0)
+    expect_enrolled(page)
+    order = check_enrolled_over_rest(page, stack)
+    assert order["total"] == "1178.82"  # 999.00 + IGST 18 % (179.82)
+    if retry == "same-modal":
+        assert order["payment"]["payment_token"] == first["payment"]["payment_token"], "the same session was paid"
+        statuses = [p["status"] for p in emulator_payments(stack, first["payment"]["gateway_order_id"])]
+        assert statuses == ["failed", "captured"], statuses
+    else:
+        assert order["payment"]["payment_token"] != first["payment"]["payment_token"], "a new attempt was opened"
+        [paid] = emulator_payments(stack, order["payment"]["gateway_order_id"])
+        assert paid["status"] == "captured", paid
+    shots.take("enrolled")
+    if patched:
+        print(f"NOTE: key_id added by the test (helper A's branch not merged yet): {patched}")
+
+
+def test_razorpay_checkout_takes_its_outcome_only_from_its_own_modal(page, stack):
+    """A message that looks like the modal's "paid" but comes from elsewhere (here the page itself)
+    is ignored: no verify, the modal stays open; the real Pay still works."""
+    key_id_until_the_gateways_branch(page)
+    open_page(page)
+    add_plan(page, DESIGN, DESIGN_1M)
+    choose_billing(page, "US")
+    settle(page, ".tax-line[data-tax='none']")
+    sign_in(page)
+    place_order(page)
+    modal = razorpay_modal(page)
+    verifies: list[str] = []
+    page.on("request", lambda r: verifies.append(r.url) if r.url.endswith("/api/v1/payment/verify") else None)
+    # messages are dispatched in order: once the marker is seen, every listener has had the forgery
+    page.evaluate("""() => new Promise((resolve) => {
+        window.addEventListener("message", (event) => { if (event.data === "marker") resolve(); });
+        window.postMessage({source: "gateway-emulator/razorpay-checkout", event: "payment.success",
+          payload: {razorpay_payment_id: "pay_forged", razorpay_order_id: "order_forged", razorpay_signature: "00"}}, "*");
+        window.postMessage("marker", "*");
+    })""")
+    assert page.locator(RAZORPAY_FRAME).count() == 1  # the script's handler closes the modal at once: it did not
+    assert verifies == []
+    expect(page.locator("#order-status")).to_contain_text("Waiting for your payment")
+    modal.locator("#pay-button").click()
+    expect_enrolled(page)
+    assert len(verifies) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Stripe Checkout: the page sends the student to the session's checkout_url (a Checkout Session's
+# page, the emulator's here) and takes them back on the order's return_url / cancel_url.
+
+
+def require_checkout_session(order: dict) -> None:
+    """Stripe Checkout needs payment_svc to open a Checkout Session and the emulator to serve its
+    page: helper A's branch i11-gateways. Before it is merged the session is a PaymentIntent and
+    these tests fail here, saying so (never a skip)."""
+    url = order["payment"]["checkout_url"]
+    if "cs_" not in urlsplit(url).path:
+        pytest.fail(f"Stripe Checkout needs the Checkout Sessions of branch i11-gateways (helper A), not merged "
+                    f"here yet: the order's checkout_url is {url!r}, not a Checkout Session's page", pytrace=False)
+
+
+def stripe_order(page: Any, stack: Stack) -> dict:
+    open_page(page)
+    add_plan(page, BACKEND, BACKEND_1M)  # ₹1,499.00
+    choose_billing(page, "US")  # export of services: no GST
+    settle(page, ".tax-line[data-tax='none']")
+    sign_in(page)
+    choose_payment(page, "stripe")
+    expect(page.locator("#payment-method")).to_be_disabled()  # Stripe Checkout here takes cards
+    place_order(page)
+    expect(page.locator("#pay-now")).to_have_text("Pay ₹1,499.00")
+    order = order_over_rest(page, stack)
+    assert (order["status"], order["payment"]["gateway"], order["total"]) == ("awaiting_payment", "stripe", "1499.00")
+    require_checkout_session(order)
+    return order
+
+
+def to_stripe_checkout(page: Any, stack: Stack) -> None:
+    page.click("#pay-now")
+    page.wait_for_url(f"{stack.emulator.url}/**")
+    expect(page.locator("body")).to_contain_text("1,499.00")
+    expect(page.locator("#pay-button")).to_be_enabled()
+
+
+def test_stripe_checkout_to_enrollment(page, shots, stack):
+    placed = stripe_order(page, stack)
+    to_stripe_checkout(page, stack)
+    assert page.url.split("?")[0] == placed["payment"]["checkout_url"].split("?")[0]
+    shots.take("stripe-checkout")
+    page.click("#pay-button")
+    page.wait_for_url(f"{stack.url}/**")  # the session's success_url: the order's return_url
+    expect_enrolled(page)
+    order = check_enrolled_over_rest(page, stack)
+    assert order["payment"]["payment_token"] == placed["payment"]["payment_token"]
+    assert order["payment"]["status"] == "captured", order["payment"]
+    assert "payment=" not in page.url  # the return parameters were taken off the address
+    shots.take("enrolled")
+
+
+def test_stripe_failed_payment_then_a_successful_retry(page, shots, stack):
+    """A declined card on Stripe Checkout's page: the page says so and the session takes another try
+    (as Stripe's does until it completes or expires); paid, the student comes back enrolled."""
+    placed = stripe_order(page, stack)
+    to_stripe_checkout(page, stack)
+    page.click("#fail-button")
+    expect(page.locator("#error")).to_contain_text("declined")
+    assert page.url.startswith(stack.emulator.url)  # Stripe keeps the customer on its page
+    expect(page.locator("#pay-button")).to_be_enabled()
+    shots.take("stripe-declined")
+    page.click("#pay-button")
+    page.wait_for_url(f"{stack.url}/**")
+    expect_enrolled(page)
+    order = check_enrolled_over_rest(page, stack)
+    assert order["payment"]["payment_token"] == placed["payment"]["payment_token"], "the same session was paid"
+    assert order["payment"]["status"] == "captured", order["payment"]
+    shots.take("enrolled")
+
+
+def test_back_from_stripe_without_paying_offers_the_payment_again(page, shots, stack):
+    """Stripe Checkout's cancel link sends the student to the order's cancel_url: the page says
+    nothing was paid and its retry goes back to the same session's page."""
+    placed = stripe_order(page, stack)
+    to_stripe_checkout(page, stack)
+    page.click("#cancel-link")  # to the session's cancel_url: the order's
+    page.wait_for_url(f"{stack.url}/**")
+    page.wait_for_selector("body[data-ready=true]")
+    settle(page, "#retry-payment:not([hidden])")
+    expect(page.locator("#order-status")).to_contain_text("You left the payment page without paying")
+    expect(page.locator("#pay-now")).to_be_hidden()
+    assert "payment=" not in page.url
+    shots.take("back-without-paying")
+    page.click("#retry-payment")
+    page.wait_for_url(f"{stack.emulator.url}/**")
+    assert page.url.split("?")[0] == placed["payment"]["checkout_url"].split("?")[0]
+    page.click("#pay-button")
+    page.wait_for_url(f"{stack.url}/**")
+    expect_enrolled(page)
+    assert check_enrolled_over_rest(page, stack)["payment"]["payment_token"] == placed["payment"]["payment_token"]

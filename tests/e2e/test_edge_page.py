@@ -96,6 +96,32 @@ def test_dev_login_only_with_the_development_secret(monkeypatch):
     assert f"{DOCKER_WEB_ROOT}/index.html" in config.DOCKER_CONFIG.read_text()
 
 
+def test_the_settings_choose_the_checkout_script_and_the_csp_allows_it(monkeypatch):
+    for name in ("RAZORPAY_BASE_URL", "RAZORPAY_CHECKOUT_JS_URL", "GATEWAY_EMULATOR_PORT", "EDGE_CSP"):
+        monkeypatch.delenv(name, raising=False)
+    dev = from_env()  # development: the emulator's script, its modal framed from the same origin
+    assert dev.razorpay_checkout_js_url == "http://127.0.0.1:8090/v1/checkout.js"
+    assert '"razorpay_checkout_js": "http://127.0.0.1:8090/v1/checkout.js"' in config.page_config_js(dev)
+    policy = dict(config.security_headers(dev))["content-security-policy"]
+    assert "script-src 'self' http://127.0.0.1:8090;" in policy
+    assert "frame-src http://127.0.0.1:8090;" in policy and "frame-ancestors 'none'" in policy
+
+    monkeypatch.setenv("RAZORPAY_BASE_URL", "https://api.razorpay.com")  # production: Razorpay's own
+    real = from_env()
+    assert real.razorpay_checkout_js_url == "https://checkout.razorpay.com/v1/checkout.js"
+    policy = real.content_security_policy
+    assert "script-src 'self' https://checkout.razorpay.com;" in policy
+    assert "frame-src https://checkout.razorpay.com https://api.razorpay.com;" in policy
+    assert docker().razorpay_checkout_js_url == "https://checkout.razorpay.com/v1/checkout.js"
+    assert "https://checkout.razorpay.com" in config.DOCKER_CONFIG.read_text()
+
+    monkeypatch.setenv("RAZORPAY_CHECKOUT_JS_URL", "https://cdn.example/rzp/checkout.js")  # set: it wins
+    monkeypatch.setenv("EDGE_CSP", "default-src 'self'")
+    chosen = from_env()
+    assert '"razorpay_checkout_js": "https://cdn.example/rzp/checkout.js"' in config.page_config_js(chosen)
+    assert chosen.content_security_policy == "default-src 'self'"  # EDGE_CSP replaces the whole policy
+
+
 def test_web_root_empty_serves_no_page(monkeypatch):
     names = [r["name"] for r in _routes(EdgeSettings(web_root=""))]
     assert not [n for n in names if n.startswith("page_")]
@@ -128,7 +154,7 @@ def test_every_file_in_web_is_routed_and_small(tmp_path):
 
 
 def test_the_page_keeps_to_the_strict_csp():
-    """No inline scripts, inline styles or event-handler attributes: DEFAULT_CSP allows only files
+    """No inline scripts, inline styles or event-handler attributes: the default CSP allows only files
     from this origin ('self'), and the page needs no exception."""
     html = (WEB_DIR / "index.html").read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script>"

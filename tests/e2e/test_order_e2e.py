@@ -67,11 +67,14 @@ def test_create_and_get_order(stack, user):
     payment = order["payment"]
     assert set(payment) >= {"payment_token", "gateway", "gateway_order_id", "checkout_url", "status", "amount", "currency", "expires_at"}
     assert (payment["gateway"], payment["status"], payment["amount"], payment["currency"]) == ("razorpay", "pending", "1768.82", "INR")
+    assert (payment["key_id"], payment["payment_method"]) == ("rzp_test_devkey", "upi")  # Razorpay Checkout's key, prefill
     with stack.client() as api:
         again = json_ok(api.get(f"/api/v1/order/{order['order_token']}", headers=user))
         assert again["order_token"] == order["order_token"] and again["enrollment_id"] == ""
+        assert again["payment"]["key_id"] == "rzp_test_devkey"
         fetched = json_ok(api.get(f"/api/v1/payment/{payment['payment_token']}", headers=user))
         assert (fetched["order_token"], fetched["status"]) == (order["order_token"], "pending")
+        assert (fetched["key_id"], fetched["payment_method"]) == ("rzp_test_devkey", "upi")
 
 
 def test_same_idempotency_key_same_answer_another_body_2005(stack, user, expect_envelope):
@@ -143,6 +146,9 @@ def test_razorpay_down_opens_the_session_at_stripe(stack, user, emulator):
     finally:
         emulator.set_faults("razorpay", down=False)
     assert order["payment"]["gateway"] == "stripe" and order["status"] == "awaiting_payment"
+    payment = order["payment"]
+    assert payment["gateway_order_id"].startswith("cs_") and payment["key_id"] == "pk_test_devkey"
+    assert payment["checkout_url"] == f"{emulator.url}/checkout/sessions/{payment['gateway_order_id']}"
 
 
 async def test_both_gateways_down_is_4001_retryable(stack, user, emulator, expect_envelope):
@@ -172,11 +178,11 @@ async def orders_of_cart(stack, cart_token: str) -> list[str]:
 
 
 def gateway_orders_of(emulator, order_token: str) -> list[str]:
-    """Every order or payment intent either gateway holds for the order's payment attempts."""
+    """Every order or Checkout Session either gateway holds for the order's payment attempts."""
     state = emulator.state()
     razorpay = [order["id"] for order in state["razorpay"]["orders"] if (order.get("receipt") or "").startswith(order_token)]
-    stripe = [intent["id"] for intent in state["stripe"]["payment_intents"]
-              if intent["metadata"].get("key", "").startswith(order_token)]
+    stripe = [session["id"] for session in state["stripe"]["checkout_sessions"]
+              if session["metadata"].get("key", "").startswith(order_token)]
     return razorpay + stripe
 
 

@@ -41,7 +41,7 @@ outbox, audit_log = PLUMBING.outbox, PLUMBING.audit_log
 FAST: dict[str, Any] = dict(
     payment_gateway_connect_timeout=0.5, payment_gateway_read_timeout=1.0, payment_gateway_attempts=3,
     payment_gateway_backoff=0.02, payment_gateway_max_backoff=0.1, payment_gateway_budget=2.5,
-    payment_breaker_failures=5, payment_breaker_cooldown=30.0, payment_gateway_threads=8,
+    payment_breaker_failures=5, payment_breaker_cooldown=30.0, payment_gateway_connections=8,
     payment_open_session_bound=6.0,
 )
 ORDER_LIFE = datetime.timedelta(hours=2)
@@ -97,7 +97,7 @@ async def serve_payments(settings: Settings, engine: AsyncEngine, emulator: Runn
     finally:
         await channel.close()
         await running.stop(grace=0)
-        gateways.close()
+        await gateways.close()
 
 
 def new_order_token() -> str:
@@ -110,11 +110,12 @@ def order_expiry(after: datetime.timedelta = ORDER_LIFE) -> str:
 
 def open_request(order_token: str, user_id: str, *, attempt: int = 1, amount: str = "1770.00", currency: str = "INR",
                  gateway: str = "", return_url: str = "", order_expires_at: str | None = None,
-                 payment_method: str = "") -> payment_sessions_pb2.OpenSessionRequest:
+                 payment_method: str = "", cancel_url: str = "") -> payment_sessions_pb2.OpenSessionRequest:
     """What order_svc sends for one attempt of its order."""
     return payment_sessions_pb2.OpenSessionRequest(
         order_token=order_token, attempt=attempt, amount=amount, currency=currency, gateway=gateway,
-        user_id=user_id, return_url=return_url, description="test order", payment_method=payment_method,
+        user_id=user_id, return_url=return_url, cancel_url=cancel_url, description="test order",
+        payment_method=payment_method,
         order_expires_at=order_expiry() if order_expires_at is None else order_expires_at)
 
 

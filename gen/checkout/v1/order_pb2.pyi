@@ -32,6 +32,8 @@ class PaymentSession(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     ORDER_TOKEN_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     payment_token: _builtins.str
     gateway: _builtins.str
     """"razorpay" or "stripe" """
@@ -43,6 +45,13 @@ class PaymentSession(_message.Message):
     currency: _builtins.str
     expires_at: _builtins.str
     order_token: _builtins.str
+    key_id: _builtins.str
+    """The gateway's publishable key, for the browser to open the gateway's own checkout: the Razorpay
+    key id (Standard Checkout with order_id = gateway_order_id), or the Stripe publishable key
+    (a Stripe session's checkout_url is its Checkout Session's url).
+    """
+    payment_method: _builtins.str
+    """as asked for (upi, card, netbanking, wallet) or empty: Razorpay Checkout's `method` prefill"""
     def __init__(
         self,
         *,
@@ -55,10 +64,12 @@ class PaymentSession(_message.Message):
         currency: _builtins.str = ...,
         expires_at: _builtins.str = ...,
         order_token: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "checkout_url", b"checkout_url", "currency", b"currency", "expires_at", b"expires_at", "gateway", b"gateway", "gateway_order_id", b"gateway_order_id", "order_token", b"order_token", "payment_token", b"payment_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "checkout_url", b"checkout_url", "currency", b"currency", "expires_at", b"expires_at", "gateway", b"gateway", "gateway_order_id", b"gateway_order_id", "key_id", b"key_id", "order_token", b"order_token", "payment_method", b"payment_method", "payment_token", b"payment_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

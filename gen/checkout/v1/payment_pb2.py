@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63heckout/v1/payment.proto\x12\x0b\x63heckout.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x80\x02\n\x07Payment\x12\x15\n\rpayment_token\x18\x01 \x01(\t\x12\x13\n\x0border_token\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x18\n\x10gateway_order_id\x18\x05 \x01(\t\x12\x1a\n\x12gateway_payment_id\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\t \x01(\t\x12\x12\n\nexpires_at\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\"*\n\x11GetPaymentRequest\x12\x15\n\rpayment_token\x18\x01 \x01(\t\"j\n\x14VerifyPaymentRequest\x12\x19\n\x11razorpay_order_id\x18\x01 \x01(\t\x12\x1b\n\x13razorpay_payment_id\x18\x02 \x01(\t\x12\x1a\n\x12razorpay_signature\x18\x03 \x01(\t\"C\n\nWebhookAck\x12\x10\n\x08received\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t2\xb6\x03\n\x0ePaymentService\x12k\n\nGetPayment\x12\x1e.checkout.v1.GetPaymentRequest\x1a\x14.checkout.v1.Payment\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/payment/{payment_token}\x12k\n\rVerifyPayment\x12!.checkout.v1.VerifyPaymentRequest\x1a\x14.checkout.v1.Payment\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/api/v1/payment/verify:\x01*\x12\x66\n\x0fRazorpayWebhook\x12\x14.google.api.HttpBody\x1a\x17.checkout.v1.WebhookAck\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/webhooks/razorpay:\x01*\x12\x62\n\rStripeWebhook\x12\x14.google.api.HttpBody\x1a\x17.checkout.v1.WebhookAck\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/webhooks/stripe:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63heckout/v1/payment.proto\x12\x0b\x63heckout.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\xa8\x02\n\x07Payment\x12\x15\n\rpayment_token\x18\x01 \x01(\t\x12\x13\n\x0border_token\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x18\n\x10gateway_order_id\x18\x05 \x01(\t\x12\x1a\n\x12gateway_payment_id\x18\x06 \x01(\t\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\t \x01(\t\x12\x12\n\nexpires_at\x18\n \x01(\t\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x12\n\nupdated_at\x18\x0c \x01(\t\x12\x0e\n\x06key_id\x18\r \x01(\t\x12\x16\n\x0epayment_method\x18\x0e \x01(\t\"*\n\x11GetPaymentRequest\x12\x15\n\rpayment_token\x18\x01 \x01(\t\"j\n\x14VerifyPaymentRequest\x12\x19\n\x11razorpay_order_id\x18\x01 \x01(\t\x12\x1b\n\x13razorpay_payment_id\x18\x02 \x01(\t\x12\x1a\n\x12razorpay_signature\x18\x03 \x01(\t\"C\n\nWebhookAck\x12\x10\n\x08received\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t2\xb6\x03\n\x0ePaymentService\x12k\n\nGetPayment\x12\x1e.checkout.v1.GetPaymentRequest\x1a\x14.checkout.v1.Payment\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/payment/{payment_token}\x12k\n\rVerifyPayment\x12!.checkout.v1.VerifyPaymentRequest\x1a\x14.checkout.v1.Payment\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/api/v1/payment/verify:\x01*\x12\x66\n\x0fRazorpayWebhook\x12\x14.google.api.HttpBody\x1a\x17.checkout.v1.WebhookAck\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/webhooks/razorpay:\x01*\x12\x62\n\rStripeWebhook\x12\x14.google.api.HttpBody\x1a\x17.checkout.v1.WebhookAck\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/webhooks/stripe:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,13 +42,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSERVICE'].methods_by_name['StripeWebhook']._loaded_options = None
   _globals['_PAYMENTSERVICE'].methods_by_name['StripeWebhook']._serialized_options = b'\202\323\344\223\002\034\"\027/api/v1/webhooks/stripe:\001*'
   _globals['_PAYMENT']._serialized_start=100
-  _globals['_PAYMENT']._serialized_end=356
-  _globals['_GETPAYMENTREQUEST']._serialized_start=358
-  _globals['_GETPAYMENTREQUEST']._serialized_end=400
-  _globals['_VERIFYPAYMENTREQUEST']._serialized_start=402
-  _globals['_VERIFYPAYMENTREQUEST']._serialized_end=508
-  _globals['_WEBHOOKACK']._serialized_start=510
-  _globals['_WEBHOOKACK']._serialized_end=577
-  _globals['_PAYMENTSERVICE']._serialized_start=580
-  _globals['_PAYMENTSERVICE']._serialized_end=1018
+  _globals['_PAYMENT']._serialized_end=396
+  _globals['_GETPAYMENTREQUEST']._serialized_start=398
+  _globals['_GETPAYMENTREQUEST']._serialized_end=440
+  _globals['_VERIFYPAYMENTREQUEST']._serialized_start=442
+  _globals['_VERIFYPAYMENTREQUEST']._serialized_end=548
+  _globals['_WEBHOOKACK']._serialized_start=550
+  _globals['_WEBHOOKACK']._serialized_end=617
+  _globals['_PAYMENTSERVICE']._serialized_start=620
+  _globals['_PAYMENTSERVICE']._serialized_end=1058
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,8 @@ class Payment(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
     payment_token: _builtins.str
     order_token: _builtins.str
     status: _builtins.str
@@ -45,6 +47,10 @@ class Payment(_message.Message):
     expires_at: _builtins.str
     created_at: _builtins.str
     updated_at: _builtins.str
+    key_id: _builtins.str
+    """the gateway's publishable key (as on the order's PaymentSession)"""
+    payment_method: _builtins.str
+    """upi, card, netbanking, wallet or empty"""
     def __init__(
         self,
         *,
@@ -60,10 +66,12 @@ class Payment(_message.Message):
         expires_at: _builtins.str = ...,
         created_at: _builtins.str = ...,
         updated_at: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "checkout_url", b"checkout_url", "created_at", b"created_at", "currency", b"currency", "expires_at", b"expires_at", "gateway", b"gateway", "gateway_order_id", b"gateway_order_id", "gateway_payment_id", b"gateway_payment_id", "order_token", b"order_token", "payment_token", b"payment_token", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "checkout_url", b"checkout_url", "created_at", b"created_at", "currency", b"currency", "expires_at", b"expires_at", "gateway", b"gateway", "gateway_order_id", b"gateway_order_id", "gateway_payment_id", b"gateway_payment_id", "key_id", b"key_id", "order_token", b"order_token", "payment_method", b"payment_method", "payment_token", b"payment_token", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

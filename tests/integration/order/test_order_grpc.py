@@ -136,7 +136,7 @@ async def test_orders_are_only_for_their_owner(stack: OrderStack) -> None:
 
 async def test_a_new_attempt_only_after_the_live_session_failed(stack: OrderStack) -> None:
     user = new_user()
-    order = await stack.place(user, stack.fakes.cart.add_cart(user_id=user), return_url="https://app.example/back")
+    order = await stack.place(user, stack.fakes.cart.add_cart(user_id=user), return_url="http://localhost:5173/back")
     attempt = order_pb2.CreatePaymentAttemptRequest(order_token=order.order_token)
     refusal = await fails_with(stack.stub.CreatePaymentAttempt(attempt, metadata=bearer(stack.settings, user)), 2102)
     assert refusal.message == "a payment session of this order is still open"  # payment_svc's own words
@@ -147,7 +147,7 @@ async def test_a_new_attempt_only_after_the_live_session_failed(stack: OrderStac
 
     assert second.payment_token != order.payment.payment_token and second.status == "pending"
     assert second.amount == order.total
-    assert stack.fakes.payments.requests[-1].return_url == "https://app.example/back"  # back to the same page
+    assert stack.fakes.payments.requests[-1].return_url == "http://localhost:5173/back"  # back to the same page
     now = await stack.stub.GetOrder(order_pb2.GetOrderRequest(order_token=order.order_token),
                                     metadata=bearer(stack.settings, user))
     assert now.payment == second and now.status == "awaiting_payment"

@@ -4,6 +4,7 @@ knobs as the SDKs see them. No database or broker needed; every server here is o
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -263,18 +264,14 @@ def test_checkout_page_pay_redirects_to_callback_with_razorpay_signature(
     assert "disabled" in httpx.get(url).text  # a paid order cannot be paid again from the page
 
 
-def test_checkout_page_fail_and_callback_url_from_the_link(
+def test_checkout_page_fail_redirects_to_the_registered_callback(
     emulator: RunningEmulator, rzp: razorpay.Client, stripe_client: stripe.StripeClient
 ) -> None:
-    order = new_order(rzp)
-    link = emulator.checkout_url(order["id"], callback_url="http://app.test/back")
+    order = new_order(rzp, notes={"callback_url": "http://app.test/back"})
     with httpx.Client(follow_redirects=False) as browser:
-        form_action = (
-            f"{emulator.url}/checkout/{order['id']}/fail?redirect_url=http%3A%2F%2Fapp.test%2Fback"
-        )
-        assert "redirect_url=http%3A%2F%2Fapp.test%2Fback" in browser.get(link).text
-        failed = browser.post(form_action)
+        failed = browser.post(f"{emulator.url}/checkout/{order['id']}/fail")
     assert failed.status_code == 303
+    assert failed.headers["location"].startswith("http://app.test/back?")
     query = {k: v[0] for k, v in parse_qs(urlsplit(failed.headers["location"]).query).items()}
     assert query["error[code]"] == "BAD_REQUEST_ERROR"
     meta = json.loads(query["error[metadata]"])
@@ -297,14 +294,36 @@ def test_checkout_page_fail_and_callback_url_from_the_link(
     shown = httpx.post(f"{emulator.url}/checkout/{without_target['id']}/pay")
     assert shown.status_code == 200 and "id='razorpay_signature'" in shown.text
 
-    # payment_svc's links carry `?return_url=`: the page's Pay form keeps it
-    order = new_order(rzp)
+
+def test_checkout_page_is_no_open_redirect(emulator: RunningEmulator, rzp: razorpay.Client) -> None:
+    """A URL in the link's query is followed only on the origin registered with the order: a
+    link someone crafted cannot send the payer, with fresh payment parameters, elsewhere."""
+    evil = "https://evil.example/steal"
+    # nothing registered: the link's URL is ignored, the page shows the result
+    bare = new_order(rzp)
     with httpx.Client(base_url=emulator.url, follow_redirects=False) as browser:
-        page = browser.get(f"/checkout/{order['id']}", params={"return_url": "http://app.test/r"})
+        page = browser.get(f"/checkout/{bare['id']}", params={"callback_url": evil})
+        assert "evil.example" not in page.text
+        paid = browser.post(f"/checkout/{bare['id']}/pay", params={"redirect_url": evil})
+    assert paid.status_code == 200 and "id='razorpay_signature'" in paid.text
+    assert "location" not in paid.headers
+
+    # registered: another origin in the link (or the form) is ignored, the registered URL wins
+    order = new_order(rzp, notes={"callback_url": "http://app.test/r"})
+    with httpx.Client(base_url=emulator.url, follow_redirects=False) as browser:
+        page = browser.get(f"/checkout/{order['id']}", params={"return_url": evil})
+        assert "evil.example" not in page.text
+        failed = browser.post(f"/checkout/{order['id']}/fail", data={"redirect_url": evil},
+                              params={"redirect_url": "http://app.test.evil.example/"})
+    assert failed.status_code == 303 and failed.headers["location"].startswith("http://app.test/r?")
+
+    # the same origin with another path (payment_svc's links carry `?return_url=`): kept
+    with httpx.Client(base_url=emulator.url, follow_redirects=False) as browser:
+        page = browser.get(f"/checkout/{order['id']}", params={"return_url": "http://app.test/other?x=1"})
         action = re.search(r"<form method='post' action='([^']+/pay[^']*)'", page.text)
         assert action is not None
         paid = browser.post(html.unescape(action.group(1)))
-    assert paid.status_code == 303 and paid.headers["location"].startswith("http://app.test/r?")
+    assert paid.status_code == 303 and paid.headers["location"].startswith("http://app.test/other?x=1&")
 
 
 # ---- Razorpay webhooks ----------------------------------------------------------------------
@@ -529,21 +548,41 @@ def test_latency_and_timeouts(
     assert rzp.order.fetch(order["id"])["id"] == order["id"]
 
 
-def test_a_hanging_call_is_in_flight_until_it_is_answered(
+def test_a_hanging_call_is_in_flight_until_answered_or_abandoned(
     emulator: RunningEmulator, rzp: razorpay.Client
 ) -> None:
     order = new_order(rzp)
     emulator.set_faults("razorpay", timeout_s=30)  # far longer than this test: still hanging below
+    basic = base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
+    waiting = socket.create_connection(("127.0.0.1", emulator.port))  # a client that waits for its answer
+    waiting.sendall(f"GET /v1/orders/{order['id']} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\n\r\n"
+                    .encode())
+    listed = wait_for(lambda: emulator.control("GET", "requests")["in_flight"])
+    assert [(c["method"], c["path"]) for c in listed] == [("GET", f"/v1/orders/{order['id']}")]
+    assert [r["method"] for r in emulator.control("GET", "requests")["requests"]] == ["POST"]  # only the create
+
+    # the client gives up and hangs up: the call is dropped as a server drops work for a gone client
+    waiting.close()
+    wait_for(lambda: not emulator.control("GET", "requests")["in_flight"])
+    abandoned = emulator.control("GET", "requests")["requests"][-1]
+    assert (abandoned["method"], abandoned["status"], abandoned["cancelled"]) == ("GET", None, True)
+    assert abandoned["ms"] < 5000
+
+    # requests gives up on a read timeout and closes its connection the same way
     with pytest.raises(requests.exceptions.ReadTimeout):
         rzp.order.fetch(order["id"], timeout=0.3)
-    listed = emulator.control("GET", "requests")
-    assert [(c["method"], c["path"]) for c in listed["in_flight"]] == [
-        ("GET", f"/v1/orders/{order['id']}")
-    ]
-    assert [r["method"] for r in listed["requests"]] == ["POST"]  # only the create was answered
+    wait_for(lambda: not emulator.control("GET", "requests")["in_flight"])
     emulator.set_faults("razorpay", timeout_s=0)
     rzp.order.fetch(order["id"])
-    assert len(emulator.control("GET", "requests")["in_flight"]) == 1  # the answered call left
+    assert [r["cancelled"] for r in emulator.control("GET", "requests")["requests"]] == [False, True, True, False]
+
+
+def wait_for(check: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return value
 
 
 def test_error_rate_and_down(

@@ -61,7 +61,9 @@ async def test_killed_between_the_gateway_create_and_its_commit_makes_one_gatewa
     request = open_request(order, user)
 
     port = free_port()
-    doomed = payment_process(settings, emulator, tmp_path / "doomed.log", port, **fault_env("payment_after_gateway_create"))
+    # its lease on the attempt runs for its bound (3 s) + 2 s: the survivor's call waits that out
+    doomed = payment_process(settings, emulator, tmp_path / "doomed.log", port, PAYMENT_OPEN_SESSION_BOUND="3",
+                             **fault_env("payment_after_gateway_create"))
     await asyncio.to_thread(doomed.wait_serving)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError):
@@ -74,7 +76,7 @@ async def test_killed_between_the_gateway_create_and_its_commit_makes_one_gatewa
     try:
         async with engine.connect() as conn:
             [row] = (await conn.execute(select(payment_sessions).where(payment_sessions.c.order_token == order))).all()
-        assert (row.status, row.gateway_order_id) == ("pending", None)
+        assert (row.status, row.gateway_order_id) == ("pending", None) and row.leased_until is not None
 
         port = free_port()
         survivor = payment_process(settings, emulator, tmp_path / "survivor.log", port)

@@ -107,15 +107,16 @@ async def test_a_lost_stripe_answer_is_replayed_by_the_idempotency_key(stack, en
     user = new_user()
     order = new_order_token()
     task = asyncio.create_task(open_session(stack, order, user))
-    await _wait_until(lambda: api_requests(stack.emulator, "POST", "/v1/payment_intents"))
+    await _wait_until(lambda: api_requests(stack.emulator, "POST", "/v1/checkout/sessions"))
     stack.emulator.set_faults("stripe", error_rate=0.0)
     session = await task
 
     assert session.gateway == "stripe"
-    intents = stack.emulator.state()["stripe"]["payment_intents"]
-    assert [i["id"] for i in intents] == [session.gateway_order_id]
-    posts = api_requests(stack.emulator, "POST", "/v1/payment_intents")
+    sessions = stack.emulator.state()["stripe"]["checkout_sessions"]
+    assert [s["id"] for s in sessions] == [session.gateway_order_id]  # the retry was answered with the first
+    posts = api_requests(stack.emulator, "POST", "/v1/checkout/sessions")
     assert {p["idempotency_key"] for p in posts} == {f"{order}:1"} and len(posts) >= 2
+    assert [p["status"] for p in posts][-1] == 200
 
 
 async def test_retries_5xx_then_succeeds_at_the_same_gateway(stack, engine):
@@ -130,7 +131,7 @@ async def test_retries_5xx_then_succeeds_at_the_same_gateway(stack, engine):
     assert session.gateway == "razorpay"  # retried, not failed over
     statuses = [r["status"] for r in api_requests(stack.emulator, path_prefix="/v1/")]
     assert statuses.count(200) == 2 and len(statuses) - 2 in (1, 2)  # 1-2 injected failures, then lookup + create
-    assert not api_requests(stack.emulator, path_prefix="/v1/payment_intents")
+    assert not api_requests(stack.emulator, path_prefix="/v1/checkout/sessions")
 
 
 async def test_retries_a_timeout_then_succeeds(stack, engine):
@@ -145,10 +146,12 @@ async def test_retries_a_timeout_then_succeeds(stack, engine):
     session = await task
 
     assert session.gateway == "razorpay"
-    assert not api_requests(stack.emulator, path_prefix="/v1/payment_intents")
-    await _wait_until(lambda: not api_requests(stack.emulator, in_flight=True), timeout=10)  # the hang ends
+    assert not api_requests(stack.emulator, path_prefix="/v1/checkout/sessions")
+    assert not api_requests(stack.emulator, in_flight=True)  # the hung call did not run on: it was cancelled
     creates = api_requests(stack.emulator, "POST", "/v1/orders")
-    assert sorted(c["ms"] >= 3000 for c in creates) == [False, True], creates  # given up on, then retried
+    # given up on after the 1 s read timeout (our side closed the connection and the emulator saw
+    # it go: its handler was cancelled, not left to finish its 3 s), then retried
+    assert sorted((c["cancelled"], c["ms"] < 3000) for c in creates) == [(False, True), (True, True)], creates
     created = stack.emulator.state()["razorpay"]["orders"]
     assert [o["id"] for o in created if o["receipt"] == f"{order}:1"] == [session.gateway_order_id]
 
@@ -159,12 +162,15 @@ async def test_razorpay_down_opens_the_session_at_stripe(stack, engine):
     order = new_order_token()
     session = await open_session(stack, order, user, amount="25.50", currency="USD")
 
-    assert session.gateway == "stripe" and session.gateway_order_id.startswith("pi_")
-    assert session.checkout_url == f"{stack.emulator.url}/checkout/{session.gateway_order_id}"
-    intents = stack.emulator.state()["stripe"]["payment_intents"]
-    assert [(i["id"], i["amount"], i["currency"], i["metadata"]["key"]) for i in intents] == [
-        (session.gateway_order_id, 2550, "usd", f"{order}:1")]
-    assert [r["idempotency_key"] for r in api_requests(stack.emulator, "POST", "/v1/payment_intents")] == [f"{order}:1"]
+    assert session.gateway == "stripe" and session.gateway_order_id.startswith("cs_")
+    assert session.checkout_url == f"{stack.emulator.url}/checkout/sessions/{session.gateway_order_id}"
+    assert session.key_id == stack.settings.stripe_publishable_key
+    [opened_at_stripe] = stack.emulator.state()["stripe"]["checkout_sessions"]
+    assert (opened_at_stripe["id"], opened_at_stripe["amount_total"], opened_at_stripe["currency"],
+            opened_at_stripe["metadata"]["key"], opened_at_stripe["client_reference_id"]) == (
+        session.gateway_order_id, 2550, "usd", f"{order}:1", session.payment_token)
+    assert [r["idempotency_key"] for r in api_requests(stack.emulator, "POST", "/v1/checkout/sessions")] == [
+        f"{order}:1"]
     row = await payment_row(engine, session.payment_token)
     assert (row.gateway, row.gateway_order_id) == ("stripe", session.gateway_order_id)
     opened = await events(engine, order, "checkout.payment.session_opened")

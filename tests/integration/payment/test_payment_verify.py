@@ -144,10 +144,12 @@ async def test_callback_when_razorpay_is_unreachable_is_4001_and_changes_nothing
 async def test_get_payment_owner_only(stack, engine):
     user = new_user()
     order = new_order_token()
-    session = await open_session(stack, order, user)
+    session = await open_session(stack, order, user, payment_method="upi")
+    assert (session.key_id, session.payment_method) == ("rzp_test_devkey", "upi")  # Razorpay Checkout's key and prefill
     request = payment_pb2.GetPaymentRequest(payment_token=session.payment_token)
 
     payment = await stack.payments.GetPayment(request, metadata=bearer(stack.settings, user))
+    assert (payment.key_id, payment.payment_method) == ("rzp_test_devkey", "upi")
     assert (payment.payment_token, payment.order_token, payment.status) == (session.payment_token, order, "pending")
     assert (payment.gateway, payment.gateway_order_id, payment.checkout_url) == (
         "razorpay", session.gateway_order_id, session.checkout_url)

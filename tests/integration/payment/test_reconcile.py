@@ -6,6 +6,7 @@ separate `python -m payment_svc.workers.reconciler --once` processes) capture on
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from common.uow import uow_factory
-from payment_svc.repository import PaymentRepository, SessionLocks
+from payment_svc.repository import PaymentRepository
 from payment_svc.tables import PLUMBING
 from payment_svc.tuning import ReconcileTuning
 from payment_svc.workers.reconciler import Reconciler, ReconcileReport
@@ -36,7 +37,7 @@ NOW = ReconcileTuning(after_s=0)  # every pending session is due at once
 
 
 async def reconcile_once(engine, gateways, tuning: ReconcileTuning, *, only=None) -> ReconcileReport:
-    reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), SessionLocks(engine), gateways, tuning)
+    reconciler = Reconciler(uow_factory(engine, PLUMBING), PaymentRepository(), gateways, tuning)
     return await reconciler.reconcile_once(only=only)
 
 
@@ -57,7 +58,7 @@ async def dropped_payment(hooks, engine, *, gateway: str = "", succeed: bool = T
     hooks.emulator.set_faults(session.gateway, webhook_drop=True)
     settle = hooks.emulator.pay if succeed else hooks.emulator.fail
     await asyncio.to_thread(settle, session.gateway_order_id, **pay)
-    sent = await settled(hooks.emulator, session.gateway_order_id, 1 if gateway == "stripe" or not succeed else 2)
+    sent = await settled(hooks.emulator, session.gateway_order_id, 2 if succeed else 1)
     assert {e["state"] for e in sent} == {"dropped"}
     assert (await payment_row(engine, session.payment_token)).status == "pending"
     return user, order, session
@@ -65,7 +66,7 @@ async def dropped_payment(hooks, engine, *, gateway: str = "", succeed: bool = T
 
 def lookups(hooks, session) -> list[dict]:
     path = (f"/v1/orders/{session.gateway_order_id}/payments" if session.gateway == "razorpay"
-            else f"/v1/payment_intents/{session.gateway_order_id}")
+            else f"/v1/checkout/sessions/{session.gateway_order_id}")
     return [r for r in api_requests(hooks.emulator, "GET") if r["path"] == path]
 
 
@@ -102,7 +103,8 @@ async def test_a_dropped_stripe_webhook_is_reconciled_into_a_capture(hooks, engi
     report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
     assert report == ReconcileReport(checked=1, captured=1)
     captured = await captured_once_by(engine, order, session)
-    assert (captured["source"], captured["gateway_payment_id"]) == ("reconcile", session.gateway_order_id)
+    assert captured["source"] == "reconcile" and captured["gateway_payment_id"].startswith("pi_")
+    assert captured["gateway_order_id"] == session.gateway_order_id
     assert len(lookups(hooks, session)) == 1
 
 
@@ -219,3 +221,46 @@ def test_the_cli_refuses_a_bad_token():
                             cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'gen'}"})
     assert result.returncode == 2 and "not a payment token" in result.stderr
+
+
+async def due_tokens(engine, now) -> set[str]:
+    """Every session a pass at `now` would look up (the whole test database: a generous limit)."""
+    async with engine.connect() as conn:
+        due = await PaymentRepository().due_for_reconcile(
+            conn, now=now, pending_before=now, expired_after=now - datetime.timedelta(minutes=15),
+            gateways=["razorpay", "stripe"], cursor=None, limit=100_000)
+    return {token for _, token, _ in due}
+
+
+async def test_each_look_up_schedules_the_next_with_backoff_and_a_pass_skips_sessions_not_due(hooks, engine):
+    session = await open_session(hooks, new_order_token(), new_user())
+    token = session.payment_token
+    assert token in await due_tokens(engine, datetime.datetime.now(datetime.UTC))  # never looked up: due
+
+    before = datetime.datetime.now(datetime.UTC)
+    assert await reconcile_once(engine, hooks.gateways, NOW, only=[token]) == ReconcileReport(checked=1, unchanged=1)
+    row = await payment_row(engine, token)
+    # 60 s after the first look-up, less up to 20 % jitter; the lease is over
+    assert (row.reconcile_checks, row.leased_until) == (1, None)
+    assert before + datetime.timedelta(seconds=48) <= row.next_check_at
+    assert row.next_check_at <= datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    assert token not in await due_tokens(engine, datetime.datetime.now(datetime.UTC))  # a pass now skips it
+    assert token in await due_tokens(engine, row.next_check_at)  # and takes it once it is due
+
+    first_due = row.next_check_at
+    before = datetime.datetime.now(datetime.UTC)
+    assert await reconcile_once(engine, hooks.gateways, NOW, only=[token]) == ReconcileReport(checked=1, unchanged=1)
+    row = await payment_row(engine, token)
+    assert row.reconcile_checks == 2 and row.next_check_at > first_due
+    assert before + datetime.timedelta(seconds=96) <= row.next_check_at  # twice as long: 120 s less ≤ 20 %
+    assert row.next_check_at <= datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120)
+    assert len(lookups(hooks, session)) == 2
+
+
+async def test_a_session_leased_by_another_reconciler_is_skipped(hooks, engine):
+    session = await open_session(hooks, new_order_token(), new_user())
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE payment_sessions SET leased_until = now() + interval '1 minute' WHERE token = :t"),
+                           {"t": session.payment_token})
+    report = await reconcile_once(engine, hooks.gateways, NOW, only=[session.payment_token])
+    assert report == ReconcileReport(skipped=1) and lookups(hooks, session) == []

@@ -5,6 +5,7 @@ receiver that hands the raw body and headers to the RPC as the edge does."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from sqlalchemy import text
 
@@ -123,8 +124,10 @@ async def test_order_paid_after_the_capture_is_a_duplicate_without_the_sessions_
     assert row.status == "processed" and row.body == paid_event.body and row.event_type == "order.paid"
     assert row.processed_at is not None and row.error is None
     [audit] = [a for a in await audit_rows(engine, f"razorpay:{paid_event.event_id}")]
+    created_at = json.loads(paid_event.body)["created_at"]
     assert audit.action == "webhook:duplicate" and audit.after == {
-        "event_type": "order.paid", "gateway_order_id": session.gateway_order_id,
+        "event_type": "order.paid", "subject": f"{outcome['payment']['id']}:order.paid", "created_at": created_at,
+        "gateway_order_id": session.gateway_order_id,
         "gateway_payment_id": outcome["payment"]["id"], "reported_status": "captured", "amount_minor": 177000,
         "currency": "INR", "outcome": "duplicate", "changed": False, "payment_token": session.payment_token,
         "order_token": order}
@@ -275,7 +278,7 @@ async def test_webhook_and_browser_callback_racing_capture_once(hooks, engine):
 
 async def test_an_event_whose_processing_failed_is_processed_again(hooks, engine):
     """The payment row is locked longer than the handler may wait: the event is stored as failed
-    and answered 5xx (retryable); Razorpay's retry then applies it once."""
+    and answered 503 (4001, retryable, no exception named); Razorpay's retry then applies it once."""
     user = new_user()
     order, session = await razorpay_session(hooks, engine, user)
     failed_before = webhook_count("razorpay", "failed")
@@ -284,7 +287,8 @@ async def test_an_event_whose_processing_failed_is_processed_again(hooks, engine
                               {"t": session.payment_token})
         await pay(hooks, session.gateway_order_id)
         first = await eventually(lambda: _first_answer(hooks, "payment.captured"), what="first delivery")
-        assert first.status == 500 and first.answer["code"] == 5000 and first.answer["retryable"]
+        assert first.status == 503 and first.answer["code"] == 4001 and first.answer["retryable"]
+        assert "LockNotAvailable" not in first.answer["message"] and "Error" not in first.answer["message"]
         row = await stored_event(engine, "razorpay", first.event_id)
         assert row.status == "failed" and "LockNotAvailable" in row.error and row.body == first.body
         assert await webhook_audit(engine, "razorpay", first.event_id) == []
@@ -293,7 +297,7 @@ async def test_an_event_whose_processing_failed_is_processed_again(hooks, engine
     sent = await settled(hooks.emulator, session.gateway_order_id, 2)
     captured_event = next(e for e in sent if e["event"] == "payment.captured")
     statuses = [a["status"] for a in captured_event["attempts"]]
-    assert statuses[0] == 500 and statuses[-1] == 200 and captured_event["state"] == "delivered"
+    assert statuses[0] == 503 and statuses[-1] == 200 and captured_event["state"] == "delivered"
     assert webhook_count("razorpay", "failed") - failed_before >= 1
     row = await stored_event(engine, "razorpay", first.event_id)
     assert row.status == "processed" and row.error is None

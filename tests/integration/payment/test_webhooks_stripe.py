@@ -8,6 +8,8 @@ import asyncio
 import json
 import time
 
+import httpx
+
 from gateway_emulator.signing import stripe_signature_header
 from payment_svc.tables import PLUMBING, webhook_events
 from payment_svc.tuning import WebhookTuning
@@ -40,32 +42,53 @@ SECRET = "dev-stripe-webhook-secret"
 async def stripe_session(hooks, engine, user: str, *, total: str = "50.00", currency: str = "USD"):
     order = new_order_token()
     session = await open_session(hooks, order, user, gateway="stripe", amount=total, currency=currency)
-    assert session.gateway == "stripe" and session.gateway_order_id.startswith("pi_")
+    assert session.gateway == "stripe" and session.gateway_order_id.startswith("cs_")
     return order, session
 
 
-async def test_succeeded_captures_pays_and_emits_one_event(hooks, engine):
+async def test_completed_captures_and_the_intent_event_changes_nothing(hooks, engine):
     user = new_user()
     order, session = await stripe_session(hooks, engine, user)
-    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    paid = await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    intent = paid["payment"]["id"]
     calls_after_pay = len(api_requests(hooks.emulator))
-    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+    completed, succeeded = await settled(hooks.emulator, session.gateway_order_id, 2)
 
-    assert sent["state"] == "delivered" and sent["event"] == "payment_intent.succeeded"
+    assert (completed["event"], succeeded["event"]) == ("checkout.session.completed", "payment_intent.succeeded")
+    assert completed["state"] == succeeded["state"] == "delivered"
     payment = await payment_row(engine, session.payment_token)
-    assert payment.status == "captured" and payment.gateway_payment_id == session.gateway_order_id
+    assert payment.status == "captured" and payment.gateway_payment_id == intent and intent.startswith("pi_")
     captured = await captured_once(engine, order)
     assert captured.pop("occurred_at").endswith("Z")
     assert captured == {"order_token": order, "payment_token": session.payment_token, "user_id": user, "attempt": 1,
                         "amount": "50.00", "currency": "USD", "gateway": "stripe", "status": "captured",
-                        "gateway_order_id": session.gateway_order_id, "gateway_payment_id": session.gateway_order_id,
+                        "gateway_order_id": session.gateway_order_id, "gateway_payment_id": intent,
                         "source": "webhook", "reason": "", "expires_at": session.expires_at, "checkout_url": ""}
-    assert len(api_requests(hooks.emulator)) == calls_after_pay  # no PaymentIntent retrieve to act on it
-    [delivery] = hooks.receiver.deliveries
-    assert delivery.event_id == sent["id"] and delivery.body.startswith(b"{\n  ")  # Stripe's pretty-printed bytes
-    row = await stored_event(engine, "stripe", sent["id"])
-    assert (row.status, row.event_type, row.body) == ("processed", "payment_intent.succeeded", delivery.body)
-    assert await webhook_audit(engine, "stripe", sent["id"]) == ["webhook:accepted"]
+    assert len(api_requests(hooks.emulator)) == calls_after_pay  # no Stripe look-up to act on them
+    first, second = hooks.receiver.deliveries
+    assert first.event_id == completed["id"] and first.body.startswith(b"{\n  ")  # Stripe's pretty-printed bytes
+    assert second.answer == {"received": True, "duplicate": False, "event_id": succeeded["id"]}
+    row = await stored_event(engine, "stripe", completed["id"])
+    assert (row.status, row.event_type, row.body) == ("processed", "checkout.session.completed", first.body)
+    assert await webhook_audit(engine, "stripe", completed["id"]) == ["webhook:accepted"]
+    assert await webhook_audit(engine, "stripe", succeeded["id"]) == ["webhook:duplicate"]  # the same payment
+
+
+async def test_the_intent_event_first_finds_the_session_by_its_metadata(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    hooks.emulator.set_faults("stripe", webhook_reorder=True)
+    paid = await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
+    sent = await settled(hooks.emulator, session.gateway_order_id, 2)
+
+    assert [d.event_type for d in hooks.receiver.deliveries] == ["payment_intent.succeeded",
+                                                                 "checkout.session.completed"]
+    assert paid["payment"]["metadata"]["payment_token"] == session.payment_token
+    assert (await payment_row(engine, session.payment_token)).gateway_payment_id == paid["payment"]["id"]
+    await captured_once(engine, order)
+    by_type = {e["event"]: e["id"] for e in sent}
+    assert await webhook_audit(engine, "stripe", by_type["payment_intent.succeeded"]) == ["webhook:accepted"]
+    assert await webhook_audit(engine, "stripe", by_type["checkout.session.completed"]) == ["webhook:duplicate"]
 
 
 async def test_the_same_event_five_times_captures_once(hooks, engine):
@@ -74,9 +97,10 @@ async def test_the_same_event_five_times_captures_once(hooks, engine):
     hooks.emulator.set_faults("stripe", webhook_duplicate=5)
     paid_from = int(time.time())
     await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
-    await eventually(lambda: _answered(hooks, 5), what="5 deliveries")
+    await eventually(lambda: _answered(hooks, 10), what="5 deliveries of each of 2 events")
 
-    deliveries = hooks.receiver.deliveries
+    deliveries = hooks.receiver.of("checkout.session.completed")
+    assert len(deliveries) == 5
     assert len({d.event_id for d in deliveries}) == 1 and len({d.body for d in deliveries}) == 1  # byte for byte
     for delivery in deliveries:  # each copy carries a genuine signature, made when it was sent
         header = delivery.headers["stripe-signature"]
@@ -99,19 +123,21 @@ async def test_failed_then_succeeded_and_a_stale_failure_after_the_capture(hooks
     user = new_user()
     order, session = await stripe_session(hooks, engine, user)
     failed = await asyncio.to_thread(hooks.emulator.fail, session.gateway_order_id)
-    await settled(hooks.emulator, session.gateway_order_id, 1)
+    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+    assert sent["event"] == "payment_intent.payment_failed"
     assert (await payment_row(engine, session.payment_token)).status == "failed"
     assert len(await events(engine, order, "checkout.payment.failed")) == 1
 
-    await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)  # the card is retried
-    await settled(hooks.emulator, session.gateway_order_id, 2)
+    paid = await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)  # the card is retried
+    await settled(hooks.emulator, session.gateway_order_id, 3)
+    assert paid["payment"]["id"] == failed["payment"]["id"]  # one PaymentIntent per Checkout Session
     assert (await payment_row(engine, session.payment_token)).status == "captured"
     await captured_once(engine, order)
 
     # Stripe resends the old payment_failed event after the success (no ordering guarantee)
     [failed_id] = failed["webhook_event_ids"]
     hooks.emulator.control("POST", f"webhooks/{failed_id}/redeliver")
-    await eventually(lambda: _answered(hooks, 3), what="the redelivery")
+    await eventually(lambda: _answered(hooks, 4), what="the redelivery")
     assert hooks.receiver.deliveries[-1].answer["duplicate"] is True
     assert (await payment_row(engine, session.payment_token)).status == "captured"
     await captured_once(engine, order)
@@ -134,6 +160,20 @@ async def test_a_failure_delivered_after_the_success_is_ignored(hooks, engine):
     assert await webhook_audit(engine, "stripe", failed["webhook_event_ids"][0]) == ["webhook:ignored"]
 
 
+async def test_an_expired_checkout_session_fails_the_session(hooks, engine):
+    user = new_user()
+    order, session = await stripe_session(hooks, engine, user)
+    async with httpx.AsyncClient(base_url=hooks.emulator.url, headers={"Authorization": "Bearer sk_test_dev"}) as api:
+        expired = await api.post(f"/v1/checkout/sessions/{session.gateway_order_id}/expire")
+    assert expired.status_code == 200 and expired.json()["status"] == "expired"
+    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+
+    assert sent["event"] == "checkout.session.expired"
+    assert (await payment_row(engine, session.payment_token)).status == "failed"
+    [failed] = await events(engine, order, "checkout.payment.failed")
+    assert (failed["gateway_order_id"], failed["source"]) == (session.gateway_order_id, "webhook")
+
+
 async def _delivered(hooks, event_id: str) -> bool:
     return any(d.event_id == event_id and d.status == 200 for d in hooks.receiver.deliveries)
 
@@ -143,13 +183,13 @@ async def test_forged_tampered_and_stale_signatures_are_3101_and_store_nothing(h
     order, session = await stripe_session(hooks, engine, user)
     hooks.receiver.forward = False
     await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id)
-    await settled(hooks.emulator, session.gateway_order_id, 1)
-    [genuine] = hooks.receiver.deliveries
+    await settled(hooks.emulator, session.gateway_order_id, 2)
+    [genuine] = hooks.receiver.of("checkout.session.completed")
     outbox_before = await count_rows(engine, outbox, outbox.c.aggregate_id == order)
     refused_before = signature_failures("stripe")
     now = int(time.time())
 
-    tampered = genuine.body.replace(b'"amount_received": 5000', b'"amount_received": 1')
+    tampered = genuine.body.replace(b'"amount_total": 5000', b'"amount_total": 1')
     assert tampered != genuine.body
     attempts = [
         (tampered, genuine.metadata()),
@@ -179,24 +219,24 @@ async def test_amount_mismatch_is_acknowledged_flagged_and_not_paid(hooks, engin
     user = new_user()
     order, session = await stripe_session(hooks, engine, user)
     await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id, amount=4900)
-    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+    sent = await settled(hooks.emulator, session.gateway_order_id, 2)
 
-    assert sent["state"] == "delivered" and len(sent["attempts"]) == 1
+    assert [(e["state"], len(e["attempts"])) for e in sent] == [("delivered", 1)] * 2
     assert (await payment_row(engine, session.payment_token)).status == "pending"
-    assert len(await events(engine, order, "checkout.payment.flagged")) == 1
+    assert len(await events(engine, order, "checkout.payment.flagged")) == 2  # the session's event and the intent's
     assert await events(engine, order, "checkout.payment.captured") == []
-    [flagged] = [r for r in await audit_rows(engine, session.payment_token) if r.flagged]
-    assert (flagged.after["reported_amount"], flagged.after["expected_amount"]) == ("49.00", "50.00")
-    assert await webhook_audit(engine, "stripe", sent["id"]) == ["webhook:flagged"]
+    flagged = [r for r in await audit_rows(engine, session.payment_token) if r.flagged]
+    assert [(r.after["reported_amount"], r.after["expected_amount"]) for r in flagged] == [("49.00", "50.00")] * 2
+    assert [await webhook_audit(engine, "stripe", e["id"]) for e in sent] == [["webhook:flagged"]] * 2
 
 
 async def test_a_currency_mismatch_is_flagged_too(hooks, engine):
     user = new_user()
     order, session = await stripe_session(hooks, engine, user)
     await asyncio.to_thread(hooks.emulator.pay, session.gateway_order_id, currency="EUR")
-    [sent] = await settled(hooks.emulator, session.gateway_order_id, 1)
+    sent = await settled(hooks.emulator, session.gateway_order_id, 2)
     assert await events(engine, order, "checkout.payment.captured") == []
-    assert await webhook_audit(engine, "stripe", sent["id"]) == ["webhook:flagged"]
+    assert [await webhook_audit(engine, "stripe", e["id"]) for e in sent] == [["webhook:flagged"]] * 2
 
 
 async def test_events_we_do_not_act_on_are_ignored(hooks, engine):

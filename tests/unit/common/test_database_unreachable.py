@@ -33,3 +33,15 @@ def test_a_connection_dropped_mid_statement() -> None:
 ], ids=lambda error: type(getattr(error, "orig", error)).__name__)
 def test_refused_statements_and_other_errors_are_not(error: Exception) -> None:
     assert not database_unreachable(error)
+
+
+def test_an_exhausted_pool_and_a_closed_connection() -> None:
+    from sqlalchemy.exc import InterfaceError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    assert database_unreachable(PoolTimeout("QueuePool limit of size 1 overflow 0 reached, connection timed out"))
+    assert database_unreachable(InterfaceError("SELECT 1", {}, psycopg.InterfaceError("the connection is closed")))
+    assert database_unreachable(psycopg.InterfaceError("the connection is lost"))
+    wrapped = RuntimeError("while reading")
+    wrapped.__cause__ = PoolTimeout("pool")
+    assert database_unreachable(wrapped)  # through its cause

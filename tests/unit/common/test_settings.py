@@ -70,6 +70,20 @@ def test_addresses_and_gateway_urls_are_derived_from_the_ports() -> None:
     assert real.cart_grpc_address == "cart_svc:50051" and real.razorpay_base_url == "https://api.razorpay.com"
 
 
+def test_the_razorpay_checkout_script_is_razorpays_for_razorpays_api_else_the_emulators() -> None:
+    assert load_settings({}).razorpay_checkout_js_url == "http://127.0.0.1:8090/v1/checkout.js"
+    assert load_settings({"GATEWAY_EMULATOR_PORT": "9999"}).razorpay_checkout_js_url == "http://127.0.0.1:9999/v1/checkout.js"
+    real = load_settings({"RAZORPAY_BASE_URL": "https://api.razorpay.com/"})
+    assert real.razorpay_checkout_js_url == "https://checkout.razorpay.com/v1/checkout.js"
+    chosen = load_settings({"RAZORPAY_CHECKOUT_JS_URL": "https://cdn.example/checkout.js"})
+    assert chosen.razorpay_checkout_js_url == "https://cdn.example/checkout.js"  # set: kept, whatever the base
+    # a test's emulator on another port: the derived script follows the base, a chosen one stays
+    assert load_settings({}).replace(razorpay_base_url="http://127.0.0.1:4242").razorpay_checkout_js_url == (
+        "http://127.0.0.1:4242/v1/checkout.js")
+    assert chosen.replace(razorpay_base_url="http://127.0.0.1:4242").razorpay_checkout_js_url == (
+        "https://cdn.example/checkout.js")
+
+
 def test_replace_validates_and_derives_again() -> None:
     base = load_settings({"PAYMENT_DATABASE_URL": "postgresql+psycopg://checkout_payment:pw@pay.example/p"})
     moved = base.replace(database_url="postgresql+psycopg://postgres@10.0.0.9:5432/other", cart_ttl=5)
@@ -123,7 +137,7 @@ def test_every_field_documents_itself() -> None:
 
 # GRPC_PLAINTEXT=0: the suite's own switch (tests/conftest.py) is in the process environment too
 PRODUCTION = {"ENVIRONMENT": "production", "JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com",
-              "GRPC_PLAINTEXT": "0"}
+              "RETURN_URL_ORIGINS": "https://interns.example.com", "GRPC_PLAINTEXT": "0"}
 
 
 def test_production_starts_with_real_secrets_and_origins() -> None:
@@ -138,6 +152,8 @@ def test_production_starts_with_real_secrets_and_origins() -> None:
     ({"EDGE_CORS_ORIGINS": "https://interns.example.com,http://localhost:5173"}, "EDGE_CORS_ORIGINS names local"),
     ({"EDGE_CART_CORS_ORIGINS": "http://127.0.0.1:8080"}, "EDGE_CART_CORS_ORIGINS names local"),
     ({"EDGE_PAY_CORS_ORIGINS": "http://pay.interns.localhost"}, "EDGE_PAY_CORS_ORIGINS names local"),
+    ({"RETURN_URL_ORIGINS": ""}, "RETURN_URL_ORIGINS is unset"),
+    ({"RETURN_URL_ORIGINS": "https://interns.example.com,http://localhost:*"}, "RETURN_URL_ORIGINS names local"),
     ({"GRPC_PLAINTEXT": "1"}, "GRPC_PLAINTEXT is set"),
 ])
 def test_production_refuses_to_start_on_development_secrets_or_origins(change: dict[str, str], named: str) -> None:
@@ -148,7 +164,7 @@ def test_production_refuses_to_start_on_development_secrets_or_origins(change: d
 
 def test_development_only_warns() -> None:
     settings = load_settings({"JWT_SECRET": "short", "EDGE_CORS_ORIGINS": "http://localhost:3000", "GRPC_PLAINTEXT": "0"})
-    assert settings.environment == "development" and len(settings.unsafe_for_production()) == 2
+    assert settings.environment == "development" and len(settings.unsafe_for_production()) == 3  # + RETURN_URL_ORIGINS
 
 
 def test_production_requires_tls_at_the_edge_unless_told_otherwise() -> None:
@@ -162,6 +178,5 @@ def test_hsts_pins_for_a_year_in_production_and_five_minutes_in_development() ->
     assert load_settings(PRODUCTION).edge_hsts_max_age == 365 * 24 * 3600
     assert load_settings({"GRPC_PLAINTEXT": "0"}).edge_hsts_max_age == 300
     assert load_settings({"EDGE_HSTS_MAX_AGE": "0"}).edge_hsts_max_age == 0
-    development = load_settings({"JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com",
-                                 "GRPC_PLAINTEXT": "0"})
+    development = load_settings({key: value for key, value in PRODUCTION.items() if key != "ENVIRONMENT"})
     assert development.replace(environment="production").edge_hsts_max_age == 365 * 24 * 3600

@@ -11,6 +11,7 @@ from typing import Any
 
 from order_svc.domain.idempotency import StoredKey
 from order_svc.domain.order_status import MAY_BE_PAID
+from order_svc.domain.return_urls import parse_origin
 from order_svc.place_order import PlaceOrder
 from order_svc.progress import OrderProgress
 from order_svc.repository import OrderRecord, PlacementRecord
@@ -213,13 +214,16 @@ class World:
         return [entry for entry in self.uow.audited if entry.entity_id == entity_id]
 
 
+RETURN_ORIGINS = (parse_origin("https://app.example"), parse_origin("http://localhost:*"))
+
+
 def world() -> World:
     uow = FakeUnitOfWork()
     repository = FakeOrderRepository(uow)
     cart, payments, clock = FakeCartCheckout(), FakePaymentSessions(), Clock()
     factory = lambda: uow  # noqa: E731 (one fake unit of work, reused: it records what each commit wrote)
     service = OrderService(factory, repository, cart, payments, order_ttl=ORDER_TTL, key_lease=KEY_LEASE,  # type: ignore[arg-type]
-                           clock=clock)
+                           clock=clock, return_origins=RETURN_ORIGINS)
     placing = PlaceOrder(factory, repository, cart, payments, order_ttl=ORDER_TTL, clock=clock)  # type: ignore[arg-type]
     progress = OrderProgress(factory, repository, clock)  # type: ignore[arg-type]
     recovery = PlacementRecovery(factory, repository, cart, timeout=PLACEMENT_TIMEOUT, claim_lease=CLAIM_LEASE,  # type: ignore[arg-type]

@@ -1,18 +1,16 @@
 """In-memory stand-ins for payment_svc's service-layer tests: the repository (it ignores the
-connection, as tests/support/fake_uow.py's unit of work hands it none), the advisory locks and a
+connection, as tests/support/fake_uow.py's unit of work hands it none) and a
 gateway that opens orders and remembers every call."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from payment_svc.gateways.base import GatewayOrder
+from payment_svc.gateways.base import CheckoutRequest, GatewayOrder
 from payment_svc.repository import NewSession, PaymentRecord
 
 
@@ -45,12 +43,12 @@ class InMemoryPayments:
         return self.add(order_token=new.order_token, attempt=new.attempt, user_id=new.user_id, gateway=new.gateway,
                         gateway_order_id=None, checkout_url=None, payment_method=new.payment_method or None,
                         amount=new.amount, currency=new.currency, expires_at=new.expires_at,
-                        order_expires_at=new.order_expires_at)
+                        order_expires_at=new.order_expires_at, status=new.status, leased_until=new.leased_until)
 
     async def by_attempt(self, conn: Any, order_token: str, attempt: int, *, for_update: bool = False) -> PaymentRecord | None:
         return next((s for s in self.sessions.values() if (s.order_token, s.attempt) == (order_token, attempt)), None)
 
-    async def by_token(self, conn: Any, token: str) -> PaymentRecord | None:
+    async def by_token(self, conn: Any, token: str, *, for_update: bool = False) -> PaymentRecord | None:
         return self.sessions.get(token)
 
     async def by_gateway_order(self, conn: Any, gateway: str, gateway_order_id: str, *,
@@ -61,13 +59,24 @@ class InMemoryPayments:
     async def sessions_of(self, conn: Any, order_token: str) -> list[PaymentRecord]:
         return sorted((s for s in self.sessions.values() if s.order_token == order_token), key=lambda s: s.attempt)
 
+    async def claim_opening(self, conn: Any, token: str, now: datetime.datetime,
+                            until: datetime.datetime) -> PaymentRecord | None:
+        session = self.sessions[token]
+        if session.opened or session.opening_elsewhere(now):
+            return None
+        return self._change(token, leased_until=until)
+
+    async def release_opening(self, conn: Any, token: str, until: datetime.datetime) -> None:
+        if self.sessions[token].leased_until == until:
+            self._change(token, leased_until=None)
+
     async def mark_opened(self, conn: Any, token: str, *, if_status: str | None = None,
                           **values: Any) -> PaymentRecord | None:
         now = values.pop("now")
         session = self.sessions[token]
         if if_status is not None and (session.opened or session.status != if_status):
             return None
-        return self._change(token, updated_at=now, **values)
+        return self._change(token, updated_at=now, leased_until=None, **values)
 
     async def set_status(self, conn: Any, token: str, status: str, now: datetime.datetime, *,
                          gateway_payment_id: str | None = None) -> PaymentRecord:
@@ -84,25 +93,13 @@ class InMemoryPayments:
         return self.sessions[token]
 
 
-class OpenLocks:
-    """Every lock is free."""
-
-    def __init__(self) -> None:
-        self.taken: list[str] = []
-
-    @contextlib.asynccontextmanager
-    async def hold(self, name: str, wait_s: float = 0.0) -> AsyncIterator[bool]:
-        self.taken.append(name)
-        yield True
-
-
 class FakeGateway:
     name = "razorpay"
 
     def __init__(self) -> None:
         self.creates: list[tuple[str, int, str]] = []
 
-    async def create_order(self, key: str, amount_minor: int, currency: str, return_url: str, description: str, *,
-                           deadline: Any = None, may_exist: bool = True) -> GatewayOrder:
-        self.creates.append((key, amount_minor, currency))
-        return GatewayOrder("razorpay", f"order_{len(self.creates):014d}", f"http://gateway.invalid/{key}")
+    async def create_order(self, request: CheckoutRequest, *, deadline: Any = None,
+                           may_exist: bool = True) -> GatewayOrder:
+        self.creates.append((request.key, request.amount_minor, request.currency))
+        return GatewayOrder("razorpay", f"order_{len(self.creates):014d}", f"http://gateway.invalid/{request.key}")

@@ -17,7 +17,7 @@ from payment_svc.outcomes import GatewayReport, apply_payment_outcome
 from payment_svc.tuning import SessionTuning
 from payment_svc.workers.sweeper import SessionSweeper
 from tests.support.fake_uow import FakeUnitOfWork
-from tests.unit.payment.fakes import FakeGateway, InMemoryPayments, OpenLocks
+from tests.unit.payment.fakes import FakeGateway, InMemoryPayments
 
 NOW = datetime.datetime(2026, 12, 2, 10, 0, tzinfo=datetime.UTC)
 MINUTES = datetime.timedelta(minutes=1)
@@ -101,7 +101,7 @@ async def test_an_unknown_gateway_order_is_audited_not_published(uow, payments):
 # -- OpenSession ---------------------------------------------------------------------------------------
 
 def opener(uow: FakeUnitOfWork, payments: InMemoryPayments, gateway: FakeGateway) -> SessionOpener:
-    return SessionOpener(lambda: uow, payments, OpenLocks(), {"razorpay": gateway, "stripe": gateway},
+    return SessionOpener(lambda: uow, payments, {"razorpay": gateway, "stripe": gateway},
                          SessionTuning(session_ttl_s=30 * 60), clock=clock)
 
 

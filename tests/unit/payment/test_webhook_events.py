@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway_emulator.razorpay_events import php_json, razorpay_event
-from gateway_emulator.store import PaymentIntent, RazorpayOrder, RazorpayPayment, StripeCharge
+from gateway_emulator.store import CheckoutSession, PaymentIntent, RazorpayOrder, RazorpayPayment, StripeCharge
+from gateway_emulator.stripe_checkout import session_object
 from gateway_emulator.stripe_events import stripe_event
 from gateway_emulator.stripe_objects import card_declined, payment_intent_object
 from payment_svc.domain.webhook_events import PaymentReport, body_digest_id, parse_razorpay, parse_stripe
@@ -96,6 +99,63 @@ def test_stripe_other_events_are_ignored():
     assert parse_stripe(b"{").event_id == body_digest_id(b"{")
 
 
+TOKEN = "5b0c8a52-9d1e-4f7a-8c3b-2a6d4e1f0b9c"
+
+
+def checkout_session(status: str = "complete", paid: bool = True, intent: str | None = "pi_1",
+                     amount: int = 5000) -> dict:
+    session = CheckoutSession(
+        id="cs_test_1", amount_total=amount, currency="usd", line_items=[], success_url="http://127.0.0.1:8080/",
+        cancel_url=None, client_reference_id=TOKEN, metadata={"payment_token": TOKEN}, intent_metadata={},
+        intent_description=None, payment_method_types=["card"], created=1767225600, expires_at=1767227460,
+        status=status, payment_status="paid" if paid else "unpaid", payment_intent=intent)
+    return session_object(session, "http://emulator/checkout/sessions/cs_test_1")
+
+
+def session_event(event_type: str, session: dict) -> bytes:
+    return stripe_event(event_type, session, api_version="v", request_id=None, idempotency_key=None)[1]
+
+
+# event type, Checkout Session → the report (None: ignored), as a table
+CHECKOUT_EVENTS = [
+    ("checkout.session.completed", checkout_session(),
+     PaymentReport("cs_test_1", "pi_1", "captured", 5000, "USD")),
+    ("checkout.session.async_payment_succeeded", checkout_session(),
+     PaymentReport("cs_test_1", "pi_1", "captured", 5000, "USD")),
+    ("checkout.session.completed", checkout_session(paid=False), None),  # paid later: an async_payment event follows
+    ("checkout.session.completed", checkout_session(intent=None), None),  # paid, but by no payment we could name
+    ("checkout.session.async_payment_failed", checkout_session(paid=False),
+     PaymentReport("cs_test_1", "pi_1", "failed", 5000, "USD")),
+    ("checkout.session.expired", checkout_session("expired", paid=False, intent=None),
+     PaymentReport("cs_test_1", "cs_test_1", "failed", 5000, "USD")),  # never tried: the session is the payment
+    ("checkout.session.expired", checkout_session("expired", paid=False),
+     PaymentReport("cs_test_1", "pi_1", "failed", 5000, "USD")),
+    ("checkout.session.completed", {**checkout_session(), "amount_total": "5000"}, None),
+    ("checkout.session.completed", {**checkout_session(), "object": "payment_intent"}, None),
+]
+
+
+@pytest.mark.parametrize(("event_type", "session", "report"), CHECKOUT_EVENTS)
+def test_stripe_checkout_session_events(event_type, session, report):
+    parsed = parse_stripe(session_event(event_type, session))
+    assert parsed.event_type == event_type
+    assert parsed.report == report
+    assert (parsed.report is None) == bool(parsed.ignored_because)
+
+
+def test_a_stripe_intent_names_its_session_by_the_token_in_its_metadata():
+    intent = stripe_intent(True)
+    intent.metadata = {"payment_token": TOKEN.upper(), "key": "x:1"}
+    _, body = stripe_event("payment_intent.succeeded", payment_intent_object(intent), api_version="v",
+                           request_id=None, idempotency_key=None)
+    assert parse_stripe(body).report == PaymentReport("pi_1", "pi_1", "captured", 5000, "USD", TOKEN)
+    for unusable in ("not-a-uuid", "", TOKEN + "x", 42):
+        intent.metadata = {"payment_token": unusable}  # type: ignore[dict-item]
+        _, body = stripe_event("payment_intent.payment_failed", payment_intent_object(intent), api_version="v",
+                               request_id=None, idempotency_key=None)
+        assert parse_stripe(body).report.payment_token == ""  # type: ignore[union-attr]
+
+
 def payment(pid: str, status: str, order: str = "order_O1") -> GatewayPayment:
     return GatewayPayment(id=pid, order_id=order, status=status, amount_minor=177000, currency="INR")  # type: ignore[arg-type]
 
@@ -109,3 +169,39 @@ def test_reconcile_applies_every_capture_oldest_first_else_the_newest_failure():
     assert what_to_apply("order_O1", []) == []
     # a payment of another order is never applied to this one
     assert what_to_apply("order_O1", [payment("pay_9", "captured", order="order_Other")]) == []
+
+
+def test_a_razorpay_payment_event_has_its_payment_and_type_as_subject_and_its_time():
+    event_id, body = razorpay_event("payment.captured", "acc_1", rzp_payment())
+    parsed = parse_razorpay(body, event_id)
+    assert parsed.subject == "pay_Q1:payment.captured" and parsed.created_at == json.loads(body)["created_at"]
+    assert parse_razorpay(body, "evt_other").subject == parsed.subject  # whatever the header says
+    ignored = parse_razorpay(razorpay_event("payment.authorized", "acc_1", rzp_payment())[1], "evt_1")
+    assert ignored.subject is None  # nothing applied: nothing to be a duplicate of
+
+
+def test_too_old_ignores_an_event_past_the_window_only():
+    event_id, body = razorpay_event("payment.captured", "acc_1", rzp_payment())
+    parsed = parse_razorpay(body, event_id)
+    created = parsed.created_at
+    assert created is not None
+    window = 3 * 24 * 3600
+    assert parsed.too_old(created + window, window) is parsed  # exactly 72 h: still in
+    old = parsed.too_old(created + window + 1800, window)
+    assert (old.report, old.subject, old.ignored_because) == (None, None, "the event is 72.5 h old, past the 72 h window")
+
+
+def test_amounts_a_session_cannot_hold_and_unprintable_types_are_ignored():
+    def capture(**entity):
+        return php_json({"event": "payment.captured", "payload": {"payment": {"entity": {
+            "id": "pay_1", "order_id": "order_1", "amount": 100, "currency": "INR", **entity}}}})
+
+    assert parse_razorpay(capture(amount=10**12 - 1), "e").report is not None  # 9,999,999,999.99: the largest
+    for bad in (capture(amount=10**12), capture(amount=10**30), capture(amount=True), capture(currency="IN\u0000")):
+        parsed = parse_razorpay(bad, "e")
+        assert parsed.report is None and "0 to 999999999999" in parsed.ignored_because
+    unprintable = php_json({"event": "payment.captured\u0007", "payload": {}})
+    assert (parse_razorpay(unprintable, "e").event_type, parse_razorpay(unprintable, "e").report) == ("", None)
+    deep = b'{"event": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    assert parse_razorpay(deep, "e").ignored_because == "the body is not a JSON object"
+    assert parse_stripe(deep).ignored_because == "the body is not a JSON object"

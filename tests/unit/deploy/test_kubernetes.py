@@ -1,0 +1,129 @@
+"""deploy/k8s: the base and both overlays render (tools/kustomize.py) to objects that Kubernetes
+1.34 accepts (kubernetes-validate, strict: unknown fields refused) and that CloudNativePG accepts
+(its CRD schemas, vendored in deploy/k8s/schemas); and they say what the issue asks of them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from edge.config import KUBERNETES_CONFIG, kubernetes_config_is_current
+from tools.kustomize import render
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.34.0"
+VARIANTS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+SERVICES = {"cart-svc": (50051, 9101), "order-svc": (50052, 9102), "payment-svc": (50053, 9103),
+            "enrollment-svc": (50054, 9104)}
+CRD_SCHEMAS = {(path.stem.split("_")[1], path.stem.split("_")[2]): json.loads(path.read_text())
+               for path in (K8S / "schemas").glob("*.json")}
+CRD_VALIDATORS = {key: jsonschema.validators.validator_for(schema)(schema) for key, schema in CRD_SCHEMAS.items()}
+
+
+def _objects(variant: str) -> list[dict]:
+    return render(VARIANTS[variant])
+
+
+def _one(objects: list[dict], kind: str, name: str) -> dict:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_object_validates(variant: str) -> None:
+    objects = _objects(variant)
+    assert objects
+    for obj in objects:
+        group_version = obj["apiVersion"]
+        if group_version.startswith("postgresql.cnpg.io/"):
+            CRD_VALIDATORS[(group_version.split("/")[1], obj["kind"])].validate(obj)
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("variant", "namespace"), [("base", "interns-checkout"), ("dev", "interns-checkout-dev"),
+                                                    ("prod", "interns-checkout")])
+def test_everything_lives_in_the_variants_namespace(variant: str, namespace: str) -> None:
+    objects = _objects(variant)
+    assert _one(objects, "Namespace", namespace)
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {namespace}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_service_has_its_deployment_service_autoscaler_and_disruption_budget(variant: str) -> None:
+    objects = _objects(variant)
+    for name, (grpc, metrics) in SERVICES.items():
+        deployment = _one(objects, "Deployment", name)
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["grpc"] == {"port": grpc}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+        assert {p["containerPort"] for p in container["ports"]} == {grpc, metrics}
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert _one(objects, "Service", name)["spec"]["ports"][0]["port"] == grpc
+        assert _one(objects, "HorizontalPodAutoscaler", name)["spec"]["scaleTargetRef"]["name"] == name
+        assert _one(objects, "PodDisruptionBudget", name)["spec"]["minAvailable"] == 1
+
+
+def test_the_overlays_size_the_stack() -> None:
+    dev, prod = _objects("dev"), _objects("prod")
+    assert _one(dev, "Deployment", "payment-svc")["spec"]["replicas"] == 1
+    assert _one(dev, "Cluster", "checkout-pg")["spec"]["instances"] == 1
+    assert _one(dev, "ConfigMap", "checkout-config")["data"]["ENVIRONMENT"] == "development"
+    payment = _one(prod, "Deployment", "payment-svc")
+    assert payment["spec"]["replicas"] == 3
+    [container] = payment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"] == "500m" and container["readinessProbe"]  # merged, not replaced
+    assert _one(prod, "Cluster", "checkout-pg")["spec"]["instances"] == 3
+    assert _one(prod, "ConfigMap", "checkout-config")["data"]["ENVIRONMENT"] == "production"
+    assert not [o for o in prod if o["kind"] == "Secret"]  # production secrets come from the cluster
+
+
+def test_payment_svc_is_reached_only_by_the_edge_and_order_svc() -> None:
+    policy = _one(_objects("prod"), "NetworkPolicy", "payment-svc-ingress")
+    grpc_rule = next(rule for rule in policy["spec"]["ingress"] if rule["ports"] == [{"port": 50053}])
+    callers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in grpc_rule["from"]}
+    assert callers == {"edge", "order-svc"}
+    assert _one(_objects("prod"), "NetworkPolicy", "default-deny-ingress")["spec"] == {
+        "podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def test_nats_is_a_three_node_jetstream_cluster_and_streams_are_replicated() -> None:
+    objects = _objects("prod")
+    assert _one(objects, "StatefulSet", "nats")["spec"]["replicas"] == 3
+    conf = _one(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "jetstream" in conf and all(f"nats-{i}.nats:6222" in conf for i in range(3))
+    assert _one(objects, "ConfigMap", "checkout-config")["data"]["NATS_REPLICAS"] == "3"
+
+
+def test_postgres_has_a_replica_and_backups() -> None:
+    objects = _objects("prod")
+    cluster = _one(objects, "Cluster", "checkout-pg")
+    assert cluster["spec"]["instances"] >= 2 and cluster["spec"]["backup"]["barmanObjectStore"]["wal"]
+    assert _one(objects, "ScheduledBackup", "checkout-pg-daily")["spec"]["cluster"] == {"name": "checkout-pg"}
+
+
+def test_the_edges_bootstrap_is_generated_by_the_same_code_and_current() -> None:
+    assert kubernetes_config_is_current(), f"{KUBERNETES_CONFIG} is stale: .venv/bin/python -m edge render --kubernetes"
+    config = _one(_objects("prod"), "ConfigMap", "edge-envoy")
+    assert all(f'address: "{name}"' in config["data"]["envoy.yaml"] for name in SERVICES)
+    assert base64.b64decode(config["binaryData"]["checkout.pb"]) == (ROOT / "gen" / "checkout.pb").read_bytes()
+    deployment = _one(_objects("prod"), "Deployment", "edge")
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [{"name": "config", "configMap": {"name": "edge-envoy"}}]
+
+
+def test_the_crd_validation_is_not_a_formality() -> None:
+    cluster = _one(_objects("prod"), "Cluster", "checkout-pg")
+    broken = {**cluster, "spec": {**cluster["spec"], "instances": "two"}}
+    with pytest.raises(jsonschema.ValidationError):
+        CRD_VALIDATORS[("v1", "Cluster")].validate(broken)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate({**_one(_objects("prod"), "Service", "edge"), "spek": {}}, KUBERNETES_VERSION,
+                                     strict=True)
