@@ -5,7 +5,7 @@ enrollment_svc, edge, developer), the only URI SAN of its certificate (TLS_CERT_
 issued by the internal CA. TLS_CA_FILE is the trust bundle: it may hold several CAs, the old and
 the new one during a rollover (docs/SECURITY.md). A gRPC server asks every client for a
 certificate from that bundle; a client checks that the server's certificate names the service it
-meant to reach (`<service>_svc`). GRPC_PLAINTEXT=1 turns all of this off, for development and
+meant to reach (its DNS SAN `<service>-svc`). GRPC_PLAINTEXT=1 turns all of this off, for development and
 tests only (production refuses it: common/settings.py).
 """
 
@@ -25,6 +25,12 @@ _PREFIX = f"spiffe://{TRUST_DOMAIN}/"
 
 def spiffe_id(name: str) -> str:
     return _PREFIX + name
+
+
+def server_name(service: str) -> str:
+    """The host name a service's certificate must carry for its clients: `cart-svc` (a DNS name,
+    as the Kubernetes Service's; the identity itself is the URI SAN, spiffe://interns/cart_svc)."""
+    return f"{service}-svc"
 
 
 def identity_name(spiffe: str) -> str:
@@ -70,12 +76,12 @@ def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
 def channel(settings: Settings, address: str, service: str,
             options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
     """A channel to `service` (cart, order, payment, enrollment) at `address`, presenting this
-    process's certificate and accepting only a server certificate that names `<service>_svc`."""
+    process's certificate and accepting only a server certificate that names `<service>-svc`."""
     credentials = channel_credentials(settings)
     if credentials is None:
         return grpc.aio.insecure_channel(address, options=list(options))
     return grpc.aio.secure_channel(address, credentials,
-                                   options=[("grpc.ssl_target_name_override", f"{service}_svc"), *options])
+                                   options=[("grpc.ssl_target_name_override", server_name(service)), *options])
 
 
 def peer_identity(context: grpc.aio.ServicerContext) -> str:

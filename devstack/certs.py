@@ -109,8 +109,9 @@ def issue(ca: CA, common_name: str, *, dns: Iterable[str] = (), ips: Iterable[st
 
 
 def issue_identity(ca: CA, name: str, *, extra_dns: Iterable[str] = ()) -> tuple[bytes, bytes]:
-    """`name`'s certificate: URI SAN spiffe://interns/<name>; DNS <name> and localhost and IP
-    127.0.0.1 so that a client reaching it by its compose name or on this machine can check it."""
+    """`name`'s certificate: URI SAN spiffe://interns/<name> (its identity); DNS `cart-svc` for
+    cart_svc (what its clients check: common/tls.server_name, as the Kubernetes Service is named),
+    `cart_svc` (its compose host) and localhost, and IP 127.0.0.1 (a probe on its own machine)."""
     return issue(ca, name, dns=(name.replace("_", "-"), name, "localhost", *extra_dns), ips=("127.0.0.1",),
                  uris=(spiffe_id(name),))
 

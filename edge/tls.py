@@ -64,7 +64,7 @@ def upstream_transport_socket(settings: EdgeSettings, cluster: str) -> dict | No
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": _UPSTREAM,
-            "sni": f"{cluster}_svc",
+            "sni": f"{cluster}-svc",  # its host name (common/tls.server_name)
             "common_tls_context": {
                 "tls_params": {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"},
                 "alpn_protocols": ["h2"],

@@ -4,7 +4,7 @@
 
 Over mutual TLS with this process's certificate (TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE: health
 is open to any certificate of the internal CA), unless GRPC_PLAINTEXT is set. With SERVICE (cart,
-order, payment, enrollment) the server's certificate must name `<SERVICE>_svc`; without it, the
+order, payment, enrollment) the server's certificate must name `<SERVICE>-svc`; without it, the
 address itself (a container probing itself at 127.0.0.1: its certificate names 127.0.0.1).
 """
 
@@ -16,14 +16,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.settings import load_settings
-from common.tls import channel_credentials
+from common.tls import channel_credentials, server_name
 
 
 def _channel(address: str, service: str) -> grpc.Channel:
     credentials = channel_credentials(load_settings())
     if credentials is None:
         return grpc.insecure_channel(address)
-    options = [("grpc.ssl_target_name_override", f"{service}_svc")] if service else []
+    options = [("grpc.ssl_target_name_override", server_name(service))] if service else []
     return grpc.secure_channel(address, credentials, options=options)
 
 
