@@ -297,6 +297,10 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
 
 def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
-    set): as docker(), with the Services' names and no page (the API only)."""
+    set): as docker(), with the Services' names, no page (the API only), and the certificates
+    where deploy/k8s/base/edge/edge.yaml mounts cert-manager's secrets."""
     return docker(domain).with_(web_root="", upstreams={
-        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()})
+        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()},
+        # cert-manager's secrets edge-https and edge-mtls (deploy/k8s/base/tls.yaml), mounted there
+        tls_cert_file="/etc/tls/https/tls.crt", tls_key_file="/etc/tls/https/tls.key",
+        upstream_tls=UpstreamTls("/etc/tls/mtls/ca.crt", "/etc/tls/mtls/tls.crt", "/etc/tls/mtls/tls.key"))
