@@ -203,7 +203,8 @@ class Settings(BaseSettings):
                                               "a key left by a crashed process is free again after this")
     return_url_origins: Csv = _field((), "order", "comma-separated origins a `return_url` / `cancel_url` may "
                                      "point at: `https://host[:port]`, port `*` for any; http only on localhost "
-                                     "(default: the edge's own origins, `http://localhost:*` and `http://127.0.0.1:*`)")
+                                     "(default: the edge's own origins, over HTTPS too, `http://localhost:*` and "
+                                     "`http://127.0.0.1:*`)")
     cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
     cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
 

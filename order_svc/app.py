@@ -84,7 +84,8 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
 
 def return_origins(settings: Settings) -> tuple[Origin, ...]:
     """RETURN_URL_ORIGINS, or the development default; a bad entry stops the process, naming it."""
-    texts = settings.return_url_origins or development_origins(settings.edge_domain, settings.edge_port)
+    texts = settings.return_url_origins or development_origins(settings.edge_domain, settings.edge_port,
+                                                                  settings.edge_tls_port)
     try:
         return tuple(parse_origin(text) for text in texts)
     except ValueError as error:
