@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs grpcurl certs clean
+.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces grpcurl certs clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
@@ -17,6 +17,7 @@ help:
 	@echo "make docs    regenerate docs/CONFIGURATION.md from common/settings.py"
 	@echo "make lock    re-pin requirements.lock from requirements.in"
 	@echo "make logs    follow every log of make run as readable lines (service, level, trace, message)"
+	@echo "make traces  the last checkout's span tree with timings (make traces TRACE=<trace id> for another)"
 	@echo "make token   a dev bearer token on stdout: make token [ROLE=admin] [USER=<uuid, e-mail or name>]"
 	@echo "make grpcurl call a service with the developer certificate: make grpcurl ARGS=\"127.0.0.1:50051 list\""
 
@@ -77,6 +78,9 @@ token: $(STAMP)  ## make token [ROLE=admin] [USER=<uuid, e-mail or name>]: a dev
 
 logs: $(STAMP)  ## follow every log of `make run` as readable lines (the files stay JSON)
 	@$(PY) -m tools.logs
+
+traces: $(STAMP)  ## make traces [TRACE=<trace id>]: a span tree from .run/traces (default: the last checkout)
+	@$(PY) -m tools.traces $(TRACE)
 
 CERTS := .run/certs
 certs: $(STAMP)  ## the development CA and certificates make run issues (made or renewed as needed)

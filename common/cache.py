@@ -3,6 +3,7 @@
 PostgreSQL is the truth. When Redis is slow or gone, every call here becomes a miss, counted in
 CACHE_ERRORS; a small circuit breaker then skips Redis for a moment so a dead server does not add
 its timeout to every request, and only the start and the end of a failure burst are logged.
+Each call that reaches Redis is a span (`redis.<operation>`, common/tracing.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from redis.backoff import NoBackoff
 
 from common.metrics import CACHE_ERRORS
 from common.settings import Settings
+from common.tracing import CLIENT, span
 
 _log = logging.getLogger(__name__)
 
@@ -60,7 +62,8 @@ class SafeCache:
         task = asyncio.current_task()
         cancels = task.cancelling() if task else 0
         try:
-            result = await call(self.client)
+            with span(f"redis.{operation}", kind=CLIENT):
+                result = await call(self.client)
         except Exception as error:  # any failure of an optional cache is a miss
             _reraise_cancel(task, cancels)
             CACHE_ERRORS.labels(operation).inc()

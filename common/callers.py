@@ -41,6 +41,7 @@ CALLERS: dict[str, frozenset[str]] = {
     "checkout.v1.EnrollmentService": PUBLIC,
     # admin RPCs: from the edge, with an admin token
     "checkout.v1.AdminService": EDGE_ONLY,
+    "checkout.v1.RefundService": EDGE_ONLY,  # payment_svc's admin refunds
     "checkout.v1.EnrollmentService/ListDeadLetters": EDGE_ONLY,
     "checkout.v1.EnrollmentService/ReplayDeadLetter": EDGE_ONLY,
     # the gateways' webhooks reach us only through the edge

@@ -13,6 +13,10 @@ Deliveries can also run out with no verdict (the process died, or ack_wait passe
 NATS then publishes a max-deliveries advisory, which the DLQ stream keeps; each consumer's watcher
 fetches the message by stream sequence and parks it. Parked messages are replayed through the
 same handler (common/dead_letters.py).
+
+Each delivery is a CONSUMER span that continues the trace named by the message's `traceparent`
+(the relay's PRODUCER span: common/outbox_relay.py), so an event's handling, its unit of work and
+the events it records stay in the trace of the request that caused them.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from common.faults import fault_point
 from common.nats_streams import close_quietly, connect, ensure_streams
 from common.request_context import correlation_id_var, new_correlation_id
 from common.retry import RetryPolicy
+from common.tracing import CONSUMER, context_from, mark_current_error, span
 from common.workers import Worker, sleep_or_stop, unless_stopped
 
 EVENTS_HANDLED = Counter("checkout_events_consumed_total", "Event deliveries, by consumer and outcome",
@@ -223,31 +228,41 @@ class EventConsumer:
         seq, delivered = meta.sequence.stream, meta.num_delivered
         headers = msg.headers or {}
         token = correlation_id_var.set(headers.get(CORRELATION_HEADER) or new_correlation_id())
-        label = subscription.durable
         try:
-            subject = self._events.local_subject(msg.subject)
-            if not any(subject_matches(wanted, subject) for wanted in subscription.subjects):
-                # a server without multi-subject filters (NATS < 2.10) sent what this durable
-                # does not read: its own cursor, so acking it takes it from nobody else
-                await _ack(msg)
-                return
-            try:
-                event = parse_event(subject, msg.data or b"", headers.get("Nats-Msg-Id", ""))
-                await subscription.handler(event)
-            except CannotHandle as error:
-                await self._park(subscription, msg, seq, delivered, str(error))
-                await msg.term()
-                return
-            except Exception as error:  # RetryLater, or the database / anything else: try again later
-                await self._failed(subscription, msg, seq, delivered, error)
-                return
-            fault_point("consumer_after_commit")
-            self._last_errors.pop((label, seq), None)
-            self.stats.handled += 1
-            EVENTS_HANDLED.labels(label, "handled").inc()
-            await _ack(msg)
+            with span(f"consume {self._events.local_subject(msg.subject)}", kind=CONSUMER,
+                      context=context_from(headers),
+                      attributes={"messaging.system": "nats", "messaging.consumer.group.name": subscription.durable,
+                                  "messaging.message.id": headers.get("Nats-Msg-Id", ""), "delivery": delivered}):
+                await self._handle(subscription, msg, seq, delivered, headers)
         finally:
             correlation_id_var.reset(token)
+
+    async def _handle(self, subscription: Subscription, msg: Msg, seq: int, delivered: int,
+                      headers: dict[str, str]) -> None:
+        label = subscription.durable
+        subject = self._events.local_subject(msg.subject)
+        if not any(subject_matches(wanted, subject) for wanted in subscription.subjects):
+            # a server without multi-subject filters (NATS < 2.10) sent what this durable
+            # does not read: its own cursor, so acking it takes it from nobody else
+            await _ack(msg)
+            return
+        try:
+            event = parse_event(subject, msg.data or b"", headers.get("Nats-Msg-Id", ""))
+            await subscription.handler(event)
+        except CannotHandle as error:
+            mark_current_error(error)
+            await self._park(subscription, msg, seq, delivered, str(error))
+            await msg.term()
+            return
+        except Exception as error:  # RetryLater, or the database / anything else: try again later
+            mark_current_error(error)
+            await self._failed(subscription, msg, seq, delivered, error)
+            return
+        fault_point("consumer_after_commit")
+        self._last_errors.pop((label, seq), None)
+        self.stats.handled += 1
+        EVENTS_HANDLED.labels(label, "handled").inc()
+        await _ack(msg)
 
     async def _failed(self, subscription: Subscription, msg: Msg, seq: int, delivered: int, error: Exception) -> None:
         reason = str(error) if isinstance(error, RetryLater) else f"{type(error).__name__}: {error}"

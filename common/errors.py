@@ -43,6 +43,8 @@ class ErrorCode(enum.Enum):
     INSUFFICIENT_BALANCE = ErrorSpec(3002, "FAILED_PRECONDITION", 402, "insufficient balance", False, "use another payment method")
     PAYMENT_SESSION_EXPIRED = ErrorSpec(3003, "FAILED_PRECONDITION", 410, "payment session expired", False, "start a new payment attempt for the order")
     PAYMENT_NOT_FOUND = ErrorSpec(3004, "NOT_FOUND", 404, "payment not found", False, "check the payment token")
+    REFUND_EXCEEDS_REMAINING = ErrorSpec(3301, "FAILED_PRECONDITION", 409, "refund exceeds what is left to refund", False, "list the order's refunds and ask for at most what is left")
+    NOTHING_TO_REFUND = ErrorSpec(3302, "FAILED_PRECONDITION", 409, "nothing to refund: the order is not paid", False, "only a paid order can be refunded")
     DEAD_LETTER_NOT_FOUND = ErrorSpec(3201, "NOT_FOUND", 404, "dead letter not found", False, "list the dead letters for their ids")
     WEBHOOK_SIGNATURE_INVALID = ErrorSpec(3101, "INVALID_ARGUMENT", 400, "webhook signature invalid", False, "")
     GATEWAY_UNAVAILABLE = ErrorSpec(4001, "UNAVAILABLE", 503, "service temporarily unavailable", True, "retry in a few seconds")

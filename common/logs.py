@@ -1,4 +1,5 @@
-"""Structured JSON logs: one object per line, with the request's correlation id in every line."""
+"""Structured JSON logs: one object per line, with the request's correlation id in every line and,
+when a span is current (common/tracing.py), its trace_id and span_id."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import sys
 
 from common.request_context import correlation_id_var
+from common.tracing import current_ids
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -28,6 +30,9 @@ class JsonFormatter(logging.Formatter):
         cid = correlation_id_var.get()
         if cid:
             entry["correlation_id"] = cid
+        ids = current_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -21,6 +21,10 @@ streams are re-declared.
 Every service process runs one as a worker (`relay_worker`); `python -m common.outbox_relay SERVICE`
 runs one on its own (a deployment that scales relays apart from the service, and the crash tests).
 Details and trade-offs: docs/EVENTS.md.
+
+Tracing: a row whose `headers` carry `traceparent` (the span the event was recorded in,
+common/uow.py) is published inside a PRODUCER span, child of that one, from the send to the
+PubAck; the message's headers carry that span's context, which the consumer continues.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import psycopg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
@@ -53,6 +58,7 @@ from common.nats_streams import close_quietly, connect, ensure_streams
 from common.plumbing import Plumbing, plumbing_tables
 from common.retry import RetryPolicy
 from common.settings import SCHEMAS, SERVICES, Settings, process_settings
+from common.tracing import PRODUCER, Span, configure_tracing, context_from, inject, mark_error, shutdown_tracing, tracer
 from common.workers import Worker, sleep_or_stop
 
 LOCK_RETRY_SECONDS = 1.0
@@ -113,14 +119,28 @@ def libpq_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def event_headers(row: OutboxRow) -> dict[str, str]:
+def event_headers(row: OutboxRow, span: Span | None = None) -> dict[str, str]:
+    """The message's headers; with `span` (the publication's), its `traceparent` too."""
     correlation = str(row.headers.get("correlation_id") or "") or row.id
-    return {
+    headers = {
         MSG_ID_HEADER: row.id,
         CORRELATION_HEADER: correlation,
         AGGREGATE_HEADER: row.aggregate_id,
         OUTBOX_SEQ_HEADER: str(row.seq),
     }
+    if span is not None:
+        inject(headers, trace.set_span_in_context(span))
+    return headers
+
+
+def publish_span(row: OutboxRow, wire_subject: str) -> Span | None:
+    """The PRODUCER span of a row recorded inside a trace (None for a row recorded outside any)."""
+    parent = context_from(row.headers)
+    if parent is None:
+        return None
+    return tracer().start_span(f"publish {row.subject}", context=parent, kind=PRODUCER,
+                               attributes={"messaging.system": "nats", "messaging.destination.name": wire_subject,
+                                           "messaging.message.id": row.id})
 
 
 def waves(rows: list[OutboxRow]) -> list[list[OutboxRow]]:
@@ -324,24 +344,30 @@ class OutboxRelay:
         trip for the lot. The acked ones are added to `acked`, even when another failed; then the
         first failure is raised."""
         sent: list[tuple[OutboxRow, asyncio.Future[PubAck]]] = []
+        spans: list[Span | None] = []
         failure: BaseException | None = None
         for row in wave:
+            subject = self._events.wire_subject(row.subject)
+            span = publish_span(row, subject)
             try:
-                future = await js.publish_async(self._events.wire_subject(row.subject), encode_payload(row.payload),
-                                                headers=event_headers(row))
+                future = await js.publish_async(subject, encode_payload(row.payload), headers=event_headers(row, span))
             except (nats.errors.Error, OSError, TimeoutError) as error:  # refused before sending (too large, closed)
                 failure = error
+                _end(span, error)
                 break  # nothing is sent past it
             sent.append((row, future))
+            spans.append(span)
         timeout = self._events.relay_publish_timeout
         answers = await asyncio.gather(*(asyncio.wait_for(future, timeout) for _, future in sent),
                                        return_exceptions=True)
-        for (row, _), answer in zip(sent, answers, strict=True):
+        for (row, _), span, answer in zip(sent, spans, answers, strict=True):
             if isinstance(answer, BaseException):
                 failure = failure or answer
+                _end(span, answer)
             else:
                 self._count(answer, row)
                 acked.append(row.id)
+                _end(span, None)
         if failure is not None:
             raise failure
 
@@ -376,6 +402,13 @@ class OutboxRelay:
         LEADER.labels(self._schema).set(1 if leader else 0)
 
 
+def _end(span: Span | None, error: BaseException | None) -> None:
+    if span is not None:
+        if error is not None:
+            mark_error(span, error)
+        span.end()
+
+
 async def _close_pg(pg: psycopg.AsyncConnection | None) -> None:
     if pg is not None and not pg.closed:
         try:
@@ -407,9 +440,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Relay one service's outbox to NATS until SIGTERM.")
     parser.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
-    configure_logging(f"{args.service}-outbox-relay", process_settings().log_level)
+    settings = process_settings()
+    configure_logging(f"{args.service}-outbox-relay", settings.log_level)
+    configure_tracing(f"{args.service}-outbox-relay", settings)
     warn_about_fault_settings()
-    asyncio.run(_run_alone(args.service))
+    try:
+        asyncio.run(_run_alone(args.service))
+    finally:
+        shutdown_tracing()
     return 0
 
 

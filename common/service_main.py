@@ -1,5 +1,6 @@
-"""The one way every service process starts: settings → logs → metrics → engine → assemble →
-gRPC server and workers → serve until SIGTERM → stop workers, finish calls, close clients."""
+"""The one way every service process starts: settings → logs → tracing → metrics → engine →
+assemble → gRPC server and workers → serve until SIGTERM → stop workers, finish calls, close
+clients, export the last spans."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from common.readiness import Readiness
 from common.retention import PruneTask, retention_worker
 from common.server import Register, serve_until_signalled, start_server
 from common.settings import SCHEMAS, Settings, process_settings
+from common.tracing import configure_tracing, shutdown_tracing
 from common.workers import Worker
 
 Cleanup = Callable[[], Awaitable[None]]
@@ -48,6 +50,7 @@ def warn_if_insecure(settings: Settings) -> None:
 async def _serve(service: str, assemble: Assemble) -> None:
     settings = process_settings()
     configure_logging(f"{service}_svc", settings.log_level)
+    configure_tracing(f"{service}_svc", settings)
     warn_if_insecure(settings)
     warn_about_fault_settings()
     engine = create_engine(settings, service)
@@ -71,4 +74,7 @@ def run_service(service: str, assemble: Assemble) -> None:
         uvloop.install()
     except ImportError:  # uvloop is an optimisation, not a requirement
         pass
-    asyncio.run(_serve(service, assemble))
+    try:
+        asyncio.run(_serve(service, assemble))
+    finally:
+        shutdown_tracing()

@@ -11,6 +11,7 @@ setting it misread.
 from __future__ import annotations
 
 import functools
+import pathlib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ SERVICES = ("cart", "order", "payment", "enrollment")
 # Each service's PostgreSQL role and schema (docs/ARCHITECTURE.md).
 ROLES = {"cart": "checkout_cart", "order": "checkout_order", "payment": "checkout_payment",
          "enrollment": "checkout_enrollment"}
+_ROOT = pathlib.Path(__file__).resolve().parent.parent  # this checkout
 SCHEMAS = {"cart": "cart", "order": "ordering", "payment": "payment", "enrollment": "enrollment"}
 
 Csv = Annotated[tuple[str, ...], NoDecode]
@@ -76,6 +78,23 @@ class Settings(BaseSettings):
                                                "deleted (parked ones are kept until handled)", gt=0)
     retention_webhook_body_days: float = _field(30.0, "retention", "processed webhook events older than this "
                                                 "keep their row and lose their raw body", gt=0)
+
+    # -- tracing (common/tracing.py; docs/ARCHITECTURE.md "Tracing") ---------------------------------
+    tracing: bool = _field(True, "tracing", "spans of every request, unit of work, Redis call, internal and gateway "
+                           "call and event, one trace per checkout; `0`: none are recorded (the context still travels)")
+    tracing_sample_ratio: float = _field(1.0, "tracing", "share of new traces recorded, at the edge and in "
+                                         "every service (a continued trace follows its parent's decision)",
+                                         ge=0, le=1)
+    otel_exporter_otlp_endpoint: str = _field("", "tracing", "an OTLP/HTTP collector's base URL (Jaeger, an "
+                                              "OpenTelemetry collector: `http://jaeger:4318`): every process and "
+                                              "the edge export their spans there, and nothing is kept locally")
+    tracing_dir: str = _field("", "tracing", "without OTEL_EXPORTER_OTLP_ENDPOINT: the local trace store, one "
+                              "`<process>.jsonl` per process (`make traces` reads it); default `.run/traces` of "
+                              "this checkout")
+    tracing_file_bytes: int = _field(4 * 1024 * 1024, "tracing", "a process's trace file past this size is "
+                                     "rotated (one older file kept)", ge=4096)
+    trace_receiver_port: int = _field(54318, "tracing", "without OTEL_EXPORTER_OTLP_ENDPOINT: the local OTLP/HTTP "
+                                      "receiver `make run` starts for the edge's spans (it writes `edge.jsonl`)")
 
     # -- identity and business rules -------------------------------------------------------------
     jwt_secret: str = _field(DEV_JWT_SECRET, "auth", "HS256 secret of bearer tokens; the default logs a warning "
@@ -366,6 +385,10 @@ class Settings(BaseSettings):
 
     def grpc_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_grpc_port"))
+
+    @property
+    def traces_dir(self) -> str:
+        return self.tracing_dir or str(_ROOT / ".run" / "traces")
 
     def metrics_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_metrics_port"))

@@ -20,6 +20,10 @@ reads under a lock and changes nothing should `commit()` rather than fall out of
         uow.publish("checkout.order.paid", order.order_token, event)
         uow.audit(actor=..., entity_type="order", entity_id=..., action="status:paid", before=..., after=...)
         await uow.commit()
+
+Each unit of work is one span (`db.<schema>`, common/tracing.py) from taking the connection to
+giving it back, and each recorded event keeps the context it was recorded in: its outbox row's
+`headers` carry `traceparent`, which the relay publishes with it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from common.plumbing import Plumbing
 from common.request_context import correlation_id
+from common.tracing import CLIENT, Scope, current_traceparent
 
 STREAM_SUBJECT_PREFIX = "checkout."
 _PIPELINE = psycopg.Pipeline.is_supported()  # libpq 14+ (psycopg-binary ships one)
@@ -51,6 +56,7 @@ class Event:
     subject: str
     aggregate_id: str
     payload: dict[str, Any]
+    traceparent: str = ""  # the span it was recorded in (common/tracing.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +81,7 @@ def event_payload(message: Message | Mapping[str, Any]) -> dict[str, Any]:
 def new_event(subject: str, aggregate_id: str, payload: Message | Mapping[str, Any]) -> Event:
     if not subject.startswith(STREAM_SUBJECT_PREFIX):
         raise ValueError(f"event subject must start with {STREAM_SUBJECT_PREFIX!r}: {subject}")
-    return Event(str(uuid.uuid4()), subject, aggregate_id, event_payload(payload))
+    return Event(str(uuid.uuid4()), subject, aggregate_id, event_payload(payload), current_traceparent())
 
 
 class Recorder:
@@ -106,6 +112,7 @@ class UnitOfWork(Recorder):
         self._plumbing = plumbing
         self._read_only = read_only
         self._conn: AsyncConnection | None = None
+        self._scope: Scope | None = None
         self.committed = False
 
     @property
@@ -115,23 +122,38 @@ class UnitOfWork(Recorder):
         return self._conn
 
     async def __aenter__(self) -> UnitOfWork:
-        self._conn = await self._engine.connect()
-        if self._read_only:
-            await self._conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            await self._conn.begin()
+        self._scope = Scope(f"db.{self._plumbing.schema}", CLIENT,
+                            {"db.system": "postgresql", "db.read_only": self._read_only})
+        try:
+            self._conn = await self._engine.connect()
+            if self._read_only:
+                await self._conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await self._conn.begin()
+        except BaseException as error:
+            self._leave(error)
+            raise
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: TracebackType | None) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
+            self._leave(error)
             return
         try:
             if conn.in_transaction():
                 await conn.rollback()
         finally:
             await conn.close()
+            self._leave(error)
+
+    def _leave(self, error: BaseException | None) -> None:
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            if scope.span.is_recording():
+                scope.span.set_attribute("db.committed", self.committed)
+            scope.leave(error)
 
     async def flush(self) -> None:
         """Write the recorded events and audit rows now, in one statement (commit does it too)."""
@@ -144,7 +166,8 @@ class UnitOfWork(Recorder):
             raise RuntimeError("a read-only unit of work records no events and no audit rows")
         cid = correlation_id()
         events = [{"id": e.id, "aggregate_id": e.aggregate_id, "subject": e.subject, "payload": e.payload,
-                   "headers": {"correlation_id": cid}} for e in self.events]
+                   "headers": {"correlation_id": cid, "traceparent": e.traceparent} if e.traceparent
+                   else {"correlation_id": cid}} for e in self.events]
         audits = [{"actor": a.actor, "correlation_id": cid, "entity_type": a.entity_type, "entity_id": a.entity_id,
                    "action": a.action, "before": a.before, "after": a.after, "flagged": a.flagged}
                   for a in self.audits]

@@ -68,7 +68,13 @@ def services(env: Mapping[str, str]) -> list[Service]:
     settings = load_settings(env)
     edge_port = settings.edge_port
     emulator_port = settings.gateway_emulator_port
+    # the edge's spans, stored beside the services' (none to receive when a collector is set)
+    receiver = [] if settings.otel_exporter_otlp_endpoint else [
+        Service("trace_receiver", (PYTHON, "-m", "devstack.trace_receiver"), settings.trace_receiver_port,
+                "devstack/trace_receiver.py"),
+    ]
     return [
+        *receiver,
         Service("cart_svc", (PYTHON, "-m", "cart_svc"), settings.cart_grpc_port, "cart_svc/__main__.py"),
         Service("order_svc", (PYTHON, "-m", "order_svc"), settings.order_grpc_port, "order_svc/__main__.py"),
         Service("payment_svc", (PYTHON, "-m", "payment_svc"), settings.payment_grpc_port, "payment_svc/__main__.py"),

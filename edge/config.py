@@ -7,6 +7,7 @@
 
 HTTP filter chain (requests run top to bottom, responses bottom to top):
 
+    header_mutation          x-trace-id on every answer (set last, so local replies have it too)
     lua (edge/envelope.lua)  correlation id; on the way out: envelope, header hygiene
     health_check             /healthz: 200 only when every required cluster is 100 % healthy
     cors                     before the transcoder, so preflights never reach it
@@ -24,6 +25,13 @@ Routes: the checkout page (web/, direct responses, transcoder off per route; sta
 host only), then one route per service, then a catch-all for REST paths the transcoder did not know.
 
 Envoy's own error replies are shaped by local_reply_config (edge/envelope.py).
+
+Tracing (CONTRACT.md "Operations"): the HCM's OpenTelemetry tracer starts a span for every
+request, or continues the client's `traceparent`, and sends `traceparent` to the service it calls
+(which continues it: common/tracing.py). Envoy's tracer needs an exporter: its spans go over
+OTLP/HTTP to the collector cluster (OTEL_EXPORTER_OTLP_ENDPOINT, else the local receiver of `make
+run`, devstack/trace_receiver.py, which stores them with the services' spans). A collector that is
+down costs nothing but those spans. `x-trace-id` is %TRACE_ID% of that span, on every answer.
 """
 
 from __future__ import annotations
@@ -75,7 +83,11 @@ _TYPES = {
     "filter_config": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
     "http_options": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     "stdout_log": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+    "header_mutation": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+    "otel": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
 }
+TRACE_COLLECTOR = "trace_collector"  # the OTLP/HTTP collector cluster of the edge's spans
+TRACE_ID_HEADER = "x-trace-id"
 
 
 def _duration(ms: int) -> str:
@@ -296,7 +308,7 @@ def _cors_policy(origins: tuple[str, ...]) -> dict:
         "allow_origin_string_match": matches,
         "allow_methods": "GET, POST, PUT, DELETE, OPTIONS",
         "allow_headers": "authorization, content-type, x-correlation-id, idempotency-key",
-        "expose_headers": "x-correlation-id",
+        "expose_headers": "x-correlation-id, x-trace-id",
         "max_age": "600",
         "allow_credentials": False,
     }
@@ -342,6 +354,20 @@ def _transcoder(settings: EdgeSettings, services: list[str]) -> dict:
     }
 
 
+def _trace_id_header() -> dict:
+    return {
+        # first, so on the way out it runs last: every answer, local replies included
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": _TYPES["header_mutation"],
+            "mutations": {"response_mutations": [{"append": {
+                "header": {"key": TRACE_ID_HEADER, "value": "%TRACE_ID%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }}]},
+        },
+    }
+
+
 def _lua(settings: EdgeSettings, rules: list[descriptors.HttpRule], https: bool) -> dict:
     source = envelope.lua_source(security_headers(settings, https=https), rules, readiness_clusters(settings))
     return {"name": "envoy.filters.http.lua",
@@ -367,6 +393,7 @@ def _router() -> dict:
 def _http_filters(settings: EdgeSettings, services: list[str], rules: list[descriptors.HttpRule],
                   *, https: bool = False) -> list[dict]:
     return [
+        _trace_id_header(),
         _lua(settings, rules, https),
         _health_check(settings),
         {"name": "envoy.filters.http.cors", "typed_config": {"@type": _TYPES["cors"]}},
@@ -396,6 +423,7 @@ def _access_log() -> list[dict]:
                         "ts": "%START_TIME%",
                         "service": "edge",
                         "correlation_id": "%REQ(x-correlation-id)%",
+                        "trace_id": "%TRACE_ID%",
                         "method": "%REQ(:method)%",
                         "path": "%REQ(x-envoy-original-path?:path)%",
                         "status": "%RESPONSE_CODE%",
@@ -411,6 +439,41 @@ def _access_log() -> list[dict]:
             },
         }
     ]
+
+
+def _tracing(settings: EdgeSettings) -> dict:
+    collector = settings.trace_collector
+    return {
+        "random_sampling": {"value": settings.trace_sample_percent},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": _TYPES["otel"],
+                "service_name": "edge",
+                "http_service": {
+                    "http_uri": {"uri": collector.url, "cluster": TRACE_COLLECTOR, "timeout": "1s"},
+                },
+            },
+        },
+    }
+
+
+def _trace_collector_cluster(settings: EdgeSettings) -> dict:
+    collector = settings.trace_collector
+    cluster = _ops_cluster(TRACE_COLLECTOR, collector.host, collector.port)
+    if collector.tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": collector.host,
+            },
+        }
+    return cluster
+
+
+# Envoy's tracer sends its spans when this many are waiting or this often (its defaults: 5, 5 s).
+TRACE_FLUSH = {"tracing.opentelemetry.min_flush_spans": 5, "tracing.opentelemetry.flush_interval_ms": 1000}
 
 
 def virtual_hosts(settings: EdgeSettings, clusters_by_service: dict[str, str]) -> list[dict]:
@@ -464,6 +527,7 @@ def _hcm(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, cluste
         "generate_request_id": True,
         "preserve_external_request_id": False,
         "local_reply_config": envelope.local_reply_config(),
+        "tracing": _tracing(settings),
         "route_config": {
             "name": "checkout",
             # the page's files are direct responses (Envoy's default cap is 4 KiB)
@@ -471,7 +535,7 @@ def _hcm(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, cluste
             "virtual_hosts": (tls.redirect_virtual_hosts(settings) if redirect
                               else virtual_hosts(settings, clusters_by_service)),
         },
-        "http_filters": ([_lua(settings, rules, https), _health_check(settings), _router()] if redirect
+        "http_filters": ([_trace_id_header(), _lua(settings, rules, https), _health_check(settings), _router()] if redirect
                          else _http_filters(settings, services, rules, https=https)),
     }
     if settings.access_log:
@@ -597,8 +661,12 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
                 *(_ops_cluster(ops_cluster(name), up.host, up.ops_port)
                   for name, up in settings.upstreams.items() if up.ops_port),
                 {"name": UNROUTED, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": UNROUTED}},
+                _trace_collector_cluster(settings),
             ],
         },
+        # Envoy's default runtime is an admin layer alone: keep it, above the tracer's flush settings
+        "layered_runtime": {"layers": [{"name": "static", "static_layer": TRACE_FLUSH},
+                                       {"name": "admin", "admin_layer": {}}]},
         "overload_manager": {
             "resource_monitors": [
                 {

@@ -35,6 +35,10 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
     EDGE_WEB_ROOT           directory Envoy reads the checkout page's files from (default: web/
                             of this checkout; "none" serves no page)
 
+Tracing: the edge's spans go over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT, else to the local
+receiver of `make run` (127.0.0.1:TRACE_RECEIVER_PORT); TRACING_SAMPLE_RATIO samples new traces
+(TRACING=0: none, but every answer still has its x-trace-id).
+
 The checkout page's dev-only login form is enabled exactly when JWT_SECRET is the development
 default (common/settings.py), and then the page is given that public default, never another secret.
 """
@@ -59,7 +63,7 @@ DOCKER_SECRETS = "/run/secrets"  # compose's secrets: the certificates and keys
 CLUSTER_SERVICES: dict[str, tuple[str, ...]] = {
     "cart": ("CatalogService", "CartService", "AdminService"),
     "order": ("OrderService",),
-    "payment": ("PaymentService",),
+    "payment": ("PaymentService", "RefundService"),
     "enrollment": ("EnrollmentService",),
 }
 # The dedicated hosts (CONTRACT.md "Hosts"): `<prefix>.<EDGE_DOMAIN>` serves only these services'
@@ -70,6 +74,9 @@ HOST_SERVICES: dict[str, tuple[str, ...]] = {
     "pay": ("OrderService", "PaymentService"),
 }
 DEFAULT_DOMAIN = "interns.localhost"  # *.localhost resolves to this machine (browsers do it themselves)
+
+# compose's trace collector (Jaeger, OTLP/HTTP)
+DOCKER_TRACE_COLLECTOR_ENDPOINT = "http://jaeger:4318"
 
 # docker-compose service names, one per cluster
 DOCKER_HOSTS: dict[str, str] = {
@@ -110,6 +117,31 @@ class UpstreamTls:
     ca_file: str
     cert_file: str
     key_file: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Collector:
+    """Where the edge sends its spans: an OTLP/HTTP collector."""
+
+    host: str = "127.0.0.1"
+    port: int = 54318
+    path: str = "/v1/traces"
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}{self.path}"
+
+    @classmethod
+    def from_endpoint(cls, endpoint: str) -> Collector:
+        """OTEL_EXPORTER_OTLP_ENDPOINT (a base URL such as http://jaeger:4318) → its /v1/traces."""
+        parts = urlsplit(endpoint.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SystemExit(f"setting OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL: {endpoint!r}")
+        tls = parts.scheme == "https"
+        path = parts.path.rstrip("/")
+        return cls(parts.hostname, parts.port or (443 if tls else 80),
+                   path if path.endswith("/v1/traces") else f"{path}/v1/traces", tls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +186,8 @@ class EdgeSettings:
     # page offers the dev-only login form (JWT_SECRET is the development default), with the
     # issuer and audience its tokens must carry.
     web_root: str = str(WEB_DIR)
+    trace_collector: Collector = Collector()
+    trace_sample_percent: float = 100.0
     dev_login: bool = True
     razorpay_checkout_js_url: str = DEV_CHECKOUT_JS_URL
     jwt_issuer: str = "interns-platform"
@@ -219,6 +253,9 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         health_interval_ms=common.edge_health_interval_ms,
         healthz_clusters=common.edge_healthz_clusters or None,
         web_root=_web_root(common.edge_web_root),
+        trace_collector=(Collector.from_endpoint(common.otel_exporter_otlp_endpoint)
+                         if common.otel_exporter_otlp_endpoint else Collector("127.0.0.1", common.trace_receiver_port)),
+        trace_sample_percent=common.tracing_sample_ratio * 100 if common.tracing else 0.0,
         dev_login=common.jwt_secret_is_dev_default,
         jwt_issuer=common.jwt_issuer,
         jwt_audience=common.jwt_audience,
@@ -272,6 +309,10 @@ def _web_root(raw: str) -> str:
     return raw or str(WEB_DIR)
 
 
+DOCKER_TRACE_COLLECTOR = Collector.from_endpoint(DOCKER_TRACE_COLLECTOR_ENDPOINT)
+KUBERNETES_TRACE_COLLECTOR = Collector.from_endpoint("http://otel-collector:4318")
+
+
 def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The docker-compose variant: fixed defaults (never the caller's environment), so the
     committed edge/envoy.docker.yaml is reproducible. Compose mounts gen/checkout.pb at
@@ -290,6 +331,7 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
         upstreams={name: Upstream(DOCKER_HOSTS[name], up.port, up.ops_port) for name, up in defaults.upstreams.items()},
         descriptor_path=DOCKER_DESCRIPTOR_PATH,
         web_root=DOCKER_WEB_ROOT,
+        trace_collector=DOCKER_TRACE_COLLECTOR,
         dev_login=False,  # compose requires a real JWT_SECRET
         razorpay_checkout_js_url=RAZORPAY_CHECKOUT_JS,  # compose talks to Razorpay's API
     )
@@ -297,9 +339,10 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
 
 def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
-    set): as docker(), with the Services' names, no page (the API only), and the certificates
-    where deploy/k8s/base/edge/edge.yaml mounts cert-manager's secrets."""
-    return docker(domain).with_(web_root="", upstreams={
+    set): as docker(), with the Services' names, no page (the API only), its spans to an OTLP
+    collector Service `otel-collector` (port 4318) that the cluster provides (none: they are dropped),
+    and the certificates where deploy/k8s/base/edge/edge.yaml mounts cert-manager's secrets."""
+    return docker(domain).with_(web_root="", trace_collector=KUBERNETES_TRACE_COLLECTOR, upstreams={
         name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()},
         # cert-manager's secrets edge-https and edge-mtls (deploy/k8s/base/tls.yaml), mounted there
         tls_cert_file="/etc/tls/https/tls.crt", tls_key_file="/etc/tls/https/tls.key",

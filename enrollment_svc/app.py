@@ -21,6 +21,7 @@ from enrollment_svc.repository import EnrollmentRepository
 from enrollment_svc.service import DeadLetterDesk, EnrollmentService
 from enrollment_svc.tables import plumbing
 from enrollment_svc.workers.order_paid import OrderPaidHandler
+from enrollment_svc.workers.order_refunded import OrderRefundedHandler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,8 @@ def parts(engine: AsyncEngine) -> Parts:
     """The use cases and handlers (no workers): also what tests and replay_dlq use."""
     enrollments = EnrollmentService(uow_factory(engine, plumbing), EnrollmentRepository())
     on_order_paid = OrderPaidHandler(enrollments)
-    subscriptions = (workers.order_paid_subscription(on_order_paid),)
+    subscriptions = (workers.order_paid_subscription(on_order_paid),
+                     workers.order_refunded_subscription(OrderRefundedHandler(enrollments)))
     desk = DeadLetterDesk(DeadLetterStore(engine, plumbing), {s.durable: s.handler for s in subscriptions})
     return Parts(enrollments, on_order_paid, subscriptions, desk)
 

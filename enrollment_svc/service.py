@@ -1,4 +1,5 @@
-"""enrollment_svc's use cases: a paid order becomes one enrollment per line; a user's
+"""enrollment_svc's use cases: a paid order becomes one enrollment per line; a fully refunded
+order's enrollments are cancelled; a user's
 enrollments; the dead letters of its consumer, listed and replayed by an admin. Each returns plain
 views (domain dataclasses, common.dead_letters records), never protobuf."""
 
@@ -10,11 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from common.clock import utc_now
-from common.consumed import CannotHandle, Handler
+from common.consumed import CannotHandle, Handler, RetryLater
 from common.dead_letters import DeadLetterRecord, DeadLetterStore
 from common.uow import UnitOfWorkFactory, reading
 from enrollment_svc.domain.paid_order import Enrollment, PaidOrder, enrollments_for
-from enrollment_svc.events import ENROLLMENT_CREATED, enrollments_created
+from enrollment_svc.events import ENROLLMENT_CANCELLED, ENROLLMENT_CREATED, enrollments_cancelled, enrollments_created
 
 SYSTEM_ACTOR = "enrollment_svc"
 
@@ -22,6 +23,7 @@ SYSTEM_ACTOR = "enrollment_svc"
 class EnrollmentStore(Protocol):  # enrollment_svc.repository.EnrollmentRepository; tests: an in-memory one
     async def of_order(self, conn: Any, order_token: str) -> list[Enrollment]: ...
     async def add_new(self, conn: Any, new: Sequence[Enrollment]) -> list[Enrollment]: ...
+    async def cancel_of_order(self, conn: Any, order_token: str) -> list[Enrollment]: ...
     async def of_user(self, conn: Any, user_id: str) -> list[Enrollment]: ...
 
 
@@ -61,6 +63,27 @@ class EnrollmentService:
             uow.publish(ENROLLMENT_CREATED, order.order_token, enrollments_created(order, created, now))
             await uow.commit()
         return Enrolled(order.order_token, tuple(created), created=True)
+
+    async def cancel_refunded_order(self, order_token: str, user_id: str, reason: str) -> list[Enrollment]:
+        """In one transaction: the order's active enrollments cancelled, one audit row each, one
+        `checkout.enrollment.cancelled` with them. Cancelled before: nothing, no event. None yet
+        (the refund overtook the paid order's enrollment): RetryLater, so it is cancelled once they exist."""
+        async with self._uow() as uow:
+            cancelled = await self._repository.cancel_of_order(uow.conn, order_token)
+            if not cancelled:
+                if not await self._repository.of_order(uow.conn, order_token):
+                    raise RetryLater(f"order {order_token} has no enrollments yet")
+                await uow.commit()
+                return []
+            now = self._clock()
+            for enrollment in cancelled:
+                uow.audit(actor=SYSTEM_ACTOR, entity_type="enrollment", entity_id=enrollment.enrollment_id,
+                          action="status:cancelled", before={"status": "active"},
+                          after={"status": "cancelled", "reason": reason, "order_token": order_token})
+            uow.publish(ENROLLMENT_CANCELLED, order_token,
+                        enrollments_cancelled(order_token, user_id, cancelled, reason, now))
+            await uow.commit()
+        return cancelled
 
     async def enrollments_of(self, user_id: str) -> list[Enrollment]:
         async with reading(self._uow) as uow:

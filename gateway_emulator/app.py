@@ -12,7 +12,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from . import razorpay_api, stripe_api
+from . import razorpay_api, razorpay_refunds, stripe_api, stripe_refunds
 from .api_faults import with_faults
 from .checkout_page import gateway_of, render_checkout, submit_checkout
 from .config import EmulatorConfig
@@ -22,7 +22,10 @@ from .httpserver import HTTPServer, Request, Response
 from .razorpay_api import RazorpayAPI
 from .razorpay_checkout_js import checkout_js
 from .razorpay_checkout_modal import render_modal, submit_modal
+from .razorpay_entities import error_body as razorpay_error
 from .razorpay_entities import order_entity, payment_entity
+from .razorpay_refunds import RazorpayRefunds
+from .refund_book import RefundBook
 from .responses import json_response
 from .settlement import Settlement
 from .signing import razorpay_webhook_signature, stripe_signature_header
@@ -32,7 +35,9 @@ from .stripe_checkout import CheckoutSessions
 from .stripe_checkout_page import PAGE as SESSION_PAGE
 from .stripe_checkout_page import CheckoutSessionPage
 from .stripe_checkout_settle import SessionSettlement
+from .stripe_objects import error_body as stripe_error
 from .stripe_objects import payment_intent_object
+from .stripe_refunds import StripeRefunds
 from .webhooks import WebhookDispatcher, WebhookEvent
 
 _log = logging.getLogger("gateway_emulator")
@@ -58,6 +63,9 @@ class Emulator:
         )
         self._stripe = StripeAPI(config, self.store, self.checkout_sessions)
         self._control = Control(self)
+        self.refunds = RefundBook(self.faults)
+        self._razorpay_refunds: RazorpayRefunds
+        self._stripe_refunds: StripeRefunds
         self._server = HTTPServer(
             self.handle, host=config.host, port=config.port, max_body=config.max_body_bytes
         )
@@ -78,6 +86,8 @@ class Emulator:
             timeout_s=self.config.webhook_timeout_s,
         )
         self.settlement = Settlement(self.config, self.store, self.dispatcher)
+        self._razorpay_refunds = RazorpayRefunds(self.config, self.store, self.refunds, self.dispatcher)
+        self._stripe_refunds = StripeRefunds(self.config, self.store, self.refunds, self.dispatcher)
         sessions = SessionSettlement(self.store, self.checkout_sessions, self.settlement, self.dispatcher)
         self.settlement.others.append(sessions)
         self._session_page = CheckoutSessionPage(self.checkout_sessions, sessions)
@@ -94,6 +104,7 @@ class Emulator:
         targets go back to what the emulator started with."""
         await self.dispatcher.reset()
         self.store.clear()
+        self.refunds.clear()
         self.faults.reset()
         self.api_log.clear()
         self.api_calls.clear()
@@ -170,6 +181,8 @@ class Emulator:
             return "checkout", await self._checkout(request, match.group(1), match.group(2))
         if path == _CHECKOUT_JS or path == _MODAL or _MODAL_SUBMIT.match(path):
             return "checkout", self._standard_checkout(request)
+        if razorpay_refunds.PATHS.match(path) or stripe_refunds.PATHS.match(path):
+            return await self._refund_call(request)
         if path.startswith("/v1/"):
             gateway = _gateway_of_api_call(request)
             api = self._razorpay if gateway == "razorpay" else self._stripe
@@ -185,6 +198,23 @@ class Emulator:
         if path in ("/", "/healthz"):
             return "control", json_response(200, {"status": "ok", "service": "gateway_emulator"})
         return "unknown", json_response(404, {"error": {"message": f"no route for {path}"}})
+
+    async def _refund_call(self, request: Request) -> tuple[str, Response]:
+        """Refunds (razorpay_refunds.py, stripe_refunds.py), behind the gateway's API faults."""
+        if razorpay_refunds.PATHS.match(request.path):
+            if not self._razorpay.authenticated(request):
+                return "razorpay", json_response(401, razorpay_error("BAD_REQUEST_ERROR", "Authentication failed"))
+            handler, gateway = self._razorpay_refunds.handle, "razorpay"
+        else:
+            key = StripeAPI._api_key(request)
+            if key is None or key != self.config.stripe_api_key:
+                return "stripe", json_response(401, stripe_error("Invalid API Key provided", code="api_key_invalid"))
+            handler, gateway = self._stripe_refunds.handle, "stripe"
+
+        async def call() -> Response:
+            return handler(request)
+
+        return gateway, await with_faults(gateway, self.faults.get(gateway), self.rng, call)
 
     async def _checkout(self, request: Request, order_id: str, action: str | None) -> Response:
         gateway = gateway_of(self.store, order_id)
@@ -277,6 +307,7 @@ class Emulator:
                     self.checkout_sessions.object(s) for s in store.checkout_sessions.values()
                 ],
             },
+            "refunds": [dict(vars(refund)) for refund in self.refunds.refunds.values()],
             "faults": self.faults.to_json(),
             "api_calls": dict(self.api_calls),
             **self.webhook_settings(),

@@ -38,6 +38,9 @@ class GatewayFaults:
     webhook_reorder: bool = False  # deliver a pay/fail's events last-first; shuffle on flush
     webhook_hold: bool = False  # keep events until POST /_emulator/webhooks/flush
     webhook_delay_ms: int = 0  # wait before the first delivery attempt
+    refund_reject_rate: float = 0.0  # fraction of refund creates refused at once (400)
+    refund_fail_rate: float = 0.0  # fraction of accepted refunds that end failed (refund.failed)
+    refund_settle_ms: int = 0  # how long an accepted refund stays pending before it settles
 
     def updated(self, changes: Mapping[str, Any]) -> GatewayFaults:
         known = {f.name: f for f in dataclasses.fields(self)}
@@ -98,8 +101,8 @@ def _coerce(name: str, raw: Any) -> Any:
     return value
 
 
-_RATES = {"error_rate", "timeout_rate", "webhook_drop"}
-_INTS = {"latency_ms", "webhook_delay_ms"}
+_RATES = {"error_rate", "timeout_rate", "webhook_drop", "refund_reject_rate", "refund_fail_rate"}
+_INTS = {"latency_ms", "webhook_delay_ms", "refund_settle_ms"}
 _NON_NEGATIVE = _INTS | {"timeout_s"}
 _BOOLS = {"down", "receipt_idempotent", "webhook_reorder", "webhook_hold"}
 _STRINGS = {"error_phase", "down_mode"}

@@ -55,6 +55,9 @@ class RazorpayAPI:
                 return self._fetch_payment(match.group(1))
         return not_found()
 
+    def authenticated(self, request: Request) -> bool:
+        return self._authenticated(request)
+
     def _authenticated(self, request: Request) -> bool:
         scheme, _, token = request.header("authorization").partition(" ")
         if scheme.lower() != "basic":

@@ -67,6 +67,7 @@ def order_message(view: OrderView) -> order_pb2.Order:
         taxes=[common_pb2.TaxLine(name=tax.name, rate=tax.rate, amount=tax.amount) for tax in view.taxes],
         created_at=view.created_at, enrollment_id=view.enrollment_id, discount_code=view.discount_code,
         exchange_rate=view.exchange_rate, updated_at=view.updated_at, order_number=view.order_number,
+        refunded_amount=view.refunded_amount,
     )
     if view.payment is not None:
         message.payment.CopyFrom(session_message(view.payment))

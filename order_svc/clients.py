@@ -9,6 +9,7 @@ by a key order_svc owns (the order token; order token + attempt), so a retry aft
 is safe. An answer with an ErrorDetail is the callee's own verdict (its 4001 included: it has
 retried its own dependencies already): it becomes the same CheckoutError here, not retried.
 No database connection is held by the callers across these calls.
+Each call is a CLIENT span (common/tracing.py) whose `traceparent` goes in the call's metadata.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from common.errors import CheckoutError, ErrorCode, code_for
 from common.grpc_errors import detail_of
 from common.request_context import correlation_id
 from common.retry import RetryPolicy
+from common.tracing import CLIENT, inject, span
 from order_svc.views import PaymentView, Released, SessionRequest, Snapshot, TaxView
 
 T = TypeVar("T")
@@ -71,8 +73,12 @@ class InternalClient:
         return self._channel
 
     async def call(self, rpc: Callable[..., Awaitable[T]], request: object) -> T:
+        with span(_rpc_name(rpc), kind=CLIENT, attributes={"rpc.system": "grpc"}):
+            return await self._call(rpc, request)
+
+    async def _call(self, rpc: Callable[..., Awaitable[T]], request: object) -> T:
         deadline = time.monotonic() + self._timeout
-        metadata = (("x-correlation-id", correlation_id()),)
+        metadata = tuple(inject({"x-correlation-id": correlation_id()}).items())
         attempt = 0
         while True:
             attempt += 1
@@ -93,6 +99,12 @@ class InternalClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+def _rpc_name(rpc: object) -> str:
+    """"checkout.internal.v1.CartCheckout/ConvertCart" of a stub's method."""
+    method = getattr(rpc, "_method", b"")
+    return (method.decode() if isinstance(method, bytes) else str(method)).lstrip("/") or "rpc"
 
 
 class CartCheckoutClient:

@@ -1,5 +1,6 @@
 """What happens to an order after it is placed, told by events (workers/consumers.py parses them):
-a payment captured, failed or expired (payment_svc), its enrollments created (enrollment_svc).
+a payment captured, failed or expired (payment_svc), its enrollments created (enrollment_svc), a
+refund processed (payment_svc: refunded_amount, a credit note, `refunded` once fully refunded).
 
 Each use case is one unit of work on the order's locked row, idempotent under redelivery: the
 state machine refuses a second move and a repeated event finds nothing to change. An event for
@@ -21,7 +22,7 @@ from common.clock import utc_now
 from common.consumed import CannotHandle, RetryLater
 from common.money import format_amount, parse_amount
 from common.uow import UnitOfWorkFactory
-from order_svc.domain.order_status import MAY_BE_PAID
+from order_svc.domain.order_status import MAY_BE_PAID, REFUNDABLE
 from order_svc.domain.payments import capture_verdict, failure_moves_order, is_current_attempt
 from order_svc.moves import flag_payment, move_order, move_order_from
 from order_svc.repository import OrderRecord, OrderRepository
@@ -29,7 +30,8 @@ from order_svc.tax_documents import TaxDocuments
 from order_svc.views import PaymentView
 
 ACTOR = "order_svc"
-Outcome = Literal["paid", "payment_failed", "fulfilled", "view_updated", "flagged", "duplicate", "ignored"]
+Outcome = Literal["paid", "payment_failed", "fulfilled", "view_updated", "flagged", "duplicate", "ignored",
+                  "refund_noted", "refunded"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,19 @@ class PaymentOutcome:
                            gateway_order_id=self.gateway_order_id, checkout_url=self.checkout_url, status=self.status,
                            amount=format_amount(self.amount), currency=self.currency, expires_at=self.expires_at,
                            order_token=self.order_token)
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundProcessed:
+    """A checkout.payment.refund_processed event, as plain values."""
+
+    order_token: str
+    refund_id: str
+    amount: Decimal
+    currency: str
+    refunded_amount: Decimal  # every processed refund of the payment, this one included
+    fully_refunded: bool
+    reason: str = ""
 
 
 def merged_view(order: OrderRecord, outcome: PaymentOutcome) -> dict[str, str]:
@@ -160,6 +175,39 @@ class OrderProgress:
             await uow.commit()
             return "view_updated"
 
+    async def refund_processed(self, refund: RefundProcessed) -> Outcome:
+        """refunded_amount follows payment_svc's total (never down: events may come out of order),
+        the refund's credit note is issued (once per refund), and a fully refunded paid or
+        fulfilled order becomes `refunded` (checkout.order.refunded: enrollment_svc cancels its
+        enrollments). A refund in another currency than the order's is flagged, nothing else."""
+        async with self._uow() as uow:
+            order = await self._locked(uow.conn, refund.order_token)
+            now = self._clock()
+            if refund.currency != order.currency:
+                flag_payment(uow, order, payment_token=order.payment_token or "", now=now, actor=ACTOR,
+                             reason=f"refund {refund.refund_id} in {refund.currency}, the order is in {order.currency}",
+                             captured={"refund_id": refund.refund_id, "amount": format_amount(refund.amount),
+                                       "currency": refund.currency})
+                await uow.commit()
+                return "flagged"
+            if self._documents is not None:
+                await self._documents.issue_credit_note(uow, order, refund.refund_id, refund.amount,
+                                                        refund.reason or "refund", now)
+            outcome: Outcome = "duplicate"
+            total = max(order.refunded_amount, refund.refunded_amount)
+            if refund.fully_refunded and order.status in REFUNDABLE:
+                await move_order(uow, self._repository, order, "refunded", now=now, actor=ACTOR,
+                                 reason=f"fully refunded (refund {refund.refund_id})", refunded_amount=total)
+                outcome = "refunded"
+            elif total != order.refunded_amount:
+                await self._repository.update_order(uow.conn, order.order_token, refunded_amount=total, updated_at=now)
+                uow.audit(actor=ACTOR, entity_type="order", entity_id=order.order_token, action="refunded_amount",
+                          before={"refunded_amount": order.refunded_amount},
+                          after={"refunded_amount": total, "refund_id": refund.refund_id})
+                outcome = "refund_noted"
+            await uow.commit()
+            return outcome
+
     async def enrollments_created(self, order_token: str, enrollment_ids: Sequence[str]) -> Outcome:
         async with self._uow() as uow:
             moved = await move_order_from(uow, self._repository, order_token, "paid", "fulfilled", now=self._clock(),
@@ -171,6 +219,9 @@ class OrderProgress:
                     raise RetryLater(f"order {order_token} not found (not there yet?)")
                 if order.status in MAY_BE_PAID or order.status == "paid":  # paid: just now, after the UPDATE looked
                     raise RetryLater(f"order {order_token} is {order.status}: not paid yet")
+                if order.status == "refunded":  # refunded before its enrollments came: enrollment_svc cancels them
+                    await uow.commit()
+                    return "ignored"
                 if order.status != "fulfilled":
                     raise CannotHandle(f"order {order_token} is {order.status}: it cannot be fulfilled")
             await uow.commit()

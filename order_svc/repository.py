@@ -50,6 +50,7 @@ class OrderRecord:
     created_at: datetime.datetime
     updated_at: datetime.datetime
     order_number: int = 0  # given by the database when the order is inserted (0: not yet)
+    refunded_amount: Decimal = Decimal("0.00")  # the sum of its processed refunds
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,7 @@ orders = Table(
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
     Column("order_number", BigInteger, nullable=False),  # from the sequence order_numbers (its default)
+    Column("refunded_amount", Money, nullable=False),  # the sum of its processed refunds (payment_svc's events)
     schema=SCHEMA,
 )
 

@@ -74,6 +74,7 @@ class OrderView:
     exchange_rate: str
     updated_at: str
     order_number: str = ""  # answers stored before order numbers existed have none
+    refunded_amount: str = "0.00"  # answers stored before refunds existed have none
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,4 +146,5 @@ def order_view(order: OrderRecord) -> OrderView:
         exchange_rate=format(order.exchange_rate.normalize(), "f"),
         updated_at=rfc3339(order.updated_at),
         order_number=order_number(order.order_number, order.created_at) if order.order_number else "",
+        refunded_amount=format_amount(order.refunded_amount),
     )

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the webhook endpoints and the reconciler (on payment_svc's metrics port;
+"""Prometheus metrics of the webhook endpoints, the reconciler and refunds (on payment_svc's metrics port;
 the gateway calls have theirs in gateways/metrics.py)."""
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ RECONCILED = prometheus_client.Counter(
     # captured, failed, flagged, unchanged (gateway: still pending / nothing new), unavailable,
     # rejected (the gateway does not know the order), skipped (claimed elsewhere or settled meanwhile), error
     ["gateway", "result"],
+)
+REFUNDS = prometheus_client.Counter(
+    "checkout_refunds_total", "Refund steps, by gateway and step",
+    # requested (held, pending), processed, failed, unconfirmed (the gateway could not be reached),
+    # recorded (made at the gateway, told by its webhook), flagged (a report that contradicts ours)
+    ["gateway", "step"],
 )
 RECONCILE_PASSES = prometheus_client.Counter("checkout_reconcile_passes_total",
                                              "Reconciliation passes, by outcome (ok, error)", ["outcome"])

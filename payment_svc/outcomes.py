@@ -11,6 +11,10 @@ It changes only the session, and says what happened: `checkout.payment.captured`
 (with the source), or `checkout.payment.flagged` for money that does not match the session. It
 never reads or moves the order: order_svc consumes those events and decides whether a capture
 pays the order (or is money for an order that can no longer be paid).
+
+Its event is recorded in the trace of the request that opened the session (common/tracing.py
+`resumed`; a span linked to the webhook's or callback's own trace), so the checkout's trace goes
+on to the order's payment and the enrollment.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Literal
 
 from common.clock import utc_now
 from common.money import format_amount, from_minor_units, to_minor_units
+from common.tracing import resumed
 from common.uow import UnitOfWork
 from payment_svc import payment_events
 from payment_svc.domain.outcome_rules import PaymentVerdict, Reported, ReportedStatus, SessionFacts, judge_payment
@@ -138,7 +143,8 @@ class _Step:
                        before=before, after={"status": status, "gateway_payment_id": self.reported.gateway_payment_id,
                                              "amount": format_amount(from_minor_units(self.reported.amount_minor)),
                                              "currency": self.reported.currency, "source": self.source})
-        payment_events.publish_payment_event(self.uow, subject, payment, self.now, source=self.source)
+        with resumed(self.session.trace_context, f"payment.{status}", {"source": self.source}):
+            payment_events.publish_payment_event(self.uow, subject, payment, self.now, source=self.source)
         return OutcomeResult(status, payment, True, False)
 
     def flag(self, reason: str) -> OutcomeResult:
@@ -153,6 +159,8 @@ class _Step:
                  "source": self.source, "reason": reason}
         self.uow.audit(actor=self.actor, entity_type="payment", entity_id=session.token, action="outcome:flagged",
                        before={"status": session.status}, after=facts, flagged=True)
-        payment_events.publish_payment_event(self.uow, payment_events.FLAGGED, session, self.now, source=self.source,
-                                             reason=reason, gateway_payment_id=reported.gateway_payment_id)
+        with resumed(session.trace_context, "payment.flagged", {"source": self.source}):
+            payment_events.publish_payment_event(self.uow, payment_events.FLAGGED, session, self.now,
+                                                 source=self.source, reason=reason,
+                                                 gateway_payment_id=reported.gateway_payment_id)
         return OutcomeResult("flagged", session, False, True, reason)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common import locks
+from common.tracing import current_traceparent
 from payment_svc.tables import payment_sessions, webhook_events
 
 MAX_ERROR = 2000
@@ -50,6 +51,7 @@ class PaymentRecord:
     leased_until: datetime.datetime | None = None  # the lease of the one call talking to a gateway about it
     next_check_at: datetime.datetime | None = None  # the reconciler's next look-up
     reconcile_checks: int = 0
+    trace_context: str | None = None  # the opening request's traceparent: the webhook resumes its trace
 
     @property
     def opened(self) -> bool:
@@ -138,7 +140,7 @@ _FINISH_CHECK = (update(payment_sessions).where(payment_sessions.c.token == bind
 _INSERT_PENDING = (insert(payment_sessions)
                    .values({name: bindparam(name) for name in (
                        "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
-                       "status", "expires_at", "order_expires_at", "leased_until")})
+                       "status", "expires_at", "order_expires_at", "leased_until", "trace_context")})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
@@ -210,7 +212,7 @@ class PaymentRepository:
             token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
             gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
             status=new.status, expires_at=new.expires_at, order_expires_at=new.order_expires_at,
-            leased_until=new.leased_until))).first()
+            leased_until=new.leased_until, trace_context=current_traceparent() or None))).first()
         return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,

@@ -51,6 +51,8 @@ from payment_svc.domain.webhook_events import (
 from payment_svc.domain.webhook_signatures import verify_razorpay, verify_stripe
 from payment_svc.metrics import SIGNATURE_FAILURES, WEBHOOK_SECONDS, WEBHOOKS
 from payment_svc.outcomes import GatewayReport, OutcomeResult, apply_payment_outcome
+from payment_svc.refund_repository import RefundRepository
+from payment_svc.refund_settlement import RefundReport, RefundResult, apply_refund_report
 from payment_svc.repository import PaymentRecord, PaymentRepository, StoredEvent
 from payment_svc.tuning import WebhookTuning
 
@@ -78,9 +80,10 @@ def metadata_values(metadata: Iterable[tuple[str, Any]] | None) -> dict[str, lis
 
 class WebhookHandler:
     def __init__(self, uow: UnitOfWorkFactory, repository: PaymentRepository, tuning: WebhookTuning, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, refunds: RefundRepository | None = None) -> None:
         self._uow = uow
         self._repository = repository
+        self._refunds = refunds or RefundRepository()
         self._tuning = tuning
         self._clock = clock
 
@@ -144,7 +147,7 @@ class WebhookHandler:
         failure: BaseException | None = None
         # The row is written at once as what it will be when this commits (processed, or ignored for
         # a type we do not act on): nobody sees it before, and a failure rolls it back with the rest.
-        outcome = ("processed", None) if event.report is not None else ("ignored", event.ignored_because)
+        outcome = ("processed", None) if event.actionable else ("ignored", event.ignored_because)
         async with self._uow() as uow:
             conn = uow.conn
             seen = await self._session_seen(uow, gateway, event)
@@ -196,6 +199,8 @@ class WebhookHandler:
 
     async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
                      seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:
+        if event.refunds:
+            return await self._apply_refunds(uow, gateway, event, now)
         report = event.report
         if report is None:
             return "ignored", {"reason": event.ignored_because}
@@ -205,6 +210,26 @@ class WebhookHandler:
                                                  report.payment_token),
             source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
         return verdict_of(result), _facts(report, result)
+
+
+    async def _apply_refunds(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent,
+                             now: Any) -> tuple[Verdict, dict[str, Any]]:
+        results: list[RefundResult] = []
+        for news in event.refunds:
+            results.append(await apply_refund_report(
+                uow, self._refunds, self._repository,
+                RefundReport(gateway, news.gateway_refund_id, news.gateway_payment_id, news.status, news.amount_minor,
+                             news.currency, news.refund_id, news.failure_reason),
+                source="webhook", actor=f"webhook:{gateway}", now=now))
+        facts = {"refunds": [{"gateway_refund_id": news.gateway_refund_id, "reported_status": news.status,
+                              "amount_minor": news.amount_minor, "currency": news.currency, "outcome": result.outcome,
+                              "refund_id": result.refund.refund_id if result.refund else None}
+                             for news, result in zip(event.refunds, results, strict=True)]}
+        if any(result.flagged for result in results):
+            return "flagged", facts
+        if all(result.outcome == "duplicate" for result in results):
+            return "duplicate", facts
+        return "accepted", facts
 
 
 def _facts(report: PaymentReport, result: OutcomeResult) -> dict[str, Any]:

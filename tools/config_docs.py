@@ -10,6 +10,7 @@ from common.settings import Settings
 GROUPS = {
     "servers": "Servers",
     "retention": "Retention (pruning, one process per service at a time)",
+    "tracing": "Tracing (OpenTelemetry)",
     "auth": "Identity",
     "rules": "Business rules",
     "invoice": "GST tax invoices",

@@ -87,6 +87,7 @@ class Demo:
         self.number = 0
         self.started = time.perf_counter()
         self.facts: dict[str, Any] = {}
+        self.trace_id = ""  # x-trace-id of the last answer
 
     # ---- output ---------------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class Demo:
             response = self.http.request(method, path, json=body, headers=sent)
         except httpx.HTTPError as exc:
             raise StepFailed(f"{method} {path}: {exc.__class__.__name__}: {exc}") from None
+        self.trace_id = response.headers.get("x-trace-id", "")
         if response.status_code != expect:
             raise StepFailed(f"{method} {path}: {describe_error(response)}")
         return response.json() if response.content else None
@@ -178,6 +180,7 @@ class Demo:
                 "return_url": f"{self.url}/"}
         order = self.call("POST", "/api/v1/order", body, headers={"idempotency-key": str(uuid.uuid4())})
         self.facts["order"] = order
+        self.facts["trace_id"] = self.trace_id
         payment = order.get("payment") or {}
         if not payment.get("checkout_url"):
             raise StepFailed(f"order {order['order_token']} has no payment session (status {order['status']})")
@@ -289,6 +292,8 @@ class Demo:
             return 1
         total = time.perf_counter() - self.started
         print(self._paint(f"done: one whole checkout, cart to enrollment, in {total:.2f} s", "32;1"), flush=True)
+        if self.facts.get("trace_id"):
+            print(f"its trace: {self.facts['trace_id']} (`make traces` prints its span tree)", flush=True)
         return 0
 
 

@@ -20,7 +20,7 @@ from devstack.layout import RunDir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-_SHOWN = ("ts", "service", "level", "correlation_id", "trace_id", "msg", "logger", "exception")
+_SHOWN = ("ts", "service", "level", "correlation_id", "trace_id", "span_id", "msg", "logger", "exception")
 _COLOURS = {"debug": "\033[2m", "info": "", "warning": "\033[33m", "error": "\033[31m", "critical": "\033[31;1m"}
 _RESET = "\033[0m"
 

@@ -1,6 +1,7 @@
 """The order lifecycle as an explicit state machine (CONTRACT "Orders and payment").
 
-    pending ──► awaiting_payment ──► paid ──► fulfilled
+    pending ──► awaiting_payment ──► paid ──► fulfilled ──► refunded  (every captured rupee refunded)
+                                      └──────────────────────► refunded
        │  │           │  ▲          ▲
        │  │           ▼  │ (new     │
        │  │     payment_failed ─────┘  (a late capture of a failed attempt)
@@ -18,20 +19,24 @@ from typing import Final, Literal
 
 from common.errors import CheckoutError, ErrorCode
 
-OrderStatus = Literal["pending", "awaiting_payment", "paid", "fulfilled", "payment_failed", "expired", "cancelled"]
+OrderStatus = Literal["pending", "awaiting_payment", "paid", "fulfilled", "payment_failed", "expired", "cancelled",
+                      "refunded"]
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     "pending": frozenset({"awaiting_payment", "paid", "payment_failed", "expired", "cancelled"}),
     "awaiting_payment": frozenset({"paid", "payment_failed", "expired", "cancelled"}),
     "payment_failed": frozenset({"awaiting_payment", "paid", "expired", "cancelled"}),
-    "paid": frozenset({"fulfilled"}),
-    "fulfilled": frozenset(),
+    "paid": frozenset({"fulfilled", "refunded"}),
+    "fulfilled": frozenset({"refunded"}),
+    "refunded": frozenset(),
     "expired": frozenset(),
     "cancelled": frozenset(),
 }
 
 # An order in one of these may still receive money; the coupon it holds stays held.
 MAY_BE_PAID: Final = frozenset({"pending", "awaiting_payment", "payment_failed"})
+# A fully refunded order in one of these becomes `refunded`.
+REFUNDABLE: Final = frozenset({"paid", "fulfilled"})
 # A new payment attempt may be opened only from these.
 ATTEMPTABLE: Final = frozenset({"pending", "awaiting_payment", "payment_failed"})
 

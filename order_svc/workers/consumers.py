@@ -2,6 +2,7 @@
 
 - durable `order-payments` on checkout.payment.captured / failed / expired (PaymentEvent)
 - durable `order-enrollments` on checkout.enrollment.created (EnrollmentsCreated)
+- durable `order-refunds` on checkout.payment.refund_processed (RefundEvent)
 
 A handler parses the payload, hands plain values to its use case and returns after that use
 case committed; a payload that can never be applied (not the message, no valid order token) is
@@ -23,7 +24,7 @@ from checkout.events.v1 import events_pb2
 from common.consumed import CannotHandle, ConsumedEvent, Handler
 from common.consumer import Subscription
 from common.money import parse_amount
-from order_svc.progress import OrderProgress, Outcome, PaymentOutcome
+from order_svc.progress import OrderProgress, Outcome, PaymentOutcome, RefundProcessed
 
 PAYMENTS_DURABLE = "order-payments"
 ENROLLMENTS_DURABLE = "order-enrollments"
@@ -31,6 +32,8 @@ CAPTURED = "checkout.payment.captured"
 FAILED = "checkout.payment.failed"
 EXPIRED = "checkout.payment.expired"
 ENROLLED = "checkout.enrollment.created"
+REFUNDS_DURABLE = "order-refunds"
+REFUND_PROCESSED = "checkout.payment.refund_processed"
 
 M = TypeVar("M", bound=Message)
 
@@ -90,10 +93,31 @@ def enrollment_handler(progress: OrderProgress) -> Handler:
     return handle
 
 
+def refund_processed(event: events_pb2.RefundEvent) -> RefundProcessed:
+    try:
+        amount, refunded = parse_amount(event.amount), parse_amount(event.refunded_amount)
+    except ValueError as error:
+        raise CannotHandle(f"amount: {error}") from None
+    return RefundProcessed(order_token=require_uuid(event.order_token, "order_token"),
+                           refund_id=require_uuid(event.refund_id, "refund_id"), amount=amount, currency=event.currency,
+                           refunded_amount=refunded, fully_refunded=event.fully_refunded, reason=event.reason)
+
+
+def refund_handler(progress: OrderProgress) -> Handler:
+    async def handle(event: ConsumedEvent) -> Outcome:
+        if event.subject != REFUND_PROCESSED:
+            return "ignored"
+        return await progress.refund_processed(refund_processed(parse(event.payload, events_pb2.RefundEvent())))
+
+    return handle
+
+
 def subscriptions(progress: OrderProgress) -> list[Subscription]:
     return [
         Subscription(PAYMENTS_DURABLE, (CAPTURED, FAILED, EXPIRED), payment_handler(progress),
                      "order_svc: payments move orders (paid, payment_failed) and their payment view"),
         Subscription(ENROLLMENTS_DURABLE, (ENROLLED,), enrollment_handler(progress),
                      "order_svc: enrollments fulfil paid orders"),
+        Subscription(REFUNDS_DURABLE, (REFUND_PROCESSED,), refund_handler(progress),
+                     "order_svc: processed refunds (refunded_amount, credit notes, refunded)"),
     ]

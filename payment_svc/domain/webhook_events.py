@@ -18,6 +18,14 @@ Stripe (https://docs.stripe.com/checkout/fulfillment): our gateway order is a Ch
   A PaymentIntent names its session only through the metadata we gave it at creation
   (`payment_token`, our session's token): the report carries it, and the session is found by it.
   An intent without one (a session opened as a bare PaymentIntent) is its own gateway order.
+Refunds (each settles one of our refunds, or records one made at the gateway: refund_settlement.py):
+  Razorpay refund.created / refund.processed / refund.failed → payload.refund.entity (id,
+    payment_id, amount, currency, status, notes.refund_id = ours)
+  Stripe refund.created / refund.updated / refund.failed → data.object, a Refund (id,
+    payment_intent, amount, currency, status, metadata.refund_id); charge.refunded → every Refund
+    listed in the Charge's `refunds.data`
+  status: Razorpay processed / failed / (else) pending; Stripe succeeded → processed, failed and
+  canceled → failed, (else) pending
 Every other event type is stored as `ignored` and acknowledged. A handled type whose payload lacks
 what we need (no order id, no amount) or that we cannot represent (an amount past what a session
 can hold, control characters, wrong types, nesting too deep to read) is ignored too, with the
@@ -50,6 +58,13 @@ STRIPE_CAPTURED = frozenset({"payment_intent.succeeded"})
 STRIPE_FAILED = frozenset({"payment_intent.payment_failed"})
 STRIPE_SESSION_CAPTURED = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 STRIPE_SESSION_FAILED = frozenset({"checkout.session.async_payment_failed", "checkout.session.expired"})
+RAZORPAY_REFUND = frozenset({"refund.created", "refund.processed", "refund.failed"})
+STRIPE_REFUND = frozenset({"refund.created", "refund.updated", "refund.failed"})
+STRIPE_CHARGE_REFUNDED = "charge.refunded"
+_RAZORPAY_REFUND_STATUS: dict[str, Literal["processed", "failed"]] = {"processed": "processed", "failed": "failed"}
+_STRIPE_REFUND_STATUS: dict[str, Literal["processed", "failed"]] = {
+    "succeeded": "processed", "failed": "failed", "canceled": "failed"}
+MAX_FAILURE_REASON = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,20 +78,36 @@ class PaymentReport:
 
 
 @dataclasses.dataclass(frozen=True)
+class RefundNews:
+    gateway_refund_id: str
+    gateway_payment_id: str
+    status: Literal["processed", "failed", "pending"]
+    amount_minor: int
+    currency: str
+    refund_id: str  # ours, echoed in notes / metadata ("" for a refund made at the gateway)
+    failure_reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class ParsedEvent:
     event_id: str
     event_type: str
-    report: PaymentReport | None  # None: nothing for us to apply
-    ignored_because: str = ""  # why report is None
+    report: PaymentReport | None  # None: no payment news to apply
+    ignored_because: str = ""  # why there is nothing to apply
+    refunds: tuple[RefundNews, ...] = ()  # refund news to apply
     created_at: int | None = None  # the gateway's time of the event (Unix seconds), if it says
     subject: str | None = None  # what makes two events one (Razorpay: "<payment id>:<event type>")
 
+    @property
+    def actionable(self) -> bool:
+        return self.report is not None or bool(self.refunds)
+
     def too_old(self, now: float, max_age_s: float) -> ParsedEvent:
         """This event, ignored if the gateway made it more than `max_age_s` before `now`."""
-        if self.created_at is None or now - self.created_at <= max_age_s or self.report is None:
+        if self.created_at is None or now - self.created_at <= max_age_s or not self.actionable:
             return self
         age_h = (now - self.created_at) / 3600
-        return dataclasses.replace(self, report=None, subject=None, ignored_because=(
+        return dataclasses.replace(self, report=None, refunds=(), subject=None, ignored_because=(
             f"the event is {round(age_h, 1):g} h old, past the {round(max_age_s / 3600, 1):g} h window"))
 
 
@@ -145,6 +176,8 @@ def parse_razorpay(body: bytes, header_event_id: str | None) -> ParsedEvent:
 
 def _parse_razorpay(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "event")
+    if event_type in RAZORPAY_REFUND:
+        return _razorpay_refund(event_id, event_type, document)
     if event_type in RAZORPAY_CAPTURED:
         status: Literal["captured", "failed"] = "captured"
     elif event_type in RAZORPAY_FAILED:
@@ -173,6 +206,8 @@ def parse_stripe(body: bytes) -> ParsedEvent:
 
 def _parse_stripe(document: Mapping[str, Any], event_id: str) -> ParsedEvent:
     event_type = _event_type(document, "type")
+    if event_type in STRIPE_REFUND or event_type == STRIPE_CHARGE_REFUNDED:
+        return _stripe_refunds(event_id, event_type, document)
     if event_type in STRIPE_SESSION_CAPTURED or event_type in STRIPE_SESSION_FAILED:
         return _stripe_session_event(event_id, event_type, _dig(document, "data", "object"))
     if event_type in STRIPE_CAPTURED:
@@ -222,6 +257,57 @@ def _token(value: Any) -> str:
         except ValueError:
             return ""
     return ""
+
+
+def _razorpay_refund(event_id: str, event_type: str, document: Mapping[str, Any]) -> ParsedEvent:
+    entity = _dig(document, "payload", "refund", "entity")
+    if entity is None:
+        return ParsedEvent(event_id, event_type, None, "no payload.refund.entity")
+    described = entity.get("error_description")
+    news = _refund_news(entity, "payment_id", _RAZORPAY_REFUND_STATUS, "notes",
+                        described if isinstance(described, str) else "")
+    if news is None:
+        return ParsedEvent(event_id, event_type, None, "the refund entity lacks id, payment_id, amount or currency")
+    return ParsedEvent(event_id, event_type, None, refunds=(news,))
+
+
+def _stripe_refunds(event_id: str, event_type: str, document: Mapping[str, Any]) -> ParsedEvent:
+    obj = _dig(document, "data", "object")
+    if obj is None:
+        return ParsedEvent(event_id, event_type, None, "no data.object")
+    if event_type == STRIPE_CHARGE_REFUNDED:
+        listed = _dig(obj, "refunds")
+        items = listed.get("data") if listed is not None else None
+        candidates = [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
+        if not candidates:
+            return ParsedEvent(event_id, event_type, None, "the Charge lists no refunds (refund.updated carries them)")
+    elif obj.get("object") != "refund":
+        return ParsedEvent(event_id, event_type, None, "data.object is not a Refund")
+    else:
+        candidates = [obj]
+    found = []
+    for refund in candidates:
+        reason = refund.get("failure_reason")
+        news = _refund_news(refund, "payment_intent", _STRIPE_REFUND_STATUS, "metadata",
+                            reason if isinstance(reason, str) else "")
+        if news is None:
+            return ParsedEvent(event_id, event_type, None, "a Refund lacks id, payment_intent, amount or currency")
+        found.append(news)
+    return ParsedEvent(event_id, event_type, None, refunds=tuple(found))
+
+
+def _refund_news(entity: Mapping[str, Any], payment_key: str, statuses: Mapping[str, Literal["processed", "failed"]],
+                 notes_key: str, failure_reason: str) -> RefundNews | None:
+    refund_id, payment_id = _gateway_id(entity.get("id")), _gateway_id(entity.get(payment_key))
+    amount, currency = _amount(entity.get("amount")), _currency(entity.get("currency"))
+    if refund_id is None or payment_id is None or amount is None or amount == 0 or currency is None:
+        return None
+    notes = entity.get(notes_key)
+    ours = notes.get("refund_id") if isinstance(notes, Mapping) else None
+    status = entity.get("status")
+    return RefundNews(refund_id, payment_id, statuses.get(status, "pending") if isinstance(status, str) else "pending",
+                      amount, currency, _gateway_id(ours) or "",
+                      failure_reason[:MAX_FAILURE_REASON] if failure_reason.isprintable() else "")
 
 
 def _dig(document: Mapping[str, Any], *keys: str) -> Mapping[str, Any] | None:

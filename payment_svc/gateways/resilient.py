@@ -8,7 +8,7 @@ by the breaker; GatewayRejected (4xx) is raised at once and counts as the gatewa
 the breaker is open, calls fail at once with BreakerOpen, so the caller moves to the fallback.
 
 Every operation offered here must be safe to repeat: create_order and create_refund are
-idempotent by our key, the others only read.
+idempotent by our key, the others only read. Each operation is a span (common/tracing.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from common.retry import RetryPolicy
+from common.tracing import CLIENT, span
 from payment_svc.domain.circuit_breaker import BreakerState, CircuitBreaker
 from payment_svc.domain.deadline import Deadline
 from payment_svc.domain.gateway_order import GatewayName
@@ -92,6 +93,11 @@ class ResilientGateway:
         return await self._run("fetch_refund", lambda: self._inner.fetch_refund(refund_id), deadline)
 
     async def _run(self, operation: str, call: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
+        """One operation, its retries included, is one CLIENT span (`gateway.razorpay.create_order`)."""
+        with span(f"gateway.{self.name}.{operation}", kind=CLIENT):
+            return await self._run_traced(operation, call, deadline)
+
+    async def _run_traced(self, operation: str, call: Callable[[], Awaitable[T]], deadline: Deadline | None) -> T:
         budget = Deadline.after(self._tuning.budget_s) if deadline is None else deadline.capped(self._tuning.budget_s)
         last: GatewayUnavailable | None = None
         for attempt in range(1, self._policy.attempts + 1):

@@ -238,6 +238,8 @@ class Launcher:
             for name in defaults.upstreams
         }
         overrides.setdefault("health_interval_ms", 250)
+        # the edge's spans go nowhere unless a test receives them (`trace_collector=`): never to make run's
+        overrides.setdefault("trace_collector", edge_settings.Collector("127.0.0.1", free_port()))
         settings = defaults.with_(port=free_port(), admin_port=free_port(), upstreams=upstreams, **overrides)
         config_path = self.workdir / f"envoy-{settings.port}.yaml"
         config_path.write_text(edge_config.render(settings))

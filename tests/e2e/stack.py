@@ -208,7 +208,8 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
     ports = {name: free_port() for name in names}
     ops_ports = {name: free_port() for name in names}  # each service's metrics port: the edge's /readyz asks it
     own = stack_settings(settings, ports, ops_ports)
-    child_env = {**service_env(own), **(env or {})}
+    # each stack's processes keep their spans in its launcher's directory, never in .run/traces
+    child_env = {**service_env(own), "TRACING_DIR": str(launcher.workdir / "traces"), **(env or {})}
     tls = os.environ.get("E2E_PLAINTEXT", "") != "1"
     cert_dir = launcher.workdir / "certs"
     if tls:

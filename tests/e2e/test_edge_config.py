@@ -236,8 +236,8 @@ def test_each_host_has_its_own_cors_origins_and_rate_limit_buckets():
 def test_host_services_must_exist_in_the_descriptor_set(monkeypatch):
     services = descriptors.service_names(descriptors.load(DESCRIPTOR_PATH))
     assert config.host_services(services)["pay"] == ["checkout.v1.OrderService", "checkout.v1.PaymentService"]
-    monkeypatch.setitem(HOST_SERVICES, "pay", ("OrderService", "RefundService"))
-    with pytest.raises(ValueError, match="RefundService"):
+    monkeypatch.setitem(HOST_SERVICES, "pay", ("OrderService", "DisputeService"))
+    with pytest.raises(ValueError, match="DisputeService"):
         config.bootstrap(EdgeSettings())
 
 
@@ -274,3 +274,44 @@ def test_the_docker_config_serves_the_default_hosts_and_a_deployment_renders_its
     subprocess.run([sys.executable, "-m", "edge", "render", "--docker", "--domain", "shop.example", "--out", str(out)],
                    check=True, timeout=60)
     assert '"cart.shop.example"' in out.read_text() and config.docker_config_is_current()
+
+
+def test_the_edge_traces_every_request_and_answers_its_trace_id():
+    """CONTRACT.md "Operations": Envoy's OpenTelemetry tracer in the HCM, its spans to the collector
+    cluster; x-trace-id set by the first filter, so it runs last on every answer (local replies too)."""
+    from edge.settings import Collector
+
+    settings = EdgeSettings().with_(trace_collector=Collector("127.0.0.1", 4999), trace_sample_percent=25.0)
+    boot = config.bootstrap(settings)
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    tracing = hcm["tracing"]
+    assert tracing["random_sampling"] == {"value": 25.0}
+    provider = tracing["provider"]["typed_config"]
+    assert provider["service_name"] == "edge"
+    assert provider["http_service"]["http_uri"] == {"uri": "http://127.0.0.1:4999/v1/traces",
+                                                    "cluster": config.TRACE_COLLECTOR, "timeout": "1s"}
+    clusters = {c["name"]: c for c in boot["static_resources"]["clusters"]}
+    address = clusters[config.TRACE_COLLECTOR]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert address["endpoint"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 4999}
+    first = hcm["http_filters"][0]
+    assert first["name"] == "envoy.filters.http.header_mutation"
+    (mutation,) = first["typed_config"]["mutations"]["response_mutations"]
+    assert mutation["append"]["header"] == {"key": "x-trace-id", "value": "%TRACE_ID%"}
+    assert "x-trace-id" in config._cors_policy(())["expose_headers"]
+
+
+def test_the_edge_exports_to_the_otlp_endpoint_when_one_is_set():
+    from common.settings import load_settings
+    from edge.settings import Collector, from_env
+
+    assert from_env(load_settings({})).trace_collector == Collector("127.0.0.1", 54318)
+    remote = from_env(load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example:4318/",
+                                     "TRACING_SAMPLE_RATIO": "0.1"}))
+    assert remote.trace_collector == Collector("otel.example", 4318, "/v1/traces", tls=True)
+    assert remote.trace_sample_percent == pytest.approx(10.0)
+    assert from_env(load_settings({"TRACING": "0"})).trace_sample_percent == 0.0
+    assert docker().trace_collector.url == "http://jaeger:4318/v1/traces"
+    tls = config._trace_collector_cluster(remote)
+    assert tls["transport_socket"]["typed_config"]["sni"] == "otel.example"
+    with pytest.raises(SystemExit, match="OTEL_EXPORTER_OTLP_ENDPOINT"):
+        Collector.from_endpoint("jaeger:4318")

@@ -27,7 +27,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from checkout.v1 import common_pb2 as checkout_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63heckout/v1/order.proto\x12\x0b\x63heckout.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x18\x63heckout/v1/common.proto\"\xeb\x01\n\x0ePaymentSession\x12\x15\n\rpayment_token\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x18\n\x10gateway_order_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\t\x12\x13\n\x0border_token\x18\t \x01(\t\x12\x0e\n\x06key_id\x18\n \x01(\t\x12\x16\n\x0epayment_method\x18\x0b \x01(\t\"\x87\x03\n\x05Order\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x12\n\ncart_token\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x10\n\x08subtotal\x18\x06 \x01(\t\x12\x17\n\x0f\x64iscount_amount\x18\x07 \x01(\t\x12\x12\n\ntax_amount\x18\x08 \x01(\t\x12\r\n\x05total\x18\t \x01(\t\x12#\n\x05taxes\x18\n \x03(\x0b\x32\x14.checkout.v1.TaxLine\x12,\n\x07payment\x18\x0b \x01(\x0b\x32\x1b.checkout.v1.PaymentSession\x12\x12\n\ncreated_at\x18\x0c \x01(\t\x12\x15\n\renrollment_id\x18\r \x01(\t\x12\x15\n\rdiscount_code\x18\x0e \x01(\t\x12\x15\n\rexchange_rate\x18\x0f \x01(\t\x12\x12\n\nupdated_at\x18\x10 \x01(\t\x12\x14\n\x0corder_number\x18\x14 \x01(\t\"\xa0\x01\n\x12\x43reateOrderRequest\x12\x12\n\ncart_token\x18\x01 \x01(\t\x12%\n\x07\x62illing\x18\x02 \x01(\x0b\x32\x14.checkout.v1.Billing\x12\x16\n\x0epayment_method\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x12\n\nreturn_url\x18\x05 \x01(\t\x12\x12\n\ncancel_url\x18\x06 \x01(\t\"&\n\x0fGetOrderRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\"(\n\x11GetInvoiceRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\">\n\x14GetCreditNoteRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\"C\n\x1b\x43reatePaymentAttemptRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t2\xd9\x04\n\x0cOrderService\x12\\\n\x0b\x43reateOrder\x12\x1f.checkout.v1.CreateOrderRequest\x1a\x12.checkout.v1.Order\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/order:\x01*\x12\x61\n\x08GetOrder\x12\x1c.checkout.v1.GetOrderRequest\x1a\x12.checkout.v1.Order\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/order/{order_token}\x12\x8d\x01\n\x14\x43reatePaymentAttempt\x12(.checkout.v1.CreatePaymentAttemptRequest\x1a\x1b.checkout.v1.PaymentSession\".\x82\xd3\xe4\x93\x02(\"#/api/v1/order/{order_token}/payment:\x01*\x12o\n\nGetInvoice\x12\x1e.checkout.v1.GetInvoiceRequest\x1a\x14.google.api.HttpBody\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/order/{order_token}/invoice\x12\x86\x01\n\rGetCreditNote\x12!.checkout.v1.GetCreditNoteRequest\x1a\x14.google.api.HttpBody\"<\x82\xd3\xe4\x93\x02\x36\x12\x34/api/v1/order/{order_token}/credit-notes/{refund_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63heckout/v1/order.proto\x12\x0b\x63heckout.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x18\x63heckout/v1/common.proto\"\xeb\x01\n\x0ePaymentSession\x12\x15\n\rpayment_token\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x18\n\x10gateway_order_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63heckout_url\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\t\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\t\x12\x13\n\x0border_token\x18\t \x01(\t\x12\x0e\n\x06key_id\x18\n \x01(\t\x12\x16\n\x0epayment_method\x18\x0b \x01(\t\"\xa0\x03\n\x05Order\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x12\n\ncart_token\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x10\n\x08subtotal\x18\x06 \x01(\t\x12\x17\n\x0f\x64iscount_amount\x18\x07 \x01(\t\x12\x12\n\ntax_amount\x18\x08 \x01(\t\x12\r\n\x05total\x18\t \x01(\t\x12#\n\x05taxes\x18\n \x03(\x0b\x32\x14.checkout.v1.TaxLine\x12,\n\x07payment\x18\x0b \x01(\x0b\x32\x1b.checkout.v1.PaymentSession\x12\x12\n\ncreated_at\x18\x0c \x01(\t\x12\x15\n\renrollment_id\x18\r \x01(\t\x12\x15\n\rdiscount_code\x18\x0e \x01(\t\x12\x15\n\rexchange_rate\x18\x0f \x01(\t\x12\x12\n\nupdated_at\x18\x10 \x01(\t\x12\x14\n\x0corder_number\x18\x14 \x01(\t\x12\x17\n\x0frefunded_amount\x18\x15 \x01(\t\"\xa0\x01\n\x12\x43reateOrderRequest\x12\x12\n\ncart_token\x18\x01 \x01(\t\x12%\n\x07\x62illing\x18\x02 \x01(\x0b\x32\x14.checkout.v1.Billing\x12\x16\n\x0epayment_method\x18\x03 \x01(\t\x12\x0f\n\x07gateway\x18\x04 \x01(\t\x12\x12\n\nreturn_url\x18\x05 \x01(\t\x12\x12\n\ncancel_url\x18\x06 \x01(\t\"&\n\x0fGetOrderRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\"(\n\x11GetInvoiceRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\">\n\x14GetCreditNoteRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\"C\n\x1b\x43reatePaymentAttemptRequest\x12\x13\n\x0border_token\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t2\xd9\x04\n\x0cOrderService\x12\\\n\x0b\x43reateOrder\x12\x1f.checkout.v1.CreateOrderRequest\x1a\x12.checkout.v1.Order\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/order:\x01*\x12\x61\n\x08GetOrder\x12\x1c.checkout.v1.GetOrderRequest\x1a\x12.checkout.v1.Order\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/order/{order_token}\x12\x8d\x01\n\x14\x43reatePaymentAttempt\x12(.checkout.v1.CreatePaymentAttemptRequest\x1a\x1b.checkout.v1.PaymentSession\".\x82\xd3\xe4\x93\x02(\"#/api/v1/order/{order_token}/payment:\x01*\x12o\n\nGetInvoice\x12\x1e.checkout.v1.GetInvoiceRequest\x1a\x14.google.api.HttpBody\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/order/{order_token}/invoice\x12\x86\x01\n\rGetCreditNote\x12!.checkout.v1.GetCreditNoteRequest\x1a\x14.google.api.HttpBody\"<\x82\xd3\xe4\x93\x02\x36\x12\x34/api/v1/order/{order_token}/credit-notes/{refund_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,17 +47,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSESSION']._serialized_start=124
   _globals['_PAYMENTSESSION']._serialized_end=359
   _globals['_ORDER']._serialized_start=362
-  _globals['_ORDER']._serialized_end=753
-  _globals['_CREATEORDERREQUEST']._serialized_start=756
-  _globals['_CREATEORDERREQUEST']._serialized_end=916
-  _globals['_GETORDERREQUEST']._serialized_start=918
-  _globals['_GETORDERREQUEST']._serialized_end=956
-  _globals['_GETINVOICEREQUEST']._serialized_start=958
-  _globals['_GETINVOICEREQUEST']._serialized_end=998
-  _globals['_GETCREDITNOTEREQUEST']._serialized_start=1000
-  _globals['_GETCREDITNOTEREQUEST']._serialized_end=1062
-  _globals['_CREATEPAYMENTATTEMPTREQUEST']._serialized_start=1064
-  _globals['_CREATEPAYMENTATTEMPTREQUEST']._serialized_end=1131
-  _globals['_ORDERSERVICE']._serialized_start=1134
-  _globals['_ORDERSERVICE']._serialized_end=1735
+  _globals['_ORDER']._serialized_end=778
+  _globals['_CREATEORDERREQUEST']._serialized_start=781
+  _globals['_CREATEORDERREQUEST']._serialized_end=941
+  _globals['_GETORDERREQUEST']._serialized_start=943
+  _globals['_GETORDERREQUEST']._serialized_end=981
+  _globals['_GETINVOICEREQUEST']._serialized_start=983
+  _globals['_GETINVOICEREQUEST']._serialized_end=1023
+  _globals['_GETCREDITNOTEREQUEST']._serialized_start=1025
+  _globals['_GETCREDITNOTEREQUEST']._serialized_end=1087
+  _globals['_CREATEPAYMENTATTEMPTREQUEST']._serialized_start=1089
+  _globals['_CREATEPAYMENTATTEMPTREQUEST']._serialized_end=1156
+  _globals['_ORDERSERVICE']._serialized_start=1159
+  _globals['_ORDERSERVICE']._serialized_end=1760
 # @@protoc_insertion_point(module_scope)

@@ -96,11 +96,12 @@ class Order(_message.Message):
     EXCHANGE_RATE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     ORDER_NUMBER_FIELD_NUMBER: _builtins.int
+    REFUNDED_AMOUNT_FIELD_NUMBER: _builtins.int
     order_token: _builtins.str
     cart_token: _builtins.str
     user_id: _builtins.str
     status: _builtins.str
-    """pending, awaiting_payment, paid, fulfilled, payment_failed, expired, cancelled"""
+    """pending, awaiting_payment, paid, fulfilled, payment_failed, expired, cancelled, refunded"""
     currency: _builtins.str
     subtotal: _builtins.str
     discount_amount: _builtins.str
@@ -113,6 +114,8 @@ class Order(_message.Message):
     updated_at: _builtins.str
     order_number: _builtins.str
     """short and human, e.g. "INT-2026-000123"; the token stays the API's key"""
+    refunded_amount: _builtins.str
+    """every processed refund of the order ("0.00" when none)"""
     @_builtins.property
     def taxes(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.TaxLine]: ...
     @_builtins.property
@@ -137,10 +140,11 @@ class Order(_message.Message):
         exchange_rate: _builtins.str = ...,
         updated_at: _builtins.str = ...,
         order_number: _builtins.str = ...,
+        refunded_amount: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cart_token", b"cart_token", "created_at", b"created_at", "currency", b"currency", "discount_amount", b"discount_amount", "discount_code", b"discount_code", "enrollment_id", b"enrollment_id", "exchange_rate", b"exchange_rate", "order_number", b"order_number", "order_token", b"order_token", "payment", b"payment", "status", b"status", "subtotal", b"subtotal", "tax_amount", b"tax_amount", "taxes", b"taxes", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cart_token", b"cart_token", "created_at", b"created_at", "currency", b"currency", "discount_amount", b"discount_amount", "discount_code", b"discount_code", "enrollment_id", b"enrollment_id", "exchange_rate", b"exchange_rate", "order_number", b"order_number", "order_token", b"order_token", "payment", b"payment", "refunded_amount", b"refunded_amount", "status", b"status", "subtotal", b"subtotal", "tax_amount", b"tax_amount", "taxes", b"taxes", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -315,14 +315,15 @@ async def _first_answer(hooks, event_type: str):
 
 
 async def test_events_we_do_not_act_on_are_stored_ignored_and_acknowledged(hooks, engine):
-    body = (b'{"entity":"event","account_id":"acc_EmulatorDev001","event":"refund.created","contains":["refund"],'
-            b'"payload":{"refund":{"entity":{"id":"rfnd_1","amount":100}}},"created_at":1767225600}')
+    body = (b'{"entity":"event","account_id":"acc_EmulatorDev001","event":"payment.dispute.created",'
+            b'"contains":["dispute"],"payload":{"dispute":{"entity":{"id":"disp_1","amount":100}}},'
+            b'"created_at":1767225600}')
     metadata = (("x-razorpay-signature", razorpay_webhook_signature("dev-webhook-secret", body)),
                 ("x-razorpay-event-id", f"evt_ignored_{new_user()[:8]}"))
     ack = await hooks.payments.RazorpayWebhook(http_body(body), metadata=metadata)
     assert ack.received and not ack.duplicate and ack.event_id == metadata[1][1]
     row = await stored_event(engine, "razorpay", ack.event_id)
-    assert (row.status, row.event_type) == ("ignored", "refund.created") and "not handled" in row.error
+    assert (row.status, row.event_type) == ("ignored", "payment.dispute.created") and "not handled" in row.error
     again = await hooks.payments.RazorpayWebhook(http_body(body), metadata=metadata)
     assert again.duplicate
     assert await webhook_audit(engine, "razorpay", ack.event_id) == ["webhook:ignored", "webhook:duplicate"]

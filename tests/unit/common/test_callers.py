@@ -45,6 +45,7 @@ def _who(method: str) -> set[str]:
     ("/checkout.v1.CartService/CreateCart", {"edge", "developer"}),
     ("/checkout.v1.OrderService/CreateOrder", {"edge", "developer"}),
     ("/checkout.v1.AdminService/CreateCoupon", {"edge"}),
+    ("/checkout.v1.RefundService/CreateRefund", {"edge"}),
     ("/checkout.v1.EnrollmentService/ReplayDeadLetter", {"edge"}),
     ("/checkout.v1.EnrollmentService/ListEnrollments", {"edge", "developer"}),
     ("/grpc.health.v1.Health/Check", set(EVERYONE)),

@@ -1,6 +1,6 @@
 """What `make run` starts, in which order (devstack/stack.py): each service's schema migrated, the
-sample catalog loaded, then the four services, the gateway emulator and the edge on the ports the
-settings give them."""
+sample catalog loaded, then the local trace receiver (the edge's spans), the four services, the
+gateway emulator and the edge on the ports the settings give them."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ def test_migrations_then_the_catalog_before_any_service() -> None:
     ]
 
 
-def test_the_services_the_emulator_and_the_edge_last() -> None:
+def test_the_trace_receiver_the_services_the_emulator_and_the_edge_last() -> None:
     started = stack.services({})
     assert [(s.name, s.argv[1:], s.port) for s in started] == [
+        ("trace_receiver", ("-m", "devstack.trace_receiver"), 54318),
         ("cart_svc", ("-m", "cart_svc"), 50051),
         ("order_svc", ("-m", "order_svc"), 50052),
         ("payment_svc", ("-m", "payment_svc"), 50053),
@@ -51,3 +52,8 @@ def test_make_run_gives_each_process_its_own_certificate(tmp_path) -> None:  # t
     assert commands._tls_env("gateway_emulator", tmp_path) == {}
     line = commands._ready_line(stack.services({}), 6, {})
     assert "https://localhost:8443/" in line
+
+
+def test_no_trace_receiver_when_a_collector_takes_the_spans() -> None:
+    started = [s.name for s in stack.services({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})]
+    assert "trace_receiver" not in started and started[-1] == "edge"

@@ -3,6 +3,7 @@ all of them and one audit row each, only when this call created them; the handle
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 
@@ -39,6 +40,12 @@ class MemoryEnrollments:
 
     async def of_user(self, conn, user_id):
         return [e for e in self.rows.values() if e.user_id == user_id]
+
+    async def cancel_of_order(self, conn, order_token):
+        active = [e for e in await self.of_order(conn, order_token) if e.status == "active"]
+        for enrollment in active:
+            self.rows[(order_token, enrollment.line_no)] = dataclasses.replace(enrollment, status="cancelled")
+        return [dataclasses.replace(e, status="cancelled") for e in active]
 
 
 @pytest.fixture
@@ -130,3 +137,26 @@ async def test_the_handler_retries_a_database_failure_and_counts_outcomes(uow):
     handler = OrderPaidHandler(EnrollmentService(lambda: uow, MemoryEnrollments()))
     assert (await handler(event)).created and not (await handler(event)).created
     assert (handler.stats.enrolled, handler.stats.already_enrolled) == (1, 1)
+
+
+async def test_a_refunded_order_cancels_its_enrollments_once(service, repository):
+    paid = order(2)
+    await service.enroll_paid_order(paid)
+    uow = FakeUnitOfWork()
+    cancelling = EnrollmentService(lambda: uow, repository, clock=lambda: NOW)
+    cancelled = await cancelling.cancel_refunded_order(paid.order_token, paid.user_id, "fully refunded")
+    assert [(e.line_no, e.status) for e in cancelled] == [(1, "cancelled"), (2, "cancelled")]
+    [event] = uow.published
+    assert (event.subject, event.aggregate_id) == ("checkout.enrollment.cancelled", paid.order_token)
+    assert [e["status"] for e in event.payload["enrollments"]] == ["cancelled", "cancelled"]
+    assert [a.action for a in uow.audited] == ["status:cancelled", "status:cancelled"]
+    assert all(e.status == "cancelled" for e in await repository.of_order(None, paid.order_token))
+    again = FakeUnitOfWork()
+    assert await EnrollmentService(lambda: again, repository).cancel_refunded_order(paid.order_token, paid.user_id,
+                                                                                    "again") == []
+    assert again.published == [] and again.audited == []
+
+
+async def test_a_refund_before_the_enrollments_exist_is_retried_later(service):
+    with pytest.raises(RetryLater):
+        await service.cancel_refunded_order(str(uuid.uuid4()), str(uuid.uuid4()), "fully refunded")

@@ -16,6 +16,7 @@ LEGAL = {
     ("awaiting_payment", "paid"), ("awaiting_payment", "payment_failed"), ("awaiting_payment", "expired"),
     ("awaiting_payment", "cancelled"), ("payment_failed", "awaiting_payment"), ("payment_failed", "paid"),
     ("payment_failed", "expired"), ("payment_failed", "cancelled"), ("paid", "fulfilled"),
+    ("paid", "refunded"), ("fulfilled", "refunded"),
 }
 
 
@@ -30,7 +31,8 @@ def test_only_the_drawn_transitions_are_allowed(current: str, target: str) -> No
         assert caught.value.code.spec.code == 2102
 
 
-def test_money_taken_is_never_undone() -> None:
+def test_money_taken_is_never_undone_except_by_a_full_refund() -> None:
     for target in STATUSES:
-        assert not can_transition("paid", target) or target == "fulfilled"
-        assert not can_transition("fulfilled", target)
+        assert not can_transition("paid", target) or target in ("fulfilled", "refunded")
+        assert not can_transition("fulfilled", target) or target == "refunded"
+        assert not can_transition("refunded", target)

@@ -238,6 +238,118 @@ class PaymentEvent(_message.Message):
 Global___PaymentEvent: _TypeAlias = PaymentEvent  # noqa: Y015
 
 @_typing.final
+class RefundEvent(_message.Message):
+    """checkout.payment.refund_processed | refund_failed   (producer: payment_svc)
+    The refund as it is after the change, and the totals of its payment session after it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    ORDER_TOKEN_FIELD_NUMBER: _builtins.int
+    PAYMENT_TOKEN_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    GATEWAY_REFUND_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    CAPTURED_AMOUNT_FIELD_NUMBER: _builtins.int
+    REFUNDED_AMOUNT_FIELD_NUMBER: _builtins.int
+    FULLY_REFUNDED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    refund_id: _builtins.str
+    order_token: _builtins.str
+    payment_token: _builtins.str
+    user_id: _builtins.str
+    gateway: _builtins.str
+    gateway_refund_id: _builtins.str
+    status: _builtins.str
+    """processed or failed"""
+    amount: _builtins.str
+    """this refund"""
+    currency: _builtins.str
+    captured_amount: _builtins.str
+    """what the session captured"""
+    refunded_amount: _builtins.str
+    """every processed refund of the session, this one included"""
+    fully_refunded: _builtins.bool
+    """refunded_amount has reached captured_amount"""
+    reason: _builtins.str
+    """the admin's reason; refund_failed: why it failed"""
+    origin: _builtins.str
+    """api (an admin asked) or gateway (made at the gateway, e.g. its dashboard)"""
+    source: _builtins.str
+    """what settled it: create, webhook, reconcile"""
+    occurred_at: _builtins.str
+    def __init__(
+        self,
+        *,
+        refund_id: _builtins.str = ...,
+        order_token: _builtins.str = ...,
+        payment_token: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        gateway_refund_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        captured_amount: _builtins.str = ...,
+        refunded_amount: _builtins.str = ...,
+        fully_refunded: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        origin: _builtins.str = ...,
+        source: _builtins.str = ...,
+        occurred_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "captured_amount", b"captured_amount", "currency", b"currency", "fully_refunded", b"fully_refunded", "gateway", b"gateway", "gateway_refund_id", b"gateway_refund_id", "occurred_at", b"occurred_at", "order_token", b"order_token", "origin", b"origin", "payment_token", b"payment_token", "reason", b"reason", "refund_id", b"refund_id", "refunded_amount", b"refunded_amount", "source", b"source", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundEvent: _TypeAlias = RefundEvent  # noqa: Y015
+
+@_typing.final
+class EnrollmentsCancelled(_message.Message):
+    """checkout.enrollment.cancelled: the enrollments of one fully refunded order, now cancelled   (producer: enrollment_svc)"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_TOKEN_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ENROLLMENTS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    order_token: _builtins.str
+    user_id: _builtins.str
+    reason: _builtins.str
+    occurred_at: _builtins.str
+    @_builtins.property
+    def enrollments(self) -> _containers.RepeatedCompositeFieldContainer[_enrollment_pb2.Enrollment]:
+        """those this change cancelled, status cancelled"""
+
+    def __init__(
+        self,
+        *,
+        order_token: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        enrollments: _abc.Iterable[_enrollment_pb2.Enrollment] | None = ...,
+        reason: _builtins.str = ...,
+        occurred_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrollments", b"enrollments", "occurred_at", b"occurred_at", "order_token", b"order_token", "reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollmentsCancelled: _TypeAlias = EnrollmentsCancelled  # noqa: Y015
+
+@_typing.final
 class EnrollmentsCreated(_message.Message):
     """checkout.enrollment.created: the enrollments of one paid order, one per line   (producer: enrollment_svc)"""
 
