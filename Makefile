@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces clean
+.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces grpcurl certs clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
@@ -19,6 +19,7 @@ help:
 	@echo "make logs    follow every log of make run as readable lines (service, level, trace, message)"
 	@echo "make traces  the last checkout's span tree with timings (make traces TRACE=<trace id> for another)"
 	@echo "make token   a dev bearer token on stdout: make token [ROLE=admin] [USER=<uuid, e-mail or name>]"
+	@echo "make grpcurl call a service with the developer certificate: make grpcurl ARGS=\"127.0.0.1:50051 list\""
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 12) else "Python 3.11 or 3.12 is required (pgserver ships wheels up to 3.12); set PYTHON=python3.11")'
@@ -80,6 +81,16 @@ logs: $(STAMP)  ## follow every log of `make run` as readable lines (the files s
 
 traces: $(STAMP)  ## make traces [TRACE=<trace id>]: a span tree from .run/traces (default: the last checkout)
 	@$(PY) -m tools.traces $(TRACE)
+
+CERTS := .run/certs
+certs: $(STAMP)  ## the development CA and certificates make run issues (made or renewed as needed)
+	@$(PY) -m devstack certs
+
+# mutual TLS as spiffe://interns/developer: health, reflection and the public API (with a bearer
+# token); never the internal RPCs, webhooks or admin RPCs (common/callers.py)
+grpcurl: $(STAMP)  ## make grpcurl ARGS="[-d '{…}'] [-H 'authorization: Bearer …'] 127.0.0.1:50051 list|<method>"
+	@test -f $(CERTS)/developer.pem || $(PY) -m devstack certs
+	@$(VENV)/bin/grpcurl -cacert $(CERTS)/ca.pem -cert $(CERTS)/developer.pem -key $(CERTS)/developer-key.pem $(ARGS)
 
 replay-dlq: $(STAMP)  ## make replay-dlq [SERVICE=enrollment] [ID=<dead letter id>]: replay one parked event, or all
 	$(PY) -m $(if $(SERVICE),$(SERVICE),enrollment)_svc.replay_dlq $(if $(ID),$(ID),--all)

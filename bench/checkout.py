@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import dataclasses
 import pathlib
+import ssl
 import statistics
 import time
 import uuid
@@ -150,7 +151,10 @@ def report(args: argparse.Namespace, done: int, seconds: float, cpu: cpu_account
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--url", default="http://127.0.0.1:8080",
+                        help="the edge; https://localhost:8443 measures HTTPS at the edge (with --cacert)")
+    parser.add_argument("--cacert", default=str(ROOT / ".run" / "certs" / "ca.pem"),
+                        help="CA of the edge's HTTPS certificate (default: make run's development CA)")
     parser.add_argument("--checkouts", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
@@ -160,7 +164,8 @@ async def main() -> None:
         raise SystemExit("no running stack found in .run/ (start it with `EDGE_RATE_LIMIT_RPS=100000 make run`)")
     emulator_url = f"http://127.0.0.1:{settings.gateway_emulator_port}"
     database = make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client, httpx.AsyncClient(base_url=emulator_url, timeout=30) as emulator, \
+    verify = ssl.create_default_context(cafile=args.cacert) if args.url.startswith("https:") else True
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, verify=verify) as client, httpx.AsyncClient(base_url=emulator_url, timeout=30) as emulator, \
             await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
         if await (await conn.execute("SHOW track_commit_timestamp")).fetchone() != ("on",):
             raise SystemExit("PostgreSQL needs track_commit_timestamp = on (the embedded one of `make run` has it)")

@@ -12,8 +12,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.auth import TokenVerifier
+from common.callers import CallerCheck
 from common.interceptors import CheckoutInterceptor
 from common.settings import Settings
+from common.tls import server_credentials
 
 _log = logging.getLogger(__name__)
 
@@ -38,16 +40,23 @@ class RunningServer:
 
 
 async def start_server(settings: Settings, address: str, register: Register) -> RunningServer:
-    """Bind `address` ("host:port"; port 0 picks a free one, for tests) and start serving."""
+    """Bind `address` ("host:port"; port 0 picks a free one, for tests) and start serving: mutual
+    TLS with the caller table (common/tls.py, common/callers.py), or plaintext under GRPC_PLAINTEXT."""
+    credentials = server_credentials(settings)
+    interceptors: list[grpc.aio.ServerInterceptor] = [CheckoutInterceptor(TokenVerifier(settings))]
+    if credentials is None:
+        _log.warning("GRPC_PLAINTEXT: gRPC without TLS, any caller is accepted (development and tests only)")
+    else:
+        interceptors.append(CallerCheck())  # inside CheckoutInterceptor: a refusal becomes an envelope
     server = grpc.aio.server(
-        interceptors=[CheckoutInterceptor(TokenVerifier(settings))],
+        interceptors=interceptors,
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1024 * 1024)],
     )
     services = list(register(server))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(address)
+    port = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
     if port == 0:
         raise SystemExit(f"could not bind gRPC address {address}")
     await server.start()

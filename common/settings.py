@@ -45,7 +45,8 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = _field(
         "development", "servers", "`production` refuses to start on development secrets: the dev JWT_SECRET or "
-        "one shorter than 32 bytes, and localhost (or default) CORS or return-URL origins")
+        "one shorter than 32 bytes, localhost (or default) CORS or return-URL origins, GRPC_PLAINTEXT; and turns "
+        "EDGE_REQUIRE_TLS on")
 
     # -- servers -----------------------------------------------------------------------------------
     database_url: str = _field(
@@ -221,7 +222,8 @@ class Settings(BaseSettings):
                                               "a key left by a crashed process is free again after this")
     return_url_origins: Csv = _field((), "order", "comma-separated origins a `return_url` / `cancel_url` may "
                                      "point at: `https://host[:port]`, port `*` for any; http only on localhost "
-                                     "(default: the edge's own origins, `http://localhost:*` and `http://127.0.0.1:*`)")
+                                     "(default: the edge's own origins, over HTTPS too, `http://localhost:*` and "
+                                     "`http://127.0.0.1:*`)")
     cart_sweep_interval: Seconds = _field(60.0, "cart", "expired and abandoned cart sweeper (`0`: off)")
     cart_sweep_batch: int = _field(200, "cart", "carts per sweeper transaction", ge=1)
 
@@ -259,8 +261,18 @@ class Settings(BaseSettings):
     edge_cart_cors_origins: Csv = _field((), "edge", "allowed origins of `cart.<domain>` (default: as the main host)")
     edge_pay_cors_origins: Csv = _field((), "edge", "allowed origins of `pay.<domain>` (default: as the main host)")
     edge_csp: str = _field("", "edge", "Content-Security-Policy of every response (default: strict same-origin)")
-    edge_hsts_max_age: int = _field(0, "edge", "Strict-Transport-Security max-age when served over TLS (`0`: off)",
-                                    ge=0)
+    edge_hsts_max_age: int | None = _field(None, "edge", "`Strict-Transport-Security: max-age=N; includeSubDomains` "
+                                           "on every HTTPS answer (`0`: none; never on plain HTTP); default one year "
+                                           "in production, 300 s in development (a browser would otherwise pin "
+                                           "localhost and its subdomains to HTTPS for a year)", ge=0)
+    edge_tls_port: int = _field(8443, "edge", "Envoy's HTTPS listener (TLS 1.2+, HTTP/2 and HTTP/1.1 by ALPN); "
+                                "on only when EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE are set")
+    edge_tls_cert_file: str = _field("", "edge", "the HTTPS certificate chain (PEM; `make run` issues one for "
+                                     "localhost, 127.0.0.1, cart. and pay.<EDGE_DOMAIN> in .run/certs/)")
+    edge_tls_key_file: str = _field("", "edge", "its private key (PEM)")
+    edge_require_tls: bool | None = _field(None, "edge", "the plain-HTTP port answers every request but `/healthz` "
+                                           "and `/readyz` with a 308 redirect to HTTPS (default: on when "
+                                           "ENVIRONMENT=production)")
     edge_route_timeout_ms: int = _field(15000, "edge", "upstream timeout per REST call (then 504, code 4001)", ge=1)
     edge_health_interval_ms: int = _field(1000, "edge", "active gRPC health checks of each service", ge=100)
     edge_healthz_clusters: Csv = _field((), "edge", "which services `/healthz` requires (default: all four)")
@@ -269,6 +281,15 @@ class Settings(BaseSettings):
     edge_log_level: str = _field("warn", "edge", "Envoy's log level")
     edge_web_root: str = _field("", "edge", "the checkout page's files, served at `/` (default `web/`; `none`: "
                                 "no page)")
+
+    # -- mutual TLS between the processes (common/tls.py, docs/SECURITY.md) ---------------------
+    tls_ca_file: str = _field("", "tls", "the internal CA bundle every gRPC server and client trusts (PEM; may hold "
+                              "the old and the new CA during a rollover)")
+    tls_cert_file: str = _field("", "tls", "this process's certificate: its identity is the URI SAN "
+                                "`spiffe://interns/<name>` (`make run` issues one per process in .run/certs/)")
+    tls_key_file: str = _field("", "tls", "this process's private key (PEM)")
+    grpc_plaintext: bool = _field(False, "tls", "development and tests only: gRPC without TLS, so without caller "
+                                  "identities and the caller table (refused in production)")
 
     # -- tests -------------------------------------------------------------------------------------
     checkout_fault: str = _field("", "tests", "crash tests: fault points where the process SIGKILLs itself; "
@@ -301,6 +322,8 @@ class Settings(BaseSettings):
     def unsafe_for_production(self) -> list[str]:
         """What would let anyone mint tokens or call us from a developer's browser."""
         problems: list[str] = []
+        if self.grpc_plaintext:
+            problems.append("GRPC_PLAINTEXT is set (gRPC must be mutual TLS)")
         if self.jwt_secret_is_dev_default:
             problems.append("JWT_SECRET is the development default")
         elif len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -323,7 +346,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derived(self) -> Settings:
         emulator = f"http://127.0.0.1:{self.gateway_emulator_port}"
-        derived: dict[str, str] = {}
+        derived: dict[str, object] = {}
+        if self.edge_require_tls is None:
+            derived["edge_require_tls"] = self.environment == "production"
+        if self.edge_hsts_max_age is None:
+            derived["edge_hsts_max_age"] = 365 * 24 * 3600 if self.environment == "production" else 300
         for service in SERVICES:
             if not getattr(self, f"{service}_database_url"):
                 derived[f"{service}_database_url"] = as_role(self.database_url, ROLES[service])
@@ -336,8 +363,8 @@ class Settings(BaseSettings):
         if not self.stripe_base_url:
             derived["stripe_base_url"] = emulator
         if not self.razorpay_checkout_js_url:
-            derived["razorpay_checkout_js_url"] = checkout_js_url(derived.get("razorpay_base_url",
-                                                                              self.razorpay_base_url))
+            derived["razorpay_checkout_js_url"] = checkout_js_url(str(derived.get("razorpay_base_url",
+                                                                                  self.razorpay_base_url)))
         if not self.payment_page_url:
             derived["payment_page_url"] = f"http://127.0.0.1:{self.edge_port}/"
         for name, value in derived.items():
@@ -374,6 +401,9 @@ class Settings(BaseSettings):
             if "database_url" in changes and key not in changes and values[key] == as_role(self.database_url,
                                                                                            ROLES[service]):
                 values[key] = ""
+        for derived_by_environment in ("edge_require_tls", "edge_hsts_max_age"):
+            if "environment" in changes and derived_by_environment not in changes:
+                values[derived_by_environment] = None  # derived from the environment again
         if ("razorpay_base_url" in changes and "razorpay_checkout_js_url" not in changes
                 and values["razorpay_checkout_js_url"] == checkout_js_url(self.razorpay_base_url)):
             values["razorpay_checkout_js_url"] = ""  # derived from the base URL: derive it again

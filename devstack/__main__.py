@@ -1,4 +1,4 @@
-"""`python -m devstack {run,stop,status,servers}`: see commands.py."""
+"""`python -m devstack {run,stop,status,servers,certs}`: see commands.py."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         "--free-ports", action="store_true",
         help="embedded servers on free ports instead of 55432/56379/54222",
     )
+    certs = sub.add_parser("certs", help="the development CA and every process's certificate (what `run` issues), "
+                                         "made or renewed as needed")
+    certs.add_argument("--dir", type=Path, help="where (default: BASE_DIR/.run/certs)")
     args = parser.parse_args(argv)
     base_dir: Path = args.base_dir.resolve()
     if args.command == "run":
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return commands.stop(base_dir)
     if args.command == "status":
         return commands.status(base_dir)
+    if args.command == "certs":
+        return commands.certificates(base_dir, args.dir)
     return commands.servers(base_dir, args.env_file.resolve(), any_ports=args.free_ports)
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from devstack import pidfiles, probes, stack
+from devstack import certs, pidfiles, probes, stack
 from devstack.layout import RunDir
 from devstack.ports import free_ports
 from devstack.processes import (
@@ -38,6 +38,9 @@ def run(base_dir: Path) -> int:
         urls = start_servers(supervisor, DEV_PORTS, env=os.environ, fsync=True)
         env = {**os.environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
         _print_external(urls.sources, urls.as_env())
+        certs_dir = run_dir.root / "certs"
+        if certs.ensure_dev_certs(certs_dir, stack.edge_domain(env)):
+            print(certs.trust_hint(certs_dir, env), flush=True)
         for step in stack.PREPARE:
             if (base_dir / step.requires).exists():
                 supervisor.run_to_completion(
@@ -49,7 +52,7 @@ def run(base_dir: Path) -> int:
         missing = [s for s in stack.services(env) if s not in present]
         for service in missing:
             print(f"  {service.name:<17} skipped: no {service.requires}", flush=True)
-        supervisor.start([_service_spec(s, env, base_dir) for s in present])
+        supervisor.start([_service_spec(s, {**env, **_tls_env(s.name, certs_dir)}, base_dir) for s in present])
         print(_ready_line(present, len(supervisor.children), env), flush=True)
         while not flag.wait(0.5):
             for child in supervisor.newly_exited():
@@ -100,6 +103,16 @@ def servers(base_dir: Path, env_file: Path, *, any_ports: bool = False) -> int:
         supervisor.forget_self()
 
 
+def certificates(base_dir: Path, directory: Path | None = None) -> int:
+    """What `run` issues (devstack/certs.py), e.g. for `make grpcurl` or the compose secrets."""
+    where = (directory or RunDir.for_base(base_dir).root / "certs").resolve()
+    if certs.ensure_dev_certs(where, stack.edge_domain(os.environ)):
+        print(certs.trust_hint(where, os.environ))
+    print(f"certificates in {where}: ca.pem, edge-https.pem, and <name>.pem / <name>-key.pem for "
+          f"{', '.join(certs.IDENTITIES)}")
+    return 0
+
+
 def stop(base_dir: Path) -> int:
     run_dir = RunDir.for_base(base_dir)
     if not pidfiles.read_all(run_dir):
@@ -138,6 +151,13 @@ def _argv(argv: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sys.executable if part == stack.PYTHON else part for part in argv)
 
 
+def _tls_env(name: str, certs_dir: Path) -> dict[str, str]:
+    """Each process's own certificate (.run/certs/, devstack/certs.py); the edge also its HTTPS one."""
+    if name == stack.EDGE:
+        return certs.edge_env(certs_dir)
+    return certs.process_env(certs_dir, name) if name in certs.IDENTITIES else {}
+
+
 def _service_spec(service: stack.Service, env: Mapping[str, str], base_dir: Path) -> ProcessSpec:
     ready = probes.http_ok(service.health_url) if service.health_url else None
     return ProcessSpec(
@@ -154,8 +174,10 @@ def _ready_line(present: list[stack.Service], running: int, env: Mapping[str, st
     edge = next((s for s in present if s.name == stack.EDGE), None)
     if edge is not None:
         cart, pay = stack.dedicated_hosts(env)
-        return (f"ready: http://127.0.0.1:{edge.port}/ (catalog and cart only: http://{cart}:{edge.port}/, "
-                f"orders and payments only: http://{pay}:{edge.port}/)")
+        tls_port = stack.edge_tls_port(env)
+        return (f"ready: http://127.0.0.1:{edge.port}/ and https://localhost:{tls_port}/ (catalog and cart only: "
+                f"http://{cart}:{edge.port}/, orders and payments only: http://{pay}:{edge.port}/; "
+                f"gRPC: mutual TLS, `make grpcurl ARGS=...`)")
     return (
         f"ready: {running} process{'' if running == 1 else 'es'} up; the edge is not there yet (no "
         f"{stack.EDGE}/__main__.py), so nothing serves http://127.0.0.1:"

@@ -48,6 +48,14 @@ PREPARE: list[Step] = [
 EDGE = "edge"
 
 
+def edge_domain(env: Mapping[str, str]) -> str:
+    return load_settings(env).edge_domain
+
+
+def edge_tls_port(env: Mapping[str, str]) -> int:
+    return load_settings(env).edge_tls_port
+
+
 def dedicated_hosts(env: Mapping[str, str]) -> tuple[str, str]:
     """The edge's cart and payment hosts (`*.localhost` resolves to this machine)."""
     domain = load_settings(env).edge_domain

@@ -45,7 +45,7 @@ import pathlib
 from google.protobuf import descriptor_pb2
 
 from common.settings import DEV_JWT_SECRET
-from edge import descriptors, envelope, yamlout
+from edge import descriptors, envelope, tls, yamlout
 from edge.settings import (
     CLUSTER_SERVICES,
     DEFAULT_DOMAIN,
@@ -341,7 +341,8 @@ def readiness_clusters(settings: EdgeSettings) -> list[tuple[str, str]]:
     return [(f"{name}_svc", ops_cluster(name) if up.ops_port else "") for name, up in settings.upstreams.items()]
 
 
-def security_headers(settings: EdgeSettings) -> list[tuple[str, str]]:
+def security_headers(settings: EdgeSettings, *, https: bool = False) -> list[tuple[str, str]]:
+    """HSTS only on HTTPS answers: over plain HTTP a browser must ignore it (RFC 6797 8.1)."""
     headers = [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
@@ -349,7 +350,7 @@ def security_headers(settings: EdgeSettings) -> list[tuple[str, str]]:
         ("content-security-policy", settings.content_security_policy),
         ("cross-origin-opener-policy", "same-origin"),
     ]
-    if settings.hsts_max_age > 0:
+    if https and settings.hsts_max_age > 0:
         headers.append(("strict-transport-security", f"max-age={settings.hsts_max_age}; includeSubDomains"))
     return headers
 
@@ -411,36 +412,48 @@ def _transcoder(settings: EdgeSettings, services: list[str]) -> dict:
     }
 
 
-def _http_filters(settings: EdgeSettings, services: list[str], rules: list[descriptors.HttpRule]) -> list[dict]:
-    required = settings.required_clusters
+def _trace_id_header() -> dict:
+    return {
+        # first, so on the way out it runs last: every answer, local replies included
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": _TYPES["header_mutation"],
+            "mutations": {"response_mutations": [{"append": {
+                "header": {"key": TRACE_ID_HEADER, "value": "%TRACE_ID%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }}]},
+        },
+    }
+
+
+def _lua(settings: EdgeSettings, rules: list[descriptors.HttpRule], https: bool) -> dict:
+    source = envelope.lua_source(security_headers(settings, https=https), rules, readiness_clusters(settings))
+    return {"name": "envoy.filters.http.lua",
+            "typed_config": {"@type": _TYPES["lua"], "default_source_code": {"inline_string": source}}}
+
+
+def _health_check(settings: EdgeSettings) -> dict:
+    return {
+        "name": "envoy.filters.http.health_check",
+        "typed_config": {
+            "@type": _TYPES["health_check"],
+            "pass_through_mode": False,
+            "headers": [{"name": ":path", "string_match": {"exact": HEALTHZ_PATH}}],
+            "cluster_min_healthy_percentages": {name: {"value": 100} for name in settings.required_clusters},
+        },
+    }
+
+
+def _router() -> dict:
+    return {"name": "envoy.filters.http.router", "typed_config": {"@type": _TYPES["router"], "suppress_envoy_headers": True}}
+
+
+def _http_filters(settings: EdgeSettings, services: list[str], rules: list[descriptors.HttpRule],
+                  *, https: bool = False) -> list[dict]:
     return [
-        {
-            # first, so on the way out it runs last: every answer, local replies included
-            "name": "envoy.filters.http.header_mutation",
-            "typed_config": {
-                "@type": _TYPES["header_mutation"],
-                "mutations": {"response_mutations": [{"append": {
-                    "header": {"key": TRACE_ID_HEADER, "value": "%TRACE_ID%"},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                }}]},
-            },
-        },
-        {
-            "name": "envoy.filters.http.lua",
-            "typed_config": {
-                "@type": _TYPES["lua"],
-                "default_source_code": {"inline_string": envelope.lua_source(security_headers(settings), rules, readiness_clusters(settings))},
-            },
-        },
-        {
-            "name": "envoy.filters.http.health_check",
-            "typed_config": {
-                "@type": _TYPES["health_check"],
-                "pass_through_mode": False,
-                "headers": [{"name": ":path", "string_match": {"exact": HEALTHZ_PATH}}],
-                "cluster_min_healthy_percentages": {name: {"value": 100} for name in required},
-            },
-        },
+        _trace_id_header(),
+        _lua(settings, rules, https),
+        _health_check(settings),
         {"name": "envoy.filters.http.cors", "typed_config": {"@type": _TYPES["cors"]}},
         {
             "name": "envoy.filters.http.local_ratelimit",
@@ -453,7 +466,7 @@ def _http_filters(settings: EdgeSettings, services: list[str], rules: list[descr
             "typed_config": {"@type": _TYPES["buffer"], "max_request_bytes": settings.max_body_bytes},
         },
         {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": _transcoder(settings, services)},
-        {"name": "envoy.filters.http.router", "typed_config": {"@type": _TYPES["router"], "suppress_envoy_headers": True}},
+        _router(),
     ]
 
 
@@ -549,11 +562,15 @@ def virtual_hosts(settings: EdgeSettings, clusters_by_service: dict[str, str]) -
     return hosts
 
 
-def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, clusters_by_service: dict[str, str]) -> dict:
+def _hcm(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, clusters_by_service: dict[str, str],
+         *, https: bool, redirect: bool = False) -> dict:
+    """The REST edge; `redirect`: the plain port under EDGE_REQUIRE_TLS, which only answers
+    /healthz and /readyz (their filters) and redirects everything else to HTTPS."""
     services = list(clusters_by_service)
+    rules = descriptors.http_rules(files)
     hcm = {
         "@type": _TYPES["hcm"],
-        "stat_prefix": "edge",
+        "stat_prefix": "edge_tls" if https else "edge",
         "codec_type": "AUTO",
         "use_remote_address": True,
         "xff_num_trusted_hops": settings.xff_trusted_hops,
@@ -573,18 +590,39 @@ def _listener(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, c
             "name": "checkout",
             # the page's and the API reference's files are direct responses (Envoy's default cap is 4 KiB)
             "max_direct_response_body_size_bytes": max(MAX_PAGE_FILE_BYTES, MAX_DOCS_FILE_BYTES),
-            "virtual_hosts": virtual_hosts(settings, clusters_by_service),
+            "virtual_hosts": (tls.redirect_virtual_hosts(settings) if redirect
+                              else virtual_hosts(settings, clusters_by_service)),
         },
-        "http_filters": _http_filters(settings, services, descriptors.http_rules(files)),
+        "http_filters": ([_trace_id_header(), _lua(settings, rules, https), _health_check(settings), _router()] if redirect
+                         else _http_filters(settings, services, rules, https=https)),
     }
     if settings.access_log:
         hcm["access_log"] = _access_log()
-    return {
-        "name": "rest",
-        "address": {"socket_address": {"address": settings.listen_host, "port_value": settings.port}},
-        "per_connection_buffer_limit_bytes": 1024 * 1024,
-        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
-    }
+    return hcm
+
+
+def _listeners(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet,
+               clusters_by_service: dict[str, str]) -> list[dict]:
+    """"rest" on the plain port, then "rest_tls" on the HTTPS port when it has a certificate."""
+    def listener(name: str, port: int, hcm: dict, transport_socket: dict | None = None) -> dict:
+        chain: dict = {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        if transport_socket is not None:
+            chain["transport_socket"] = transport_socket
+        return {
+            "name": name,
+            "address": {"socket_address": {"address": settings.listen_host, "port_value": port}},
+            "per_connection_buffer_limit_bytes": 1024 * 1024,
+            "filter_chains": [chain],
+        }
+
+    if settings.require_tls and not settings.https:
+        raise ValueError("require_tls needs the HTTPS listener's certificate (tls_cert_file, tls_key_file)")
+    plain = _hcm(settings, files, clusters_by_service, https=False, redirect=settings.require_tls)
+    listeners = [listener("rest", settings.port, plain)]
+    if settings.https:
+        secure = _hcm(settings, files, clusters_by_service, https=True)
+        listeners.append(listener("rest_tls", settings.tls_port, secure, tls.downstream_transport_socket(settings)))
+    return listeners
 
 
 ADMIN_CLUSTER = "envoy_admin"
@@ -688,6 +726,9 @@ def _cluster(name: str, host: str, port: int, settings: EdgeSettings) -> dict:
     }
     if cluster["type"] == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_PREFERRED"
+    transport_socket = tls.upstream_transport_socket(settings, name)
+    if transport_socket is not None:
+        cluster["transport_socket"] = transport_socket  # health checks too
     return cluster
 
 
@@ -712,7 +753,8 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
             "address": {"socket_address": {"address": settings.admin_host, "port_value": settings.admin_port}},
         },
         "static_resources": {
-            "listeners": [_listener(settings, files, clusters_by_service), *([_metrics_listener(settings)] if metrics else [])],
+            "listeners": [*_listeners(settings, files, clusters_by_service),
+                          *([_metrics_listener(settings)] if metrics else [])],
             "clusters": [
                 *(_cluster(name, up.host, up.port, settings) for name, up in settings.upstreams.items()),
                 *(_ops_cluster(ops_cluster(name), up.host, up.ops_port)

@@ -17,8 +17,17 @@ What the EDGE_* variables mean (their defaults are in common/settings.py):
     EDGE_PAY_CORS_ORIGINS   CORS origins of pay.<domain> (default: as the main host)
     EDGE_CSP                Content-Security-Policy (default: CSP_TEMPLATE below, allowing
                             RAZORPAY_CHECKOUT_JS_URL's script and its checkout modal's frame)
-    EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security (default 0: off, the
-                            edge speaks plain HTTP until TLS terminates in front of it)
+    EDGE_TLS_PORT           the HTTPS listener (default 8443), on when EDGE_TLS_CERT_FILE and
+                            EDGE_TLS_KEY_FILE name its certificate and key (edge/tls.py)
+    EDGE_REQUIRE_TLS        the plain port redirects (308) every request to HTTPS but /healthz and
+                            /readyz (default: on when ENVIRONMENT=production)
+    EDGE_HSTS_MAX_AGE       seconds; > 0 adds Strict-Transport-Security to every HTTPS answer,
+                            never to a plain-HTTP one (default one year in production, 300 s in
+                            development; the docker variant: one year)
+    TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+                            the edge's own identity (spiffe://interns/edge) towards the services'
+                            mutual TLS, and the CA bundle it checks them against; GRPC_PLAINTEXT=1
+                            (development only) talks to them in plaintext
     EDGE_ROUTE_TIMEOUT_MS   upstream timeout per request (default 15000)
     EDGE_HEALTH_INTERVAL_MS active gRPC health check interval (default 1000)
     EDGE_HEALTHZ_CLUSTERS   comma-separated clusters /healthz requires (default: all of cart,
@@ -47,6 +56,7 @@ DESCRIPTOR_PATH = ROOT / "gen" / "checkout.pb"
 DOCKER_DESCRIPTOR_PATH = "/etc/envoy/checkout.pb"
 WEB_DIR = ROOT / "web"  # the checkout page (static files), served by the edge at /
 DOCKER_WEB_ROOT = "/etc/envoy/web"  # compose mounts ./web here
+DOCKER_SECRETS = "/run/secrets"  # compose's secrets: the certificates and keys
 
 # Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
 # must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
@@ -102,6 +112,15 @@ class Upstream:
 
 
 @dataclasses.dataclass(frozen=True)
+class UpstreamTls:
+    """The edge's client certificate towards the services and the CA bundle it trusts."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Collector:
     """Where the edge sends its spans: an OTLP/HTTP collector."""
 
@@ -154,7 +173,14 @@ class EdgeSettings:
     cart_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     pay_cors_origins: tuple[str, ...] = ()  # empty: as cors_origins
     csp: str = ""  # empty: default_csp(razorpay_checkout_js_url)
-    hsts_max_age: int = 0
+    hsts_max_age: int = 365 * 24 * 3600
+    # HTTPS: a listener on tls_port when both files are given; require_tls makes the plain port
+    # redirect to it. upstream_tls None: plaintext gRPC to the services (GRPC_PLAINTEXT).
+    tls_port: int = 8443
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    require_tls: bool = False
+    upstream_tls: UpstreamTls | None = None
     route_timeout_ms: int = 15000
     health_interval_ms: int = 1000
     # clusters whose health /healthz requires; None: every cluster
@@ -191,6 +217,10 @@ class EdgeSettings:
         return own or self.cors_origins
 
     @property
+    def https(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
+
+    @property
     def required_clusters(self) -> tuple[str, ...]:
         return tuple(self.upstreams) if self.healthz_clusters is None else self.healthz_clusters
 
@@ -199,6 +229,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
     """From `base`, or the environment as it is now (the edge renders once per process)."""
     common = base or load_settings()
     host = common.grpc_host
+    _https(common)
     unknown = [n for n in common.edge_healthz_clusters if n not in CLUSTER_SERVICES]
     if unknown:
         raise SystemExit(f"setting EDGE_HEALTHZ_CLUSTERS names unknown clusters {unknown}; known: {sorted(CLUSTER_SERVICES)}")
@@ -216,7 +247,12 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         cart_cors_origins=common.edge_cart_cors_origins,
         pay_cors_origins=common.edge_pay_cors_origins,
         csp=common.edge_csp,
-        hsts_max_age=common.edge_hsts_max_age,
+        hsts_max_age=int(common.edge_hsts_max_age or 0),
+        tls_port=common.edge_tls_port,
+        tls_cert_file=common.edge_tls_cert_file,
+        tls_key_file=common.edge_tls_key_file,
+        require_tls=bool(common.edge_require_tls),
+        upstream_tls=_upstream_tls(common),
         route_timeout_ms=common.edge_route_timeout_ms,
         health_interval_ms=common.edge_health_interval_ms,
         healthz_clusters=common.edge_healthz_clusters or None,
@@ -229,6 +265,27 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         jwt_audience=common.jwt_audience,
         razorpay_checkout_js_url=common.razorpay_checkout_js_url,
     )
+
+
+def _upstream_tls(common: Settings) -> UpstreamTls | None:
+    if common.grpc_plaintext:
+        return None
+    files = {"TLS_CA_FILE": common.tls_ca_file, "TLS_CERT_FILE": common.tls_cert_file,
+             "TLS_KEY_FILE": common.tls_key_file}
+    unset = [name for name, value in files.items() if not value]
+    if unset:
+        raise SystemExit(f"the edge reaches the services over mutual TLS: set {', '.join(unset)}, "
+                         "or GRPC_PLAINTEXT=1 for development only")
+    return UpstreamTls(common.tls_ca_file, common.tls_cert_file, common.tls_key_file)
+
+
+def _https(common: Settings) -> None:
+    given = [bool(common.edge_tls_cert_file), bool(common.edge_tls_key_file)]
+    if any(given) and not all(given):
+        raise SystemExit("settings EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE go together")
+    if common.edge_require_tls and not all(given):
+        raise SystemExit("setting EDGE_REQUIRE_TLS needs the HTTPS listener: set EDGE_TLS_CERT_FILE and "
+                         "EDGE_TLS_KEY_FILE")
 
 
 def default_csp(checkout_js_url: str) -> str:
@@ -263,10 +320,16 @@ KUBERNETES_TRACE_COLLECTOR = Collector.from_endpoint("http://otel-collector:4318
 def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The docker-compose variant: fixed defaults (never the caller's environment), so the
     committed edge/envoy.docker.yaml is reproducible. Compose mounts gen/checkout.pb at
-    DOCKER_DESCRIPTOR_PATH and publishes the listener; the admin stays on the container's
-    loopback. A deployment on its own domain renders its copy with `--domain`."""
+    DOCKER_DESCRIPTOR_PATH, the certificates as secrets, and publishes both listeners (the plain
+    one redirects to HTTPS); the admin stays on the container's loopback. A deployment on its
+    own domain renders its copy with `--domain`."""
     defaults = EdgeSettings()
     return defaults.with_(
+        # compose mounts its secrets (docker-compose.yml) at /run/secrets/<name>
+        tls_cert_file=f"{DOCKER_SECRETS}/edge_https_cert", tls_key_file=f"{DOCKER_SECRETS}/edge_https_key",
+        require_tls=True,
+        upstream_tls=UpstreamTls(f"{DOCKER_SECRETS}/internal_ca", f"{DOCKER_SECRETS}/edge_cert",
+                                 f"{DOCKER_SECRETS}/edge_key"),
         domain=_domain(domain),
         listen_host="0.0.0.0",
         upstreams={name: Upstream(DOCKER_HOSTS[name], up.port, up.ops_port) for name, up in defaults.upstreams.items()},
@@ -281,7 +344,11 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
 
 def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     """The Kubernetes variant (deploy/k8s/base/edge/config.yaml, a ConfigMap with the descriptor
-    set): as docker(), with the Services' names, no page (the API only), and its spans to an OTLP
-    collector Service `otel-collector` (port 4318) that the cluster provides (none: they are dropped)."""
+    set): as docker(), with the Services' names, no page (the API only), its spans to an OTLP
+    collector Service `otel-collector` (port 4318) that the cluster provides (none: they are dropped),
+    and the certificates where deploy/k8s/base/edge/edge.yaml mounts cert-manager's secrets."""
     return docker(domain).with_(web_root="", trace_collector=KUBERNETES_TRACE_COLLECTOR, upstreams={
-        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()})
+        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()},
+        # cert-manager's secrets edge-https and edge-mtls (deploy/k8s/base/tls.yaml), mounted there
+        tls_cert_file="/etc/tls/https/tls.crt", tls_key_file="/etc/tls/https/tls.key",
+        upstream_tls=UpstreamTls("/etc/tls/mtls/ca.crt", "/etc/tls/mtls/tls.crt", "/etc/tls/mtls/tls.key"))

@@ -10,6 +10,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.v1 import order_pb2_grpc
+from common import tls
 from common.consumer import Subscription, consumer_worker
 from common.dead_letters import DeadLetterStore
 from common.events import EventSettings
@@ -59,8 +60,10 @@ class Components:
 def components(engine: AsyncEngine, settings: Settings) -> Components:
     uow = uow_factory(engine, plumbing)
     repository = OrderRepository()
-    cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout)
-    payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout)
+    cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout,
+                              channel=tls.channel(settings, settings.cart_grpc_address, "cart"))
+    payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout,
+                                     channel=tls.channel(settings, settings.payment_grpc_address, "payment"))
     issuer = Issuer(Party(settings.seller_name, settings.seller_address, settings.seller_state, settings.seller_gstin),
                     settings.invoice_sac)
     documents = TaxDocuments(uow, repository, TaxDocumentRepository(), issuer)
@@ -81,7 +84,8 @@ def components(engine: AsyncEngine, settings: Settings) -> Components:
 
 def return_origins(settings: Settings) -> tuple[Origin, ...]:
     """RETURN_URL_ORIGINS, or the development default; a bad entry stops the process, naming it."""
-    texts = settings.return_url_origins or development_origins(settings.edge_domain, settings.edge_port)
+    texts = settings.return_url_origins or development_origins(settings.edge_domain, settings.edge_port,
+                                                                  settings.edge_tls_port)
     try:
         return tuple(parse_origin(text) for text in texts)
     except ValueError as error:

@@ -60,8 +60,10 @@ class PaymentSessions(Protocol):
 class InternalClient:
     """One channel to one service; `call` runs an RPC under a deadline with bounded retries."""
 
-    def __init__(self, address: str, service: str, *, timeout: float, policy: RetryPolicy = DEFAULT_POLICY) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, service: str, *, timeout: float, policy: RetryPolicy = DEFAULT_POLICY,
+                 channel: grpc.aio.Channel | None = None) -> None:
+        # `channel`: mutual TLS with order_svc's certificate (common/tls.channel); plaintext otherwise
+        self._channel = channel or grpc.aio.insecure_channel(address)
         self._service = service
         self._timeout = timeout
         self._policy = policy
@@ -106,8 +108,9 @@ def _rpc_name(rpc: object) -> str:
 
 
 class CartCheckoutClient:
-    def __init__(self, address: str, *, timeout: float, policy: RetryPolicy = DEFAULT_POLICY) -> None:
-        self._client = InternalClient(address, "cart service", timeout=timeout, policy=policy)
+    def __init__(self, address: str, *, timeout: float, policy: RetryPolicy = DEFAULT_POLICY,
+                 channel: grpc.aio.Channel | None = None) -> None:
+        self._client = InternalClient(address, "cart service", timeout=timeout, policy=policy, channel=channel)
         self._stub = cart_checkout_pb2_grpc.CartCheckoutStub(self._client.channel)
 
     async def convert(self, *, cart_token: str, order_token: str, user_id: str, billing: dict[str, str]) -> Snapshot:
@@ -126,8 +129,9 @@ class CartCheckoutClient:
 
 
 class PaymentSessionsClient:
-    def __init__(self, address: str, *, timeout: float, policy: RetryPolicy = DEFAULT_POLICY) -> None:
-        self._client = InternalClient(address, "payment service", timeout=timeout, policy=policy)
+    def __init__(self, address: str, *, timeout: float, policy: RetryPolicy = DEFAULT_POLICY,
+                 channel: grpc.aio.Channel | None = None) -> None:
+        self._client = InternalClient(address, "payment service", timeout=timeout, policy=policy, channel=channel)
         self._stub = payment_sessions_pb2_grpc.PaymentSessionsStub(self._client.channel)
 
     async def open_session(self, request: SessionRequest) -> PaymentView:

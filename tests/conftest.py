@@ -13,6 +13,7 @@ any order.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +29,12 @@ from common.settings import Settings, load_settings
 from devstack.servers import ServerURLs, ensure_servers
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# The suite's services speak plaintext gRPC: the explicit development switch, set here for every
+# test and every process a test starts (they inherit the environment). The tests of mutual TLS
+# and the caller table (tests/integration/common/test_mtls.py, tests/e2e/test_edge_tls.py) turn it
+# off for the servers they start and give them certificates.
+os.environ.setdefault("GRPC_PLAINTEXT", "1")
 
 
 @pytest.fixture(scope="session")

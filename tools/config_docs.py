@@ -21,6 +21,7 @@ GROUPS = {
     "cart": "cart_svc",
     "events": "Events: the outbox relays and the consumers",
     "edge": "The edge (Envoy)",
+    "tls": "Mutual TLS between the processes",
     "tests": "Tests only",
 }
 
@@ -38,6 +39,8 @@ def _default(value: Any) -> str:
         value = ",".join(value)
     if isinstance(value, bool):
         value = "1" if value else "0"
+    if value is None:
+        return "(derived, see what)"
     text = str(value)
     return f"`{text}`" if text else "(derived, see what)"
 

@@ -51,11 +51,13 @@ def parse_origin(text: str) -> Origin:
     return Origin(parsed.scheme, host, port)
 
 
-def development_origins(edge_domain: str, edge_port: int) -> tuple[str, ...]:
-    """The dev default: the edge's own origins (its hosts at its port) and any local port."""
-    own = tuple(f"http://{host}:{edge_port}" for host in (edge_domain, f"cart.{edge_domain}", f"pay.{edge_domain}")
-                if is_loopback(host))
-    return ("http://localhost:*", "http://127.0.0.1:*", *own)
+def development_origins(edge_domain: str, edge_port: int, edge_tls_port: int = 0) -> tuple[str, ...]:
+    """The dev default: the edge's own origins (its hosts at its port, and over HTTPS at its TLS
+    port) and any local port over http."""
+    hosts = [host for host in (edge_domain, f"cart.{edge_domain}", f"pay.{edge_domain}") if is_loopback(host)]
+    own = tuple(f"http://{host}:{edge_port}" for host in hosts)
+    secure = tuple(f"https://{host}:{edge_tls_port}" for host in ("localhost", "127.0.0.1", *hosts)) if edge_tls_port else ()
+    return ("http://localhost:*", "http://127.0.0.1:*", *own, *secure)
 
 
 def url_problem(url: str, origins: tuple[Origin, ...]) -> str | None:

@@ -4,8 +4,11 @@ Reusable building blocks (every started process is stopped at the fixture's tear
 
     launcher          function-scoped Launcher: .service(module, ...), .edge(...), .stop(proc)
     module_launcher   the same, module-scoped (share slow start-ups between a module's tests)
-    cart_service      module-scoped `python -m cart_svc` (a ServiceProcess: .port, .stop())
-    edge              module-scoped Envoy in front of cart_service (an EdgeProcess: .url, .client())
+    cart_service      module-scoped `python -m cart_svc` serving mutual TLS (a ServiceProcess: .port, .stop())
+    edge              module-scoped Envoy in front of cart_service (an EdgeProcess: .url, .client()):
+                      HTTPS (client()) and mutual TLS to the service; .url is the plain port
+    dev_certs         session-scoped: a CA and every process's certificate (devstack/certs.py);
+                      mtls_service(launcher, module, dev_certs), tls_edge_overrides(dev_certs)
     expect_envelope   assert that an httpx response is CONTRACT.md's error envelope
     stack             module-scoped functional stack (tests/e2e/stack.py): services with the
                       session's database, Redis and NATS behind an edge; see the end of this file
@@ -27,6 +30,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -82,6 +86,13 @@ def _tail(path: pathlib.Path, limit: int = 4000) -> str:
         return ""
 
 
+def _channel(address: str, credentials: dict[str, str] | None) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(address)
+    ca, cert, key = (pathlib.Path(credentials[name]).read_bytes() for name in ("TLS_CA_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"))
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca, key, cert))
+
+
 @dataclasses.dataclass
 class ServiceProcess:
     module: str
@@ -105,14 +116,15 @@ class ServiceProcess:
             self.proc.kill()
             self.proc.wait(timeout=5)
 
-    def wait_serving(self, timeout: float = START_TIMEOUT) -> None:
+    def wait_serving(self, timeout: float = START_TIMEOUT, credentials: dict[str, str] | None = None) -> None:
+        """`credentials`: TLS_* files (devstack.certs.process_env) for a service serving mutual TLS."""
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.module} exited with {self.proc.returncode}:\n{_tail(self.log)}")
             try:
-                with grpc.insecure_channel(self.address) as channel:
+                with _channel(self.address, credentials) as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -128,6 +140,11 @@ class EdgeProcess:
     proc: subprocess.Popen
     config_path: pathlib.Path
     log: pathlib.Path
+    https_ca: str = ""  # the CA of its HTTPS certificate: client() then speaks HTTPS, checking it
+
+    @property
+    def https_url(self) -> str:
+        return f"https://localhost:{self.settings.tls_port}"
 
     @property
     def url(self) -> str:
@@ -144,7 +161,11 @@ class EdgeProcess:
         _stop_process(self.proc, grace)
 
     def client(self, **kwargs: Any) -> httpx.Client:
+        """On the HTTPS listener when the edge has one and its CA is known, else plain HTTP."""
         kwargs.setdefault("timeout", 10.0)
+        if self.settings.https and self.https_ca:
+            kwargs.setdefault("verify", ssl.create_default_context(cafile=self.https_ca))
+            return httpx.Client(base_url=self.https_url, **kwargs)
         return httpx.Client(base_url=self.url, **kwargs)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
@@ -177,6 +198,9 @@ class Launcher:
         self.workdir = workdir
         self._services: list[ServiceProcess] = []
         self._edges: list[EdgeProcess] = []
+        # what every edge() gets unless told otherwise: the functional stack puts its TLS here
+        # (tests/e2e/stack.py), so another edge in front of its services speaks to them as well
+        self.edge_defaults: dict[str, Any] = {}
 
     def service(self, module: str, *, port: int | None = None, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
         port_var, metrics_var = SERVICE_PORT_ENV[module]
@@ -197,9 +221,17 @@ class Launcher:
         return service
 
     def edge(self, *, ports: dict[str, int] | None = None, ops_ports: dict[str, int] | None = None, wait: bool = True,
-             log_level: str = "warn", **overrides: Any) -> EdgeProcess:
-        """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503)."""
+             log_level: str = "warn", https_ca: str = "", **overrides: Any) -> EdgeProcess:
+        """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503).
+        `https_ca`: the CA of the HTTPS certificate given in the overrides (tls_cert_file…), for client()."""
         ports, ops_ports = dict(ports or {}), dict(ops_ports or {})
+        for name, value in self.edge_defaults.items():
+            if name == "https_ca":
+                https_ca = https_ca or value
+            else:
+                overrides.setdefault(name, value)
+        if overrides.get("tls_cert_file"):
+            overrides.setdefault("tls_port", free_port())
         defaults = edge_settings.EdgeSettings()
         upstreams = {
             name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port(), ops_ports.get(name, 0))
@@ -216,7 +248,7 @@ class Launcher:
             proc = subprocess.Popen(
                 envoy_command(config_path, log_level), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        edge = EdgeProcess(settings, proc, config_path, log)
+        edge = EdgeProcess(settings, proc, config_path, log, https_ca)
         self._edges.append(edge)
         if wait:
             edge.wait_ready()
@@ -257,14 +289,45 @@ def module_launcher() -> Iterator[Launcher]:
         yield started
 
 
-@pytest.fixture(scope="module")
-def cart_service(module_launcher: Launcher) -> ServiceProcess:
-    return module_launcher.service("cart_svc")
+@pytest.fixture(scope="session")
+def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A CA and every process's certificate, as `make run` issues them (devstack/certs.py)."""
+    from devstack import certs
+
+    directory = tmp_path_factory.mktemp("dev-certs") / "certs"
+    certs.ensure_dev_certs(directory, edge_settings.DEFAULT_DOMAIN)
+    return directory
+
+
+def tls_edge_overrides(cert_dir: pathlib.Path) -> dict[str, Any]:
+    """Launcher.edge() keywords for HTTPS (client() speaks it) and mutual TLS to the services."""
+    return {"upstream_tls": edge_settings.UpstreamTls(str(cert_dir / "ca.pem"), str(cert_dir / "edge.pem"),
+                                                      str(cert_dir / "edge-key.pem")),
+            "tls_cert_file": str(cert_dir / "edge-https.pem"), "tls_key_file": str(cert_dir / "edge-https-key.pem"),
+            "https_ca": str(cert_dir / "ca.pem")}
+
+
+def mtls_service(launcher: Launcher, module: str, cert_dir: pathlib.Path, **kwargs: Any) -> ServiceProcess:
+    """`module` serving mutual TLS only, with its own certificate; ready once it answers health to
+    the developer's certificate."""
+    from devstack import certs
+
+    env = {**kwargs.pop("env", {}), "GRPC_PLAINTEXT": "0", **certs.process_env(cert_dir, module)}
+    service = launcher.service(module, env=env, wait=False, **kwargs)
+    service.wait_serving(credentials=certs.process_env(cert_dir, "developer"))
+    return service
 
 
 @pytest.fixture(scope="module")
-def edge(module_launcher: Launcher, cart_service: ServiceProcess) -> EdgeProcess:
-    return module_launcher.edge(ports={"cart": cart_service.port})
+def cart_service(module_launcher: Launcher, dev_certs: pathlib.Path) -> ServiceProcess:
+    """Serves mutual TLS (grpc clients: the developer's certificate, dev_certs)."""
+    return mtls_service(module_launcher, "cart_svc", dev_certs)
+
+
+@pytest.fixture(scope="module")
+def edge(module_launcher: Launcher, cart_service: ServiceProcess, dev_certs: pathlib.Path) -> EdgeProcess:
+    """HTTPS (client() uses it; url stays the plain port) and mutual TLS to cart_service."""
+    return module_launcher.edge(ports={"cart": cart_service.port}, **tls_edge_overrides(dev_certs))
 
 
 ENVELOPE_ERROR_FIELDS = ("code", "message", "validation_messages", "correlation_id", "retryable", "suggested_action")

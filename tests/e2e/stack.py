@@ -15,6 +15,11 @@ A test module that needs more than the cart service overrides the fixture:
 Every named service must start: one that exits or never serves fails the module's tests with
 its log tail (never a skip), as does an edge that does not come up healthy.
 
+Transport: mutual TLS between the services and from the edge (each process its own certificate of a
+CA made for the stack, devstack/certs.py), and stack.client() speaks HTTPS to the edge, checking its
+certificate; the plain port stays open (stack.url: the gateway emulator's webhooks). E2E_PLAINTEXT=1
+in the environment runs the stack in plaintext instead (GRPC_PLAINTEXT, plain HTTP).
+
 `stack_env` (a dict) adds environment variables to every service. Each stack gets a JetStream
 namespace of its own (stream, DLQ stream, subject prefix), so its consumers and outbox relays
 never meet other tests' events; its streams are deleted when it stops.
@@ -41,6 +46,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import os
 import re
 import socket
 import time
@@ -57,6 +63,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.auth import mint_token
 from common.settings import Settings
+from devstack import certs
+from edge.settings import UpstreamTls
 from tests.support.event_bus import drop_streams, settings_env
 
 if TYPE_CHECKING:  # the classes live in tests/e2e/conftest.py, which pytest imports on its own
@@ -202,14 +210,24 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
     own = stack_settings(settings, ports, ops_ports)
     # each stack's processes keep their spans in its launcher's directory, never in .run/traces
     child_env = {**service_env(own), "TRACING_DIR": str(launcher.workdir / "traces"), **(env or {})}
+    tls = os.environ.get("E2E_PLAINTEXT", "") != "1"
+    cert_dir = launcher.workdir / "certs"
+    if tls:
+        certs.ensure_dev_certs(cert_dir, "interns.localhost")
+        launcher.edge_defaults.update(
+            upstream_tls=UpstreamTls(str(cert_dir / "ca.pem"), str(cert_dir / "edge.pem"), str(cert_dir / "edge-key.pem")),
+            tls_cert_file=str(cert_dir / "edge-https.pem"), tls_key_file=str(cert_dir / "edge-https-key.pem"),
+            https_ca=str(cert_dir / "ca.pem"))
     started: dict[str, ServiceProcess] = {}
     try:
         for name in names:
-            started[name] = launcher.service(SERVICE_MODULES[name], port=ports[name], env=child_env, wait=False)
+            module = SERVICE_MODULES[name]
+            own_tls = {"GRPC_PLAINTEXT": "0", **certs.process_env(cert_dir, module)} if tls else {}
+            started[name] = launcher.service(module, port=ports[name], env={**child_env, **own_tls}, wait=False)
         failures = []
         for service in started.values():
             try:
-                service.wait_serving()
+                service.wait_serving(credentials=certs.process_env(cert_dir, "developer") if tls else None)
             except RuntimeError as error:  # its message carries the service's log tail
                 failures.append(str(error))
         if failures:
@@ -223,6 +241,7 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)
         yield Stack(own, admin_engine, launcher, edge, started)
     finally:
+        launcher.edge_defaults.clear()
         for service in started.values():  # first: nothing publishes into the streams while they go
             service.stop()
         drop_namespace(own)

@@ -42,10 +42,61 @@ def test_rendered_config_passes_envoy_validate(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("require_tls", ["0", "1"])
+def test_what_make_run_renders_with_its_certificates_passes_envoy_validate(tmp_path, require_tls):
+    """The environment devstack gives the edge (devstack/certs.py): HTTPS listener, mutual TLS to
+    every service; with EDGE_REQUIRE_TLS the plain listener only redirects."""
+    from common.settings import load_settings
+    from devstack import certs
+    from edge.settings import from_env
+
+    secrets = tmp_path / "certs"
+    certs.ensure_dev_certs(secrets, "interns.localhost")
+    env = {"GRPC_PLAINTEXT": "0", "EDGE_REQUIRE_TLS": require_tls, **certs.edge_env(secrets)}
+    settings = from_env(load_settings(env))
+    assert settings.https and settings.upstream_tls is not None and settings.require_tls is (require_tls == "1")
+    boot = config.bootstrap(settings)
+    listeners = {listener["name"]: listener for listener in boot["static_resources"]["listeners"]}
+    assert set(listeners) == {"rest", "rest_tls"}
+    assert listeners["rest_tls"]["address"]["socket_address"]["port_value"] == 8443
+    plain_routes = listeners["rest"]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    redirects = [route for host in plain_routes for route in host["routes"] if "redirect" in route]
+    assert bool(redirects) is (require_tls == "1")
+    for cluster in boot["static_resources"]["clusters"]:
+        if cluster["name"] in ("cart", "order", "payment", "enrollment"):
+            validation = cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]
+            assert validation["match_typed_subject_alt_names"] == [
+                {"san_type": "URI", "matcher": {"exact": f"spiffe://interns/{cluster['name']}_svc"}}]
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config.render(settings))
+    result = _validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_edge_refuses_to_render_without_tls_files_unless_plaintext_is_explicit():
+    from common.settings import load_settings
+    from edge.settings import from_env
+
+    with pytest.raises(SystemExit, match="TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE"):
+        from_env(load_settings({"GRPC_PLAINTEXT": "0"}))
+    with pytest.raises(SystemExit, match="EDGE_REQUIRE_TLS needs the HTTPS listener"):
+        from_env(load_settings({"GRPC_PLAINTEXT": "1", "EDGE_REQUIRE_TLS": "1"}))
+    assert from_env(load_settings({"GRPC_PLAINTEXT": "1"})).upstream_tls is None
+
+
 def test_docker_variant_passes_envoy_validate(tmp_path):
-    # the same config, with the descriptor and page paths as they are outside the container
+    # the same config, with the descriptor, page and certificate paths as they are outside the container
+    from devstack import certs
+    from edge.settings import UpstreamTls
+
     path = tmp_path / "envoy.docker.yaml"
-    outside = docker().with_(descriptor_path=str(DESCRIPTOR_PATH), web_root=str(WEB_DIR))
+    secrets = tmp_path / "certs"
+    certs.ensure_dev_certs(secrets, "interns.localhost")
+    outside = docker().with_(descriptor_path=str(DESCRIPTOR_PATH), web_root=str(WEB_DIR),
+                             tls_cert_file=str(secrets / "edge-https.pem"), tls_key_file=str(secrets / "edge-https-key.pem"),
+                             upstream_tls=UpstreamTls(str(secrets / "ca.pem"), str(secrets / "edge.pem"),
+                                                      str(secrets / "edge-key.pem")))
+    assert (docker().require_tls, docker().tls_cert_file) == (True, "/run/secrets/edge_https_cert")
     path.write_text(config.render(outside, docker_variant=True))
     result = _validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -118,8 +169,10 @@ def test_generated_tables_follow_the_catalog():
 def test_security_header_settings():
     plain = config.security_headers(EdgeSettings())
     assert "strict-transport-security" not in dict(plain)
-    strict = dict(config.security_headers(EdgeSettings(hsts_max_age=31536000, csp="default-src 'self'")))
-    assert strict["strict-transport-security"].startswith("max-age=31536000")
+    assert "strict-transport-security" not in dict(config.security_headers(EdgeSettings(hsts_max_age=600)))
+    strict = dict(config.security_headers(EdgeSettings(hsts_max_age=600, csp="default-src 'self'"), https=True))
+    assert strict["strict-transport-security"] == "max-age=600; includeSubDomains"
+    assert "strict-transport-security" not in dict(config.security_headers(EdgeSettings(hsts_max_age=0), https=True))
     assert strict["content-security-policy"] == "default-src 'self'"
     assert "frame-ancestors 'none'" in dict(plain)["content-security-policy"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from checkout.v1 import catalog_pb2, catalog_pb2_grpc
 from edge import envelope
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, tls_edge_overrides
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -260,8 +260,8 @@ def test_cors_refuses_other_origins(edge):
 # limits and availability (their own edge / service instances)
 
 
-def test_rate_limit_exceeded_is_429(launcher, cart_service, expect_envelope):
-    edge = launcher.edge(ports={"cart": cart_service.port}, rate_limit_rps=2)
+def test_rate_limit_exceeded_is_429(launcher, cart_service, dev_certs, expect_envelope):
+    edge = launcher.edge(ports={"cart": cart_service.port}, rate_limit_rps=2, **tls_edge_overrides(dev_certs))
     with edge.client() as client:
         responses = [client.get("/api/v1/ping") for _ in range(8)]
     assert responses[0].status_code == 200

@@ -8,11 +8,24 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 GRPCURL = str(pathlib.Path(sys.executable).parent / "grpcurl")
+CERTS: pathlib.Path | None = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _developer(dev_certs: pathlib.Path):  # type: ignore[no-untyped-def]
+    global CERTS
+    CERTS = dev_certs
+    yield
 
 
 def grpcurl(*args: str) -> str:
-    return subprocess.run([GRPCURL, "-plaintext", *args], check=True, capture_output=True, text=True, timeout=20).stdout
+    """As `make grpcurl` runs it: mutual TLS with the developer's certificate."""
+    assert CERTS is not None
+    tls = ["-cacert", str(CERTS / "ca.pem"), "-cert", str(CERTS / "developer.pem"), "-key", str(CERTS / "developer-key.pem")]
+    return subprocess.run([GRPCURL, *tls, *args], check=True, capture_output=True, text=True, timeout=20).stdout
 
 
 def test_reflection_lists_the_services(cart_service) -> None:

@@ -135,8 +135,9 @@ def test_every_field_documents_itself() -> None:
         assert isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("group"), name
 
 
+# GRPC_PLAINTEXT=0: the suite's own switch (tests/conftest.py) is in the process environment too
 PRODUCTION = {"ENVIRONMENT": "production", "JWT_SECRET": "s" * 32, "EDGE_CORS_ORIGINS": "https://interns.example.com",
-              "RETURN_URL_ORIGINS": "https://interns.example.com"}
+              "RETURN_URL_ORIGINS": "https://interns.example.com", "GRPC_PLAINTEXT": "0"}
 
 
 def test_production_starts_with_real_secrets_and_origins() -> None:
@@ -153,6 +154,7 @@ def test_production_starts_with_real_secrets_and_origins() -> None:
     ({"EDGE_PAY_CORS_ORIGINS": "http://pay.interns.localhost"}, "EDGE_PAY_CORS_ORIGINS names local"),
     ({"RETURN_URL_ORIGINS": ""}, "RETURN_URL_ORIGINS is unset"),
     ({"RETURN_URL_ORIGINS": "https://interns.example.com,http://localhost:*"}, "RETURN_URL_ORIGINS names local"),
+    ({"GRPC_PLAINTEXT": "1"}, "GRPC_PLAINTEXT is set"),
 ])
 def test_production_refuses_to_start_on_development_secrets_or_origins(change: dict[str, str], named: str) -> None:
     with pytest.raises(SystemExit) as refused:
@@ -161,5 +163,20 @@ def test_production_refuses_to_start_on_development_secrets_or_origins(change: d
 
 
 def test_development_only_warns() -> None:
-    settings = load_settings({"JWT_SECRET": "short", "EDGE_CORS_ORIGINS": "http://localhost:3000"})
+    settings = load_settings({"JWT_SECRET": "short", "EDGE_CORS_ORIGINS": "http://localhost:3000", "GRPC_PLAINTEXT": "0"})
     assert settings.environment == "development" and len(settings.unsafe_for_production()) == 3  # + RETURN_URL_ORIGINS
+
+
+def test_production_requires_tls_at_the_edge_unless_told_otherwise() -> None:
+    assert load_settings(PRODUCTION).edge_require_tls is True
+    assert load_settings({**PRODUCTION, "EDGE_REQUIRE_TLS": "0"}).edge_require_tls is False
+    assert load_settings({"GRPC_PLAINTEXT": "0"}).edge_require_tls is False
+    assert load_settings({"EDGE_REQUIRE_TLS": "1"}).edge_require_tls is True
+
+
+def test_hsts_pins_for_a_year_in_production_and_five_minutes_in_development() -> None:
+    assert load_settings(PRODUCTION).edge_hsts_max_age == 365 * 24 * 3600
+    assert load_settings({"GRPC_PLAINTEXT": "0"}).edge_hsts_max_age == 300
+    assert load_settings({"EDGE_HSTS_MAX_AGE": "0"}).edge_hsts_max_age == 0
+    development = load_settings({key: value for key, value in PRODUCTION.items() if key != "ENVIRONMENT"})
+    assert development.replace(environment="production").edge_hsts_max_age == 365 * 24 * 3600

@@ -74,7 +74,8 @@ def test_each_service_runs_its_module_on_its_port() -> None:
         assert service["command"] == ["python", "-m", name]
         assert service["environment"][f"{service_name.upper()}_GRPC_PORT"] == str(port)
         assert str(port) in service["expose"]
-        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "tools.grpc_health", f"127.0.0.1:{port}"]
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "tools.grpc_health", f"127.0.0.1:{port}",
+                                                  service_name]
 
 
 def test_the_migration_job_runs_first_as_the_administrator() -> None:
@@ -118,6 +119,25 @@ def test_services_reach_the_compose_servers_and_each_other() -> None:
     order = COMPOSE_SERVICES["order_svc"]["environment"]
     assert order["CART_GRPC_ADDRESS"] == f"cart_svc:{DEFAULTS.cart_grpc_port}"
     assert order["PAYMENT_GRPC_ADDRESS"] == f"payment_svc:{DEFAULTS.payment_grpc_port}"
+
+
+def test_each_process_gets_the_ca_bundle_and_only_its_own_certificate_and_key() -> None:
+    declared = COMPOSE["secrets"]
+    assert declared["internal_ca"] == {"file": "${TLS_DIR:-./.run/certs}/ca.pem"}
+    for name in MODULES:
+        service = COMPOSE_SERVICES[name]
+        assert service["secrets"] == ["internal_ca", f"{name}_cert", f"{name}_key"]
+        assert declared[f"{name}_key"] == {"file": f"${{TLS_DIR:-./.run/certs}}/{name}-key.pem"}
+        env = service["environment"]
+        assert (env["TLS_CA_FILE"], env["TLS_CERT_FILE"], env["TLS_KEY_FILE"]) == (
+            "/run/secrets/internal_ca", f"/run/secrets/{name}_cert", f"/run/secrets/{name}_key")
+        assert "GRPC_PLAINTEXT" not in env
+    edge = COMPOSE_SERVICES["edge"]
+    assert edge["secrets"] == ["internal_ca", "edge_cert", "edge_key", "edge_https_cert", "edge_https_key"]
+    assert "8443:8443" in edge["ports"]
+    rendered = (ROOT / "edge" / "envoy.docker.yaml").read_text()
+    for secret in edge["secrets"]:
+        assert f"/run/secrets/{secret}" in rendered, secret
 
 
 def test_gateway_secrets_go_to_the_payment_service_only() -> None:

@@ -35,6 +35,29 @@ def _one(objects: list[dict], kind: str, name: str) -> dict:
     return found
 
 
+# cert-manager's kinds: no CRD schema is vendored here, so a structural check of our own (the
+# fields cert-manager.io/v1 requires and the ones this project relies on)
+CERTIFICATE_SPEC = {"secretName", "issuerRef", "commonName", "dnsNames", "uris", "usages", "duration", "renewBefore",
+                    "privateKey", "isCA"}
+USAGES = {"digital signature", "server auth", "client auth", "cert sign"}
+
+
+def check_cert_manager(obj: dict) -> None:
+    assert obj["apiVersion"] == "cert-manager.io/v1" and obj["kind"] in ("Issuer", "Certificate"), obj
+    spec = obj["spec"]
+    if obj["kind"] == "Issuer":
+        assert len(spec) == 1 and (spec == {"selfSigned": {}} or set(spec["ca"]) == {"secretName"}), spec
+        return
+    assert set(spec) <= CERTIFICATE_SPEC and spec["secretName"], spec
+    assert set(spec["issuerRef"]) == {"name", "kind", "group"} and spec["issuerRef"]["kind"] == "Issuer", spec
+    assert spec.get("dnsNames") or spec.get("uris") or spec.get("commonName"), spec
+    assert set(spec.get("usages", [])) <= USAGES, spec
+    assert spec["privateKey"]["algorithm"] == "ECDSA" and spec["privateKey"]["size"] == 256, spec
+    for duration in ("duration", "renewBefore"):
+        assert spec[duration].endswith("h") and int(spec[duration][:-1]) > 0, spec
+    assert int(spec["renewBefore"][:-1]) < int(spec["duration"][:-1]), spec
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_object_validates(variant: str) -> None:
     objects = _objects(variant)
@@ -43,8 +66,39 @@ def test_every_object_validates(variant: str) -> None:
         group_version = obj["apiVersion"]
         if group_version.startswith("postgresql.cnpg.io/"):
             CRD_VALIDATORS[(group_version.split("/")[1], obj["kind"])].validate(obj)
+        elif group_version.startswith("cert-manager.io/"):
+            check_cert_manager(obj)
         else:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def test_each_process_has_its_own_certificate_mounted_and_named_in_its_settings() -> None:
+    objects = _objects("prod")
+    certificates = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "Certificate"}
+    for name in (*SERVICES, "edge"):
+        identity = name.replace("-", "_")
+        assert certificates[f"{name}-mtls"]["uris"] == [f"spiffe://interns/{identity}"], name
+        assert certificates[f"{name}-mtls"]["issuerRef"]["name"] == "checkout-internal"
+        assert certificates[f"{name}-mtls"]["secretName"] == f"{name}-mtls"
+    for name in SERVICES:
+        assert certificates[f"{name}-mtls"]["dnsNames"] == [name]  # what its clients check
+        pod = _one(objects, "Deployment", name)["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert pod["volumes"] == [{"name": "mtls", "secret": {"secretName": f"{name}-mtls", "defaultMode": 0o440}}]
+        assert container["volumeMounts"] == [{"name": "mtls", "mountPath": "/etc/checkout/tls", "readOnly": True}]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert (env["TLS_CA_FILE"], env["TLS_CERT_FILE"], env["TLS_KEY_FILE"]) == (
+            "/etc/checkout/tls/ca.crt", "/etc/checkout/tls/tls.crt", "/etc/checkout/tls/tls.key")
+        assert "GRPC_PLAINTEXT" not in env and pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    assert _one(objects, "Issuer", "checkout-internal")["spec"] == {"ca": {"secretName": "checkout-internal-ca"}}
+    assert certificates["checkout-internal-ca"]["isCA"] is True
+    edge = _one(objects, "Deployment", "edge")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in edge["containers"][0]["volumeMounts"]}
+    assert mounts == {"config": "/etc/envoy", "https": "/etc/tls/https", "mtls": "/etc/tls/mtls"}
+    envoy = _one(objects, "ConfigMap", "edge-envoy")["data"]["envoy.yaml"]
+    for path in ("/etc/tls/https/tls.crt", "/etc/tls/mtls/tls.crt", "/etc/tls/mtls/ca.crt"):
+        assert path in envoy, path
+    assert 'san_type: "URI"' in envoy and "spiffe://interns/payment_svc" in envoy
 
 
 @pytest.mark.parametrize(("variant", "namespace"), [("base", "interns-checkout"), ("dev", "interns-checkout-dev"),
@@ -61,7 +115,11 @@ def test_each_service_has_its_deployment_service_autoscaler_and_disruption_budge
     for name, (grpc, metrics) in SERVICES.items():
         deployment = _one(objects, "Deployment", name)
         [container] = deployment["spec"]["template"]["spec"]["containers"]
-        assert container["livenessProbe"]["grpc"] == {"port": grpc}
+        # the native gRPC probe cannot present a client certificate: /healthz on the metrics port,
+        # and at start-up an exec probe over mutual TLS with the pod's own certificate
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert container["startupProbe"]["exec"]["command"] == [
+            "python", "-m", "tools.grpc_health", f"127.0.0.1:{grpc}", name.removesuffix("-svc")]
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
         assert {p["containerPort"] for p in container["ports"]} == {grpc, metrics}
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
@@ -116,7 +174,10 @@ def test_the_edges_bootstrap_is_generated_by_the_same_code_and_current() -> None
     assert all(f'address: "{name}"' in config["data"]["envoy.yaml"] for name in SERVICES)
     assert base64.b64decode(config["binaryData"]["checkout.pb"]) == (ROOT / "gen" / "checkout.pb").read_bytes()
     deployment = _one(_objects("prod"), "Deployment", "edge")
-    assert deployment["spec"]["template"]["spec"]["volumes"] == [{"name": "config", "configMap": {"name": "edge-envoy"}}]
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "config", "configMap": {"name": "edge-envoy"}},
+        {"name": "https", "secret": {"secretName": "edge-https", "defaultMode": 0o440}},
+        {"name": "mtls", "secret": {"secretName": "edge-mtls", "defaultMode": 0o440}}]
 
 
 def test_the_crd_validation_is_not_a_formality() -> None:

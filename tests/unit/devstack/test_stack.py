@@ -38,6 +38,22 @@ def test_ports_and_hosts_follow_the_settings() -> None:
     assert "http://cart.shop.localhost:18080/" in line and "http://pay.shop.localhost:18080/" in line
 
 
+def test_make_run_gives_each_process_its_own_certificate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """devstack/certs.py issues them into .run/certs/; every service gets its own identity's files,
+    the edge its own and the HTTPS ones, the gateway emulator none."""
+    for name in ("cart_svc", "order_svc", "payment_svc", "enrollment_svc"):
+        env = commands._tls_env(name, tmp_path)
+        assert env["TLS_CERT_FILE"] == str(tmp_path / f"{name}.pem")
+        assert env["TLS_KEY_FILE"] == str(tmp_path / f"{name}-key.pem")
+        assert env["TLS_CA_FILE"] == str(tmp_path / "ca.pem") and "GRPC_PLAINTEXT" not in env
+    edge = commands._tls_env("edge", tmp_path)
+    assert (edge["TLS_CERT_FILE"], edge["EDGE_TLS_CERT_FILE"]) == (str(tmp_path / "edge.pem"),
+                                                                    str(tmp_path / "edge-https.pem"))
+    assert commands._tls_env("gateway_emulator", tmp_path) == {}
+    line = commands._ready_line(stack.services({}), 6, {})
+    assert "https://localhost:8443/" in line
+
+
 def test_no_trace_receiver_when_a_collector_takes_the_spans() -> None:
     started = [s.name for s in stack.services({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})]
     assert "trace_receiver" not in started and started[-1] == "edge"

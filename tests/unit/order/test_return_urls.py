@@ -11,7 +11,7 @@ from order_svc.domain.return_urls import development_origins, parse_origin, url_
 from tests.unit.order.fakes import world
 from tests.unit.order.test_place_order import place, refused
 
-DEV = tuple(parse_origin(text) for text in development_origins("interns.localhost", 8080))
+DEV = tuple(parse_origin(text) for text in development_origins("interns.localhost", 8080, 8443))
 PROD = (parse_origin("https://interns.example.com"), parse_origin("https://pay.interns.example.com:8443"))
 
 
@@ -21,6 +21,16 @@ PROD = (parse_origin("https://interns.example.com"), parse_origin("https://pay.i
 ])
 def test_development_allows_local_origins(url: str) -> None:
     assert url_problem(url, DEV) is None
+
+
+@pytest.mark.parametrize(("url", "allowed"), [
+    ("https://localhost:8443/paid", True), ("https://127.0.0.1:8443/", True), ("https://pay.interns.localhost:8443/x", True),
+    ("https://localhost:8080/", False), ("https://localhost:9443/", False),
+])
+def test_development_allows_the_edges_https_origins(url: str, allowed: bool) -> None:
+    """The page served over HTTPS by the edge (EDGE_TLS_PORT) sends return URLs on its own origin."""
+    origins = tuple(parse_origin(text) for text in development_origins("interns.localhost", 8080, 8443))
+    assert (url_problem(url, origins) is None) is allowed
 
 
 @pytest.mark.parametrize("url, problem", [
