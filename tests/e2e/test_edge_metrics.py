@@ -10,7 +10,7 @@ import pytest
 
 from edge import config as edge_config
 from edge.settings import EdgeSettings
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, tls_edge_overrides
 from tests.support.metric_names import ENVOY_METRICS
 
 pytestmark = pytest.mark.timeout(120)
@@ -20,8 +20,10 @@ def series_names(text: str) -> set[str]:
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def test_the_metrics_listener_serves_what_the_rules_read_and_nothing_else_of_the_admin(launcher, cart_service):
-    edge = launcher.edge(ports={"cart": cart_service.port}, metrics_port=free_port())
+def test_the_metrics_listener_serves_what_the_rules_read_and_nothing_else_of_the_admin(launcher, cart_service,
+                                                                                      dev_certs):
+    # cart_service serves mutual TLS: the edge presents its certificate (tls_edge_overrides)
+    edge = launcher.edge(ports={"cart": cart_service.port}, metrics_port=free_port(), **tls_edge_overrides(dev_certs))
     metrics = f"http://127.0.0.1:{edge.settings.metrics_port}"
     with edge.client() as api:
         assert api.get("/api/v1/ping").status_code == 200  # one request through to a service
