@@ -70,11 +70,11 @@ lock:  ## re-pin both locks in a scratch virtualenv: runtime first, then develop
 	rm -rf .lockvenv
 
 demo: $(STAMP)  ## with `make run` going: one whole checkout over REST, each step with its timing
-	$(PY) tools/demo.py
+	$(PY) -m tools.demo
 
 # USER is in every shell's environment: only a USER given on make's command line counts
 token: $(STAMP)  ## make token [ROLE=admin] [USER=<uuid, e-mail or name>]: a dev bearer token on stdout
-	@$(PY) -m tools.token $(if $(ROLE),--role "$(ROLE)") $(if $(filter command line,$(origin USER)),--user "$(USER)")
+	@$(PY) -m tools.dev_token $(if $(ROLE),--role "$(ROLE)") $(if $(filter command line,$(origin USER)),--user "$(USER)")
 
 logs: $(STAMP)  ## follow every log of `make run` as readable lines (the files stay JSON)
 	@$(PY) -m tools.logs

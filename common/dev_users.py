@@ -1,6 +1,6 @@
 """Development students named by an e-mail or a name: the id is derived from it (uuid5 in a fixed
 namespace, the name trimmed and lower-cased), so the same name is the same student on every machine.
-`make token` (tools/token.py) derives it here; the page's dev sign-in derives it in the browser from
+`make token` (tools/dev_token.py) derives it here; the page's dev sign-in derives it in the browser from
 the namespace the edge puts in its config.js (edge.config.page_config_js)."""
 
 from __future__ import annotations

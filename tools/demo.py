@@ -1,6 +1,6 @@
 """One whole checkout over REST, step by step with timings: `make demo`, or
 
-    python tools/demo.py [--url http://127.0.0.1:8080] [--plan PLAN_ID] [--state KA]
+    python -m tools.demo [--url http://127.0.0.1:8080] [--plan PLAN_ID] [--state KA]
 
 Needs the stack running (`make run`) with the gateway emulator: the demo pays on the emulator's
 hosted checkout page as a browser would (POST to its Pay button, then follows nothing: the 303's
@@ -298,7 +298,7 @@ class Demo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/demo.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=f"http://127.0.0.1:{load_settings().edge_port}", help="the edge (default: EDGE_PORT on 127.0.0.1)")
     parser.add_argument("--plan", default=DEFAULT_PLAN, help="plan id to buy (default: the sample catalog's 3-month backend plan)")
     parser.add_argument("--state", default="KA", help="Indian billing state (default KA: CGST + SGST; MH gives IGST)")

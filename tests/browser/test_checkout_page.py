@@ -57,7 +57,7 @@ from tests.browser.pages import (
     wait_for_status,
 )
 from tests.browser.stack import Stack
-from tools import token as token_tool
+from tools import dev_token as token_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -218,7 +218,7 @@ def test_dev_login_is_disabled_when_the_secret_is_not_the_dev_default(page, shot
 
 def test_dev_sign_in_by_email_or_name(page, shots, stack):
     """The dev form asks for an e-mail or a name and signs in as the student `make token` derives
-    from it (tools/token.py, common/dev_users.py): a token of `make token USER=<that e-mail>` sees
+    from it (tools/dev_token.py, common/dev_users.py): a token of `make token USER=<that e-mail>` sees
     the cart the page claimed."""
     open_page(page)
     expect(page.locator("label[for='dev-user']")).to_have_text("E-mail or name")
