@@ -126,6 +126,11 @@ def prune(backups: Path, keep: int, bin_dir: Path) -> list[Path]:
         shutil.rmtree(backup.path)
     oldest = kept[0] if kept else None
     if oldest is not None and oldest.wal_archive is not None and oldest.wal_archive.is_dir():
-        subprocess.run([str(bin_dir / "pg_archivecleanup"), str(oldest.wal_archive), oldest.first_wal_segment()],
+        first = oldest.first_wal_segment()
+        subprocess.run([str(bin_dir / "pg_archivecleanup"), str(oldest.wal_archive), first],
                        check=True, capture_output=True, timeout=600)
+        # pg_archivecleanup leaves the backup history files (<segment>.<offset>.backup) of older backups
+        for history in oldest.wal_archive.glob("*.backup"):
+            if history.name[:24] < first:
+                history.unlink()
     return [backup.path for backup in gone]

@@ -21,15 +21,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from common.db import create_engine
 from common.migrations import setup
 from common.settings import load_settings
 from devstack import postgres, wal_archive
-from devstack.backup import all_backups, archive_now
+from devstack.backup import all_backups, archive_now, prune, take
 from devstack.layout import RunDir
 from devstack.ports import free_ports
 from devstack.processes import Supervisor
+from devstack.servers import ServerPorts, start_servers
 from order_svc.repository import OrderRecord, OrderRepository
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -50,21 +52,24 @@ class Source:
 
 
 def serve(tmp_path: Path, *, archiving: bool) -> Iterator[Source]:
-    run_dir = RunDir.for_base(tmp_path)
-    supervisor = Supervisor(run_dir, out=None)
-    cluster = postgres.locate(run_dir)
+    """The embedded PostgreSQL as `make run` starts it (devstack/commands.py), on a free port; Redis and
+    NATS are not needed (their URLs are "given", so none is started)."""
+    supervisor = Supervisor(RunDir.for_base(tmp_path), out=None)
+    not_needed = {"REDIS_URL": "redis://127.0.0.1:1/0", "NATS_URL": "nats://127.0.0.1:1"}
+    urls = None
     try:
-        postgres.init(cluster, run_dir.log("postgres-initdb"), fsync=False)
-        archive = wal_archive.ensure_archive_dir(cluster.root.parent, cluster.account)
-        [port] = free_ports(1)
-        supervisor.start([postgres.spec(cluster, port, fsync=False, archive=archive if archiving else None)])
-        postgres.create_database(port)
-        url = postgres.url(port)
-        setup(load_settings().replace(database_url=url))
-        yield Source(tmp_path, port, archive, url)
+        urls = start_servers(supervisor, ServerPorts(*free_ports(3)), env=not_needed, fsync=False,
+                             archive_wal=archiving)
+        state = postgres.locate(supervisor.run_dir).root.parent
+        setup(load_settings().replace(database_url=urls.database_url))
+        port = make_url(urls.database_url).port
+        assert port is not None
+        yield Source(tmp_path, port, wal_archive.archive_dir(state), urls.database_url)
     finally:
         supervisor.stop_all()
-        shutil.rmtree(cluster.root.parent, ignore_errors=True)  # the private temp directory, when used
+        if urls is not None:
+            for path in urls.data_dirs:  # the private temp directory, when used
+                shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -192,3 +197,23 @@ def test_without_a_wal_archive_backup_says_so_and_restore_refuses_a_point_in_tim
     assert "did not archive its WAL" in restore.stderr, restore.stderr
     restores = unarchived.archive.parent.parent / "restores"
     assert not restores.exists() or not any(restores.iterdir())  # nothing half made left behind
+
+
+def test_keeping_the_newest_backup_deletes_the_older_ones_and_the_wal_only_they_need(source: Source) -> None:
+    bin_dir = wal_archive_bin(source)
+    backups = source.archive.parent / "base"
+    first = take(source.conninfo, backups, bin_dir, wal_archive=source.archive)
+    place_orders(source, 2)
+    archive_now(source.conninfo)
+    second = take(source.conninfo, backups, bin_dir, wal_archive=source.archive)
+    archive_now(source.conninfo)
+    older = sorted(path.name for path in source.archive.iterdir() if path.name < second.first_wal_segment())
+    assert first.first_wal_segment() in older  # there is something to prune
+    assert prune(backups, 1, bin_dir) == [first.path]
+    assert [backup.path for backup in all_backups(backups)] == [second.path] and not first.path.exists()
+    left = sorted(path.name for path in source.archive.iterdir())
+    assert left and all(name >= second.first_wal_segment() for name in left), left
+
+
+def wal_archive_bin(source: Source) -> Path:
+    return postgres.locate(RunDir.for_base(source.base_dir)).bin
