@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psycopg
 
+from devstack import wal_archive
+
 MANIFEST = "backup.json"
 _START_WAL = re.compile(r"^START WAL LOCATION: .* \(file ([0-9A-F]{24})\)$", re.M)
 
@@ -127,10 +129,10 @@ def prune(backups: Path, keep: int, bin_dir: Path) -> list[Path]:
     oldest = kept[0] if kept else None
     if oldest is not None and oldest.wal_archive is not None and oldest.wal_archive.is_dir():
         first = oldest.first_wal_segment()
-        subprocess.run([str(bin_dir / "pg_archivecleanup"), str(oldest.wal_archive), first],
+        subprocess.run([str(bin_dir / "pg_archivecleanup"), "-x", wal_archive.SUFFIX, str(oldest.wal_archive), first],
                        check=True, capture_output=True, timeout=600)
         # pg_archivecleanup leaves the backup history files (<segment>.<offset>.backup) of older backups
-        for history in oldest.wal_archive.glob("*.backup"):
+        for history in oldest.wal_archive.glob(f"*.backup{wal_archive.SUFFIX}"):
             if history.name[:24] < first:
                 history.unlink()
     return [backup.path for backup in gone]

@@ -24,11 +24,15 @@ def ensure_archive_dir(state_dir: Path, account: Account | None) -> Path:
     return private_dir(archive_dir(state_dir), account)
 
 
+# Archived files are gzipped: a segment closed early by archive_timeout is mostly zeros.
+SUFFIX = ".gz"
+
+
 def server_settings(archive: Path) -> tuple[str, ...]:
-    """`postgres` arguments: archive into `archive`, never overwriting a segment already there
-    (copied under a temporary name, then renamed, so a crash never leaves half a segment)."""
-    target = f"{shlex.quote(str(archive))}/%f"
-    command = f"test ! -f {target} && cp %p {target}.partial && mv {target}.partial {target}"
+    """`postgres` arguments: archive into `archive`, never overwriting a file already there (written
+    under a temporary name, then renamed, so a crash never leaves half a segment)."""
+    target = f"{shlex.quote(str(archive))}/%f{SUFFIX}"
+    command = f"test ! -f {target} && gzip -c %p > {target}.partial && mv {target}.partial {target}"
     return (
         "-c", "wal_level=replica",
         "-c", "archive_mode=on",
@@ -38,5 +42,7 @@ def server_settings(archive: Path) -> tuple[str, ...]:
 
 
 def restore_command(archive: Path) -> str:
-    """What a recovering server runs to fetch segment %f of the archive into %p."""
-    return f"cp {shlex.quote(str(archive))}/%f %p"
+    """What a recovering server runs to fetch file %f of the archive into %p, gzipped (ours) or not (an
+    external server's own archive_command may copy them as they are); failing when absent."""
+    source = f"{shlex.quote(str(archive))}/%f"
+    return f"{{ test -f {source}{SUFFIX} && gunzip -c {source}{SUFFIX} > %p; }} || cp {source} %p"

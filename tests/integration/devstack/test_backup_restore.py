@@ -208,7 +208,7 @@ def test_keeping_the_newest_backup_deletes_the_older_ones_and_the_wal_only_they_
     second = take(source.conninfo, backups, bin_dir, wal_archive=source.archive)
     archive_now(source.conninfo)
     older = sorted(path.name for path in source.archive.iterdir() if path.name < second.first_wal_segment())
-    assert first.first_wal_segment() in older  # there is something to prune
+    assert first.first_wal_segment() + ".gz" in older  # there is something to prune
     assert prune(backups, 1, bin_dir) == [first.path]
     assert [backup.path for backup in all_backups(backups)] == [second.path] and not first.path.exists()
     left = sorted(path.name for path in source.archive.iterdir())

@@ -39,27 +39,30 @@ def test_a_target_time_is_iso_8601_and_utc_without_an_offset() -> None:
         parse_target("yesterday")
 
 
-def test_the_archive_command_copies_then_renames_and_never_overwrites(tmp_path: Path) -> None:
+def test_the_archive_command_compresses_then_renames_and_never_overwrites(tmp_path: Path) -> None:
     archive = tmp_path / "a dir" / "wal"
     archive.mkdir(parents=True)
     settings = dict(arg.split("=", 1) for arg in wal_archive.server_settings(archive)[1::2])
     assert settings["archive_mode"] == "on" and settings["wal_level"] == "replica"
     segment = tmp_path / "000000010000000000000003"
-    segment.write_text("first")
+    segment.write_bytes(b"first" + bytes(16 * 1024 * 1024))
 
-    def archive_it() -> int:  # as the server runs it: %p the segment's path, %f its name, through sh
-        command = settings["archive_command"].replace("%p", str(segment)).replace("%f", segment.name)
-        return subprocess.run(["sh", "-c", command], check=False).returncode
+    def run(command: str, path: Path) -> int:  # as the server runs it: %p the file's path, %f its name, through sh
+        return subprocess.run(["sh", "-c", command.replace("%p", str(path)).replace("%f", segment.name)],
+                              check=False).returncode
 
-    assert archive_it() == 0
-    segment.write_text("second")
-    assert archive_it() != 0  # already archived: the server must hear of it, not overwrite it
-    assert (archive / segment.name).read_text() == "first"
-    assert [path.name for path in archive.iterdir()] == [segment.name]  # no .partial left
+    assert run(settings["archive_command"], segment) == 0
+    segment.write_bytes(b"second")
+    assert run(settings["archive_command"], segment) != 0  # already archived: the server must hear of it
+    [archived] = archive.iterdir()  # no .partial left
+    assert archived.name == segment.name + ".gz" and archived.stat().st_size < 100_000
     restored = tmp_path / "restored"
-    fetch = wal_archive.restore_command(archive).replace("%f", segment.name).replace("%p", str(restored))
-    subprocess.run(["sh", "-c", fetch], check=True)
-    assert restored.read_text() == "first"
+    assert run(wal_archive.restore_command(archive), restored) == 0
+    assert restored.read_bytes() == b"first" + bytes(16 * 1024 * 1024)
+    archived.unlink()
+    assert run(wal_archive.restore_command(archive), tmp_path / "missing") != 0  # absent: recovery must hear so
+    (archive / segment.name).write_bytes(b"plain")  # archived uncompressed, by an external server's own command
+    assert run(wal_archive.restore_command(archive), restored) == 0 and restored.read_bytes() == b"plain"
 
 
 def test_a_backups_first_wal_segment_comes_from_its_label(tmp_path: Path) -> None:
