@@ -35,7 +35,7 @@ def run(base_dir: Path) -> int:
     supervisor = Supervisor(run_dir, abort=flag.is_set)
     supervisor.record_self()
     try:
-        urls = start_servers(supervisor, DEV_PORTS, env=os.environ, fsync=True)
+        urls = start_servers(supervisor, DEV_PORTS, env=os.environ, fsync=True, archive_wal=True)
         env = {**os.environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
         _print_external(urls.sources, urls.as_env())
         certs_dir = run_dir.root / "certs"
