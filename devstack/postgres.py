@@ -50,10 +50,10 @@ class Cluster:
         return {"cwd": self.root, "env": _server_env(), **extra}
 
 
-def locate(run_dir: RunDir) -> Cluster:
+def locate(run_dir: RunDir, name: str = "pg") -> Cluster:
     account = unprivileged_account()
     home = run_dir.root if can_traverse(run_dir.root, account) else run_dir.private_tmp()
-    root = private_dir(home / "pg", account)
+    root = private_dir(home / name, account)
     private_dir(root / "sock", account)
     return Cluster(root=root, bin=bin_dir(account, home), account=account)
 
@@ -83,7 +83,8 @@ def init(cluster: Cluster, log: Path, *, fsync: bool = True) -> None:
         raise RuntimeError(f"initdb failed with code {result.returncode}; see {log}")
 
 
-def spec(cluster: Cluster, port: int, *, fsync: bool = True) -> ProcessSpec:
+def spec(cluster: Cluster, port: int, *, fsync: bool = True, name: str = "postgres",
+         settings: tuple[str, ...] = ()) -> ProcessSpec:
     sockets = str(cluster.sockets) if len(str(cluster.sockets)) <= _MAX_SOCKET_DIR else ""
     argv = (
         cluster.exe("postgres"),
@@ -94,9 +95,10 @@ def spec(cluster: Cluster, port: int, *, fsync: bool = True) -> ProcessSpec:
         "-c", f"fsync={'on' if fsync else 'off'}",
         # bench/checkout.py times each enrollment to its commit (pg_xact_commit_timestamp).
         "-c", "track_commit_timestamp=on",
+        *(part for setting in settings for part in ("-c", setting)),
     )
     return ProcessSpec(
-        name="postgres",
+        name=name,
         argv=argv,
         env=_server_env(),
         cwd=cluster.root,
