@@ -36,29 +36,7 @@ def run(base_dir: Path, *, highly_available: bool = False) -> int:
     supervisor = Supervisor(run_dir, abort=flag.is_set)
     supervisor.record_self()
     try:
-        if highly_available:
-            env = {**os.environ, **ha.start_servers(supervisor, ha.HaPorts.from_env(os.environ)),
-                   "PYTHONUNBUFFERED": "1"}
-        else:
-            urls = start_servers(supervisor, DEV_PORTS, env=os.environ, fsync=True)
-            env = {**os.environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
-            _print_external(urls.sources, urls.as_env())
-        certs_dir = run_dir.root / "certs"
-        if certs.ensure_dev_certs(certs_dir, stack.edge_domain(env)):
-            print(certs.trust_hint(certs_dir, env), flush=True)
-        for step in stack.PREPARE:
-            if (base_dir / step.requires).exists():
-                supervisor.run_to_completion(
-                    ProcessSpec(step.name, _argv(step.argv), env=env, cwd=base_dir)
-                )
-            else:
-                print(f"  {step.name:<17} skipped: no {step.requires}", flush=True)
-        every = ha.replicated(stack.services(env), env) if highly_available else stack.services(env)
-        present = [s for s in every if (base_dir / s.requires).exists()]
-        missing = [s for s in every if s not in present]
-        for service in missing:
-            print(f"  {service.name:<17} skipped: no {service.requires}", flush=True)
-        supervisor.start([_service_spec(s, {**env, **_tls_env(s.name, certs_dir)}, base_dir) for s in present])
+        present, env = start_stack(supervisor, base_dir, os.environ, highly_available=highly_available)
         print(_ready_line(present, len(supervisor.children), env), flush=True)
         while not flag.wait(0.5):
             for child in supervisor.newly_exited():
@@ -78,6 +56,34 @@ def run(base_dir: Path, *, highly_available: bool = False) -> int:
     finally:
         supervisor.stop_all()
         supervisor.forget_self()
+
+
+def start_stack(supervisor: Supervisor, base_dir: Path, environ: Mapping[str, str], *,
+                highly_available: bool = False) -> tuple[list[stack.Service], dict[str, str]]:
+    """What `run` starts, by `supervisor` (state in its run dir, code from `base_dir`): servers,
+    prepare steps, services. Returns the services started and the environment they got."""
+    run_dir = supervisor.run_dir
+    if highly_available:
+        env = {**environ, **ha.start_servers(supervisor, ha.HaPorts.from_env(environ)), "PYTHONUNBUFFERED": "1"}
+    else:
+        urls = start_servers(supervisor, DEV_PORTS, env=environ, fsync=True)
+        env = {**environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
+        _print_external(urls.sources, urls.as_env())
+    certs_dir = run_dir.root / "certs"
+    if certs.ensure_dev_certs(certs_dir, stack.edge_domain(env)):
+        supervisor.say(certs.trust_hint(certs_dir, env))
+    for step in stack.PREPARE:
+        if (base_dir / step.requires).exists():
+            supervisor.run_to_completion(ProcessSpec(step.name, _argv(step.argv), env=env, cwd=base_dir))
+        else:
+            supervisor.say(f"  {step.name:<17} skipped: no {step.requires}")
+    every = ha.replicated(stack.services(env), env) if highly_available else stack.services(env)
+    present = [s for s in every if (base_dir / s.requires).exists()]
+    for service in every:
+        if service not in present:
+            supervisor.say(f"  {service.name:<17} skipped: no {service.requires}")
+    supervisor.start([_service_spec(s, {**env, **_tls_env(s.name, certs_dir)}, base_dir) for s in present])
+    return present, env
 
 
 def servers(base_dir: Path, env_file: Path, *, any_ports: bool = False) -> int:
