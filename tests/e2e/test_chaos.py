@@ -55,8 +55,10 @@ LEADER_METRIC = re.compile(r'^checkout_outbox_relay_leader\{schema="(\w+)"\} ([0
 
 def _free_block() -> int:
     """A base port with PORT_BLOCK free ports from it (checked now; racy, but a wide range)."""
+    low, _ = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     for _ in range(200):
-        base = random.randrange(20000, 40000)
+        # below the kernel's ephemeral range: a client socket there would make a bind fail
+        base = random.randrange(min(20000, low - 5000), low - PORT_BLOCK)
         if not any(port_in_use(port) for port in range(base, base + PORT_BLOCK)):
             return base
     raise RuntimeError("no free block of ports")
@@ -235,6 +237,16 @@ async def _relay_leaders(env: dict[str, str]) -> dict[str, float]:
     return dict(totals)
 
 
+async def _replica_readers(replica: str) -> int:
+    """cart_svc's connections to the streaming replica (its catalog reads go there, nothing else)."""
+    async with await psycopg.AsyncConnection.connect(replica, autocommit=True) as conn:
+        recovering = (await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone() or (False,))[0]
+        assert recovering, "the replica is not a standby"
+        row = await (await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'checkout-cart'")).fetchone()
+        return int(row[0]) if row else 0
+
+
 async def _edge_stats(admin_port: int) -> dict[str, int]:
     """What Envoy did about it, summed over the service clusters: retries, ejections, failed connects."""
     wanted = ("upstream_rq_retry", "upstream_rq_retry_success", "upstream_rq_retry_overflow", "upstream_cx_connect_fail",
@@ -274,6 +286,7 @@ async def test_checkouts_survive_killed_replicas_and_a_killed_nats_leader(tmp_pa
         facts = await _drained(database, tally.paid_orders)
         leaders = await _relay_leaders(env)
         edge_stats = await _edge_stats(settings.edge_admin_port)
+        readers = await _replica_readers(env["READ_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1))
         print(f"\nchaos: stack up in {started:.0f}s; {SECONDS:.0f}s of load by {CLIENTS} clients; " + "; ".join(log))
         print(f"  checkouts paid {tally.checkouts}, requests {tally.requests}, retryable errors "
               f"{sum(tally.retryable.values())} ({dict(tally.retryable) or 'none'}), requests that succeeded on a "
@@ -282,13 +295,15 @@ async def test_checkouts_survive_killed_replicas_and_a_killed_nats_leader(tmp_pa
         print(f"  captured payments {len(facts['captured'])} ({facts['two_line_orders']} of two lines), enrollments {facts['enrollments']}, wrong enrollment "
               f"counts {len(facts['wrong_enrollment_count'])}, captured twice {len(facts['captured_twice'])}, "
               f"lines enrolled twice {len(facts['line_enrolled_twice'])}, unfulfilled {len(facts['unfulfilled'])}, "
-              f"unpublished outbox rows {facts['unpublished'] or 0}, relay leaders {leaders}")
+              f"unpublished outbox rows {facts['unpublished'] or 0}, relay leaders {leaders}, cart_svc connections to "
+              f"the PostgreSQL replica {readers}")
         assert tally.failures == []
         assert tally.checkouts > 0 and facts["paid_not_captured"] == [] and facts["two_line_orders"] > 0
         assert facts["wrong_enrollment_count"] == [] and facts["unfulfilled"] == []
         assert facts["captured_twice"] == [] and facts["line_enrolled_twice"] == []
         assert facts["unpublished"] == {}
         assert leaders == {schema: 1.0 for schema in SCHEMAS}
+        assert readers > 0
     finally:
         await asyncio.to_thread(supervisor.stop_all)
         # PostgreSQL's data went outside the temp dir when its account could not reach it (postgres.py)
