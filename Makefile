@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run run-ha chaos stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces grpcurl certs clean
+.PHONY: help run run-ha chaos stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces grpcurl certs backup restore clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
@@ -22,6 +22,8 @@ help:
 	@echo "make traces  the last checkout's span tree with timings (make traces TRACE=<trace id> for another)"
 	@echo "make token   a dev bearer token on stdout: make token [ROLE=admin] [USER=<uuid, e-mail or name>]"
 	@echo "make grpcurl call a service with the developer certificate: make grpcurl ARGS=\"127.0.0.1:50051 list\""
+	@echo "make backup  a base backup of make run's PostgreSQL (its WAL is archived continuously)"
+	@echo "make restore point-in-time recovery into a new data directory: make restore TARGET_TIME=2026-12-03T10:45:00Z"
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 12) else "Python 3.11 or 3.12 is required (pgserver ships wheels up to 3.12); set PYTHON=python3.11")'
@@ -78,11 +80,11 @@ lock:  ## re-pin both locks in a scratch virtualenv: runtime first, then develop
 	rm -rf .lockvenv
 
 demo: $(STAMP)  ## with `make run` going: one whole checkout over REST, each step with its timing
-	$(PY) tools/demo.py
+	$(PY) -m tools.demo
 
 # USER is in every shell's environment: only a USER given on make's command line counts
 token: $(STAMP)  ## make token [ROLE=admin] [USER=<uuid, e-mail or name>]: a dev bearer token on stdout
-	@$(PY) -m tools.token $(if $(ROLE),--role "$(ROLE)") $(if $(filter command line,$(origin USER)),--user "$(USER)")
+	@$(PY) -m tools.dev_token $(if $(ROLE),--role "$(ROLE)") $(if $(filter command line,$(origin USER)),--user "$(USER)")
 
 logs: $(STAMP)  ## follow every log of `make run` as readable lines (the files stay JSON)
 	@$(PY) -m tools.logs
@@ -102,6 +104,14 @@ grpcurl: $(STAMP)  ## make grpcurl ARGS="[-d '{…}'] [-H 'authorization: Bearer
 
 replay-dlq: $(STAMP)  ## make replay-dlq [SERVICE=enrollment] [ID=<dead letter id>]: replay one parked event, or all
 	$(PY) -m $(if $(SERVICE),$(SERVICE),enrollment)_svc.replay_dlq $(if $(ID),$(ID),--all)
+
+# docs/OPERATIONS.md "Backups and point-in-time recovery"; DATABASE_URL set: that server instead
+backup: $(STAMP)  ## make backup [KEEP=<n>] [WAL_ARCHIVE=<dir> for an external server]
+	$(PY) -m devstack backup $(if $(KEEP),--keep $(KEEP)) $(if $(WAL_ARCHIVE),--wal-archive "$(WAL_ARCHIVE)")
+
+restore: $(STAMP)  ## make restore TARGET_TIME=<ISO 8601, UTC without an offset> [PORT=55433; 0: only prepare it]
+	@test -n "$(TARGET_TIME)" || { echo "make restore TARGET_TIME=2026-12-03T10:45:00Z [PORT=55433]" >&2; exit 2; }
+	$(PY) -m devstack restore --target-time "$(TARGET_TIME)" $(if $(PORT),--port $(PORT)) $(if $(WAL_ARCHIVE),--wal-archive "$(WAL_ARCHIVE)")
 
 clean:
 	rm -rf .run

@@ -1,4 +1,4 @@
-"""`python -m devstack {run,stop,status,servers,certs}`: see commands.py."""
+"""`python -m devstack {run,stop,status,servers,certs,backup,restore}`: see commands.py and backup_commands.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from devstack import commands
+from devstack import backup_commands, commands
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     certs = sub.add_parser("certs", help="the development CA and every process's certificate (what `run` issues), "
                                          "made or renewed as needed")
     certs.add_argument("--dir", type=Path, help="where (default: BASE_DIR/.run/certs)")
+    backup = sub.add_parser("backup", help="a base backup of DATABASE_URL's server, else of the embedded one")
+    backup.add_argument("--wal-archive", type=Path, help="where that server archives its WAL (an external server)")
+    backup.add_argument("--keep", type=int, help="then keep only the newest KEEP backups (and the WAL they need)")
+    restore = sub.add_parser("restore", help="point-in-time recovery into a new data directory")
+    restore.add_argument("--target-time", required=True, help="ISO 8601; without an offset, UTC")
+    restore.add_argument("--port", type=int, default=backup_commands.RESTORE_PORT,
+                         help="serve the restored copy there until Ctrl-C (default: %(default)s; 0: do not start it)")
+    restore.add_argument("--bin-dir", type=Path, help="PostgreSQL binaries of the backup's major version")
+    restore.add_argument("--wal-archive", type=Path, help="the WAL archive (default: the backup's)")
     args = parser.parse_args(argv)
     base_dir: Path = args.base_dir.resolve()
     if args.command == "run":
@@ -44,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return commands.status(base_dir)
     if args.command == "certs":
         return commands.certificates(base_dir, args.dir)
+    if args.command == "backup":
+        return backup_commands.run_backup(base_dir, wal_archive_dir=args.wal_archive, keep=args.keep)
+    if args.command == "restore":
+        return backup_commands.run_restore(base_dir, args.target_time, port=args.port or None, bin_dir=args.bin_dir,
+                                           wal_archive_dir=args.wal_archive)
     return commands.servers(base_dir, args.env_file.resolve(), any_ports=args.free_ports)
 
 

@@ -66,7 +66,7 @@ def start_stack(supervisor: Supervisor, base_dir: Path, environ: Mapping[str, st
     if highly_available:
         env = {**environ, **ha.start_servers(supervisor, ha.HaPorts.from_env(environ)), "PYTHONUNBUFFERED": "1"}
     else:
-        urls = start_servers(supervisor, DEV_PORTS, env=environ, fsync=True)
+        urls = start_servers(supervisor, DEV_PORTS, env=environ, fsync=True, archive_wal=True)
         env = {**environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
         _print_external(urls.sources, urls.as_env())
     certs_dir = run_dir.root / "certs"

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import probes
+from devstack import probes, wal_archive
 from devstack.account import Account, can_traverse, private_dir, unprivileged_account
 from devstack.layout import RunDir
 from devstack.pgbin import bin_dir
@@ -83,8 +83,10 @@ def init(cluster: Cluster, log: Path, *, fsync: bool = True) -> None:
         raise RuntimeError(f"initdb failed with code {result.returncode}; see {log}")
 
 
-def spec(cluster: Cluster, port: int, *, fsync: bool = True, name: str = "postgres",
-         settings: tuple[str, ...] = ()) -> ProcessSpec:
+def spec(cluster: Cluster, port: int, *, fsync: bool = True, archive: Path | None = None,
+         name: str = "postgres", settings: tuple[str, ...] = ()) -> ProcessSpec:
+    """`archive`: where to archive WAL (devstack/wal_archive.py); None: no archiving. `settings`:
+    more `name=value` server settings."""
     sockets = str(cluster.sockets) if len(str(cluster.sockets)) <= _MAX_SOCKET_DIR else ""
     argv = (
         cluster.exe("postgres"),
@@ -96,6 +98,7 @@ def spec(cluster: Cluster, port: int, *, fsync: bool = True, name: str = "postgr
         # bench/checkout.py times each enrollment to its commit (pg_xact_commit_timestamp).
         "-c", "track_commit_timestamp=on",
         *(part for setting in settings for part in ("-c", setting)),
+        *(wal_archive.server_settings(archive) if archive is not None else ()),
     )
     return ProcessSpec(
         name=name,

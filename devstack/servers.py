@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TextIO
 
-from devstack import nats, postgres, probes, redis
+from devstack import nats, postgres, probes, redis, wal_archive
 from devstack.layout import RunDir
 from devstack.ports import free_ports
 from devstack.processes import ProcessSpec, StartupError, Supervisor, tail
@@ -72,9 +72,11 @@ def start_servers(
     machine: ServerPorts | None = None,
     fsync: bool = True,
     timeout: float = 60.0,
+    archive_wal: bool = False,
 ) -> ServerURLs:
     """For each kind: its URL variable in `env` if set; else the machine's own server on the
-    `machine` ports if it answers; else an embedded one on `ports`, started by `supervisor`."""
+    `machine` ports if it answers; else an embedded one on `ports`, started by `supervisor`
+    (`archive_wal`: the embedded PostgreSQL archives its WAL, devstack/wal_archive.py)."""
     run_dir = supervisor.run_dir
     urls = ServerURLs(database_url="", redis_url="", nats_url="")
     specs: list[ProcessSpec] = []
@@ -88,7 +90,8 @@ def start_servers(
     else:
         cluster = postgres.locate(run_dir)
         postgres.init(cluster, run_dir.log("postgres-initdb"), fsync=fsync)
-        specs.append(postgres.spec(cluster, ports.postgres, fsync=fsync))
+        archive = wal_archive.ensure_archive_dir(cluster.root.parent, cluster.account) if archive_wal else None
+        specs.append(postgres.spec(cluster, ports.postgres, fsync=fsync, archive=archive))
         urls.database_url, urls.sources["postgres"] = postgres.url(ports.postgres), "embedded"
 
     if env.get(REDIS_URL):

@@ -44,6 +44,7 @@ import pathlib
 
 from google.protobuf import descriptor_pb2
 
+from common.dev_users import USER_NAMESPACE
 from common.settings import DEV_JWT_SECRET
 from edge import descriptors, envelope, resilience, tls, yamlout
 from edge.settings import (
@@ -175,10 +176,12 @@ PAGE_CACHE_CONTROL = "no-cache"  # revalidate: the page changes with every deplo
 def page_config_js(settings: EdgeSettings) -> str:
     """The page's settings as a script. The dev-only login form gets the development JWT secret
     only while the services use it (settings.dev_login, from common.settings'
-    jwt_secret_is_dev_default); any other secret never reaches the browser. The page loads
+    jwt_secret_is_dev_default); any other secret never reaches the browser. With it goes the
+    namespace the form derives a student id from an e-mail or name in (common.dev_users). The page loads
     Razorpay Standard Checkout from `razorpay_checkout_js` (RAZORPAY_CHECKOUT_JS_URL)."""
     dev_login = (
-        {"secret": DEV_JWT_SECRET, "issuer": settings.jwt_issuer, "audience": settings.jwt_audience}
+        {"secret": DEV_JWT_SECRET, "issuer": settings.jwt_issuer, "audience": settings.jwt_audience,
+         "user_namespace": str(USER_NAMESPACE)}
         if settings.dev_login
         else None
     )

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, literal_column, or_, select, update
+from sqlalchemy import SmallInteger, and_, bindparam, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order_svc.domain.idempotency import StoredKey
+from order_svc.domain.invoices import order_year
 from order_svc.domain.order_status import MAY_BE_PAID
 from order_svc.tables import idempotency_keys, order_placements, orders, plumbing
 
@@ -49,7 +50,8 @@ class OrderRecord:
     expires_at: datetime.datetime
     created_at: datetime.datetime
     updated_at: datetime.datetime
-    order_number: int = 0  # given by the database when the order is inserted (0: not yet)
+    order_number: int = 0  # given by the database when the order is inserted (0: not yet), within its year
+    order_year: int = 0  # the year placed (IST) its number counts in; set when the order is inserted
     refunded_amount: Decimal = Decimal("0.00")  # the sum of its processed refunds
 
 
@@ -64,13 +66,19 @@ class PlacementRecord:
     updated_at: datetime.datetime
 
 
-_ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord) if field.name != "order_number")
+_ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord)
+                      if field.name not in ("order_number", "order_year"))
+# The number is taken in the statement that inserts the order, from its year's sequence (migration
+# ordering_0005): only an order that is inserted takes one.
+_NEXT_ORDER_NUMBER = func.ordering.next_order_number
 _PLACEMENT_COLUMNS = [order_placements.c[field.name] for field in dataclasses.fields(PlacementRecord)]
 
 # The statements of the checkout path, built once (each call only binds its values): a statement
 # built per call costs SQLAlchemy a cache-key walk every time. Those whose SET list varies are
 # built once per shape (_update_order, _set_placement, _advance_key).
-_INSERT_ORDER = (pg_insert(orders).values({name: bindparam(name) for name in _ORDER_FIELDS})
+_INSERT_ORDER = (pg_insert(orders).values({**{name: bindparam(name) for name in _ORDER_FIELDS},
+                                           "order_year": bindparam("order_year", type_=SmallInteger),
+                                           "order_number": _NEXT_ORDER_NUMBER(bindparam("order_year", type_=SmallInteger))})
                  .on_conflict_do_nothing(index_elements=[orders.c.order_token]).returning(orders.c.order_number))
 _GET_ORDER = select(orders).where(orders.c.order_token == bindparam("order_token"))
 _GET_ORDER_LOCKED = _GET_ORDER.with_for_update()
@@ -97,8 +105,10 @@ def _place_and_insert_statement(advance_key: bool) -> Any:
               .values(state=literal_column("'placed'"), resolved_order_token=bindparam("o_order_token"),
                       updated_at=bindparam("o_updated_at"))
               .returning(order_placements.c.order_token).cte("placed"))
-    values = select(*(bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS)).select_from(placed)
-    inserted = (pg_insert(orders).from_select(list(_ORDER_FIELDS), values)
+    year = bindparam("o_order_year", type_=SmallInteger)
+    values = select(*(bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_FIELDS),
+                    year, _NEXT_ORDER_NUMBER(year)).select_from(placed)
+    inserted = (pg_insert(orders).from_select([*_ORDER_FIELDS, "order_year", "order_number"], values)
                 .on_conflict_do_nothing(index_elements=[orders.c.order_token])
                 .returning(orders.c.order_token, orders.c.order_number))
     if not advance_key:
@@ -198,8 +208,10 @@ class OrderRepository:
     async def insert_order(self, conn: AsyncConnection, record: OrderRecord) -> OrderRecord | None:
         """The order as inserted (with its number); None (and nothing written) when an order with
         its token exists already."""
-        row = (await conn.execute(_INSERT_ORDER, {name: getattr(record, name) for name in _ORDER_FIELDS})).first()
-        return None if row is None else dataclasses.replace(record, order_number=row.order_number)
+        year = order_year(record.created_at)
+        row = (await conn.execute(_INSERT_ORDER, {**{name: getattr(record, name) for name in _ORDER_FIELDS},
+                                                  "order_year": year})).first()
+        return None if row is None else dataclasses.replace(record, order_number=row.order_number, order_year=year)
 
     async def place_and_insert_order(self, conn: AsyncConnection, record: OrderRecord, *,
                                      key: tuple[str, str] | None = None) -> OrderRecord | None:
@@ -209,13 +221,14 @@ class OrderRepository:
         The order as inserted (with its number); None when the placement was not converting (or the
         order was there already): then the key is left as it was, and maybe one, maybe neither of
         the others was written."""
-        values = {f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS}
+        year = order_year(record.created_at)
+        values = {**{f"o_{name}": getattr(record, name) for name in _ORDER_FIELDS}, "o_order_year": year}
         if key is None:
             row = (await conn.execute(_PLACE_AND_INSERT_ORDER, values)).first()
         else:
             row = (await conn.execute(_PLACE_AND_INSERT_ORDER_AND_ADVANCE_KEY,
                                       {**values, "k_user_id": key[0], "k_key": key[1]})).first()
-        return None if row is None else dataclasses.replace(record, order_number=row.order_number)
+        return None if row is None else dataclasses.replace(record, order_number=row.order_number, order_year=year)
 
     async def get_order(self, conn: AsyncConnection, order_token: str, *, for_update: bool = False) -> OrderRecord | None:
         row = (await conn.execute(_GET_ORDER_LOCKED if for_update else _GET_ORDER, {"order_token": order_token})).first()

@@ -3,7 +3,7 @@ dead letters (common/plumbing.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, Numeric, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, Numeric, SmallInteger, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from common.plumbing import plumbing_tables
@@ -41,7 +41,8 @@ orders = Table(
     Column("expires_at", Stamp, nullable=False),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
-    Column("order_number", BigInteger, nullable=False),  # from the sequence order_numbers (its default)
+    Column("order_number", BigInteger, nullable=False),  # next_order_number(order_year): counted per year
+    Column("order_year", SmallInteger, nullable=False),  # the year placed, in India (domain.invoices.order_year)
     Column("refunded_amount", Money, nullable=False),  # the sum of its processed refunds (payment_svc's events)
     schema=SCHEMA,
 )

@@ -1,10 +1,11 @@
 """One whole checkout over REST, step by step with timings: `make demo`, or
 
-    python tools/demo.py [--url http://127.0.0.1:8080] [--plan PLAN_ID] [--state KA]
+    python -m tools.demo [--url http://127.0.0.1:8080] [--plan PLAN_ID] [--state KA]
 
 Needs the stack running (`make run`) with the gateway emulator: the demo pays on the emulator's
-hosted checkout page as a browser would (POST to its Pay button, then follows nothing: the 303's
-Location carries Razorpay's callback parameters), and reads the emulator's webhook log to show the
+hosted checkout page as a browser would (POST to its Pay button, then follows nothing: a 303's
+Location, or the result page that Standard Checkout hands to its handler, carries Razorpay's
+signed parameters), and reads the emulator's webhook log to show the
 webhook's delivery. Tokens are minted from JWT_SECRET (the development default unless set), so run
 it with the same environment as the stack.
 
@@ -200,15 +201,20 @@ class Demo:
             raise StepFailed(f"the hosted checkout page {checkout_url} answered {page.status_code} without a Pay button")
         pay_url = urljoin(checkout_url, html.unescape(form.group(1)))
         response = httpx.post(pay_url, timeout=10, trust_env=False, follow_redirects=False)
-        if response.status_code != 303:
+        if response.status_code == 303:  # a callback URL registered with the gateway order
+            location = response.headers["location"]
+            params = dict(parse_qsl(urlsplit(location).query))
+            back = "browser sent back to " + urlunsplit(urlsplit(location)._replace(query="", fragment=""))
+        elif response.status_code == 200:  # Standard Checkout: the page hands the result to its handler
+            params = {key: html.unescape(value) for key, value in
+                      re.findall(r"<dd id='(razorpay_[a-z_]+)'>([^<]*)</dd>", response.text)}
+            back = "the page's handler gets the signed result"
+        else:
             raise StepFailed(f"Pay on the hosted page answered {response.status_code}: {response.text[:200]!r}")
-        location = response.headers["location"]
-        params = dict(parse_qsl(urlsplit(location).query))
         if "razorpay_payment_id" not in params:
-            raise StepFailed(f"the gateway redirected without a payment id: {location}")
+            raise StepFailed(f"the gateway's answer carries no payment id: {response.text[:200]!r}")
         self.facts["callback"] = params
-        back = urlunsplit(urlsplit(location)._replace(query="", fragment=""))
-        return f"paid on the hosted page {parts.netloc}{parts.path}: payment {params['razorpay_payment_id']}; browser sent back to {back}"
+        return f"paid on the hosted page {parts.netloc}{parts.path}: payment {params['razorpay_payment_id']}; {back}"
 
     def callback(self) -> str:
         if not self.use_callback:
@@ -298,7 +304,7 @@ class Demo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/demo.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=f"http://127.0.0.1:{load_settings().edge_port}", help="the edge (default: EDGE_PORT on 127.0.0.1)")
     parser.add_argument("--plan", default=DEFAULT_PLAN, help="plan id to buy (default: the sample catalog's 3-month backend plan)")
     parser.add_argument("--state", default="KA", help="Indian billing state (default KA: CGST + SGST; MH gives IGST)")

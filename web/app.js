@@ -24,7 +24,7 @@
   ];
   const STATES = [
     ["AN", "Andaman and Nicobar Islands"], ["AP", "Andhra Pradesh"], ["AR", "Arunachal Pradesh"], ["AS", "Assam"],
-    ["BR", "Bihar"], ["CH", "Chandigarh"], ["CT", "Chhattisgarh"], ["DH", "Dadra and Nagar Haveli and Daman and Diu"],
+    ["BR", "Bihar"], ["CH", "Chandigarh"], ["CT", "Chhattisgarh"], ["DH", "Dadra & Nagar Haveli, Daman & Diu"],
     ["DL", "Delhi"], ["GA", "Goa"], ["GJ", "Gujarat"], ["HR", "Haryana"], ["HP", "Himachal Pradesh"],
     ["JK", "Jammu and Kashmir"], ["JH", "Jharkhand"], ["KA", "Karnataka"], ["KL", "Kerala"], ["LA", "Ladakh"],
     ["LD", "Lakshadweep"], ["MP", "Madhya Pradesh"], ["MH", "Maharashtra"], ["MN", "Manipur"], ["ML", "Meghalaya"],
@@ -73,7 +73,8 @@
     cart: null,
     cartToken: saved.cartToken || null,
     estimate: null,
-    auth: saved.auth || null, // {token, userId, exp}
+    auth: saved.auth || null, // {token, userId, name, exp}
+    enrollments: [], // the signed-in student's (GET /api/v1/enrollments)
     billing: saved.billing || { country: "IN", state: "" },
     order: null,
     orderToken: saved.orderToken || null,
@@ -85,6 +86,7 @@
     checkoutOpen: false, // Razorpay Checkout's modal is open
     polling: false,
     confirming: false,
+    confirmationShown: null, // the order whose confirmation was last brought into view
   };
 
   function readStore() {
@@ -134,7 +136,12 @@
   function newUuid() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
     const bytes = window.crypto.getRandomValues(new Uint8Array(16));
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    return uuidText(bytes, 4);
+  }
+
+  // 16 bytes as a UUID of `version` (RFC 9562: the version nibble and the variant bits set).
+  function uuidText(bytes, version) {
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
@@ -267,15 +274,23 @@
     $("error-banner").hidden = true;
   }
 
+  // onError returns true when it showed the error next to its field: the banner does not repeat it.
   async function attempt(task, onError) {
     try {
       return await task();
     } catch (err) {
-      if (onError) onError(err);
-      showError(err);
+      if (!(onError && onError(err) === true)) showError(err);
       return undefined;
     }
   }
+
+  function fieldError(id, text) {
+    const note = $(id);
+    note.textContent = text || "";
+    note.hidden = !text;
+  }
+
+  const reference = (err) => (err instanceof ApiError && err.correlationId ? ` Reference for support: ${err.correlationId}.` : "");
 
   // ------------------------------------------------------------------------------------------
   // catalog
@@ -299,6 +314,17 @@
   function cartItemFor(internshipId) {
     if (!cartIsOpen()) return null;
     return (state.cart.items || []).find((item) => item.internship_id === internshipId) || null;
+  }
+
+  const isEnrolled = (planId) => state.enrollments.some((e) => e.plan_id === planId && e.status !== "cancelled");
+
+  async function loadEnrollments() {
+    if (!state.auth) {
+      state.enrollments = [];
+      return;
+    }
+    const data = await api("GET", "/api/v1/enrollments");
+    state.enrollments = (data && data.enrollments) || [];
   }
 
   function renderCatalog() {
@@ -337,7 +363,10 @@
       card.append(fieldset);
       let label = "Add to cart";
       let disabled = locked || !chosen;
-      if (inCart && inCart.plan_id === chosen) {
+      if (chosen && isEnrolled(chosen)) {
+        label = "You're enrolled in this plan";
+        disabled = true;
+      } else if (inCart && inCart.plan_id === chosen) {
         label = "In your cart";
         disabled = true;
       } else if (inCart) {
@@ -347,6 +376,8 @@
       button.textContent = label;
       button.addEventListener("click", () => addOrSwitch(internship.internship_id, chosen, button));
       card.append(button);
+      const enrolledIn = plans.filter((plan) => isEnrolled(plan.plan_id)).map((plan) => periodText(plan.period));
+      if (enrolledIn.length) card.append(el("p", { class: "enrolled" }, `Enrolled: ${enrolledIn.join(", ")}`));
       root.append(card);
     }
   }
@@ -452,17 +483,14 @@
     event.preventDefault();
     clearError();
     const input = $("coupon-code");
-    const note = $("coupon-error");
     const code = input.value.trim();
-    note.hidden = true;
+    fieldError("coupon-error", "");
     if (!code) {
-      note.textContent = "Enter a coupon code.";
-      note.hidden = false;
+      fieldError("coupon-error", "Enter a coupon code.");
       return;
     }
     if (!cartIsOpen() || !(state.cart.items || []).length) {
-      note.textContent = "Add an internship first: a coupon applies to a cart.";
-      note.hidden = false;
+      fieldError("coupon-error", "Add an internship first: a coupon applies to a cart.");
       return;
     }
     $("coupon-apply").disabled = true;
@@ -470,10 +498,13 @@
       setCart(await api("POST", `/api/v1/cart/${state.cart.token}/coupon`, { code }));
       input.value = "";
     }, (err) => {
+      // only the coupon's own refusal belongs under the field; a cart or network error is the banner's
+      if (!(err instanceof ApiError) || ![1000, 2004].includes(err.code)) return false;
       // "invalid coupon" says little alone: add why ("code: expired" -> "Expired")
-      const why = err instanceof ApiError ? (err.error.validation_messages || []).map((m) => sentence(m.replace(/^code:\s*/, ""))) : [];
-      note.textContent = [sentence(err instanceof ApiError ? err.error.message : String(err)), ...why].join(" ");
-      note.hidden = false;
+      const why = (err.error.validation_messages || []).map((m) => sentence(m.replace(/^code:\s*/, "")));
+      fieldError("coupon-error", [sentence(err.error.message), ...why].join(" ") + reference(err));
+      $("coupon-error").dataset.code = String(err.code);
+      return true;
     });
     $("coupon-apply").disabled = false;
   }
@@ -491,7 +522,8 @@
     for (const [code, name] of COUNTRIES) country.append(el("option", { value: code }, name));
     const region = $("billing-state");
     region.append(el("option", { value: "" }, "Choose your state"));
-    for (const [code, name] of STATES) region.append(el("option", { value: code }, `${name} (${code})`));
+    // names only, and the longest one short: each fits a phone's screen in full
+    for (const [code, name] of STATES) region.append(el("option", { value: code }, name));
     country.value = state.billing.country || "IN";
     region.value = state.billing.state || "";
     const changed = () => {
@@ -534,6 +566,7 @@
       showError(err);
     }
     renderSummary();
+    renderCartBar();
   }
 
   function row(label, value, attrs) {
@@ -608,10 +641,23 @@
     return { token: `${input}.${b64url(signature)}`, exp: claims.exp };
   }
 
+  // The student id `make token` derives from an e-mail or name (common/dev_users.py): a UUID as
+  // given, else uuid5 of the trimmed, lower-cased name in the namespace config.js names.
+  async function devUserId(user) {
+    const given = user.trim();
+    if (UUID_RE.test(given)) return given.toLowerCase();
+    const hex = CONFIG.dev_login.user_namespace.replace(/-/g, "");
+    const namespace = Uint8Array.from(hex.match(/../g), (pair) => parseInt(pair, 16));
+    const name = new TextEncoder().encode(given.toLowerCase());
+    const data = new Uint8Array(namespace.length + name.length);
+    data.set(namespace);
+    data.set(name, namespace.length);
+    return uuidText(new Uint8Array(await window.crypto.subtle.digest("SHA-1", data)).slice(0, 16), 5);
+  }
+
   function setupLogin() {
     const form = $("dev-login-form");
-    const input = $("dev-user-id");
-    input.value = newUuid();
+    const input = $("dev-user");
     const dev = CONFIG.dev_login;
     const canSign = Boolean(window.crypto && window.crypto.subtle);
     if (!dev || !canSign) {
@@ -625,31 +671,34 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       clearError();
-      const userId = input.value.trim().toLowerCase();
-      if (!UUID_RE.test(userId)) {
-        showError(localError("the student id must be a UUID", "use the generated one, or paste another UUID"));
+      const name = input.value.trim();
+      if (!name) {
+        fieldError("dev-user-error", "Enter your e-mail or your name.");
+        input.focus();
         return;
       }
-      await signIn(userId);
+      fieldError("dev-user-error", "");
+      await signIn(name, await devUserId(name));
     });
     $("logout-button").addEventListener("click", signOut);
   }
 
-  async function signIn(userId) {
+  async function signIn(name, userId) {
     const minted = await mintDevToken(userId);
-    state.auth = { token: minted.token, userId, exp: minted.exp };
+    state.auth = { token: minted.token, userId, name, exp: minted.exp };
     save();
     if (cartIsOpen()) {
       // claim the guest cart (the server may merge it with this student's earlier cart)
       await attempt(async () => setCart(await api("POST", `/api/v1/cart/${state.cart.token}/auth/login`, {})));
     }
+    await attempt(loadEnrollments);
     renderAll();
   }
 
   function signOut() {
     clearError();
     // the cart and the order belong to the student now: a guest cannot see them
-    Object.assign(state, { auth: null, cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null, paymentLeft: false });
+    Object.assign(state, { auth: null, enrollments: [], cart: null, cartToken: null, order: null, orderToken: null, orderKey: null, estimate: null, paymentFailed: null, paymentLeft: false });
     save();
     renderAll();
   }
@@ -658,10 +707,11 @@
     const signedIn = Boolean(state.auth);
     $("dev-login-form").hidden = signedIn;
     $("signed-in").hidden = !signedIn;
-    $("signed-in-user").textContent = signedIn ? state.auth.userId : "";
+    const name = signedIn ? state.auth.name || "student" : "";
+    $("signed-in-user").textContent = name;
     const chip = $("account-chip");
     chip.hidden = !signedIn;
-    chip.textContent = signedIn ? `Signed in · ${state.auth.userId.slice(0, 8)}` : "";
+    chip.textContent = signedIn ? `Signed in · ${name}` : "";
   }
 
   // ------------------------------------------------------------------------------------------
@@ -904,6 +954,7 @@
         await new Promise((resolve) => setTimeout(resolve, Date.now() - started < 15000 ? POLL_FAST_MS : POLL_SLOW_MS));
       }
     } finally {
+      if (state.order && state.order.status === "fulfilled") await attempt(loadEnrollments);
       state.polling = false;
       state.confirming = false;
       renderAll();
@@ -911,6 +962,8 @@
   }
 
   const STEP_ORDER = ["placed", "paid", "enrolled"];
+  // the payment step says what happened to the payment, never "received" when it failed
+  const STEP_PAID_WORDS = { done: "Payment received", failed: "Payment failed", current: "Payment due" };
 
   function renderOrderPanel() {
     const order = state.order;
@@ -928,7 +981,7 @@
     $("order-box").hidden = !order;
     if (!order) return;
 
-    $("order-token").textContent = order.order_token;
+    $("order-number").textContent = order.order_number || "being numbered…";
     $("order-total").textContent = money(order.total, order.currency);
     $("order-box").dataset.status = order.status;
 
@@ -940,13 +993,14 @@
       if (done[step]) li.classList.add("done");
       else if (step === "paid" && failed && !done.paid) li.classList.add("failed");
       else if (STEP_ORDER[STEP_ORDER.indexOf(step) - 1] && done[STEP_ORDER[STEP_ORDER.indexOf(step) - 1]]) li.classList.add("current");
+      if (step === "paid") li.textContent = STEP_PAID_WORDS[li.className] || "Payment";
     }
 
     const status = $("order-status");
     status.className = "order-status";
     let text;
     if (order.status === "fulfilled") {
-      text = `You're enrolled! Enrollment ${order.enrollment_id || ""}`.trim();
+      text = "You're enrolled! Your confirmation is at the top of the page.";
       status.classList.add("good");
     } else if (order.status === "paid") {
       text = "Payment received. Enrolling you…";
@@ -988,6 +1042,126 @@
     renderBilling();
     renderSummary();
     renderOrderPanel();
+    renderConfirmation();
+    renderCartBar();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // the confirmation: once the order is paid it comes first on the page (and is scrolled to)
+
+  const DAY = new Intl.DateTimeFormat("en-IN", { day: "numeric", month: "short", year: "numeric", timeZone: "Asia/Kolkata" });
+
+  function dayText(stamp) {
+    const date = new Date(stamp);
+    return stamp && !Number.isNaN(date.getTime()) ? DAY.format(date) : "";
+  }
+
+  function confirmationItem(planId, fallbackTitle, fallbackPeriod, enrollment) {
+    const found = findPlan(planId);
+    const title = found ? found.internship.title : fallbackTitle;
+    const period = found ? periodText(found.plan.period) : periodText(fallbackPeriod);
+    const dates = enrollment && dayText(enrollment.starts_at)
+      ? `Starts ${dayText(enrollment.starts_at)} · ends ${dayText(enrollment.ends_at)}`
+      : "Dates follow once you're enrolled";
+    return el("li", { class: "confirmation-item", "data-plan-id": planId },
+      el("span", { class: "title" }, title || "Internship"),
+      el("span", { class: "meta" }, `${period} plan · `), el("span", { class: "meta dates" }, dates));
+  }
+
+  function renderConfirmation() {
+    const order = state.order;
+    const box = $("confirmation");
+    const show = Boolean(order && ["paid", "fulfilled"].includes(order.status));
+    box.hidden = !show;
+    if (!show) return;
+    const enrolled = order.status === "fulfilled";
+    box.dataset.status = order.status;
+    $("confirmation-number").textContent = order.order_number || "";
+    $("confirmation-title").textContent = enrolled ? "You're enrolled!" : "Payment received";
+    $("confirmation-note").textContent = enrolled
+      ? "Your place is confirmed. Keep the tax invoice for your records."
+      : "We're enrolling you now: this takes a few seconds.";
+    const mine = state.enrollments.filter((e) => e.order_token === order.order_token);
+    const items = mine.length
+      ? mine.map((e) => confirmationItem(e.plan_id, "", null, e))
+      : ((state.cart && state.cart.items) || []).map((item) => confirmationItem(item.plan_id, item.title, item.period, null));
+    $("confirmation-items").replaceChildren(...items);
+
+    const c = order.currency;
+    const amounts = [row("Subtotal", money(order.subtotal, c))];
+    if (!isZero(order.discount_amount)) {
+      amounts.push(row(`Discount${order.discount_code ? ` (${order.discount_code})` : ""}`, money(`-${order.discount_amount}`, c), { class: "discount" }));
+    }
+    for (const tax of order.taxes || []) {
+      amounts.push(row(`${tax.name} ${tax.rate}%`, money(tax.amount, c), { class: "tax-line", "data-tax": tax.name }));
+    }
+    if (!(order.taxes || []).length) amounts.push(row("GST", "none (export of services)", { class: "tax-line", "data-tax": "none" }));
+    amounts.push(row("Amount paid", money(order.total, c), { class: "total", id: "confirmation-total" }));
+    if (!isZero(order.refunded_amount)) amounts.push(row("Refunded", money(`-${order.refunded_amount}`, c), { class: "discount" }));
+    $("confirmation-amounts").replaceChildren(...amounts);
+
+    const link = $("invoice-link");
+    link.href = `/api/v1/order/${order.order_token}/invoice`;
+    link.setAttribute("download", `invoice-${order.order_number || "order"}.pdf`);
+
+    const seen = `${order.order_token}:${order.status}`;
+    if (state.confirmationShown !== seen) {
+      state.confirmationShown = seen;
+      window.scrollTo(0, 0);
+      box.focus({ preventScroll: true });
+    }
+  }
+
+  // The invoice route wants the bearer token, which a plain link cannot send: fetch it, then save it.
+  async function downloadInvoice(event) {
+    event.preventDefault();
+    fieldError("invoice-error", "");
+    const link = $("invoice-link");
+    try {
+      const headers = state.auth ? { authorization: `Bearer ${state.auth.token}` } : {};
+      const response = await fetch(link.getAttribute("href"), { headers, cache: "no-store", credentials: "omit" });
+      if (!response.ok) {
+        let error = {};
+        try {
+          error = (await response.json()).error || {};
+        } catch (_) { /* not the envelope */ }
+        throw new ApiError(response.status, { code: error.code || response.status, message: error.message || `HTTP ${response.status}`, validation_messages: [] },
+          error.correlation_id || response.headers.get("x-correlation-id") || "");
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const save = el("a", { href: url, download: link.getAttribute("download") });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      const why = err instanceof ApiError && err.code === 2102 ? "The invoice is issued once the payment is settled: try again in a moment."
+        : `The invoice could not be downloaded: ${sentence(err.message)}`;
+      fieldError("invoice-error", why + reference(err));
+    }
+  }
+
+  // On a phone the cart is below the catalog: a bar at the bottom keeps its count and total in view.
+  function renderCartBar() {
+    const items = cartIsOpen() ? state.cart.items || [] : [];
+    const order = state.order && ["pending", "awaiting_payment", "payment_failed"].includes(state.order.status) ? state.order : null;
+    const shown = items.length > 0 || Boolean(order);
+    $("cart-bar").hidden = !shown;
+    document.body.classList.toggle("with-cart-bar", shown);
+    if (!shown) return;
+    if (order) {
+      $("cart-bar-count").textContent = `Order ${order.order_number || ""}`.trim();
+      $("cart-bar-total").textContent = money(order.total, order.currency);
+      $("cart-bar-link").textContent = "Pay";
+      $("cart-bar-link").setAttribute("href", "#order-panel");
+      return;
+    }
+    const count = items.reduce((sum, item) => sum + (Number(item.quantity) || 1), 0);
+    const total = state.estimate ? money(state.estimate.total, state.estimate.currency) : money(state.cart.subtotal, state.cart.currency);
+    $("cart-bar-count").textContent = `${count} ${count === 1 ? "internship" : "internships"}`;
+    $("cart-bar-total").textContent = `${total}${state.estimate ? " total" : " before tax"}`;
+    $("cart-bar-link").textContent = "Review and pay";
+    $("cart-bar-link").setAttribute("href", "#cart-panel");
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1008,6 +1182,7 @@
         save();
       }
     }
+    if (state.auth) await attempt(loadEnrollments);
     if (state.orderToken) {
       try {
         await refreshOrder();
@@ -1032,6 +1207,8 @@
     $("retry-payment").addEventListener("click", retryPayment);
     $("pay-now").addEventListener("click", payNow);
     $("new-cart").addEventListener("click", newCartAfterOrder);
+    $("confirmation-new-cart").addEventListener("click", newCartAfterOrder);
+    $("invoice-link").addEventListener("click", downloadInvoice);
     $("error-dismiss").addEventListener("click", clearError);
     renderAll();
     await Promise.all([attempt(loadCatalog), restore()]);

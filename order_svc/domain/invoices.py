@@ -53,9 +53,14 @@ def document_number(series_name: str, sequence: int) -> str:
     return number
 
 
+def order_year(created_at: datetime.datetime) -> int:
+    """The year an order was placed in, in India: its number is counted within that year."""
+    return created_at.astimezone(IST).year
+
+
 def order_number(sequence: int, created_at: datetime.datetime) -> str:
-    """The order's short, human name: INT-<year placed, IST>-<sequence, at least 6 digits>."""
-    return f"{ORDER_NUMBER_PREFIX}-{created_at.astimezone(IST).year}-{sequence:06d}"
+    """The order's short, human name: INT-<year placed, IST>-<number in that year, at least 6 digits>."""
+    return f"{ORDER_NUMBER_PREFIX}-{order_year(created_at)}-{sequence:06d}"
 
 
 def gstin_is_valid(gstin: str) -> bool:

@@ -8,7 +8,7 @@ import pytest
 
 from common.auth import TokenVerifier
 from common.settings import load_settings
-from tools.token import main, user_id_for
+from tools.dev_token import main, user_id_for
 
 
 def test_a_name_or_email_gives_the_same_id_every_time_and_a_uuid_is_kept() -> None:

