@@ -5,11 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help run stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces grpcurl certs backup restore clean
+.PHONY: help run run-ha chaos stop status test lint test-unit test-integration test-e2e gen docs lock bench demo replay-dlq token logs traces grpcurl certs backup restore clean
 
 help:
 	@echo "make run     start the whole stack (embedded PostgreSQL/Redis/NATS unless *_URL are set), print the URL"
 	@echo "make test    the whole suite: unit, integration, e2e through a real Envoy"
+	@echo "make run-ha  the same, each service twice behind Envoy, three NATS nodes, a PostgreSQL replica"
+	@echo "make chaos   the chaos test for longer (CHAOS_SECONDS=120): kill replicas and a NATS node under load"
 	@echo "make stop    stop what 'make run' started (from another shell)"
 	@echo "make status  one line per process of 'make run'"
 	@echo "make lint    ruff, mypy and the import-linter contracts (make test runs it first)"
@@ -34,6 +36,12 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m devstack run
+
+run-ha: $(STAMP)  ## make run with every service twice, a NATS cluster and a PostgreSQL replica (devstack/ha.py)
+	$(PY) -m devstack run --ha
+
+chaos: $(STAMP)  ## tests/e2e/test_chaos.py under load for CHAOS_SECONDS (default 120)
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-120} $(PY) -m pytest -s tests/e2e/test_chaos.py
 
 stop: $(STAMP)
 	$(PY) -m devstack stop

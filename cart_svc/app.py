@@ -30,6 +30,7 @@ from checkout.internal.v1 import cart_checkout_pb2, cart_checkout_pb2_grpc
 from checkout.v1 import admin_pb2, admin_pb2_grpc, cart_pb2, cart_pb2_grpc, catalog_pb2, catalog_pb2_grpc
 from common.clock import utc_now
 from common.consumer import consumer_worker
+from common.db import create_engine
 from common.dead_letters import DeadLetterStore
 from common.events import EventSettings
 from common.outbox_relay import relay_worker
@@ -55,11 +56,12 @@ class Services:
 
 def services(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
              clock: Callable[[], datetime.datetime] = utc_now,
-             catalog_cache: CatalogCache | None = None) -> Services:
+             catalog_cache: CatalogCache | None = None, read_engine: AsyncEngine | None = None) -> Services:
+    """`read_engine`: a read replica for the catalog and sales (their answers are cached anyway)."""
     uow, repository = uow_factory(engine, plumbing), Repository()
     catalog_cache = catalog_cache or CatalogCache(settings.catalog_cache_ttl)
     return Services(
-        catalog=CatalogService(uow, repository),
+        catalog=CatalogService(uow_factory(read_engine, plumbing) if read_engine else uow, repository),
         carts=CartService(uow, settings, repository=repository, clock=clock, cache=cache),
         admin=AdminService(uow, repository, on_catalog_change=catalog_cache.clear),
         conversions=ConversionService(uow, settings, repository=repository, clock=clock, cache=cache),
@@ -69,9 +71,9 @@ def services(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None
 
 def registration(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None = None,
                  clock: Callable[[], datetime.datetime] = utc_now,
-                 catalog_cache: CatalogCache | None = None) -> Register:
+                 catalog_cache: CatalogCache | None = None, read_engine: AsyncEngine | None = None) -> Register:
     """Adds the four servicers to a server (tests serve them without the workers)."""
-    built = services(engine, settings, cache=cache, clock=clock, catalog_cache=catalog_cache)
+    built = services(engine, settings, cache=cache, clock=clock, catalog_cache=catalog_cache, read_engine=read_engine)
 
     def register(server: grpc.aio.Server) -> list[str]:
         catalog_api = CatalogApi(built.catalog, built.catalog_cache, max_age=settings.catalog_max_age)
@@ -106,6 +108,8 @@ def workers(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None 
 
 def assemble(engine: AsyncEngine, settings: Settings) -> Assembly:
     cache, catalog_cache = build_cart_cache(settings), CatalogCache(settings.catalog_cache_ttl)
-    return Assembly(registration(engine, settings, cache=cache, catalog_cache=catalog_cache),
+    replica = settings.cart_read_database_url != settings.cart_database_url
+    read_engine = create_engine(settings, SERVICE, url=settings.cart_read_database_url) if replica else None
+    return Assembly(registration(engine, settings, cache=cache, catalog_cache=catalog_cache, read_engine=read_engine),
                     workers(engine, settings, cache=cache, catalog_cache=catalog_cache),
-                    on_stop=[cache.close], uses_redis=True)
+                    on_stop=[cache.close, *([read_engine.dispose] if read_engine else [])], uses_redis=True)

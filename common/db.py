@@ -12,10 +12,12 @@ from common.metrics import watch_pool
 from common.settings import SCHEMAS, Settings
 
 
-def create_engine(settings: Settings, service: str, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(settings: Settings, service: str, *, pool_size: int | None = None,
+                  url: str | None = None) -> AsyncEngine:
+    """`url`: another server of the same database as the same role (a read replica)."""
     size = pool_size or settings.db_pool_size
     engine = create_async_engine(
-        settings.service_database_url(service),
+        url or settings.service_database_url(service),
         pool_size=size,
         max_overflow=size,
         pool_timeout=5,  # a request waits at most this long for a connection, then fails clearly

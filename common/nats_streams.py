@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -24,6 +25,22 @@ _log = logging.getLogger(__name__)
 
 STREAM_CONFIG_CHANGED = 10058  # "stream name already in use with a different configuration"
 MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def servers(url: str) -> list[str]:
+    """NATS_URL may list a cluster's servers, comma-separated: the first connect tries each."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
+async def connect_once(url: str, **options: Any) -> Client:
+    """A connection without reconnects (probes, setup) to the first of the servers that answers."""
+    error: BaseException | None = None
+    for server in servers(url):
+        try:
+            return await nats.connect(server, allow_reconnect=False, **options)
+        except Exception as failed:  # the next server, if any
+            error = failed
+    raise error or ValueError(f"no NATS server in {url!r}")
 
 
 async def connect(url: str, name: str, *, on_reconnect: Callable[[], None] | None = None,
@@ -46,7 +63,7 @@ async def connect(url: str, name: str, *, on_reconnect: Callable[[], None] | Non
     nc = Client()
     try:
         await asyncio.wait_for(nc.connect(
-            url,
+            servers(url),
             name=name,
             connect_timeout=2,
             reconnect_time_wait=0.5,  # type: ignore[arg-type]  # a float works; nats-py's hint says int
@@ -127,7 +144,7 @@ async def delete_streams(js: JetStreamContext, events: EventSettings) -> None:
 
 async def with_jetstream(url: str, name: str, work: Callable[[JetStreamContext], Awaitable[None]]) -> None:
     """Run `work` on a short-lived connection (setup scripts, tests)."""
-    nc = await nats.connect(url, name=name, connect_timeout=2, allow_reconnect=False)
+    nc = await connect_once(url, name=name, connect_timeout=2)
     try:
         await work(nc.jetstream())
     finally:

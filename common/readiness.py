@@ -22,11 +22,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import nats
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.cache import create_redis
+from common.nats_streams import connect_once
 from common.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ class Readiness:
             await conn.execute(text("SELECT 1"))
 
     async def _nats(self) -> None:
-        connection = await nats.connect(self._settings.nats_url, connect_timeout=PROBE_TIMEOUT_SECONDS,
-                                        allow_reconnect=False, max_reconnect_attempts=0)
+        connection = await connect_once(self._settings.nats_url, connect_timeout=PROBE_TIMEOUT_SECONDS,
+                                        max_reconnect_attempts=0)
         try:
             await connection.flush(timeout=PROBE_FLUSH_SECONDS)
         finally:

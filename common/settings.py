@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     payment_database_url: str = _field("", "servers", "payment_svc's (role `checkout_payment`, schema `payment`)")
     enrollment_database_url: str = _field("", "servers", "enrollment_svc's (role `checkout_enrollment`, schema "
                                           "`enrollment`)")
+    read_database_url: str = _field("", "servers", "a streaming replica of DATABASE_URL (administrator URL, as "
+                                    "DATABASE_URL): cart_svc reads the catalog and sales there, which tolerate its "
+                                    "lag; everything else, and every read of what a user just wrote, goes to the "
+                                    "primary (default: none, all on the primary)")
+    cart_read_database_url: str = _field("", "servers", "cart_svc's catalog reads (default: READ_DATABASE_URL as "
+                                         "role `checkout_cart`, else CART_DATABASE_URL)")
     db_pool_size: int = _field(10, "servers", "connections per service process (plus as many overflow)", ge=1)
     redis_url: str = _field("redis://127.0.0.1:56379/0", "servers",
                             "cache of carts and estimates; the services work without it")
@@ -140,9 +146,14 @@ class Settings(BaseSettings):
     payment_metrics_port: int = _field(9103, "ports", "payment_svc's Prometheus `/metrics`")
     enrollment_metrics_port: int = _field(9104, "ports", "enrollment_svc's Prometheus `/metrics`")
     cart_grpc_address: str = _field("", "ports", "where order_svc reaches cart_svc's internal CartCheckout "
-                                    "(default 127.0.0.1:$CART_GRPC_PORT)")
+                                    "(default 127.0.0.1:$CART_GRPC_PORT, every replica's address when "
+                                    "SERVICE_REPLICAS > 1: `ipv4:127.0.0.1:P0,127.0.0.1:P1`, round robin)")
     payment_grpc_address: str = _field("", "ports", "where order_svc reaches payment_svc's internal "
-                                       "PaymentSessions (default 127.0.0.1:$PAYMENT_GRPC_PORT)")
+                                       "PaymentSessions (default as CART_GRPC_ADDRESS)")
+    service_replicas: int = _field(1, "ports", "processes of each service on this machine (`make run-ha`: 2); the "
+                                   "edge and order_svc balance over them", ge=1, le=9)
+    replica_port_step: int = _field(100, "ports", "replica i (from 0) of a service listens on its gRPC and metrics "
+                                    "ports + i × this", ge=1)
 
     # -- gateways ----------------------------------------------------------------------------------
     razorpay_key_id: str = _field("rzp_test_devkey", "gateways", "Razorpay key id (public)")
@@ -354,10 +365,13 @@ class Settings(BaseSettings):
         for service in SERVICES:
             if not getattr(self, f"{service}_database_url"):
                 derived[f"{service}_database_url"] = as_role(self.database_url, ROLES[service])
+        if not self.cart_read_database_url:
+            derived["cart_read_database_url"] = (as_role(self.read_database_url, ROLES["cart"]) if self.read_database_url
+                                                 else derived.get("cart_database_url", self.cart_database_url))
         if not self.cart_grpc_address:
-            derived["cart_grpc_address"] = f"127.0.0.1:{self.cart_grpc_port}"
+            derived["cart_grpc_address"] = self.local_grpc_address("cart")
         if not self.payment_grpc_address:
-            derived["payment_grpc_address"] = f"127.0.0.1:{self.payment_grpc_port}"
+            derived["payment_grpc_address"] = self.local_grpc_address("payment")
         if not self.razorpay_base_url:
             derived["razorpay_base_url"] = emulator
         if not self.stripe_base_url:
@@ -385,6 +399,13 @@ class Settings(BaseSettings):
 
     def grpc_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_grpc_port"))
+
+    def local_grpc_address(self, service: str) -> str:
+        """A gRPC target of every local replica of `service` (a list target when there are several)."""
+        ports = [self.grpc_port(service) + i * self.replica_port_step for i in range(self.service_replicas)]
+        if len(ports) == 1:
+            return f"127.0.0.1:{ports[0]}"
+        return "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
 
     @property
     def traces_dir(self) -> str:

@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
         help="project root; state goes in BASE_DIR/.run (default: %(default)s)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="servers, migrations, services; Ctrl-C stops everything")
+    run = sub.add_parser("run", help="servers, migrations, services; Ctrl-C stops everything")
+    run.add_argument("--ha", action="store_true",
+                     help="each service twice behind the edge, three NATS nodes, a PostgreSQL streaming replica")
     sub.add_parser("stop", help="stop what `run` or `servers` recorded (from any shell)")
     sub.add_parser("status", help="one line per recorded process: alive or dead")
     servers = sub.add_parser("servers", help="only PostgreSQL, Redis and NATS; block")
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base_dir: Path = args.base_dir.resolve()
     if args.command == "run":
-        return commands.run(base_dir)
+        return commands.run(base_dir, highly_available=args.ha)
     if args.command == "stop":
         return commands.stop(base_dir)
     if args.command == "status":

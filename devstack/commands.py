@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from devstack import certs, pidfiles, probes, stack
+from devstack import certs, ha, pidfiles, probes, stack
 from devstack.layout import RunDir
 from devstack.ports import free_ports
 from devstack.processes import (
@@ -26,8 +26,9 @@ from devstack.stopflag import StopFlag
 LOG_LINES = 30
 
 
-def run(base_dir: Path) -> int:
-    """Servers, prepare steps, services; then block until SIGINT/SIGTERM."""
+def run(base_dir: Path, *, highly_available: bool = False) -> int:
+    """Servers, prepare steps, services; then block until SIGINT/SIGTERM. `highly_available`:
+    `make run-ha` (devstack/ha.py): its own clustered servers and each service twice."""
     run_dir = RunDir.for_base(base_dir)
     if not _claim(run_dir):
         return 1
@@ -35,24 +36,7 @@ def run(base_dir: Path) -> int:
     supervisor = Supervisor(run_dir, abort=flag.is_set)
     supervisor.record_self()
     try:
-        urls = start_servers(supervisor, DEV_PORTS, env=os.environ, fsync=True, archive_wal=True)
-        env = {**os.environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
-        _print_external(urls.sources, urls.as_env())
-        certs_dir = run_dir.root / "certs"
-        if certs.ensure_dev_certs(certs_dir, stack.edge_domain(env)):
-            print(certs.trust_hint(certs_dir, env), flush=True)
-        for step in stack.PREPARE:
-            if (base_dir / step.requires).exists():
-                supervisor.run_to_completion(
-                    ProcessSpec(step.name, _argv(step.argv), env=env, cwd=base_dir)
-                )
-            else:
-                print(f"  {step.name:<17} skipped: no {step.requires}", flush=True)
-        present = [s for s in stack.services(env) if (base_dir / s.requires).exists()]
-        missing = [s for s in stack.services(env) if s not in present]
-        for service in missing:
-            print(f"  {service.name:<17} skipped: no {service.requires}", flush=True)
-        supervisor.start([_service_spec(s, {**env, **_tls_env(s.name, certs_dir)}, base_dir) for s in present])
+        present, env = start_stack(supervisor, base_dir, os.environ, highly_available=highly_available)
         print(_ready_line(present, len(supervisor.children), env), flush=True)
         while not flag.wait(0.5):
             for child in supervisor.newly_exited():
@@ -72,6 +56,34 @@ def run(base_dir: Path) -> int:
     finally:
         supervisor.stop_all()
         supervisor.forget_self()
+
+
+def start_stack(supervisor: Supervisor, base_dir: Path, environ: Mapping[str, str], *,
+                highly_available: bool = False) -> tuple[list[stack.Service], dict[str, str]]:
+    """What `run` starts, by `supervisor` (state in its run dir, code from `base_dir`): servers,
+    prepare steps, services. Returns the services started and the environment they got."""
+    run_dir = supervisor.run_dir
+    if highly_available:
+        env = {**environ, **ha.start_servers(supervisor, ha.HaPorts.from_env(environ)), "PYTHONUNBUFFERED": "1"}
+    else:
+        urls = start_servers(supervisor, DEV_PORTS, env=environ, fsync=True, archive_wal=True)
+        env = {**environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
+        _print_external(urls.sources, urls.as_env())
+    certs_dir = run_dir.root / "certs"
+    if certs.ensure_dev_certs(certs_dir, stack.edge_domain(env)):
+        supervisor.say(certs.trust_hint(certs_dir, env))
+    for step in stack.PREPARE:
+        if (base_dir / step.requires).exists():
+            supervisor.run_to_completion(ProcessSpec(step.name, _argv(step.argv), env=env, cwd=base_dir))
+        else:
+            supervisor.say(f"  {step.name:<17} skipped: no {step.requires}")
+    every = ha.replicated(stack.services(env), env) if highly_available else stack.services(env)
+    present = [s for s in every if (base_dir / s.requires).exists()]
+    for service in every:
+        if service not in present:
+            supervisor.say(f"  {service.name:<17} skipped: no {service.requires}")
+    supervisor.start([_service_spec(s, {**env, **_tls_env(s.name, certs_dir)}, base_dir) for s in present])
+    return present, env
 
 
 def servers(base_dir: Path, env_file: Path, *, any_ports: bool = False) -> int:
@@ -155,6 +167,7 @@ def _tls_env(name: str, certs_dir: Path) -> dict[str, str]:
     """Each process's own certificate (.run/certs/, devstack/certs.py); the edge also its HTTPS one."""
     if name == stack.EDGE:
         return certs.edge_env(certs_dir)
+    name = ha.identity(name)  # a replica presents its service's certificate
     return certs.process_env(certs_dir, name) if name in certs.IDENTITIES else {}
 
 

@@ -39,3 +39,30 @@ def spec(port: int, store_dir: Path, *, monitor_port: int | None = None) -> Proc
 
 def url(port: int, host: str = HOST) -> str:
     return f"nats://{host}:{port}"
+
+
+def cluster_spec(index: int, ports: list[int], route_ports: list[int], store_dir: Path) -> ProcessSpec:
+    """Node `index` (0-based) of a JetStream cluster whose nodes listen on `ports` and route
+    to each other on `route_ports`; named n1, n2, … (what stream_info().cluster.leader says)."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    name = node_name(index)
+    routes = ", ".join(f"nats-route://{HOST}:{port}" for port in route_ports)
+    config = store_dir / "nats.conf"
+    config.write_text(
+        f"server_name: {name}\n"
+        f"listen: {HOST}:{ports[index]}\n"
+        f'jetstream {{\n  store_dir: "{store_dir}"\n  sync_interval: always\n}}\n'
+        f"cluster {{\n  name: checkout\n  listen: {HOST}:{route_ports[index]}\n  routes: [{routes}]\n}}\n"
+    )
+    argv = (str(venv_binary("nats-server")), "-c", str(config))
+    return ProcessSpec(name=f"nats_{name}", argv=argv, cwd=store_dir, port=ports[index], host=HOST,
+                       ready=probes.nats_jetstream(HOST, ports[index]))
+
+
+def node_name(index: int) -> str:
+    return f"n{index + 1}"
+
+
+def cluster_url(ports: list[int], host: str = HOST) -> str:
+    """NATS_URL of a cluster: every node, comma-separated (common/nats_streams.servers)."""
+    return ",".join(url(port, host) for port in ports)

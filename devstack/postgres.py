@@ -50,10 +50,10 @@ class Cluster:
         return {"cwd": self.root, "env": _server_env(), **extra}
 
 
-def locate(run_dir: RunDir) -> Cluster:
+def locate(run_dir: RunDir, name: str = "pg") -> Cluster:
     account = unprivileged_account()
     home = run_dir.root if can_traverse(run_dir.root, account) else run_dir.private_tmp()
-    root = private_dir(home / "pg", account)
+    root = private_dir(home / name, account)
     private_dir(root / "sock", account)
     return Cluster(root=root, bin=bin_dir(account, home), account=account)
 
@@ -83,8 +83,10 @@ def init(cluster: Cluster, log: Path, *, fsync: bool = True) -> None:
         raise RuntimeError(f"initdb failed with code {result.returncode}; see {log}")
 
 
-def spec(cluster: Cluster, port: int, *, fsync: bool = True, archive: Path | None = None) -> ProcessSpec:
-    """`archive`: where to archive WAL (devstack/wal_archive.py); None: no archiving."""
+def spec(cluster: Cluster, port: int, *, fsync: bool = True, archive: Path | None = None,
+         name: str = "postgres", settings: tuple[str, ...] = ()) -> ProcessSpec:
+    """`archive`: where to archive WAL (devstack/wal_archive.py); None: no archiving. `settings`:
+    more `name=value` server settings."""
     sockets = str(cluster.sockets) if len(str(cluster.sockets)) <= _MAX_SOCKET_DIR else ""
     argv = (
         cluster.exe("postgres"),
@@ -95,10 +97,11 @@ def spec(cluster: Cluster, port: int, *, fsync: bool = True, archive: Path | Non
         "-c", f"fsync={'on' if fsync else 'off'}",
         # bench/checkout.py times each enrollment to its commit (pg_xact_commit_timestamp).
         "-c", "track_commit_timestamp=on",
+        *(part for setting in settings for part in ("-c", setting)),
         *(wal_archive.server_settings(archive) if archive is not None else ()),
     )
     return ProcessSpec(
-        name="postgres",
+        name=name,
         argv=argv,
         env=_server_env(),
         cwd=cluster.root,

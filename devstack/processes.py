@@ -168,6 +168,19 @@ class Supervisor:
             self._forget(child)
         return gone
 
+    def kill(self, name: str) -> ProcessSpec:
+        """SIGKILL the child `name` (chaos tests): no grace, no clean-up of its own; returns its
+        spec, for `start([spec])` to bring it back."""
+        child = next(child for child in self.children if child.spec.name == name)
+        try:
+            os.kill(child.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.popen.wait()
+        self._forget(child)
+        self.say(_line(child, "killed"))
+        return child.spec
+
     def stop_all(self) -> None:
         """Stop every child, last started first."""
         while self.children:

@@ -46,7 +46,7 @@ from google.protobuf import descriptor_pb2
 
 from common.dev_users import USER_NAMESPACE
 from common.settings import DEV_JWT_SECRET
-from edge import descriptors, envelope, tls, yamlout
+from edge import descriptors, envelope, resilience, tls, yamlout
 from edge.settings import (
     CLUSTER_SERVICES,
     DEFAULT_DOMAIN,
@@ -289,7 +289,8 @@ def docs_routes(settings: EdgeSettings) -> list[dict]:
     return routes
 
 
-def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page: bool = True) -> list[dict]:
+def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page: bool = True,
+            reads: frozenset[str] = frozenset()) -> list[dict]:
     # Native gRPC (content-type application/grpc from the client, marked by the Lua filter) is
     # not served here: the services listen for gRPC callers on their own ports. Envoy answers a
     # gRPC request's local reply as a gRPC status: 404 -> UNIMPLEMENTED.
@@ -313,18 +314,7 @@ def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page
         *(docs_routes(settings) if page else []),
     ]
     for service, cluster in clusters_by_service.items():
-        routes.append(
-            {
-                "name": service,
-                "match": {"prefix": f"/{service}/"},
-                "route": {
-                    "cluster": cluster,
-                    "timeout": _duration(settings.route_timeout_ms),
-                    # the request never reached the service: safe to retry, even a POST
-                    "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2},
-                },
-            }
-        )
+        routes += resilience.service_routes(service, cluster, _duration(settings.route_timeout_ms), reads)
     # Filters before the transcoder see the REST path, and CORS acts only when that path matches
     # a route with a route entry (not a direct_response). This catch-all gives every REST request
     # one. Nothing is ever forwarded through it: the transcoder rewrites every REST path it knows
@@ -537,13 +527,14 @@ def _trace_collector_cluster(settings: EdgeSettings) -> dict:
 TRACE_FLUSH = {"tracing.opentelemetry.min_flush_spans": 5, "tracing.opentelemetry.flush_interval_ms": 1000}
 
 
-def virtual_hosts(settings: EdgeSettings, clusters_by_service: dict[str, str]) -> list[dict]:
+def virtual_hosts(settings: EdgeSettings, clusters_by_service: dict[str, str],
+                  reads: frozenset[str] = frozenset()) -> list[dict]:
     """The main host ("*", every route and the page), then the dedicated hosts. Envoy picks a
     virtual host by its most specific domain, not its place in the list: the exact names win."""
     hosts = [{
         "name": "checkout",
         "domains": ["*"],
-        "routes": _routes(settings, clusters_by_service),
+        "routes": _routes(settings, clusters_by_service, reads=reads),
         "typed_per_filter_config": {
             "envoy.filters.http.cors": _cors_policy(settings.cors_origins),
             "envoy.filters.http.local_ratelimit": _rate_limit(settings),
@@ -554,7 +545,7 @@ def virtual_hosts(settings: EdgeSettings, clusters_by_service: dict[str, str]) -
         hosts.append({
             "name": f"{prefix}_host",
             "domains": [settings.host(prefix)],
-            "routes": _routes(settings, mine, page=False),
+            "routes": _routes(settings, mine, page=False, reads=reads),
             "typed_per_filter_config": {
                 "envoy.filters.http.cors": _cors_policy(settings.host_cors_origins(prefix)),
                 "envoy.filters.http.local_ratelimit": _rate_limit(settings, f"edge_rate_limit_{prefix}"),
@@ -594,7 +585,7 @@ def _hcm(settings: EdgeSettings, files: descriptor_pb2.FileDescriptorSet, cluste
             # the page's and the API reference's files are direct responses (Envoy's default cap is 4 KiB)
             "max_direct_response_body_size_bytes": max(MAX_PAGE_FILE_BYTES, MAX_DOCS_FILE_BYTES),
             "virtual_hosts": (tls.redirect_virtual_hosts(settings) if redirect
-                              else virtual_hosts(settings, clusters_by_service)),
+                              else virtual_hosts(settings, clusters_by_service, resilience.reads(rules))),
         },
         "http_filters": ([_trace_id_header(), _lua(settings, rules, https), _health_check(settings), _router()] if redirect
                          else _http_filters(settings, services, rules, https=https)),
@@ -684,14 +675,19 @@ def ops_cluster(service: str) -> str:
     return f"{service}_ops"
 
 
-def _ops_cluster(name: str, host: str, port: int) -> dict:
+def _endpoints(host: str, ports: list[int]) -> list[dict]:
+    return [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
+                              for port in ports]}]
+
+
+def _ops_cluster(name: str, host: str, port: int, replica_ports: list[int] | None = None) -> dict:
     cluster: dict = {
         "name": name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}],
+            "endpoints": _endpoints(host, replica_ports or [port]),
         },
     }
     if cluster["type"] == "STRICT_DNS":
@@ -699,7 +695,7 @@ def _ops_cluster(name: str, host: str, port: int) -> dict:
     return cluster
 
 
-def _cluster(name: str, host: str, port: int, settings: EdgeSettings) -> dict:
+def _cluster(name: str, host: str, ports: list[int], settings: EdgeSettings) -> dict:
     interval = _duration(settings.health_interval_ms)
     cluster: dict = {
         "name": name,
@@ -714,8 +710,10 @@ def _cluster(name: str, host: str, port: int, settings: EdgeSettings) -> dict:
         },
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}],
+            "endpoints": _endpoints(host, ports),
         },
+        "outlier_detection": resilience.outlier_detection(),
+        "circuit_breakers": resilience.circuit_breakers(),
         "health_checks": [
             {
                 "timeout": interval,
@@ -759,8 +757,8 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
             "listeners": [*_listeners(settings, files, clusters_by_service),
                           *([_metrics_listener(settings)] if metrics else [])],
             "clusters": [
-                *(_cluster(name, up.host, up.port, settings) for name, up in settings.upstreams.items()),
-                *(_ops_cluster(ops_cluster(name), up.host, up.ops_port)
+                *(_cluster(name, up.host, up.ports, settings) for name, up in settings.upstreams.items()),
+                *(_ops_cluster(ops_cluster(name), up.host, up.ops_port, up.ops_ports)
                   for name, up in settings.upstreams.items() if up.ops_port),
                 {"name": UNROUTED, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": UNROUTED}},
                 _trace_collector_cluster(settings),

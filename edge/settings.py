@@ -109,6 +109,16 @@ class Upstream:
     host: str
     port: int
     ops_port: int = 0  # the service's metrics port: /readyz (0: none; /readyz then says so)
+    replicas: int = 1  # replica i listens on port + i * port_step (and ops_port + i * port_step)
+    port_step: int = 0
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port + i * self.port_step for i in range(self.replicas)]
+
+    @property
+    def ops_ports(self) -> list[int]:
+        return [self.ops_port + i * self.port_step for i in range(self.replicas)] if self.ops_port else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +247,8 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         listen_host=common.edge_listen_host or "127.0.0.1",
         port=common.edge_port,
         admin_port=common.edge_admin_port,
-        upstreams={name: Upstream(host, common.grpc_port(name), common.metrics_port(name)) for name in CLUSTER_SERVICES},
+        upstreams={name: Upstream(host, common.grpc_port(name), common.metrics_port(name), common.service_replicas,
+                                  common.replica_port_step) for name in CLUSTER_SERVICES},
         max_body_bytes=common.edge_max_body_bytes,
         rate_limit_rps=common.edge_rate_limit_rps,
         rate_limit_burst=common.edge_rate_limit_burst,

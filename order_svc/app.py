@@ -57,13 +57,17 @@ class Components:
         await self.payments.close()
 
 
+# a list target (every replica, SERVICE_REPLICAS > 1) spreads the calls and skips a dead replica
+BALANCED = (("grpc.lb_policy_name", "round_robin"),)
+
+
 def components(engine: AsyncEngine, settings: Settings) -> Components:
     uow = uow_factory(engine, plumbing)
     repository = OrderRepository()
     cart = CartCheckoutClient(settings.cart_grpc_address, timeout=settings.order_cart_call_timeout,
-                              channel=tls.channel(settings, settings.cart_grpc_address, "cart"))
+                              channel=tls.channel(settings, settings.cart_grpc_address, "cart", BALANCED))
     payments = PaymentSessionsClient(settings.payment_grpc_address, timeout=settings.order_payment_call_timeout,
-                                     channel=tls.channel(settings, settings.payment_grpc_address, "payment"))
+                                     channel=tls.channel(settings, settings.payment_grpc_address, "payment", BALANCED))
     issuer = Issuer(Party(settings.seller_name, settings.seller_address, settings.seller_state, settings.seller_gstin),
                     settings.invoice_sac)
     documents = TaxDocuments(uow, repository, TaxDocumentRepository(), issuer)

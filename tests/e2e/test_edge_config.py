@@ -188,7 +188,9 @@ def _virtual_hosts(boot: dict) -> dict[str, dict]:
 
 
 def _service_prefixes(vhost: dict) -> set[str]:
-    return {r["match"]["prefix"] for r in vhost["routes"] if r.get("route", {}).get("cluster") not in (None, config.UNROUTED)}
+    """`/<service>/` of every route to a service (a read's route matches its whole path)."""
+    return {"/{}/".format((r["match"].get("prefix") or r["match"]["path"]).split("/")[1]) for r in vhost["routes"]
+            if r.get("route", {}).get("cluster") not in (None, config.UNROUTED)}
 
 
 def test_dedicated_hosts_transcode_and_route_only_their_services():

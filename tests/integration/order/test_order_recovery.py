@@ -127,3 +127,22 @@ async def test_unpaid_orders_expire_and_say_so(stack: OrderStack) -> None:
     [event] = await rows(stack.engine, select(plumbing.outbox.c.payload).where(
         plumbing.outbox.c.aggregate_id == order.order_token, plumbing.outbox.c.subject == "checkout.order.expired"))
     assert event.payload["previous"] == "awaiting_payment" and event.payload["user_id"] == user
+
+
+async def test_two_replicas_expire_each_unpaid_order_once(stack: OrderStack) -> None:
+    placed = []
+    for _ in range(5):
+        user = new_user()
+        placed.append((await stack.place(user, stack.fakes.cart.add_cart(user_id=user))).order_token)
+    async with stack.engine.begin() as conn:
+        await conn.execute(update(orders).where(orders.c.order_token.in_(placed))
+                           .values(expires_at=utc_now() - datetime.timedelta(seconds=1)))
+    replicas = [OrderExpiry(stack.parts.uow, stack.parts.repository, batch=2) for _ in range(2)]
+
+    first, second = await asyncio.gather(*(replica.one_pass() for replica in replicas))
+
+    mine = [token for token in first + second if token in placed]
+    assert sorted(mine) == sorted(placed)  # each expired by exactly one of them
+    events = await rows(stack.engine, select(plumbing.outbox.c.aggregate_id).where(
+        plumbing.outbox.c.aggregate_id.in_(placed), plumbing.outbox.c.subject == "checkout.order.expired"))
+    assert sorted(event.aggregate_id for event in events) == sorted(placed)

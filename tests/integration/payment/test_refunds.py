@@ -156,3 +156,22 @@ async def test_ten_requests_with_one_key_at_once_make_one_refund_and_one_answer(
     [row] = await refund_rows(engine, order_token)
     assert (str(row.refund_id), row.amount) == (answers[0].refund_id, Decimal("250.00"))
     assert len([r for r in stack.emulator.state()["refunds"] if r["notes"]["order_token"] == order_token]) == 1
+
+
+async def test_two_replicas_reconciling_one_unanswered_refund_make_one_gateway_refund(stack: PaymentStack,
+                                                                                       engine: AsyncEngine):
+    order_token = await captured_order(stack, engine, "stripe")
+    stack.emulator.set_faults("stripe", down=True)
+    try:
+        view = await stack.parts.refunds.create_refund(ADMIN, order_token, "", "", "")
+    finally:
+        stack.emulator.set_faults("stripe", down=False)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE payment.refunds SET next_check_at = now() - interval '1 second' "
+                                "WHERE refund_id = :r"), {"r": view.refund_id})
+    # the reconciler keeps nothing in memory: two passes at once are what two replicas do
+    await asyncio.gather(*(stack.parts.refund_reconciler.one_pass() for _ in range(2)))
+
+    [row] = await refund_rows(engine, order_token)
+    assert row.gateway_refund_id and row.gateway_refund_id.startswith("re_")
+    assert len([r for r in stack.emulator.state()["refunds"] if r["notes"]["order_token"] == order_token]) == 1

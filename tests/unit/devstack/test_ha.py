@@ -1,0 +1,33 @@
+"""What `make run-ha` starts besides the servers (devstack/ha.py): each service twice on its own
+ports, everything else once; its server ports from HA_* variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack import ha, stack
+
+
+def test_each_service_twice_on_its_ports_plus_the_step_and_the_rest_once() -> None:
+    env = {"SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100"}
+    started = ha.replicated(stack.services(env), env)
+    assert [(s.name, s.port) for s in started] == [
+        ("trace_receiver", 54318),
+        ("cart_svc.1", 50051), ("cart_svc.2", 50151),
+        ("order_svc.1", 50052), ("order_svc.2", 50152),
+        ("payment_svc.1", 50053), ("payment_svc.2", 50153),
+        ("enrollment_svc.1", 50054), ("enrollment_svc.2", 50154),
+        ("gateway_emulator", 8090),
+        ("edge", 8080),
+    ]
+    second_cart = started[2]
+    assert second_cart.env == {"CART_GRPC_PORT": "50151", "CART_METRICS_PORT": "9201"}
+    assert ha.identity(second_cart.name) == "cart_svc"  # its certificate is the service's
+
+
+def test_server_ports_from_the_environment() -> None:
+    assert ha.HaPorts.from_env({}) == ha.HaPorts()
+    ports = ha.HaPorts.from_env({"HA_POSTGRES_PORT": "19050", "HA_NATS_PORTS": "19030,19031,19032"})
+    assert (ports.postgres, ports.nats) == (19050, (19030, 19031, 19032))
+    with pytest.raises(SystemExit):
+        ha.HaPorts.from_env({"HA_NATS_PORTS": "19030,19031"})
