@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from devstack import commands
+from devstack.servers import ServerPorts
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         help="project root; state goes in BASE_DIR/.run (default: %(default)s)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="servers, migrations, services; Ctrl-C stops everything")
+    run = sub.add_parser("run", help="servers, migrations, services; Ctrl-C stops everything")
+    run.add_argument(
+        "--server-ports", type=_ports, default=None, metavar="PG,REDIS,NATS",
+        help="the embedded servers' ports instead of 55432,56379,54222 (a second stack on one machine)",
+    )
     sub.add_parser("stop", help="stop what `run` or `servers` recorded (from any shell)")
     sub.add_parser("status", help="one line per recorded process: alive or dead")
     servers = sub.add_parser("servers", help="only PostgreSQL, Redis and NATS; block")
@@ -35,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base_dir: Path = args.base_dir.resolve()
     if args.command == "run":
-        return commands.run(base_dir)
+        return commands.run(base_dir, args.server_ports)
     if args.command == "stop":
         return commands.stop(base_dir)
     if args.command == "status":
@@ -43,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "certs":
         return commands.certificates(base_dir, args.dir)
     return commands.servers(base_dir, args.env_file.resolve(), any_ports=args.free_ports)
+
+
+def _ports(text: str) -> ServerPorts:
+    postgres, redis, nats = (int(part) for part in text.split(","))
+    return ServerPorts(postgres=postgres, redis=redis, nats=nats)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ from devstack.stopflag import StopFlag
 LOG_LINES = 30
 
 
-def run(base_dir: Path) -> int:
-    """Servers, prepare steps, services; then block until SIGINT/SIGTERM."""
+def run(base_dir: Path, server_ports: ServerPorts | None = None) -> int:
+    """Servers, prepare steps, services; then block until SIGINT/SIGTERM. The embedded servers
+    listen on `server_ports` (default DEV_PORTS)."""
     run_dir = RunDir.for_base(base_dir)
     if not _claim(run_dir):
         return 1
@@ -35,7 +36,7 @@ def run(base_dir: Path) -> int:
     supervisor = Supervisor(run_dir, abort=flag.is_set)
     supervisor.record_self()
     try:
-        urls = start_servers(supervisor, DEV_PORTS, env=os.environ, fsync=True)
+        urls = start_servers(supervisor, server_ports or DEV_PORTS, env=os.environ, fsync=True)
         env = {**os.environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
         _print_external(urls.sources, urls.as_env())
         certs_dir = run_dir.root / "certs"
