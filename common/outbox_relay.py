@@ -93,10 +93,7 @@ _MARK_AND_SELECT_PENDING = """
     FROM "{schema}".outbox WHERE published_at IS NULL AND NOT id = ANY(%s::uuid[]) ORDER BY seq LIMIT %s
 """
 # Acknowledged rows wait this long for the next batch's read to mark them; then they are marked alone.
-# Under load the next notification comes well within it, so a wake-up costs one statement, not two
-# (at 20 ms most marks went alone); a mark that comes late only means a re-publish after a crash,
-# which JetStream drops.
-MARK_LINGER_SECONDS = 0.25
+MARK_LINGER_SECONDS = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
