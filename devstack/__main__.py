@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from devstack import backup_commands, commands
+from devstack.servers import ServerPorts
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="servers, migrations, services; Ctrl-C stops everything")
     run.add_argument("--ha", action="store_true",
                      help="each service twice behind the edge, three NATS nodes, a PostgreSQL streaming replica")
+    run.add_argument(
+        "--server-ports", type=_ports, default=None, metavar="PG,REDIS,NATS",
+        help="the embedded servers' ports instead of 55432,56379,54222 (a second stack on one machine; "
+             "not with --ha, whose servers take HA_* ports)",
+    )
     sub.add_parser("stop", help="stop what `run` or `servers` recorded (from any shell)")
     sub.add_parser("status", help="one line per recorded process: alive or dead")
     servers = sub.add_parser("servers", help="only PostgreSQL, Redis and NATS; block")
@@ -46,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base_dir: Path = args.base_dir.resolve()
     if args.command == "run":
-        return commands.run(base_dir, highly_available=args.ha)
+        if args.ha and args.server_ports:
+            parser.error("--server-ports is for make run; make run-ha's servers take HA_* ports")
+        return commands.run(base_dir, highly_available=args.ha, server_ports=args.server_ports)
     if args.command == "stop":
         return commands.stop(base_dir)
     if args.command == "status":
@@ -59,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return backup_commands.run_restore(base_dir, args.target_time, port=args.port or None, bin_dir=args.bin_dir,
                                            wal_archive_dir=args.wal_archive)
     return commands.servers(base_dir, args.env_file.resolve(), any_ports=args.free_ports)
+
+
+def _ports(text: str) -> ServerPorts:
+    postgres, redis, nats = (int(part) for part in text.split(","))
+    return ServerPorts(postgres=postgres, redis=redis, nats=nats)
 
 
 if __name__ == "__main__":

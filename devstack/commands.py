@@ -26,9 +26,10 @@ from devstack.stopflag import StopFlag
 LOG_LINES = 30
 
 
-def run(base_dir: Path, *, highly_available: bool = False) -> int:
+def run(base_dir: Path, *, highly_available: bool = False, server_ports: ServerPorts | None = None) -> int:
     """Servers, prepare steps, services; then block until SIGINT/SIGTERM. `highly_available`:
-    `make run-ha` (devstack/ha.py): its own clustered servers and each service twice."""
+    `make run-ha` (devstack/ha.py): its own clustered servers and each service twice. The embedded
+    servers of `make run` listen on `server_ports` (default DEV_PORTS)."""
     run_dir = RunDir.for_base(base_dir)
     if not _claim(run_dir):
         return 1
@@ -36,7 +37,8 @@ def run(base_dir: Path, *, highly_available: bool = False) -> int:
     supervisor = Supervisor(run_dir, abort=flag.is_set)
     supervisor.record_self()
     try:
-        present, env = start_stack(supervisor, base_dir, os.environ, highly_available=highly_available)
+        present, env = start_stack(supervisor, base_dir, os.environ, highly_available=highly_available,
+                                   server_ports=server_ports)
         print(_ready_line(present, len(supervisor.children), env), flush=True)
         while not flag.wait(0.5):
             for child in supervisor.newly_exited():
@@ -59,14 +61,15 @@ def run(base_dir: Path, *, highly_available: bool = False) -> int:
 
 
 def start_stack(supervisor: Supervisor, base_dir: Path, environ: Mapping[str, str], *,
-                highly_available: bool = False) -> tuple[list[stack.Service], dict[str, str]]:
+                highly_available: bool = False,
+                server_ports: ServerPorts | None = None) -> tuple[list[stack.Service], dict[str, str]]:
     """What `run` starts, by `supervisor` (state in its run dir, code from `base_dir`): servers,
     prepare steps, services. Returns the services started and the environment they got."""
     run_dir = supervisor.run_dir
     if highly_available:
         env = {**environ, **ha.start_servers(supervisor, ha.HaPorts.from_env(environ)), "PYTHONUNBUFFERED": "1"}
     else:
-        urls = start_servers(supervisor, DEV_PORTS, env=environ, fsync=True, archive_wal=True)
+        urls = start_servers(supervisor, server_ports or DEV_PORTS, env=environ, fsync=True, archive_wal=True)
         env = {**environ, **urls.as_env(), "PYTHONUNBUFFERED": "1"}
         _print_external(urls.sources, urls.as_env())
     certs_dir = run_dir.root / "certs"
