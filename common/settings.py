@@ -422,6 +422,11 @@ class Settings(BaseSettings):
             if "database_url" in changes and key not in changes and values[key] == as_role(self.database_url,
                                                                                            ROLES[service]):
                 values[key] = ""
+        old_read = (as_role(self.read_database_url, ROLES["cart"]) if self.read_database_url
+                    else self.cart_database_url)
+        if ({"database_url", "read_database_url", "cart_database_url"} & changes.keys()
+                and "cart_read_database_url" not in changes and values["cart_read_database_url"] == old_read):
+            values["cart_read_database_url"] = ""  # derived from the primary or the replica: derive it again
         for derived_by_environment in ("edge_require_tls", "edge_hsts_max_age"):
             if "environment" in changes and derived_by_environment not in changes:
                 values[derived_by_environment] = None  # derived from the environment again

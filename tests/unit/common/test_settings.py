@@ -90,6 +90,13 @@ def test_replace_validates_and_derives_again() -> None:
     assert moved.cart_database_url == as_role("postgresql+psycopg://postgres@10.0.0.9:5432/other", "checkout_cart")
     assert moved.payment_database_url == "postgresql+psycopg://checkout_payment:pw@pay.example/p"  # set, so kept
     assert moved.cart_ttl == 5 and base.cart_ttl == 24 * 3600
+    # the catalog's read URL follows the primary it was derived from (the browser stack once read
+    # the catalog from make run's database), and the replica once one is named
+    assert moved.cart_read_database_url == moved.cart_database_url
+    replica = "postgresql+psycopg://postgres@10.0.0.10:5432/other"
+    assert moved.replace(read_database_url=replica).cart_read_database_url == as_role(replica, "checkout_cart")
+    pinned = base.replace(cart_read_database_url="postgresql+psycopg://r@elsewhere/x")
+    assert pinned.replace(database_url=replica).cart_read_database_url == "postgresql+psycopg://r@elsewhere/x"
     with pytest.raises(Exception, match="cart_ttl"):
         base.replace(cart_ttl=0)
 
