@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -40,6 +40,8 @@ def _field(default: Any, group: str, what: str, **more: Any) -> Any:
 
 
 class Settings(BaseSettings):
+    # the fields _derived filled in (left unset): replace() derives them again
+    _derived_fields: frozenset[str] = PrivateAttr(default=frozenset())
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_prefix="",
                                       env_ignore_empty=True)
 
@@ -354,8 +356,9 @@ class Settings(BaseSettings):
             problems.append(f"RETURN_URL_ORIGINS names local or plain-http origins ({', '.join(plain)})")
         return problems
 
-    @model_validator(mode="after")
-    def _derived(self) -> Settings:
+    def model_post_init(self, context: Any, /) -> None:
+        """The settings left unset that others imply; after validation, so the private
+        `_derived_fields` (set up by pydantic just before this runs) keeps what was derived."""
         emulator = f"http://127.0.0.1:{self.gateway_emulator_port}"
         derived: dict[str, object] = {}
         if self.edge_require_tls is None:
@@ -383,7 +386,7 @@ class Settings(BaseSettings):
             derived["payment_page_url"] = f"http://127.0.0.1:{self.edge_port}/"
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: derived once, at load
-        return self
+        self._derived_fields = frozenset(derived)
 
     # -- what the fields mean together -----------------------------------------------------------
     @property
@@ -417,22 +420,8 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes`, validated and derived again (tests, per-process overrides)."""
         values = {name: getattr(self, name) for name in type(self).model_fields}
-        for service in SERVICES:  # a new DATABASE_URL re-derives the service URLs it derived
-            key = f"{service}_database_url"
-            if "database_url" in changes and key not in changes and values[key] == as_role(self.database_url,
-                                                                                           ROLES[service]):
-                values[key] = ""
-        old_read = (as_role(self.read_database_url, ROLES["cart"]) if self.read_database_url
-                    else self.cart_database_url)
-        if ({"database_url", "read_database_url", "cart_database_url"} & changes.keys()
-                and "cart_read_database_url" not in changes and values["cart_read_database_url"] == old_read):
-            values["cart_read_database_url"] = ""  # derived from the primary or the replica: derive it again
-        for derived_by_environment in ("edge_require_tls", "edge_hsts_max_age"):
-            if "environment" in changes and derived_by_environment not in changes:
-                values[derived_by_environment] = None  # derived from the environment again
-        if ("razorpay_base_url" in changes and "razorpay_checkout_js_url" not in changes
-                and values["razorpay_checkout_js_url"] == checkout_js_url(self.razorpay_base_url)):
-            values["razorpay_checkout_js_url"] = ""  # derived from the base URL: derive it again
+        for name in self._derived_fields - changes.keys():  # derived at load: derive it again from the new values
+            values[name] = type(self).model_fields[name].default
         values.update(changes)
         return type(self).model_validate(values)
 
