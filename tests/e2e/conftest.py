@@ -46,6 +46,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edge import config as edge_config
 from edge import settings as edge_settings
 from edge.__main__ import envoy_command
+from gateway_emulator import RunningEmulator, start_emulator
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -287,6 +288,17 @@ def launcher() -> Iterator[Launcher]:
 def module_launcher() -> Iterator[Launcher]:
     with _launcher() as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    """The gateway emulator for a module's stack, its webhooks sent nowhere until the test names
+    the stack's edge (set_webhook_targets); a module that wants other settings defines its own."""
+    running = start_emulator(port=0, webhook_razorpay_url=None, webhook_stripe_url=None)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

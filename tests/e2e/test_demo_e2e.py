@@ -8,20 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway_emulator import RunningEmulator, start_emulator
 from tests.e2e.stack import Stack, running_stack
 from tools import demo
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_emulator(port=0, webhook_razorpay_url=None, webhook_stripe_url=None)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,25 +7,15 @@ as for any capture (CONTRACT.md "Additions", Orders). Also the return URLs: a `r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from gateway_emulator import RunningEmulator, start_emulator
+from gateway_emulator import RunningEmulator
 from tests.e2e.stack import json_ok, order_when
 
 pytestmark = pytest.mark.timeout(180)
 
 PLAN = "7a1e0000-0000-4000-8000-000000000101"  # 1499.00 INR in the sample catalog
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_emulator(port=0, webhook_razorpay_url=None, webhook_stripe_url=None)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

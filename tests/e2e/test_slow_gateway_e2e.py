@@ -17,12 +17,11 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from gateway_emulator import RunningEmulator, start_emulator
+from gateway_emulator import RunningEmulator
 from tests.e2e.stack import Stack, json_ok
 
 pytestmark = pytest.mark.timeout(240)
@@ -32,15 +31,6 @@ WEBHOOK_SECRET = "dev-webhook-secret"
 LATENCY_MS = 4000
 ORDERS = 40
 PROBES = 6  # GETs and webhooks measured in each phase
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    running = start_emulator(port=0, webhook_razorpay_url=None, webhook_stripe_url=None)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
