@@ -187,12 +187,15 @@ async def _chaos(supervisor: Supervisor, env: dict[str, str], log: list[str]) ->
 
 
 async def _drained(database: str, orders: list[str]) -> dict[str, object]:
-    """Poll until every paid order is fulfilled and every outbox empty; then what the checks read."""
+    """Poll until every order paid at the gateway is captured here (its webhook may still be in the
+    emulator's retries, or wait for the reconciler), every captured order fulfilled and every
+    outbox empty; then what the checks read."""
     deadline = time.monotonic() + DRAIN_SECONDS
     async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
         while True:
             facts = await _facts(conn, orders)
-            if (not facts["unpublished"] and not facts["unfulfilled"]) or time.monotonic() > deadline:
+            settled = not facts["unpublished"] and not facts["unfulfilled"] and not facts["paid_not_captured"]
+            if settled or time.monotonic() > deadline:
                 return facts
             await asyncio.sleep(1)
 
