@@ -14,6 +14,10 @@ no ROLLBACK go to the server. A ROLLBACK is not free: besides its round trip, ps
 the connection's prepared statements at every one (and sends DEALLOCATE ALL), so a use case that
 reads under a lock and changes nothing should `commit()` rather than fall out of the block.
 
+A change that is one statement and that no event or audit row has to accompany (an upsert, a
+compare-and-set) opens `one_statement(uow_factory)`: the same autocommit connection, so the
+statement is its own transaction and neither BEGIN nor COMMIT costs a round trip.
+
     async with uow_factory() as uow:
         order = await repository.get(uow.conn, token, for_update=True)
         ...
@@ -163,7 +167,7 @@ class UnitOfWork(Recorder):
 
     async def _write_recorded(self) -> None:
         if self._read_only:
-            raise RuntimeError("a read-only unit of work records no events and no audit rows")
+            raise RuntimeError("a read-only (autocommit) unit of work records no events and no audit rows")
         cid = correlation_id()
         events = [{"id": e.id, "aggregate_id": e.aggregate_id, "subject": e.subject, "payload": e.payload,
                    "headers": {"correlation_id": cid, "traceparent": e.traceparent} if e.traceparent
@@ -219,6 +223,12 @@ def reading(factory: UnitOfWorkFactory) -> UnitOfWork:
     `uow_factory`; any other factory (a test's fake) gives its usual one."""
     read_only = getattr(factory, "read_only", None)
     return read_only() if read_only is not None else factory()
+
+
+def one_statement(factory: UnitOfWorkFactory) -> UnitOfWork:
+    """A unit of work for a change made by a single statement that records no event and no audit
+    row (see above): autocommit, like `reading`, which it is underneath; `commit()` sends nothing."""
+    return reading(factory)
 
 
 def jsonable(value: Any) -> Any:

@@ -20,7 +20,7 @@ from common.db import create_engine
 from common.plumbing import Plumbing, plumbing_tables
 from common.request_context import correlation_id_var
 from common.settings import SCHEMAS, Settings
-from common.uow import UnitOfWork, reading, uow_factory
+from common.uow import UnitOfWork, one_statement, reading, uow_factory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -180,6 +180,23 @@ async def test_a_read_only_unit_of_work_sends_no_begin_and_records_nothing(servi
     assert sent == ["SELECT 1"]
     assert driver.autocommit is False  # back in the pool, the connection opens transactions again
     async with reading(uow_factory(engine, plumbing)) as uow:
+        record_change(uow, token)
+        with pytest.raises(RuntimeError, match="read-only"):
+            await uow.commit()
+    assert await outbox_rows(engine, plumbing, token) == []
+
+
+async def test_a_one_statement_unit_of_work_changes_without_begin_or_commit(service):
+    engine, plumbing = service
+    token = str(uuid.uuid4())
+    async with one_statement(uow_factory(engine, plumbing)) as uow:
+        await uow.conn.execute(plumbing.audit_log.insert().values(
+            actor="test", correlation_id="", entity_type="thing", entity_id=token, action="upserted"))
+        driver = (await uow.conn.get_raw_connection()).driver_connection
+        assert driver.autocommit is True
+        assert [row.action for row in await audit_rows(engine, plumbing, token)] == ["upserted"]  # before commit()
+        await uow.commit()
+    async with one_statement(uow_factory(engine, plumbing)) as uow:
         record_change(uow, token)
         with pytest.raises(RuntimeError, match="read-only"):
             await uow.commit()
