@@ -45,8 +45,13 @@ SERVER, CLIENT, INTERNAL, PRODUCER, CONSUMER = (SpanKind.SERVER, SpanKind.CLIENT
                                                 SpanKind.PRODUCER, SpanKind.CONSUMER)
 
 
+# A proxy until configure_tracing sets the provider, then that provider's tracer: looked up once,
+# since get_tracer builds a new Tracer on every call (~10 µs, more than a span).
+_TRACER = trace.get_tracer(SCOPE)
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(SCOPE)
+    return _TRACER
 
 
 def configure_tracing(process: str, settings: Settings) -> None:
