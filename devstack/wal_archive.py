@@ -24,7 +24,9 @@ def ensure_archive_dir(state_dir: Path, account: Account | None) -> Path:
     return private_dir(archive_dir(state_dir), account)
 
 
-# Archived files are gzipped: a segment closed early by archive_timeout is mostly zeros.
+# Archived files are gzipped: a segment closed early by archive_timeout is mostly zeros. Level 1:
+# a full segment of checkout traffic takes 0.18 s of CPU instead of 0.43 s at gzip's default
+# (~1.4 ms per checkout of the archiver's CPU) for a file ~20 % larger.
 SUFFIX = ".gz"
 
 
@@ -32,7 +34,7 @@ def server_settings(archive: Path) -> tuple[str, ...]:
     """`postgres` arguments: archive into `archive`, never overwriting a file already there (written
     under a temporary name, then renamed, so a crash never leaves half a segment)."""
     target = f"{shlex.quote(str(archive))}/%f{SUFFIX}"
-    command = f"test ! -f {target} && gzip -c %p > {target}.partial && mv {target}.partial {target}"
+    command = f"test ! -f {target} && gzip -1 -c %p > {target}.partial && mv {target}.partial {target}"
     return (
         "-c", "wal_level=replica",
         "-c", "archive_mode=on",
