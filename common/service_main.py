@@ -1,6 +1,11 @@
 """The one way every service process starts: settings → logs → tracing → metrics → engine →
 assemble → gRPC server and workers → serve until SIGTERM → stop workers, finish calls, close
-clients, export the last spans."""
+clients, export the last spans.
+
+SERVICE_ROLE splits one service over two processes: `api` serves gRPC (with the workers that keep
+its own caches, common/workers.py `serves_requests`), `workers` runs the relays, consumers and
+sweepers without a gRPC port. Both are safe to run side by side and replicated, as in `make
+run-ha`: every relay and sweeper takes a leader lock, consumers share their durable."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from common.retention import PruneTask, retention_worker
 from common.server import Register, serve_until_signalled, start_server
 from common.settings import SCHEMAS, Settings, process_settings
 from common.tracing import configure_tracing, shutdown_tracing
-from common.workers import Worker
+from common.workers import Worker, for_role
 
 Cleanup = Callable[[], Awaitable[None]]
 _log = logging.getLogger(__name__)
@@ -57,9 +62,13 @@ async def _serve(service: str, assemble: Assemble) -> None:
     assembly = assemble(engine, settings)
     serve_metrics(settings.metrics_port(service), settings.grpc_host,
                   Readiness(service, engine, settings, uses_redis=assembly.uses_redis))
-    running = await start_server(settings, f"{settings.grpc_host}:{settings.grpc_port(service)}", assembly.register)
+    role = settings.service_role
+    running = None if role == "workers" else await start_server(
+        settings, f"{settings.grpc_host}:{settings.grpc_port(service)}", assembly.register)
     pruning = retention_worker(engine, SCHEMAS[service], settings, assembly.retention)
-    workers = [*assembly.workers, *([pruning] if pruning else [])]
+    workers = for_role(role, [*assembly.workers, *([pruning] if pruning else [])])
+    if role != "all":
+        _log.info("service role", extra={"role": role, "workers": [worker.name for worker in workers]})
     for worker in workers:
         worker.start()
     stops: list[Cleanup] = [worker.stop for worker in workers]

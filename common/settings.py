@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     nats_url: str = _field("nats://127.0.0.1:54222", "servers", "NATS with JetStream: the services' events")
     log_level: str = _field("INFO", "servers", "JSON logs on stderr, one object per line, with the correlation id")
 
+    service_role: Literal["all", "api", "workers"] = _field(
+        "all", "servers", "what this service process runs: `all`; `api`, the gRPC server only (with the "
+        "workers that keep its own caches); `workers`, its relays, consumers and sweepers only (no gRPC port): "
+        "events then never queue behind requests in one event loop")
+    split_workers: bool = _field(False, "servers", "`make run` starts each service twice: SERVICE_ROLE=api on "
+                                 "its ports, SERVICE_ROLE=workers (`<service>.workers`) on its metrics port + "
+                                 "SERVICE_REPLICAS × REPLICA_PORT_STEP")
     db_statement_timeout_ms: int = _field(15000, "servers", "PostgreSQL `statement_timeout` of every service "
                                           "connection: a statement running longer is cancelled (`0`: none)", ge=0)
 

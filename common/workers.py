@@ -47,10 +47,13 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
 
 
 class Worker:
-    """A long-running loop `run(stop)`; `start()` makes it a task, `stop()` ends it gracefully."""
+    """A long-running loop `run(stop)`; `start()` makes it a task, `stop()` ends it gracefully.
+    `serves_requests`: it keeps state of the process that answers calls (an in-process cache), so
+    it runs in that process (SERVICE_ROLE `all` or `api`), never in a process of workers alone."""
 
-    def __init__(self, name: str, run: Run) -> None:
+    def __init__(self, name: str, run: Run, *, serves_requests: bool = False) -> None:
         self.name = name
+        self.serves_requests = serves_requests
         self._run = run
         self.stop_event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -81,6 +84,14 @@ class Worker:
                 pass
         except Exception:
             pass  # already logged by _report
+
+
+def for_role(role: str, workers: list[Worker]) -> list[Worker]:
+    """The workers a process of SERVICE_ROLE `role` runs: `api` only those that serve its requests,
+    `workers` all the others, `all` every one."""
+    if role == "all":
+        return list(workers)
+    return [worker for worker in workers if worker.serves_requests == (role == "api")]
 
 
 def periodic(name: str, interval_s: float, one_pass: Callable[[], Awaitable[object]]) -> Worker:

@@ -61,4 +61,4 @@ class CatalogListener:
 
 def catalog_listener(cache: CatalogCache, settings: Settings) -> Worker:
     listener = CatalogListener(cache, settings.nats_url, EventSettings.from_settings(settings))
-    return Worker("cart-catalog-listener", listener.run)
+    return Worker("cart-catalog-listener", listener.run, serves_requests=True)

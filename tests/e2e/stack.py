@@ -199,9 +199,11 @@ def drop_namespace(settings: Settings) -> None:
 
 @contextlib.contextmanager
 def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEngine, *, services: Iterable[str] = ("cart",),
-                  env: dict[str, str] | None = None, **edge_overrides: Any) -> Iterator[Stack]:
+                  env: dict[str, str] | None = None, split_workers: bool = False, **edge_overrides: Any) -> Iterator[Stack]:
     """`services` and the edge in front, for the block; any of them not coming up fails the caller with
-    its log tail. At the end the services stop and the stack's streams are deleted."""
+    its log tail. At the end the services stop and the stack's streams are deleted. `split_workers`:
+    each service as SERVICE_ROLE=api behind the edge plus a SERVICE_ROLE=workers twin (its relays,
+    consumers and sweepers), as SPLIT_WORKERS=1 `make run` starts them."""
     names = list(dict.fromkeys(services))
     unknown = [name for name in names if name not in SERVICE_MODULES]
     assert not unknown, f"unknown services {unknown}; choose from {sorted(SERVICE_MODULES)}"
@@ -219,16 +221,27 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             tls_cert_file=str(cert_dir / "edge-https.pem"), tls_key_file=str(cert_dir / "edge-https-key.pem"),
             https_ca=str(cert_dir / "ca.pem"))
     started: dict[str, ServiceProcess] = {}
+    twins: list[tuple[ServiceProcess, int]] = []
     try:
         for name in names:
             module = SERVICE_MODULES[name]
             own_tls = {"GRPC_PLAINTEXT": "0", **certs.process_env(cert_dir, module)} if tls else {}
-            started[name] = launcher.service(module, port=ports[name], env={**child_env, **own_tls}, wait=False)
+            role = {"SERVICE_ROLE": "api"} if split_workers else {}
+            started[name] = launcher.service(module, port=ports[name], env={**child_env, **own_tls, **role}, wait=False)
+            if split_workers:
+                metrics = free_port()
+                twin_env = {**child_env, **own_tls, "SERVICE_ROLE": "workers", f"{name.upper()}_METRICS_PORT": str(metrics)}
+                twins.append((launcher.service(module, env=twin_env, wait=False), metrics))
         failures = []
         for service in started.values():
             try:
                 service.wait_serving(credentials=certs.process_env(cert_dir, "developer") if tls else None)
             except RuntimeError as error:  # its message carries the service's log tail
+                failures.append(str(error))
+        for twin, metrics in twins:
+            try:
+                wait_live(twin, metrics)
+            except RuntimeError as error:
                 failures.append(str(error))
         if failures:
             pytest.fail("\n\n".join(failures), pytrace=False)
@@ -242,9 +255,24 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
         yield Stack(own, admin_engine, launcher, edge, started)
     finally:
         launcher.edge_defaults.clear()
-        for service in started.values():  # first: nothing publishes into the streams while they go
+        for service in [*started.values(), *(twin for twin, _ in twins)]:  # first: nothing publishes while they go
             service.stop()
         drop_namespace(own)
+
+
+def wait_live(service: ServiceProcess, metrics_port: int, timeout: float = 30.0) -> None:
+    """A process with no gRPC port (SERVICE_ROLE=workers) is up when its metrics port answers /healthz."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not service.alive():
+            raise RuntimeError(f"{service.module} (workers) exited: {service.log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{service.module} (workers) did not start: {service.log.read_text()[-2000:]}")
 
 
 def order_when(api: httpx.Client, headers: dict[str, str], order_token: str, done: Callable[[dict], bool],

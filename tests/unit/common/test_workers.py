@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from common.workers import Worker, periodic, sleep_or_stop
+from common.workers import Worker, for_role, periodic, sleep_or_stop
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -108,3 +108,22 @@ async def test_sleep_or_stop_returns_when_stopped():
     stop = asyncio.Event()
     stop.set()
     await asyncio.wait_for(sleep_or_stop(stop, 3600), timeout=1)
+
+
+def test_a_role_picks_the_workers_its_process_runs():
+    async def idle(stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    relay, listener = Worker("relay", idle), Worker("catalog-listener", idle, serves_requests=True)
+    assert for_role("all", [relay, listener]) == [relay, listener]
+    assert for_role("api", [relay, listener]) == [listener]  # its cache lives where the calls are answered
+    assert for_role("workers", [relay, listener]) == [relay]
+
+
+def test_only_the_catalog_listener_serves_requests():
+    """Every other worker (relays, consumers, sweepers) may run in a process of workers alone."""
+    from cart_svc.catalog_cache import CatalogCache
+    from cart_svc.workers.catalog_events import catalog_listener
+    from common.settings import load_settings
+
+    assert catalog_listener(CatalogCache(60), load_settings({})).serves_requests

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from devstack import ha, stack
+from devstack import ha, roles, stack
 
 
 def test_each_service_twice_on_its_ports_plus_the_step_and_the_rest_once() -> None:
@@ -31,3 +31,29 @@ def test_server_ports_from_the_environment() -> None:
     assert (ports.postgres, ports.nats) == (19050, (19030, 19031, 19032))
     with pytest.raises(SystemExit):
         ha.HaPorts.from_env({"HA_NATS_PORTS": "19030,19031"})
+
+
+def test_split_workers_puts_each_service_process_beside_a_workers_twin_on_the_next_ports() -> None:
+    env = {"SPLIT_WORKERS": "1", "REPLICA_PORT_STEP": "100"}
+    started = roles.with_workers(stack.services(env), env)
+    order = [s for s in started if ha.identity(s.name) == "order_svc"]
+    assert [(s.name, s.port, s.env) for s in order] == [
+        ("order_svc", 50052, {"SERVICE_ROLE": "api"}),
+        ("order_svc.workers", 9202, {"ORDER_GRPC_PORT": "50152", "ORDER_METRICS_PORT": "9202", "SERVICE_ROLE": "workers"}),
+    ]
+    assert [s.name for s in started if ha.identity(s.name) not in ha.REPLICATED] == ["trace_receiver", "gateway_emulator",
+                                                                                     "edge"]
+
+
+def test_split_workers_of_replicas_come_after_every_replica() -> None:
+    env = {"SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100"}
+    started = roles.with_workers(ha.replicated(stack.services(env), env), env)
+    assert [(s.name, s.port) for s in started if ha.identity(s.name) == "cart_svc"] == [
+        ("cart_svc.1", 50051), ("cart_svc.1.workers", 9301), ("cart_svc.2", 50151), ("cart_svc.2.workers", 9401),
+    ]
+
+
+def test_split_workers_needs_the_metrics_ports() -> None:
+    env = {"ORDER_METRICS_PORT": "0"}
+    with pytest.raises(SystemExit, match="ORDER_METRICS_PORT"):
+        roles.with_workers(stack.services(env), env)
