@@ -175,7 +175,7 @@ def main() -> None:
         cache.delete(*(f"cart:{token}" for token in tokens))
 
     def forget_estimates() -> None:
-        ours = {token.encode() for token in tokens}  # pricing:{token}:{version}:{country}:{state}:{currency}
+        ours = {token.encode() for token in tokens}  # pricing:{token}:{country}:{state}:{currency}
         stale = [key for key in cache.scan_iter(match="pricing:*", count=1000) if key.split(b":")[1] in ours]
         if stale:
             cache.delete(*stale)

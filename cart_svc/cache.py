@@ -3,7 +3,8 @@
 Keys:
   cart:{token}                                              "{version}|{owner}|{fresh_until_ms}|" + Cart bytes,
                                                             or the tombstone "{version}|"
-  pricing:{token}:{version}:{country}:{state}:{currency}   Estimate bytes, until the quote's own expires_at
+  pricing:{token}:{country}:{state}:{currency}             "{version}|" + Estimate bytes, until the quote's own
+                                                            expires_at
   discount:{token}:{version}                               ListDiscountsResponse bytes, DISCOUNT_TTL
 
 CartService fills entries after each read and, after each committed change, writes the new cart
@@ -11,7 +12,9 @@ CartService fills entries after each read and, after each committed change, writ
 CachedCartApi (api/cart.py) answers GetCart, EstimateCart and ListDiscounts from them, checking
 ownership on every hit exactly as cart_svc/access.py does.
 Estimates and discount listings are reached only through the version held in a fresh cart:{token},
-so a change makes them unreachable without deleting anything.
+so a change makes them unreachable without deleting anything: a discount listing's key names the
+version; an estimate's value starts with it, so that one MGET reads the cart and its estimate
+together (an estimate of another version is a miss, and the next estimate overwrites it).
 
 Why writers *set a versioned value* instead of DEL, and readers set only through a version guard:
 with "writer DELs after commit, reader SET NX", a reader that read version 2 from PostgreSQL just
@@ -84,8 +87,8 @@ def cart_key(token: str) -> str:
     return f"cart:{_canonical(token)}"
 
 
-def estimate_key(token: str, version: int, country: str, state: str, currency: str) -> str:
-    return f"pricing:{_canonical(token)}:{version}:{country}:{state}:{currency}"
+def estimate_key(token: str, country: str, state: str, currency: str) -> str:
+    return f"pricing:{_canonical(token)}:{country}:{state}:{currency}"
 
 
 def discounts_key(token: str, version: int) -> str:
@@ -118,16 +121,28 @@ class CartCache:
         if self._unsent and not await self._send_unsent():
             CACHE_LOOKUPS.labels("cart", "miss").inc()
             return None
-        raw = await self._cache.get(cart_key(token))
+        return self._head(await self._cache.get(cart_key(token)))
+
+    async def head_and_estimate(self, token: str, country: str, state: str,
+                                currency: str) -> tuple[CartHead | None, bytes | None]:
+        """The cart's head and its estimate for this billing and currency, in one round trip."""
+        if self._unsent and not await self._send_unsent():
+            CACHE_LOOKUPS.labels("cart", "miss").inc()
+            return None, None
+        raw, priced = await self._cache.get_many(cart_key(token), estimate_key(token, country, state, currency))
+        head = self._head(raw)
+        if head is None:
+            return None, None
+        version, _, body = (priced or b"").partition(b"|")
+        return head, _counted("estimate", body if version == b"%d" % head.version else None)
+
+    def _head(self, raw: bytes | None) -> CartHead | None:
         parts = raw.split(b"|", 3) if raw else []
         if len(parts) != 4 or not (parts[0].isdigit() and parts[2].isdigit()) or int(parts[2]) <= _ms(self._clock()):
             CACHE_LOOKUPS.labels("cart", "miss").inc()
             return None  # absent, a tombstone, unreadable, or at/after the cart's expiry: ask PostgreSQL
         CACHE_LOOKUPS.labels("cart", "hit").inc()
         return CartHead(int(parts[0]), parts[1].decode() or None, parts[3])
-
-    async def estimate(self, head: CartHead, token: str, country: str, state: str, currency: str) -> bytes | None:
-        return _counted("estimate", await self._cache.get(estimate_key(token, head.version, country, state, currency)))
 
     async def discounts(self, head: CartHead, token: str) -> bytes | None:
         return _counted("discounts", await self._cache.get(discounts_key(token, head.version)))
@@ -152,8 +167,8 @@ class CartCache:
 
     async def estimate_read(self, version: int, token: str, country: str, state: str, currency: str, view: EstimateView) -> None:
         ttl_ms = _ms(view.expires_at) - _ms(self._clock())
-        await self._cache.set(estimate_key(token, version, country, state, currency),
-                              messages.estimate_message(view).SerializeToString(), ttl_ms)
+        await self._cache.set(estimate_key(token, country, state, currency),
+                              b"%d|" % version + messages.estimate_message(view).SerializeToString(), ttl_ms)
 
     async def discounts_read(self, version: int, token: str, candidates: list[DiscountCandidate]) -> None:
         await self._cache.set(discounts_key(token, version),

@@ -83,6 +83,11 @@ class SafeCache:
         value = await self.run("get", lambda client: client.get(key))
         return value.encode() if isinstance(value, str) else value
 
+    async def get_many(self, *keys: str) -> list[bytes | None]:
+        """MGET: one round trip; every value None when Redis failed."""
+        values = await self.run("get", lambda client: client.mget(keys))
+        return [value.encode() if isinstance(value, str) else value for value in values or [None] * len(keys)]
+
     async def set(self, key: str, value: bytes, ttl_ms: int) -> bool:
         if ttl_ms <= 0:
             return False

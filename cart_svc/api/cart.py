@@ -92,8 +92,10 @@ class CachedCartApi(CartApi):
             check_billing(problems, billing.country, billing.state)
             check_currency(problems, "currency", currency)
 
-        head = await self._head(token) if _valid(checks) else None
-        cached = await self._cache.estimate(head, token, billing.country, billing.state, currency) if head else None
+        head, cached = (await self._cache.head_and_estimate(token, billing.country, billing.state, currency)
+                        if _valid(checks) else (None, None))
+        if head is not None:
+            access.ensure_may_touch_owner(head.owner, caller())
         if cached is None:
             return await super().EstimateCart(request, context)
         return cart_pb2.Estimate.FromString(cached)

@@ -181,10 +181,22 @@ async def test_estimates_are_cached_per_billing(stub, redis_client):
                 cart_token=cart.token, billing=common_pb2.Billing(country=country, state=state)))
             assert estimate.total == total
             taxes[country, state] = [t.name for t in estimate.taxes]
-            assert await redis_client.exists(estimate_key(cart.token, 1, country, state, ""))
+            assert await redis_client.exists(estimate_key(cart.token, country, state, ""))
     assert taxes == {("IN", "KA"): ["CGST", "SGST"], ("IN", "MH"): ["IGST"], ("US", ""): []}
     usd = await stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token, currency="USD"))
-    assert usd.currency == "USD" and await redis_client.exists(estimate_key(cart.token, 1, "", "", "USD"))
+    assert usd.currency == "USD" and await redis_client.exists(estimate_key(cart.token, "", "", "USD"))
+
+
+async def test_an_estimate_of_an_older_version_is_a_miss_and_the_new_one_replaces_it(stub, redis_client):
+    cart = await stub.CreateCart(new_cart())
+    key = estimate_key(cart.token, "", "", "")
+    first = await stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token))
+    assert (await redis_client.get(key)).startswith(b"1|")
+    await stub.AddItem(cart_pb2.AddItemRequest(token=cart.token, plan_id=DESIGN_1M, quantity=1))
+    second = await stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token))
+    assert second.total != first.total
+    assert (await redis_client.get(key)).startswith(b"2|")
+    assert await stub.EstimateCart(cart_pb2.EstimateCartRequest(cart_token=cart.token)) == second  # a hit now
 
 
 async def test_ttls(stub, settings, redis_client):
@@ -194,7 +206,7 @@ async def test_ttls(stub, settings, redis_client):
     cart_ttl = await redis_client.ttl(cart_key(cart.token))
     # the cached cart shows prices, so it lives min(CART_TTL, until expires_at, PRICING_TTL)
     assert settings.pricing_ttl - 5 <= cart_ttl <= min(settings.cart_ttl, settings.pricing_ttl)
-    assert settings.pricing_ttl - 5 <= await redis_client.ttl(estimate_key(cart.token, 1, "", "", "")) <= settings.pricing_ttl
+    assert settings.pricing_ttl - 5 <= await redis_client.ttl(estimate_key(cart.token, "", "", "")) <= settings.pricing_ttl
     assert settings.discount_ttl - 5 <= await redis_client.ttl(discounts_key(cart.token, 1)) <= settings.discount_ttl
 
 
