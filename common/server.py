@@ -65,18 +65,15 @@ async def start_server(settings: Settings, address: str, register: Register) -> 
     return running
 
 
-async def serve_until_signalled(running: RunningServer | None,
-                                on_stop: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
-    """Block until SIGTERM or SIGINT, then stop taking calls (`running`: None in a process of
-    workers alone), finish the ones in flight, clean up."""
+async def serve_until_signalled(running: RunningServer, on_stop: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
+    """Block until SIGTERM or SIGINT, then stop taking calls, finish the ones in flight, clean up."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    _log.info("serving", extra={"port": running.port if running else None})
+    _log.info("serving", extra={"port": running.port})
     await stop.wait()
     _log.info("stopping")
-    if running is not None:
-        await running.stop()
+    await running.stop()
     for cleanup in on_stop:
         await cleanup()

@@ -2,10 +2,11 @@
 assemble → gRPC server and workers → serve until SIGTERM → stop workers, finish calls, close
 clients, export the last spans.
 
-SERVICE_ROLE splits one service over two processes: `api` serves gRPC (with the workers that keep
-its own caches, common/workers.py `serves_requests`), `workers` runs the relays, consumers and
-sweepers without a gRPC port. Both are safe to run side by side and replicated, as in `make
-run-ha`: every relay and sweeper takes a leader lock, consumers share their durable."""
+SERVICE_ROLE splits one service over two processes that both serve gRPC: `api` runs only the
+workers that keep its own caches (common/workers.py `serves_requests`), `workers` the relays,
+consumers and sweepers (and answers the gateways' webhooks when the edge routes them there). Both are
+safe side by side and replicated, as in `make run-ha`: every relay and sweeper takes a leader lock,
+consumers share their durable."""
 
 from __future__ import annotations
 
@@ -63,8 +64,7 @@ async def _serve(service: str, assemble: Assemble) -> None:
     serve_metrics(settings.metrics_port(service), settings.grpc_host,
                   Readiness(service, engine, settings, uses_redis=assembly.uses_redis))
     role = settings.service_role
-    running = None if role == "workers" else await start_server(
-        settings, f"{settings.grpc_host}:{settings.grpc_port(service)}", assembly.register)
+    running = await start_server(settings, f"{settings.grpc_host}:{settings.grpc_port(service)}", assembly.register)
     pruning = retention_worker(engine, SCHEMAS[service], settings, assembly.retention)
     workers = for_role(role, [*assembly.workers, *([pruning] if pruning else [])])
     if role != "all":

@@ -76,12 +76,14 @@ class Settings(BaseSettings):
     log_level: str = _field("INFO", "servers", "JSON logs on stderr, one object per line, with the correlation id")
 
     service_role: Literal["all", "api", "workers"] = _field(
-        "all", "servers", "what this service process runs: `all`; `api`, the gRPC server only (with the "
-        "workers that keep its own caches); `workers`, its relays, consumers and sweepers only (no gRPC port): "
-        "events then never queue behind requests in one event loop")
-    split_workers: bool = _field(False, "servers", "`make run` starts each service twice: SERVICE_ROLE=api on "
-                                 "its ports, SERVICE_ROLE=workers (`<service>.workers`) on its metrics port + "
-                                 "SERVICE_REPLICAS × REPLICA_PORT_STEP")
+        "all", "servers", "what this service process runs besides its gRPC server: `all` its workers; `api` only "
+        "the workers that keep its own caches; `workers` its relays, consumers and sweepers (and, for payment_svc, "
+        "the gateways' webhooks, which the edge sends there under SPLIT_WORKERS): events then never queue behind "
+        "the students' requests in one event loop")
+    split_workers: bool = _field(False, "servers", "`make run` starts each service process twice: SERVICE_ROLE=api "
+                                 "on its ports, and SERVICE_ROLE=workers (`<service>.workers`) on its ports + "
+                                 "(SERVICE_REPLICAS + i) × REPLICA_PORT_STEP; the edge sends the gateways' webhooks "
+                                 "to payment_svc's workers processes")
     db_statement_timeout_ms: int = _field(15000, "servers", "PostgreSQL `statement_timeout` of every service "
                                           "connection: a statement running longer is cancelled (`0`: none)", ge=0)
 
@@ -423,6 +425,13 @@ class Settings(BaseSettings):
 
     def metrics_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_metrics_port"))
+
+    def workers_ports(self, service: str) -> list[tuple[int, int]]:
+        """(gRPC, metrics) ports of the SERVICE_ROLE=workers processes of `service` under
+        SPLIT_WORKERS: one per replica, on the replica slots after the last replica's."""
+        step, grpc_port, metrics_port = self.replica_port_step, self.grpc_port(service), self.metrics_port(service)
+        slots = [self.service_replicas + i for i in range(self.service_replicas)]
+        return [(grpc_port + slot * step, metrics_port + slot * step if metrics_port else 0) for slot in slots]
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes`, validated and derived again (tests, per-process overrides)."""

@@ -54,6 +54,8 @@ from edge.settings import (
     HOST_SERVICES,
     LOCALHOST_ORIGIN_REGEX,
     WEB_DIR,
+    WEBHOOK_PATHS,
+    WEBHOOKS_UPSTREAM,
     EdgeSettings,
     docker,
     kubernetes,
@@ -313,6 +315,9 @@ def _routes(settings: EdgeSettings, clusters_by_service: dict[str, str], *, page
         *(static_routes(settings) if page else []),
         *(docs_routes(settings) if page else []),
     ]
+    webhooks = settings.upstreams.get(WEBHOOKS_UPSTREAM)
+    if webhooks is not None and webhooks.webhook_ports and WEBHOOKS_UPSTREAM in clusters_by_service.values():
+        routes += resilience.webhook_routes(WEBHOOK_PATHS, webhooks_cluster(), _duration(settings.route_timeout_ms))
     for service, cluster in clusters_by_service.items():
         routes += resilience.service_routes(service, cluster, _duration(settings.route_timeout_ms), reads)
     # Filters before the transcoder see the REST path, and CORS acts only when that path matches
@@ -695,7 +700,12 @@ def _ops_cluster(name: str, host: str, port: int, replica_ports: list[int] | Non
     return cluster
 
 
-def _cluster(name: str, host: str, ports: list[int], settings: EdgeSettings) -> dict:
+def webhooks_cluster() -> str:
+    return f"{WEBHOOKS_UPSTREAM}_webhooks"
+
+
+def _cluster(name: str, host: str, ports: list[int], settings: EdgeSettings, identity: str = "") -> dict:
+    """`identity`: the cluster whose certificate its processes present (default: `name`'s)."""
     interval = _duration(settings.health_interval_ms)
     cluster: dict = {
         "name": name,
@@ -727,7 +737,7 @@ def _cluster(name: str, host: str, ports: list[int], settings: EdgeSettings) -> 
     }
     if cluster["type"] == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_PREFERRED"
-    transport_socket = tls.upstream_transport_socket(settings, name)
+    transport_socket = tls.upstream_transport_socket(settings, identity or name)
     if transport_socket is not None:
         cluster["transport_socket"] = transport_socket  # health checks too
     return cluster
@@ -758,6 +768,8 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
                           *([_metrics_listener(settings)] if metrics else [])],
             "clusters": [
                 *(_cluster(name, up.host, up.ports, settings) for name, up in settings.upstreams.items()),
+                *(_cluster(webhooks_cluster(), up.host, list(up.webhook_ports), settings, identity=name)
+                  for name, up in settings.upstreams.items() if name == WEBHOOKS_UPSTREAM and up.webhook_ports),
                 *(_ops_cluster(ops_cluster(name), up.host, up.ops_port, up.ops_ports)
                   for name, up in settings.upstreams.items() if up.ops_port),
                 {"name": UNROUTED, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": UNROUTED}},

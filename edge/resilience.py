@@ -57,6 +57,13 @@ def service_routes(service: str, cluster: str, timeout: str, read_paths: frozens
     ]
 
 
+def webhook_routes(paths: tuple[str, ...], cluster: str, timeout: str) -> list[dict]:
+    """The gateways' webhooks to a cluster of their own; each carries its event id, so retried like a keyed call."""
+    return [{"name": f"webhooks.{path.rsplit('/', 1)[1]}", "match": {"path": path},
+             "route": {"cluster": cluster, "timeout": timeout, "retry_policy": retry_policy(idempotent=True)}}
+            for path in paths]
+
+
 def outlier_detection() -> dict:
     """A replica that keeps failing (or cannot be reached) is ejected for a while; never all of them."""
     return {

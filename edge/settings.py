@@ -60,6 +60,10 @@ DOCKER_SECRETS = "/run/secrets"  # compose's secrets: the certificates and keys
 
 # Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
 # must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
+# The gateways' webhooks (gRPC paths), which WEBHOOKS_CLUSTER serves when payment's Upstream names
+# webhook_ports; a test keeps the list equal to the methods on /api/v1/webhooks/.
+WEBHOOK_PATHS = ("/checkout.v1.PaymentService/RazorpayWebhook", "/checkout.v1.PaymentService/StripeWebhook")
+WEBHOOKS_UPSTREAM = "payment"
 CLUSTER_SERVICES: dict[str, tuple[str, ...]] = {
     "cart": ("CatalogService", "CartService", "AdminService"),
     "order": ("OrderService",),
@@ -111,6 +115,9 @@ class Upstream:
     ops_port: int = 0  # the service's metrics port: /readyz (0: none; /readyz then says so)
     replicas: int = 1  # replica i listens on port + i * port_step (and ops_port + i * port_step)
     port_step: int = 0
+    # processes that answer the gateways' webhooks instead of `ports` (SPLIT_WORKERS: payment_svc's
+    # workers, so that a webhook never waits behind the students' calls); empty: `ports`
+    webhook_ports: tuple[int, ...] = ()
 
     @property
     def ports(self) -> list[int]:
@@ -235,6 +242,12 @@ class EdgeSettings:
         return tuple(self.upstreams) if self.healthz_clusters is None else self.healthz_clusters
 
 
+def _webhook_ports(common: Settings, name: str) -> tuple[int, ...]:
+    if name != WEBHOOKS_UPSTREAM or not common.split_workers:
+        return ()
+    return tuple(grpc_port for grpc_port, _ in common.workers_ports(name))
+
+
 def from_env(base: Settings | None = None) -> EdgeSettings:
     """From `base`, or the environment as it is now (the edge renders once per process)."""
     common = base or load_settings()
@@ -248,7 +261,7 @@ def from_env(base: Settings | None = None) -> EdgeSettings:
         port=common.edge_port,
         admin_port=common.edge_admin_port,
         upstreams={name: Upstream(host, common.grpc_port(name), common.metrics_port(name), common.service_replicas,
-                                  common.replica_port_step) for name in CLUSTER_SERVICES},
+                                  common.replica_port_step, _webhook_ports(common, name)) for name in CLUSTER_SERVICES},
         max_body_bytes=common.edge_max_body_bytes,
         rate_limit_rps=common.edge_rate_limit_rps,
         rate_limit_burst=common.edge_rate_limit_burst,

@@ -222,9 +222,10 @@ class Launcher:
         return service
 
     def edge(self, *, ports: dict[str, int] | None = None, ops_ports: dict[str, int] | None = None, wait: bool = True,
-             log_level: str = "warn", https_ca: str = "", **overrides: Any) -> EdgeProcess:
+             log_level: str = "warn", https_ca: str = "", webhook_ports: tuple[int, ...] = (), **overrides: Any) -> EdgeProcess:
         """`ops_ports`: the services' metrics ports, which /readyz asks (none given: /readyz is 503).
-        `https_ca`: the CA of the HTTPS certificate given in the overrides (tls_cert_file…), for client()."""
+        `https_ca`: the CA of the HTTPS certificate given in the overrides (tls_cert_file…), for client().
+        `webhook_ports`: payment_svc processes that answer the gateways' webhooks (SPLIT_WORKERS)."""
         ports, ops_ports = dict(ports or {}), dict(ops_ports or {})
         for name, value in self.edge_defaults.items():
             if name == "https_ca":
@@ -235,7 +236,8 @@ class Launcher:
             overrides.setdefault("tls_port", free_port())
         defaults = edge_settings.EdgeSettings()
         upstreams = {
-            name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port(), ops_ports.get(name, 0))
+            name: edge_settings.Upstream("127.0.0.1", ports.get(name) or free_port(), ops_ports.get(name, 0),
+                                         webhook_ports=webhook_ports if name == edge_settings.WEBHOOKS_UPSTREAM else ())
             for name in defaults.upstreams
         }
         overrides.setdefault("health_interval_ms", 250)

@@ -221,7 +221,7 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             tls_cert_file=str(cert_dir / "edge-https.pem"), tls_key_file=str(cert_dir / "edge-https-key.pem"),
             https_ca=str(cert_dir / "ca.pem"))
     started: dict[str, ServiceProcess] = {}
-    twins: list[tuple[ServiceProcess, int]] = []
+    twins: dict[str, ServiceProcess] = {}
     try:
         for name in names:
             module = SERVICE_MODULES[name]
@@ -229,20 +229,18 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             role = {"SERVICE_ROLE": "api"} if split_workers else {}
             started[name] = launcher.service(module, port=ports[name], env={**child_env, **own_tls, **role}, wait=False)
             if split_workers:
-                metrics = free_port()
-                twin_env = {**child_env, **own_tls, "SERVICE_ROLE": "workers", f"{name.upper()}_METRICS_PORT": str(metrics)}
-                twins.append((launcher.service(module, env=twin_env, wait=False), metrics))
+                twin_port = free_port()
+                twin_env = {**child_env, **own_tls, "SERVICE_ROLE": "workers", f"{name.upper()}_GRPC_PORT": str(twin_port),
+                            f"{name.upper()}_METRICS_PORT": "0"}
+                twins[name] = launcher.service(module, port=twin_port, env=twin_env, wait=False)
         failures = []
-        for service in started.values():
+        for service in [*started.values(), *twins.values()]:
             try:
                 service.wait_serving(credentials=certs.process_env(cert_dir, "developer") if tls else None)
             except RuntimeError as error:  # its message carries the service's log tail
                 failures.append(str(error))
-        for twin, metrics in twins:
-            try:
-                wait_live(twin, metrics)
-            except RuntimeError as error:
-                failures.append(str(error))
+        if "payment" in twins:
+            edge_overrides.setdefault("webhook_ports", (twins["payment"].port,))
         if failures:
             pytest.fail("\n\n".join(failures), pytrace=False)
         edge_overrides.setdefault("rate_limit_rps", FUNCTIONAL_RATE_LIMIT_RPS)
@@ -255,24 +253,9 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
         yield Stack(own, admin_engine, launcher, edge, started)
     finally:
         launcher.edge_defaults.clear()
-        for service in [*started.values(), *(twin for twin, _ in twins)]:  # first: nothing publishes while they go
+        for service in [*started.values(), *twins.values()]:  # first: nothing publishes into the streams while they go
             service.stop()
         drop_namespace(own)
-
-
-def wait_live(service: ServiceProcess, metrics_port: int, timeout: float = 30.0) -> None:
-    """A process with no gRPC port (SERVICE_ROLE=workers) is up when its metrics port answers /healthz."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not service.alive():
-            raise RuntimeError(f"{service.module} (workers) exited: {service.log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{service.module} (workers) did not start: {service.log.read_text()[-2000:]}")
 
 
 def order_when(api: httpx.Client, headers: dict[str, str], order_token: str, done: Callable[[dict], bool],

@@ -86,3 +86,40 @@ def test_order_svc_reaches_every_replica_of_cart_and_payment():
     settings = load_settings({"SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100", "CART_GRPC_PORT": "19010"})
     assert settings.cart_grpc_address == "ipv4:127.0.0.1:19010,127.0.0.1:19110"
     assert load_settings({}).cart_grpc_address == "127.0.0.1:50051"
+
+
+def _webhook_methods() -> list[str]:
+    """The gRPC paths of the RPCs whose REST path is under /api/v1/webhooks/ (the descriptor set)."""
+    from edge import descriptors
+    from edge.settings import DESCRIPTOR_PATH
+
+    return sorted(f"/{rule.service}/{rule.method}" for rule in descriptors.http_rules(descriptors.load(DESCRIPTOR_PATH))
+                  if rule.template.startswith("/api/v1/webhooks/"))
+
+
+def test_under_split_workers_the_gateways_webhooks_go_to_payment_svcs_workers_and_nothing_else_does():
+    from edge.settings import WEBHOOK_PATHS
+
+    assert sorted(WEBHOOK_PATHS) == _webhook_methods()
+    boot = config.bootstrap(_replicated(SPLIT_WORKERS="1", PAYMENT_GRPC_PORT="19030"))
+    clusters = _clusters(boot)
+    assert _ports(clusters["payment_webhooks"]) == [19230, 19330]  # the workers twins of both replicas
+    assert _ports(clusters["payment"]) == [19030, 19130]
+    routes = _routes(boot)
+    names = list(routes)
+    for path in WEBHOOK_PATHS:
+        route = routes[f"webhooks.{path.rsplit('/', 1)[1]}"]
+        assert route["match"] == {"path": path} and route["route"]["cluster"] == "payment_webhooks"
+        assert route["route"]["retry_policy"]["retry_on"] == resilience.MAY_HAVE_ARRIVED  # each carries its event id
+        assert names.index(route["name"]) < names.index("checkout.v1.PaymentService.keyed.x-razorpay-event-id")
+    assert [name for name, route in routes.items() if route.get("route", {}).get("cluster") == "payment_webhooks"] == [
+        f"webhooks.{path.rsplit('/', 1)[1]}" for path in WEBHOOK_PATHS]
+    assert "payment_webhooks" not in _clusters(config.bootstrap(_replicated()))  # without SPLIT_WORKERS: none
+
+
+def test_the_split_config_passes_envoy_validate(tmp_path):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(config.render(_replicated(SPLIT_WORKERS="1")))
+    result = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart",
+                             "--log-level", "error"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

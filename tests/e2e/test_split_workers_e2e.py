@@ -1,7 +1,7 @@
 """SPLIT_WORKERS: each service as a process answering calls (SERVICE_ROLE=api, no relay, consumer or
-sweeper) and a twin running those (SERVICE_ROLE=workers, no gRPC port). A whole checkout still
-reaches its enrollment, which only the twins can bring about: the outbox relays and the
-consumers run nowhere else."""
+sweeper) and a twin running those (SERVICE_ROLE=workers), to which the edge sends the gateways'
+webhooks. A whole checkout still reaches its enrollment, which only the twins can bring about:
+the outbox relays and the consumers run nowhere else, and the webhook reached payment_svc's twin."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def test_a_checkout_reaches_its_enrollment_through_the_workers_processes(split_s
     for service in split_stack.services.values():  # the processes behind the edge ran no relay, consumer, sweeper
         [role] = [json.loads(line) for line in service.log.read_text().splitlines() if '"service role"' in line]
         assert role["role"] == "api" and set(role["workers"]) <= {"cart-catalog-listener"}, role
+    webhook_calls = [json.loads(line) for line in _twin_log(split_stack, "payment_svc").splitlines()
+                     if "RazorpayWebhook" in line and '"msg": "rpc"' in line]
+    assert webhook_calls, "payment_svc's workers process answered no webhook"
+    assert "RazorpayWebhook" not in split_stack.services["payment"].log.read_text()
+
+
+def _twin_log(stack: Stack, module: str) -> str:
+    return "".join(path.read_text() for path in stack.launcher.workdir.glob(f"{module}-*.log")
+                   if path != stack.services[module.removesuffix("_svc")].log)
