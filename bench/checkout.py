@@ -22,7 +22,8 @@ included) and what the groups do not explain: on a busy machine, mostly other pe
 
 Latency, per checkout, on the machine's wall clock (every process is on this machine): from the
 emulator's first attempt to send payment.captured (just before it connects to the edge) to the
-commit of the transaction that inserted the enrollment (pg_xact_commit_timestamp).
+commit of the transaction that inserted the enrollment (pg_xact_commit_timestamp); then the same
+time hop by hop (hops.py: the handler's start, the commits, the relays' published_at).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import time
 import uuid
 
 import cpu_accounting
+import hops
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
@@ -180,13 +182,17 @@ async def main() -> None:
         cpu = cpu_accounting.sample(roots, (conn.info.backend_pid,), closing=True) - opening
 
         committed, sends = await commit_times(conn, orders), await first_sends(emulator)
+        moments = await hops.moments(conn, orders, list(sends))
     latencies = []
     for p in placed:
         sent = [sends[event] for event in p.webhook_event_ids if event in sends]
         if len(sent) != 1 or p.order_token not in committed:
             raise SystemExit(f"order {p.order_token}: no single payment.captured webhook or no enrollment commit time")
         latencies.append((committed[p.order_token] - sent[0]) * 1000)
+        if p.order_token in moments:
+            moments[p.order_token]["sent"] = sent[0]
     report(args, len(placed), max(committed.values()) - started, cpu, latencies)
+    hops.report({token: times for token, times in moments.items() if "sent" in times}, percentile)
 
 
 if __name__ == "__main__":
