@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import require_user
-from common.uow import UnitOfWorkFactory, reading
+from common.uow import UnitOfWorkFactory, one_statement, reading
 from order_svc import stored_responses
 from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
@@ -82,15 +82,20 @@ class OrderService:
         key at `converting` with its order token): then its order token is returned too."""
         now = self._clock()
         order_token = str(uuid.uuid4())
-        async with self._uow() as uow:
+        # One statement writes the key and the placement (or takes the lease) together, so it is
+        # atomic as its own transaction. A key it could not take is read afterwards, by a read of
+        # its own: whatever changed in between (the other request finished, or let go) is what the
+        # answer should go by anyway.
+        async with one_statement(self._uow) as uow:
             stored = await self._repository.claim_key(uow.conn, user_id, key, CREATE_ORDER, request_hash, now,
                                                       now - self._key_lease, order_token=order_token,
                                                       cart_token=request.cart_token)
-            started = stored is not None and stored.order_token == order_token  # new, and its placement with it
-            taken = stored is None
-            if taken:
-                stored = await self._repository.get_key(uow.conn, user_id, key)
             await uow.commit()
+        started = stored is not None and stored.order_token == order_token  # new, and its placement with it
+        taken = stored is None
+        if taken:
+            async with reading(self._uow) as uow:
+                stored = await self._repository.get_key(uow.conn, user_id, key)
         if stored is None:  # deleted between the two statements (retention): a race to just retry
             raise CheckoutError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT)
         if taken:

@@ -169,6 +169,43 @@ async def test_a_key_in_flight_is_2006_until_its_lease_runs_out_then_the_retry_r
     assert view.order_token == started  # the retry resumed the placement the dead request started
 
 
+async def test_a_key_refused_in_flight_then_finished_before_it_is_read_replays_the_answer(monkeypatch) -> None:
+    """The claim and the read of a key it refused are two statements (service._take_key): what the
+    read finds (the other request's answer, stored in between) is the answer."""
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    first = await place(w, user, cart, key)
+    row = w.repository.keys[(user, key)]
+    answer = (row.recovery_point, row.response_code, row.response_body)
+    row.recovery_point, row.response_code, row.response_body, row.locked_at = "order_created", None, None, w.clock()
+    claim = w.repository.claim_key
+
+    async def claim_then_the_other_finishes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken = await claim(*args, **kwargs)
+        assert taken is None  # in flight
+        (row.recovery_point, row.response_code, row.response_body), row.locked_at = answer, None
+        return taken
+
+    monkeypatch.setattr(w.repository, "claim_key", claim_then_the_other_finishes)
+    assert await place(w, user, cart, key) == first
+    assert len(w.cart.calls) == 1 and len(w.payments.requests) == 1
+
+
+async def test_a_key_refused_then_deleted_before_it_is_read_is_2006(monkeypatch) -> None:
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    await place(w, user, cart, key)
+    claim = w.repository.claim_key
+
+    async def claim_then_retention_deletes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken = await claim(*args, **kwargs)
+        w.repository.keys.clear()
+        return taken
+
+    monkeypatch.setattr(w.repository, "claim_key", claim_then_retention_deletes)
+    await refused(place(w, user, cart, key), 2006)
+
+
 def _hash(request: OrderRequest) -> str:
     return fingerprint(place_order.CREATE_ORDER, request.canonical())
 
