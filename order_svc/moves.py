@@ -19,7 +19,7 @@ from common.clock import rfc3339
 from common.money import format_amount
 from common.uow import UnitOfWork
 from order_svc.domain.order_status import transition
-from order_svc.repository import OrderRecord, OrderRepository
+from order_svc.repository import FinishedKey, OrderRecord, OrderRepository
 
 ORDER = "order"
 
@@ -54,14 +54,16 @@ async def move_order(uow: UnitOfWork, repository: OrderRepository, order: OrderR
 async def move_order_from(uow: UnitOfWork, repository: OrderRepository, order_token: str, source: str, target: str,
                           *, now: datetime.datetime, actor: str, reason: str = "",
                           expected: Mapping[str, Any] | None = None, payment_patch: Mapping[str, str] | None = None,
-                          **changes: Any) -> OrderRecord | None:
+                          finish_key: FinishedKey | None = None, **changes: Any) -> OrderRecord | None:
     """The order moved from `source` to `target` (with `changes`, and `payment_patch` over its
     payment view) in one statement, if it is in `source` (and its columns hold `expected`): the
     moved order, or None when it is not (nothing written; the caller reads it to see why). The
-    state machine must allow source → target."""
+    state machine must allow source → target. `finish_key`: an Idempotency-Key finished by the
+    same statement, if the order moved."""
     status = transition(source, target)
     moved = await repository.update_order_if(uow.conn, order_token, {**(expected or {}), "status": source},
-                                             payment_patch=payment_patch, status=status, updated_at=now, **changes)
+                                             payment_patch=payment_patch, finish_key=finish_key, status=status,
+                                             updated_at=now, **changes)
     if moved is not None:
         if payment_patch is not None:
             changes = {**changes, "payment": moved.payment}

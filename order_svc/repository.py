@@ -66,6 +66,17 @@ class PlacementRecord:
     updated_at: datetime.datetime
 
 
+@dataclasses.dataclass(frozen=True)
+class FinishedKey:
+    """An Idempotency-Key to finish with `response` (order_svc/stored_responses.py) at `now`, by
+    the statement that changes its order (update_order_if)."""
+
+    user_id: str
+    key: str
+    response: tuple[int, bytes]
+    now: datetime.datetime
+
+
 _ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord)
                       if field.name not in ("order_number", "order_year"))
 # The number is taken in the statement that inserts the order, from its year's sequence (migration
@@ -161,9 +172,10 @@ _CLAIM_KEY = _claim_key_statement()
 
 @functools.cache
 def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), returning: bool = False,
-                  payment_patch: bool = False) -> Any:
+                  payment_patch: bool = False, finish_key: bool = False) -> Any:
     """UPDATE orders SET <columns> [, payment = payment || :payment_patch] WHERE order_token =
-    :w_order_token [AND <expected> = :w_<name>…] [AND payment->>'payment_token' = the patch's]."""
+    :w_order_token [AND <expected> = :w_<name>…] [AND payment->>'payment_token' = the patch's];
+    with `finish_key`, the Idempotency-Key k_user_id/k_key finished too if the order was updated."""
     values: dict[str, Any] = {name: bindparam(name) for name in columns}
     conditions = [orders.c[name] == bindparam(f"w_{name}") for name in expected]
     if payment_patch:  # the view of the same session only (views.PaymentView.updated, in SQL)
@@ -171,7 +183,19 @@ def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), retu
         conditions.append(orders.c.payment["payment_token"].astext == bindparam("w_patch_payment_token"))
     statement = (update(orders).where(orders.c.order_token == bindparam("w_order_token"), *conditions)
                  .values(values))
-    return statement.returning(*orders.c) if returning else statement
+    if not returning:
+        return statement
+    if not finish_key:
+        return statement.returning(*orders.c)
+    moved = statement.returning(*orders.c).cte("moved")
+    finished = (update(idempotency_keys)
+                .where(idempotency_keys.c.user_id == bindparam("k_user_id"), idempotency_keys.c.key == bindparam("k_key"),
+                       select(moved.c.order_token).exists())
+                .values(recovery_point=literal_column("'finished'"), response_code=bindparam("k_response_code"),
+                        response_body=bindparam("k_response_body"), locked_at=None,
+                        last_used_at=bindparam("k_last_used_at"))
+                .cte("finished"))
+    return select(moved).add_cte(finished)
 
 
 @functools.cache
@@ -239,18 +263,23 @@ class OrderRepository:
         await conn.execute(_update_order(tuple(sorted(values))), {"w_order_token": order_token, **values})
 
     async def update_order_if(self, conn: AsyncConnection, order_token: str, expected: Mapping[str, Any],
-                              payment_patch: Mapping[str, str] | None = None, **values: Any) -> OrderRecord | None:
+                              payment_patch: Mapping[str, str] | None = None, finish_key: FinishedKey | None = None,
+                              **values: Any) -> OrderRecord | None:
         """Set columns of one order if its columns hold the `expected` values, in one statement
         (the row lock taken by the UPDATE itself): the order as changed, or None (nothing written).
         `payment_patch`: keys of its `payment` view replaced, if that view is of the same session
-        (the same payment_token)."""
+        (the same payment_token). `finish_key`: that key finished by the same statement, if the
+        order was changed (as advance_key(…, "finished", response=…) would)."""
         statement = _update_order(tuple(sorted(values)), tuple(sorted(expected)), returning=True,
-                                  payment_patch=payment_patch is not None)
+                                  payment_patch=payment_patch is not None, finish_key=finish_key is not None)
         parameters = {"w_order_token": order_token, **values,
                       **{f"w_{name}": value for name, value in expected.items()}}
         if payment_patch is not None:
             parameters["payment_patch"] = dict(payment_patch)
             parameters["w_patch_payment_token"] = payment_patch["payment_token"]
+        if finish_key is not None:
+            parameters.update(k_user_id=finish_key.user_id, k_key=finish_key.key, k_last_used_at=finish_key.now,
+                              k_response_code=finish_key.response[0], k_response_body=finish_key.response[1])
         row = (await conn.execute(statement, parameters)).first()
         return None if row is None else _order(row)
 
