@@ -16,6 +16,7 @@ import datetime
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -147,8 +148,8 @@ class OrderService:
             assert locked is not None
             if locked.payment_attempt < attempt:
                 self._ensure_attemptable(locked)
-                changes = {"payment_token": session.payment_token, "payment_attempt": attempt,
-                           "payment": session.as_json()}
+                changes: dict[str, Any] = {"payment_token": session.payment_token, "payment_attempt": attempt,
+                                           "payment": session.as_json()}
                 if locked.status == "awaiting_payment":  # the previous session expired unpaid: no status change
                     now = self._clock()
                     await self._repository.update_order(uow.conn, order_token, updated_at=now, **changes)

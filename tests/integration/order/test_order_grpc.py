@@ -110,6 +110,11 @@ async def test_an_order_paid_before_step_5_is_the_keys_answer(stack: OrderStack,
     first = await stack.place(user, cart, key)
 
     assert first.status == "paid"
+    audit = plumbing.audit_log
+    actions = await rows(stack.engine, select(audit.c.action, audit.c.after).where(
+        audit.c.entity_id == first.order_token).order_by(audit.c.id))
+    assert [row.action for row in actions] == ["created", "status:paid"]  # paid from pending
+    assert actions[1].after["invoice"].startswith("INV")  # its tax invoice, in the same audit row
     [stored] = await rows(stack.engine, select(idempotency_keys).where(idempotency_keys.c.key == key))
     assert (stored.recovery_point, stored.locked_at, stored.response_code) == ("finished", None, 0)
     assert await stack.place(user, cart, key) == first
