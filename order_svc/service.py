@@ -1,13 +1,14 @@
 """Order use cases: create an order (idempotent, resumable: the saga in place_order.py), read
 one, and open a new payment attempt. They return views (views.py), never protobuf.
 
-An Idempotency-Key is held by a lease, not by a lock on a connection: taking the key is one short
-transaction that sets `locked_at` (`claim_key`), every recovery point renews it, and the answer
-(or a retryable failure) ends it. A second request with the key while the lease is live is 2006
-(in flight, retryable); a lease left by a process that died runs out after ORDER_IDEMPOTENCY_LEASE
-seconds and the retry resumes from the recovery point. No pooled connection waits on cart_svc or
-payment_svc, and a lease that runs out under a slow but living request is still safe: every step
-is idempotent by the order token, so the worst case is the same step done twice.
+An Idempotency-Key is held by a lease, not by a lock on a connection: taking the key is one
+statement (its own transaction: autocommit) that sets `locked_at` (`claim_key`), every recovery
+point renews it, and the answer (or a retryable failure) ends it. A second request with the key
+while the lease is live is 2006 (in flight, retryable); a lease left by a process that died runs
+out after ORDER_IDEMPOTENCY_LEASE seconds and the retry resumes from the recovery point. No pooled
+connection waits on cart_svc or payment_svc, and a lease that runs out under a slow but living
+request is still safe: every step is idempotent by the order token, so the worst case is the same
+step done twice.
 """
 
 from __future__ import annotations
