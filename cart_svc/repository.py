@@ -242,6 +242,9 @@ class Repository:
         rows = (await conn.execute(_PLANS_BY_ID, {"plan_ids": ids})).all()
         return {row.plan_id: _plan(row) for row in rows}
 
+    async def all_plans(self, conn: AsyncConnection) -> dict[str, PlanRef]:
+        return {row.plan_id: _plan(row) for row in (await conn.execute(_PLANS)).all()}
+
     async def plan_for_period(self, conn: AsyncConnection, internship_id: str, value: int, unit: str) -> PlanRef | None:
         row = (await conn.execute(_PLAN_FOR_PERIOD, {"internship_id": internship_id, "period_value": value,
                                                      "period_unit": unit})).first()

@@ -36,6 +36,7 @@ from common.db import create_engine
 from common.settings import Settings
 from tests.integration.cart.test_cart_grpc import BACKEND, BACKEND_1M, DESIGN_1M, fails_with
 from tests.support.grpc_servers import serving
+from tests.support.round_trips import round_trips
 from tests.support.tokens import bearer, new_user
 
 OTHER_INTERNSHIP = "5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000003"  # a sample internship no test cart here holds
@@ -315,6 +316,39 @@ async def test_the_catalog_price_at_conversion_decides(stubs, settings, cart_eng
 
     assert figures(converted) == expected
     assert [(line.unit_price, line.unit_price_inr) for line in converted.lines] == [(new_price, new_price)]
+
+
+async def test_a_new_cart_takes_its_plans_from_the_catalog_cache_and_the_conversion_the_databases(
+        stubs, settings, cart_engine, wide_engine, plan):
+    """CreateCart looks its plans up in the process's catalog cache: no read. A price changed while
+    the cache has not heard of it (its event missed) shows in a new cart until the cache is dropped,
+    but ConvertCart prices from the database: the price charged is the catalog's."""
+    user = new_user()
+    await a_cart(stubs, settings, user, plan_id=plan.plan_id)  # the cache is filled
+    await execute(cart_engine, "UPDATE plans SET price = 1200.00 WHERE plan_id = :plan", plan=plan.plan_id)
+
+    with round_trips(wide_engine) as trips:
+        cart = await a_cart(stubs, settings, user, plan_id=plan.plan_id)
+    assert trips == ["BEGIN", "INSERT carts", "WITH -"]  # the cart; its event and audit row + COMMIT
+    assert figures(cart) == ("1000.00", "0.00", "180.00", "1180.00")  # the cached price
+
+    converted = await stubs.checkout.ConvertCart(convert_request(cart.token, user))
+    assert figures(converted) == ("1200.00", "0.00", "216.00", "1416.00")
+
+
+async def test_a_plan_the_cached_catalog_does_not_know_is_read(stubs, settings, cart_engine, wide_engine, plan):
+    user = new_user()
+    await a_cart(stubs, settings, user, plan_id=plan.plan_id)  # the cache is filled
+    newer = str(uuid.uuid4())
+    async with cart_engine.begin() as conn:  # a plan added with no event for the cache
+        await conn.execute(insert(plans).values(plan_id=newer, internship_id=plan.internship_id, period_value=2,
+                                                period_unit="month", price=Decimal("1500.00"), currency="INR"))
+
+    with round_trips(wide_engine) as trips:
+        cart = await a_cart(stubs, settings, user, plan_id=newer)
+    assert trips == ["BEGIN", "SELECT plans", "INSERT carts", "WITH -"]
+    assert figures(cart) == ("1500.00", "0.00", "270.00", "1770.00")
+    await fails_with(a_cart(stubs, settings, user, plan_id=str(uuid.uuid4())), 1005)  # none such: as before
 
 
 LIST_PRICE = ("1000.00", "0.00", "180.00", "1180.00")
