@@ -106,7 +106,7 @@ class OrderService:
 
     async def _settle_key(self, user_id: str, key: str, error: CheckoutError) -> None:
         """A final error is the key's answer from now on; a retryable one ends the lease only."""
-        async with self._uow() as uow:
+        async with one_statement(self._uow) as uow:
             if idempotency.should_store(error):
                 await self._repository.advance_key(uow.conn, user_id, key, "finished", self._clock(),
                                                    response=stored_responses.error_body(error))
@@ -116,7 +116,7 @@ class OrderService:
 
     async def _release_key_quietly(self, user_id: str, key: str) -> None:
         try:
-            async with self._uow() as uow:
+            async with one_statement(self._uow) as uow:
                 await self._repository.release_key(uow.conn, user_id, key)
                 await uow.commit()
         except Exception as error:  # the lease runs out by itself

@@ -9,10 +9,11 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from common.errors import CheckoutError, ErrorCode
 from order_svc.domain.invoices import document_number
 from order_svc.progress import PaymentOutcome
 from order_svc.tables import plumbing, tax_documents
-from tests.integration.order.conftest import OrderStack, rows
+from tests.integration.order.conftest import OrderStack, fails_with, rows
 from tests.support.round_trips import round_trips
 from tests.support.tokens import new_user
 
@@ -58,3 +59,16 @@ async def test_paying_and_fulfilling_an_order(stack: OrderStack) -> None:
         audit.c.entity_id == order.order_token).order_by(audit.c.id))
     assert [row.action for row in actions] == ["created", "status:awaiting_payment", "status:paid", "status:fulfilled"]
     assert actions[2].after["invoice"] == document_number(invoice.series, invoice.sequence)  # one row per state change
+
+
+async def test_a_final_refusal_is_stored_with_the_key_by_one_statement(stack: OrderStack) -> None:
+    user, key = new_user(), str(uuid.uuid4())
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    stack.fakes.cart.refusal = CheckoutError(ErrorCode.INVALID_COUPON, "the coupon ran out")
+    with round_trips(stack.engine) as trips:
+        await fails_with(stack.place(user, cart, key), 2004)
+    assert trips == [
+        "WITH idempotency_keys",  # the key and the placement
+        "BEGIN", "SELECT order_placements", "UPDATE order_placements", "COMMIT",  # the placement refused
+        "UPDATE idempotency_keys",  # the refusal is the key's answer: one statement, autocommit
+    ]
