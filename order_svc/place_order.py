@@ -32,7 +32,7 @@ from common.clock import rfc3339
 from common.errors import CheckoutError, ErrorCode
 from common.faults import fault_point
 from common.money import format_amount, parse_amount
-from common.uow import UnitOfWork, UnitOfWorkFactory, reading
+from common.uow import UnitOfWork, UnitOfWorkFactory, one_statement, reading
 from order_svc import stored_responses
 from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
@@ -129,7 +129,8 @@ class PlaceOrder:
     async def _start(self, user_id: str, request: OrderRequest, key: HeldKey | None) -> str:
         order_token = str(uuid.uuid4())
         now = self._clock()
-        async with self._uow() as uow:
+        # Without a key the placement is the one write: one statement, its own transaction.
+        async with self._uow() if key is not None else one_statement(self._uow) as uow:
             await self._repository.insert_placement(uow.conn, order_token, request.cart_token, user_id, now)
             if key is not None:
                 await self._repository.advance_key(uow.conn, key.user_id, key.key, "converting", now,

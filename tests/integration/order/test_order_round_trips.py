@@ -30,6 +30,18 @@ async def test_creating_an_order_with_a_new_key(stack: OrderStack) -> None:
     ]
 
 
+async def test_creating_an_order_without_a_key(stack: OrderStack) -> None:
+    user = new_user()
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    with round_trips(stack.engine) as trips:
+        await stack.place(user, cart)
+    assert trips == [
+        "INSERT order_placements",  # step 1: one statement, autocommit
+        "BEGIN", "WITH order_placements", "WITH -",
+        "BEGIN", "UPDATE orders", "WITH -",  # no key to finish
+    ]
+
+
 async def test_replaying_a_key(stack: OrderStack) -> None:
     user, key = new_user(), str(uuid.uuid4())
     cart = stack.fakes.cart.add_cart(user_id=user)
