@@ -62,7 +62,8 @@ def services(engine: AsyncEngine, settings: Settings, *, cache: CartCache | None
     catalog_cache = catalog_cache or CatalogCache(settings.catalog_cache_ttl)
     return Services(
         catalog=CatalogService(uow_factory(read_engine, plumbing) if read_engine else uow, repository),
-        carts=CartService(uow, settings, repository=repository, clock=clock, cache=cache),
+        carts=CartService(uow, settings, repository=repository, clock=clock, cache=cache,
+                          catalog=catalog_cache if settings.catalog_cache_ttl > 0 else None),
         admin=AdminService(uow, repository, on_catalog_change=catalog_cache.clear),
         conversions=ConversionService(uow, settings, repository=repository, clock=clock, cache=cache),
         catalog_cache=catalog_cache,

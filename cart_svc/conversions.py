@@ -64,11 +64,16 @@ class ConversionService:
         repo = self._repo
         async with self._uow() as uow:
             conn = uow.conn
-            cart = await repo.get_cart(conn, cart_token, for_update=True)
+            # The cart locked, the order's conversion and the cart's plans, read by one statement;
+            # the last two in its snapshot, taken before the lock if the lock was waited for.
+            cart, earlier, plans = await repo.lock_cart_for_conversion(conn, cart_token, order_token)
             if cart is None:
                 raise CheckoutError(ErrorCode.CART_NOT_FOUND)
-            earlier, plans = await repo.conversion_and_plans(conn, order_token,
-                                                             [line.plan.plan_id for line in cart.lines])
+            if earlier is not None:  # a repeat: read again under the lock (a release may have come between)
+                earlier = await repo.conversion(conn, order_token)
+            # None then, one now: another ConvertCart of this order held the cart meanwhile; the
+            # cart as locked says so (converted: that conversion is the answer below; reopened since:
+            # the order token is refused as used).
             if earlier is not None:
                 repeated = _repeat(earlier, cart_token, user_id)
                 await uow.commit()  # nothing written: a commit, not a rollback (common/uow.py says why)
@@ -86,6 +91,8 @@ class ConversionService:
             if not cart.lines:
                 raise CheckoutError(ErrorCode.CART_EMPTY)
             before = {"status": cart.status, "user_id": cart.user_id, "version": cart.version}
+            if any(line.plan.plan_id not in plans for line in cart.lines):  # a line or a plan newer than the snapshot
+                plans = await repo.plans_by_id(conn, [line.plan.plan_id for line in cart.lines])
             cart.refresh_plans(plans)
             owned = dataclasses.replace(cart, user_id=user_id, lines=list(cart.lines))  # the buyer's limits count
             # The coupon's lock before pricing (the cart's, then the coupon's: the order both ledger

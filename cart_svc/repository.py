@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import bindparam, column, func, insert, literal_column, or_, select, text, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -171,15 +172,28 @@ def _save_and_convert_statement() -> Any:
 
 
 _SAVE_AND_CONVERT = _save_and_convert_statement()
-# The order's conversion (if any) and the plans of the given ids, in one statement: one row per
-# plan found (or one row with no plan), each carrying the conversion's columns (or NULLs).
-_CONVERSION_AND_PLANS = (
-    select(*(column.label(f"c_{column.name}") for column in cart_conversions.c),
-           *(column.label(f"p_{column.name}") for column in _PLAN_COLUMNS))
-    .select_from(select(literal_column("1").label("one")).subquery("one")
-                 .outerjoin(cart_conversions, cart_conversions.c.order_token == bindparam("order_token"))
-                 .outerjoin(plans.join(internships, internships.c.internship_id == plans.c.internship_id),
-                            plans.c.plan_id.in_(bindparam("plan_ids", expanding=True)))))
+
+
+def _lock_cart_for_conversion_statement() -> Any:
+    """WITH locked AS (SELECT the cart FOR UPDATE) SELECT locked.*, the order's conversion (c_*) and
+    the plans of the cart's lines (p_*) FROM locked LEFT JOIN …: one row per plan found (or one
+    with no plan), each with the cart's and the conversion's columns (or NULLs); no row, no cart.
+    The lock is taken in the CTE, so the cart is the row as it is once locked; the conversion and
+    the plans are read in the statement's snapshot, which is older if the lock was waited for."""
+    locked = _GET_CART_LOCKED.cte("locked")
+    # c["items"]: `.c.items` is the column collection's items() method
+    line = func.jsonb_array_elements(locked.c["items"]).table_valued(column("value", JSONB)).render_derived(name="line")
+    cart_plans = (select(*_PLAN_COLUMNS)  # each line's plan by its key (LATERAL: not every plan against every line)
+                  .select_from(line.join(plans, plans.c.plan_id == line.c.value["plan_id"].astext.cast(Id))
+                               .join(internships, internships.c.internship_id == plans.c.internship_id))
+                  .lateral("cart_plans"))
+    return (select(locked, *(field.label(f"c_{field.name}") for field in cart_conversions.c),
+                   *(field.label(f"p_{field.name}") for field in cart_plans.c))
+            .select_from(locked.outerjoin(cart_conversions, cart_conversions.c.order_token == bindparam("order_token"))
+                         .outerjoin(cart_plans, true())))
+
+
+_LOCK_CART_FOR_CONVERSION = _lock_cart_for_conversion_statement()
 _RELEASE_CONVERSION = (update(cart_conversions)
                        .where(cart_conversions.c.order_token == bindparam("w_order_token"),
                               cart_conversions.c.status == "converted")
@@ -241,6 +255,9 @@ class Repository:
             return {}
         rows = (await conn.execute(_PLANS_BY_ID, {"plan_ids": ids})).all()
         return {row.plan_id: _plan(row) for row in rows}
+
+    async def all_plans(self, conn: AsyncConnection) -> dict[str, PlanRef]:
+        return {row.plan_id: _plan(row) for row in (await conn.execute(_PLANS)).all()}
 
     async def plan_for_period(self, conn: AsyncConnection, internship_id: str, value: int, unit: str) -> PlanRef | None:
         row = (await conn.execute(_PLAN_FOR_PERIOD, {"internship_id": internship_id, "period_value": value,
@@ -311,11 +328,16 @@ class Repository:
         row = (await conn.execute(_CONVERSION_LOCKED if for_update else _CONVERSION, {"order_token": order_token})).first()
         return None if row is None else _conversion(row)
 
-    async def conversion_and_plans(self, conn: AsyncConnection, order_token: str,
-                                   plan_ids: Iterable[str]) -> tuple[Conversion | None, dict[str, PlanRef]]:
-        """`conversion(order_token)` and `plans_by_id(plan_ids)`, in one statement."""
-        rows = (await conn.execute(_CONVERSION_AND_PLANS, {"order_token": order_token,
-                                                           "plan_ids": sorted(set(plan_ids))})).mappings().all()
+    async def lock_cart_for_conversion(self, conn: AsyncConnection, token: str, order_token: str,
+                                       ) -> tuple[Cart | None, Conversion | None, dict[str, PlanRef]]:
+        """`get_cart(token, for_update=True)`, `conversion(order_token)` and the plans of the cart's
+        lines (`plans_by_id`), in one statement. The cart is as it is once locked; the conversion
+        and the plans are as they were when the statement began: before the lock, if it had to
+        wait for it (another unit of work had the cart), so they may have changed since."""
+        rows = (await conn.execute(_LOCK_CART_FOR_CONVERSION, {"token": token,
+                                                               "order_token": order_token})).mappings().all()
+        if not rows:
+            return None, None, {}
         first = rows[0]
         conversion = None
         if first["c_order_token"] is not None:
@@ -325,7 +347,7 @@ class Repository:
                                            title=row["p_title"], period_value=row["p_period_value"],
                                            period_unit=row["p_period_unit"], list_price=row["p_price"])
                  for row in rows if row["p_plan_id"] is not None}
-        return conversion, found
+        return cart_from_row(first), conversion, found
 
     async def converted_of_cart(self, conn: AsyncConnection, cart_token: str) -> Conversion | None:
         """The conversion that holds the cart now (status converted), if any."""

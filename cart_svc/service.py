@@ -46,6 +46,7 @@ from common.uow import UnitOfWorkFactory, reading
 
 if TYPE_CHECKING:
     from cart_svc.cache import CartCache
+    from cart_svc.catalog_cache import CatalogCache
 
 Clock = Callable[[], datetime.datetime]
 
@@ -92,8 +93,10 @@ Change = Callable[[AsyncConnection, Cart, datetime.datetime], Awaitable[None]]
 
 class CartService:
     def __init__(self, uow: UnitOfWorkFactory, settings: Settings, *, repository: Repository | None = None,
-                 clock: Clock = utc_now, cache: CartCache | None = None) -> None:
+                 clock: Clock = utc_now, cache: CartCache | None = None, catalog: CatalogCache | None = None) -> None:
+        """`catalog`: the process's catalog cache, where CreateCart looks its plans up."""
         self._uow = uow
+        self._catalog = catalog
         self._repo = repository or Repository()
         self._pricer = Pricer(self._repo, settings.seller_state)
         self._cache = cache
@@ -183,7 +186,7 @@ class CartService:
             cart = Cart.new(user_id=caller.user_id or None, currency=command.currency or "INR", now=now, ttl=self._ttl,
                             sale_slug=command.sale_slug or None, device_id=command.device_id or None,
                             analytics_data=list(command.analytics_data))
-            known = await self._repo.plans_by_id(conn, [item.plan_id for item in command.items if item.plan_id])
+            known = await self._plans(conn, [item.plan_id for item in command.items if item.plan_id])
             for item in command.items:
                 cart.add(await self._resolve(conn, item, known), item.quantity, now, self._ttl)
             view = await self._view(conn, cart)
@@ -347,6 +350,18 @@ class CartService:
     async def _view(self, conn: AsyncConnection, cart: Cart) -> CartView:
         now = self._clock()
         return CartView(cart, await self._pricer.price(conn, cart, now), now)
+
+    async def _plans(self, conn: AsyncConnection, plan_ids: list[str]) -> dict[str, PlanRef]:
+        """The plans of `plan_ids` that exist: from the catalog cache if it knows them all, else
+        read. A cached plan can be stale only until the catalog's change event drops the cache
+        (its TTL if that event is missed); a cart's prices are what it shows, and ConvertCart
+        prices every line again from the plans in the database, so a stale one is never charged."""
+        if self._catalog is None or not plan_ids:
+            return await self._repo.plans_by_id(conn, plan_ids)
+        every = await self._catalog.value("plans", lambda: self._repo.all_plans(conn))
+        if all(plan_id in every for plan_id in plan_ids):
+            return {plan_id: every[plan_id] for plan_id in plan_ids}
+        return await self._repo.plans_by_id(conn, plan_ids)  # a plan newer than the cache's copy, or none such
 
     async def _resolve(self, conn: AsyncConnection, item: ItemChoice, known: dict[str, PlanRef] | None = None) -> PlanRef:
         """The plan `item` chooses; `known`: the plans of the request's plan ids, read at once."""

@@ -18,8 +18,10 @@ from checkout.internal.v1 import cart_checkout_pb2
 from common.clock import rfc3339
 from common.money import format_amount
 from common.uow import UnitOfWork
+from order_svc.domain.invoices import document_number
 from order_svc.domain.order_status import transition
-from order_svc.repository import OrderRecord, OrderRepository
+from order_svc.repository import FinishedKey, OrderRecord, OrderRepository
+from order_svc.tax_document_repository import InvoiceToIssue
 
 ORDER = "order"
 
@@ -41,32 +43,56 @@ def order_event(order: OrderRecord, now: datetime.datetime, *, previous: str = "
 
 
 async def move_order(uow: UnitOfWork, repository: OrderRepository, order: OrderRecord, target: str, *,
-                     now: datetime.datetime, actor: str, reason: str = "", **changes: Any) -> OrderRecord:
+                     now: datetime.datetime, actor: str, reason: str = "", invoice_number: str | None = None,
+                     **changes: Any) -> OrderRecord:
     """`order` (locked by the caller) moved to `target` with `changes` to other columns; 2102 if
-    the state machine refuses."""
+    the state machine refuses. `invoice_number`: of the tax invoice the caller issued with the
+    move, for its audit row."""
     status = transition(order.status, target)
     await repository.update_order(uow.conn, order.order_token, status=status, updated_at=now, **changes)
     moved = dataclasses.replace(order, status=status, updated_at=now, **changes)
-    _record_move(uow, moved, order.status, now=now, actor=actor, reason=reason, changes=changes)
+    _record_move(uow, moved, order.status, now=now, actor=actor, reason=reason,
+                 changes=_noting_invoice(changes, invoice_number))
     return moved
 
 
 async def move_order_from(uow: UnitOfWork, repository: OrderRepository, order_token: str, source: str, target: str,
                           *, now: datetime.datetime, actor: str, reason: str = "",
                           expected: Mapping[str, Any] | None = None, payment_patch: Mapping[str, str] | None = None,
+                          finish_key: FinishedKey | None = None, invoice: InvoiceToIssue | None = None,
                           **changes: Any) -> OrderRecord | None:
     """The order moved from `source` to `target` (with `changes`, and `payment_patch` over its
     payment view) in one statement, if it is in `source` (and its columns hold `expected`): the
     moved order, or None when it is not (nothing written; the caller reads it to see why). The
-    state machine must allow source → target."""
+    state machine must allow source → target. If the order moved, the same statement also
+    finishes `finish_key` (an Idempotency-Key) and issues `invoice` (its number in the move's
+    audit row)."""
     status = transition(source, target)
-    moved = await repository.update_order_if(uow.conn, order_token, {**(expected or {}), "status": source},
-                                             payment_patch=payment_patch, status=status, updated_at=now, **changes)
+    expected = {**(expected or {}), "status": source}
+    invoice_number = None
+    if invoice is None:
+        moved = await repository.update_order_if(uow.conn, order_token, expected, payment_patch=payment_patch,
+                                                 finish_key=finish_key, status=status, updated_at=now, **changes)
+    else:
+        assert finish_key is None, "one statement finishes a key or issues an invoice, not both (none needs it)"
+        issued = await repository.update_order_and_invoice_if(uow.conn, order_token, expected, invoice,
+                                                              payment_patch=payment_patch, status=status,
+                                                              updated_at=now, **changes)
+        moved, sequence = issued or (None, None)
+        if sequence is not None:
+            invoice_number = document_number(invoice.series, sequence)
     if moved is not None:
         if payment_patch is not None:
             changes = {**changes, "payment": moved.payment}
-        _record_move(uow, moved, source, now=now, actor=actor, reason=reason, changes=changes)
+        _record_move(uow, moved, source, now=now, actor=actor, reason=reason,
+                     changes=_noting_invoice(changes, invoice_number))
     return moved
+
+
+def _noting_invoice(changes: Mapping[str, Any], invoice_number: str | None) -> Mapping[str, Any]:
+    """What the audit row of a move says changed: the columns, and the tax invoice issued with it
+    (one audit row per state change)."""
+    return changes if invoice_number is None else {**changes, "invoice": invoice_number}
 
 
 def _record_move(uow: UnitOfWork, moved: OrderRecord, previous: str, *, now: datetime.datetime, actor: str,

@@ -26,19 +26,20 @@ import datetime
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from common.clock import rfc3339
 from common.errors import CheckoutError, ErrorCode
 from common.faults import fault_point
 from common.money import format_amount, parse_amount
-from common.uow import UnitOfWork, UnitOfWorkFactory, reading
+from common.uow import UnitOfWork, UnitOfWorkFactory, one_statement, reading
 from order_svc import stored_responses
 from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
 from order_svc.domain.idempotency import StoredKey
 from order_svc.domain.placement import resumes_at, step3_for
 from order_svc.moves import move_order_from, record_created
-from order_svc.repository import OrderRecord, OrderRepository
+from order_svc.repository import FinishedKey, OrderRecord, OrderRepository
 from order_svc.views import OrderView, PaymentView, SessionRequest, Snapshot, order_view
 
 # What pays an order whose session OpenSession answered captured (OrderProgress.captured_at_open:
@@ -128,7 +129,8 @@ class PlaceOrder:
     async def _start(self, user_id: str, request: OrderRequest, key: HeldKey | None) -> str:
         order_token = str(uuid.uuid4())
         now = self._clock()
-        async with self._uow() as uow:
+        # Without a key the placement is the one write: one statement, its own transaction.
+        async with self._uow() if key is not None else one_statement(self._uow) as uow:
             await self._repository.insert_placement(uow.conn, order_token, request.cart_token, user_id, now)
             if key is not None:
                 await self._repository.advance_key(uow.conn, key.user_id, key.key, "converting", now,
@@ -235,20 +237,38 @@ class PlaceOrder:
         else:
             session = None  # past step 5 already: the answer to store is the order as it is
         async with self._uow() as uow:
+            stored: tuple[int, bytes] | None = None  # the key's answer, if the move's own statement stored it
             if captured:
                 order = await self._existing_order(uow, order.order_token)
             elif session is not None:
-                moved = await move_order_from(uow, self._repository, order.order_token, "pending", "awaiting_payment",
-                                              now=self._clock(), actor=user_id, reason="payment session opened",
-                                              expected={"payment_attempt": 0}, payment_token=session.payment_token,
-                                              payment_attempt=1, payment=session.as_json())
-                order = moved or await self._existing_order(uow, order.order_token)  # else: moved on meanwhile
+                order, stored = await self._await_payment(uow, order, session, user_id, key)
             view = order_view(order)
-            if key is not None:
+            answer = stored_responses.order_body(view)
+            if key is not None and stored != answer:
                 await self._repository.advance_key(uow.conn, key.user_id, key.key, "finished", self._clock(),
-                                                   response=stored_responses.order_body(view))
+                                                   response=answer)
             await uow.commit()
         return view
+
+    async def _await_payment(self, uow: UnitOfWork, order: OrderRecord, session: PaymentView, user_id: str,
+                             key: HeldKey | None) -> tuple[OrderRecord, tuple[int, bytes] | None]:
+        """Step 5's move, pending → awaiting_payment: (the order as it is now; the key's answer if
+        the move's statement stored it). That answer is the view of the order as the move leaves
+        it, foreseen as move_order foresees it; if the row returned says otherwise, or the order
+        had moved on meanwhile (a capture came first), the caller stores the answer itself."""
+        now = self._clock()
+        changes: dict[str, Any] = {"payment_token": session.payment_token, "payment_attempt": 1,
+                                   "payment": session.as_json()}
+        finish = None
+        if key is not None:
+            foreseen = order_view(dataclasses.replace(order, status="awaiting_payment", updated_at=now, **changes))
+            finish = FinishedKey(key.user_id, key.key, stored_responses.order_body(foreseen), now)
+        moved = await move_order_from(uow, self._repository, order.order_token, "pending", "awaiting_payment",
+                                      now=now, actor=user_id, reason="payment session opened",
+                                      expected={"payment_attempt": 0}, finish_key=finish, **changes)
+        if moved is None:
+            return await self._existing_order(uow, order.order_token), None
+        return moved, None if finish is None else finish.response
 
 
 def awaits_first_session(order: OrderRecord) -> bool:

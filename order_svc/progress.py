@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -97,17 +97,18 @@ class OrderProgress:
 
     async def payment_captured(self, outcome: PaymentOutcome) -> Outcome:
         async with self._uow() as uow:
-            # The usual case in one statement: the order awaits exactly this payment, of its total.
+            # The usual case in one statement: the order awaits exactly this payment, of its total;
+            # paid, and its tax invoice issued.
+            now = self._clock()
             paid = await move_order_from(
-                uow, self._repository, outcome.order_token, "awaiting_payment", "paid", now=self._clock(), actor=ACTOR,
+                uow, self._repository, outcome.order_token, "awaiting_payment", "paid", now=now, actor=ACTOR,
                 reason=f"payment captured ({outcome.source or 'event'})",
                 expected={"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
                           "total": outcome.amount, "currency": outcome.currency},
                 payment_patch=outcome.view().known(),  # = merged_view's update, done by the database
+                invoice=None if self._documents is None else self._documents.invoice_to_issue(now),
                 payment_token=outcome.payment_token, payment_attempt=outcome.attempt)
             if paid is not None:
-                if self._documents is not None:
-                    await self._documents.issue_invoice(uow, paid, paid.updated_at)
                 await uow.commit()
                 return "paid"
             order = await self._locked(uow.conn, outcome.order_token)
@@ -126,12 +127,13 @@ class OrderProgress:
                                        "gateway": outcome.gateway, "gateway_payment_id": outcome.gateway_payment_id})
                 await uow.commit()
                 return "flagged"
-            paid = await move_order(uow, self._repository, order, "paid", now=now, actor=ACTOR,
-                                    reason=f"payment captured ({outcome.source or 'event'})",
-                                    payment_token=outcome.payment_token, payment_attempt=outcome.attempt,
-                                    payment=merged_view(order, outcome))
+            invoice_number = None  # issued first (the row is locked), so that the move's audit row has its number
             if self._documents is not None:
-                await self._documents.issue_invoice(uow, paid, now)
+                invoice_number = await self._documents.issue_invoice(uow, order, now, audited=False)
+            await move_order(uow, self._repository, order, "paid", now=now, actor=ACTOR,
+                             reason=f"payment captured ({outcome.source or 'event'})", invoice_number=invoice_number,
+                             payment_token=outcome.payment_token, payment_attempt=outcome.attempt,
+                             payment=merged_view(order, outcome))
             await uow.commit()
             return "paid"
 
@@ -159,8 +161,8 @@ class OrderProgress:
             if order.status not in MAY_BE_PAID or not is_current_attempt(order.payment_attempt, outcome.attempt):
                 await uow.commit()
                 return "ignored"
-            changes = {"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
-                       "payment": merged_view(order, outcome)}
+            changes: dict[str, Any] = {"payment_token": outcome.payment_token, "payment_attempt": outcome.attempt,
+                                       "payment": merged_view(order, outcome)}
             now = self._clock()
             if may_move and failure_moves_order(order.status, order.payment_attempt, outcome.attempt):
                 await move_order(uow, self._repository, order, "payment_failed", now=now, actor=ACTOR,

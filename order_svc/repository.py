@@ -22,6 +22,7 @@ from order_svc.domain.idempotency import StoredKey
 from order_svc.domain.invoices import order_year
 from order_svc.domain.order_status import MAY_BE_PAID
 from order_svc.tables import idempotency_keys, order_placements, orders, plumbing
+from order_svc.tax_document_repository import InvoiceToIssue, invoice_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,17 @@ class PlacementRecord:
     resolved_order_token: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedKey:
+    """An Idempotency-Key to finish with `response` (order_svc/stored_responses.py) at `now`, by
+    the statement that changes its order (update_order_if)."""
+
+    user_id: str
+    key: str
+    response: tuple[int, bytes]
+    now: datetime.datetime
 
 
 _ORDER_FIELDS = tuple(field.name for field in dataclasses.fields(OrderRecord)
@@ -161,9 +173,12 @@ _CLAIM_KEY = _claim_key_statement()
 
 @functools.cache
 def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), returning: bool = False,
-                  payment_patch: bool = False) -> Any:
+                  payment_patch: bool = False, finish_key: bool = False, invoice: bool = False) -> Any:
     """UPDATE orders SET <columns> [, payment = payment || :payment_patch] WHERE order_token =
-    :w_order_token [AND <expected> = :w_<name>…] [AND payment->>'payment_token' = the patch's]."""
+    :w_order_token [AND <expected> = :w_<name>…] [AND payment->>'payment_token' = the patch's];
+    if the order was updated, by the same statement: with `finish_key`, the Idempotency-Key
+    k_user_id/k_key finished; with `invoice`, its tax invoice issued (tax_document_repository.
+    invoice_of), its sequence returned as `invoice_sequence`."""
     values: dict[str, Any] = {name: bindparam(name) for name in columns}
     conditions = [orders.c[name] == bindparam(f"w_{name}") for name in expected]
     if payment_patch:  # the view of the same session only (views.PaymentView.updated, in SQL)
@@ -171,7 +186,23 @@ def _update_order(columns: tuple[str, ...], expected: tuple[str, ...] = (), retu
         conditions.append(orders.c.payment["payment_token"].astext == bindparam("w_patch_payment_token"))
     statement = (update(orders).where(orders.c.order_token == bindparam("w_order_token"), *conditions)
                  .values(values))
-    return statement.returning(*orders.c) if returning else statement
+    if not returning:
+        return statement
+    if not (finish_key or invoice):
+        return statement.returning(*orders.c)
+    moved = statement.returning(*orders.c).cte("moved")
+    result = select(moved)
+    if invoice:
+        result = result.add_columns(select(invoice_of(moved).c.sequence).scalar_subquery().label("invoice_sequence"))
+    if finish_key:
+        result = result.add_cte(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.user_id == bindparam("k_user_id"), idempotency_keys.c.key == bindparam("k_key"),
+                   select(moved.c.order_token).exists())
+            .values(recovery_point=literal_column("'finished'"), response_code=bindparam("k_response_code"),
+                    response_body=bindparam("k_response_body"), locked_at=None, last_used_at=bindparam("k_last_used_at"))
+            .cte("finished"))
+    return result
 
 
 @functools.cache
@@ -187,7 +218,8 @@ def _advance_key(columns: tuple[str, ...]) -> Any:
 
 
 def _order(row: Any) -> OrderRecord:
-    values = dict(row._mapping)
+    """From a row of orders (or a mapping of its columns)."""
+    values = dict(row if isinstance(row, Mapping) else row._mapping)
     values["currency"] = values["currency"].strip()
     values["enrollment_ids"] = [str(token) for token in values["enrollment_ids"] or ()]
     return OrderRecord(**values)
@@ -239,20 +271,46 @@ class OrderRepository:
         await conn.execute(_update_order(tuple(sorted(values))), {"w_order_token": order_token, **values})
 
     async def update_order_if(self, conn: AsyncConnection, order_token: str, expected: Mapping[str, Any],
-                              payment_patch: Mapping[str, str] | None = None, **values: Any) -> OrderRecord | None:
+                              payment_patch: Mapping[str, str] | None = None, finish_key: FinishedKey | None = None,
+                              **values: Any) -> OrderRecord | None:
         """Set columns of one order if its columns hold the `expected` values, in one statement
         (the row lock taken by the UPDATE itself): the order as changed, or None (nothing written).
         `payment_patch`: keys of its `payment` view replaced, if that view is of the same session
-        (the same payment_token)."""
+        (the same payment_token). `finish_key`: that key finished by the same statement, if the
+        order was changed (as advance_key(…, "finished", response=…) would)."""
+        row = await self._update_if(conn, order_token, expected, payment_patch, finish_key, None, values)
+        return None if row is None else _order(row)
+
+    async def update_order_and_invoice_if(self, conn: AsyncConnection, order_token: str, expected: Mapping[str, Any],
+                                          invoice: InvoiceToIssue, payment_patch: Mapping[str, str] | None = None,
+                                          **values: Any) -> tuple[OrderRecord, int | None] | None:
+        """update_order_if, and the order's tax invoice issued by the same statement if the order
+        was changed (the statement that pays it): (the order as changed, the invoice's sequence in
+        `invoice.series`, or None when the order had its invoice already), or None (nothing written)."""
+        row = await self._update_if(conn, order_token, expected, payment_patch, None, invoice, values)
+        if row is None:
+            return None
+        columns = dict(row._mapping)
+        sequence = columns.pop("invoice_sequence")
+        return _order(columns), sequence
+
+    async def _update_if(self, conn: AsyncConnection, order_token: str, expected: Mapping[str, Any],
+                         payment_patch: Mapping[str, str] | None, finish_key: FinishedKey | None,
+                         invoice: InvoiceToIssue | None, values: Mapping[str, Any]) -> Any:
         statement = _update_order(tuple(sorted(values)), tuple(sorted(expected)), returning=True,
-                                  payment_patch=payment_patch is not None)
+                                  payment_patch=payment_patch is not None, finish_key=finish_key is not None,
+                                  invoice=invoice is not None)
         parameters = {"w_order_token": order_token, **values,
                       **{f"w_{name}": value for name, value in expected.items()}}
         if payment_patch is not None:
             parameters["payment_patch"] = dict(payment_patch)
             parameters["w_patch_payment_token"] = payment_patch["payment_token"]
-        row = (await conn.execute(statement, parameters)).first()
-        return None if row is None else _order(row)
+        if finish_key is not None:
+            parameters.update(k_user_id=finish_key.user_id, k_key=finish_key.key, k_last_used_at=finish_key.now,
+                              k_response_code=finish_key.response[0], k_response_body=finish_key.response[1])
+        if invoice is not None:
+            parameters.update(i_series=invoice.series, i_details=invoice.details)
+        return (await conn.execute(statement, parameters)).first()
 
     async def lock_unpaid_expired(self, conn: AsyncConnection, now: datetime.datetime, limit: int) -> list[OrderRecord]:
         """Unpaid orders past their expiry, locked; rows another sweeper holds are skipped."""

@@ -1,13 +1,14 @@
 """Order use cases: create an order (idempotent, resumable: the saga in place_order.py), read
 one, and open a new payment attempt. They return views (views.py), never protobuf.
 
-An Idempotency-Key is held by a lease, not by a lock on a connection: taking the key is one short
-transaction that sets `locked_at` (`claim_key`), every recovery point renews it, and the answer
-(or a retryable failure) ends it. A second request with the key while the lease is live is 2006
-(in flight, retryable); a lease left by a process that died runs out after ORDER_IDEMPOTENCY_LEASE
-seconds and the retry resumes from the recovery point. No pooled connection waits on cart_svc or
-payment_svc, and a lease that runs out under a slow but living request is still safe: every step
-is idempotent by the order token, so the worst case is the same step done twice.
+An Idempotency-Key is held by a lease, not by a lock on a connection: taking the key is one
+statement (its own transaction: autocommit) that sets `locked_at` (`claim_key`), every recovery
+point renews it, and the answer (or a retryable failure) ends it. A second request with the key
+while the lease is live is 2006 (in flight, retryable); a lease left by a process that died runs
+out after ORDER_IDEMPOTENCY_LEASE seconds and the retry resumes from the recovery point. No pooled
+connection waits on cart_svc or payment_svc, and a lease that runs out under a slow but living
+request is still safe: every step is idempotent by the order token, so the worst case is the same
+step done twice.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import datetime
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import require_user
-from common.uow import UnitOfWorkFactory, reading
+from common.uow import UnitOfWorkFactory, one_statement, reading
 from order_svc import stored_responses
 from order_svc.clients import CartCheckout, PaymentSessions
 from order_svc.commands import DEFAULT_GATEWAY, OrderRequest
@@ -82,15 +84,20 @@ class OrderService:
         key at `converting` with its order token): then its order token is returned too."""
         now = self._clock()
         order_token = str(uuid.uuid4())
-        async with self._uow() as uow:
+        # One statement writes the key and the placement (or takes the lease) together, so it is
+        # atomic as its own transaction. A key it could not take is read afterwards, by a read of
+        # its own: whatever changed in between (the other request finished, or let go) is what the
+        # answer should go by anyway.
+        async with one_statement(self._uow) as uow:
             stored = await self._repository.claim_key(uow.conn, user_id, key, CREATE_ORDER, request_hash, now,
                                                       now - self._key_lease, order_token=order_token,
                                                       cart_token=request.cart_token)
-            started = stored is not None and stored.order_token == order_token  # new, and its placement with it
-            taken = stored is None
-            if taken:
-                stored = await self._repository.get_key(uow.conn, user_id, key)
             await uow.commit()
+        started = stored is not None and stored.order_token == order_token  # new, and its placement with it
+        taken = stored is None
+        if taken:
+            async with reading(self._uow) as uow:
+                stored = await self._repository.get_key(uow.conn, user_id, key)
         if stored is None:  # deleted between the two statements (retention): a race to just retry
             raise CheckoutError(ErrorCode.IDEMPOTENCY_KEY_IN_FLIGHT)
         if taken:
@@ -99,7 +106,7 @@ class OrderService:
 
     async def _settle_key(self, user_id: str, key: str, error: CheckoutError) -> None:
         """A final error is the key's answer from now on; a retryable one ends the lease only."""
-        async with self._uow() as uow:
+        async with one_statement(self._uow) as uow:
             if idempotency.should_store(error):
                 await self._repository.advance_key(uow.conn, user_id, key, "finished", self._clock(),
                                                    response=stored_responses.error_body(error))
@@ -109,7 +116,7 @@ class OrderService:
 
     async def _release_key_quietly(self, user_id: str, key: str) -> None:
         try:
-            async with self._uow() as uow:
+            async with one_statement(self._uow) as uow:
                 await self._repository.release_key(uow.conn, user_id, key)
                 await uow.commit()
         except Exception as error:  # the lease runs out by itself
@@ -142,8 +149,8 @@ class OrderService:
             assert locked is not None
             if locked.payment_attempt < attempt:
                 self._ensure_attemptable(locked)
-                changes = {"payment_token": session.payment_token, "payment_attempt": attempt,
-                           "payment": session.as_json()}
+                changes: dict[str, Any] = {"payment_token": session.payment_token, "payment_attempt": attempt,
+                                           "payment": session.as_json()}
                 if locked.status == "awaiting_payment":  # the previous session expired unpaid: no status change
                     now = self._clock()
                     await self._repository.update_order(uow.conn, order_token, updated_at=now, **changes)

@@ -8,11 +8,12 @@ import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import CTE, Text, bindparam, exists, literal_column, select, text, true
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from order_svc.tables import tax_documents
+from order_svc.tables import document_series, tax_documents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,40 @@ INSERT INTO ordering.tax_documents (series, sequence, kind, order_token, refund_
 SELECT :series, last_number, :kind, :order_token, :refund_id, :amount, :issued_at, :details FROM numbered
 RETURNING sequence
 """).bindparams(bindparam("details", type_=JSONB))
+
+
+
+@dataclasses.dataclass(frozen=True)
+class InvoiceToIssue:
+    """An order's tax invoice, issued by the statement that marks the order paid
+    (OrderRepository.update_order_if with `invoice`): numbered in `series`, for the order's total,
+    dated when it was paid."""
+
+    series: str
+    details: dict[str, Any]
+
+
+def invoice_of(moved: CTE) -> CTE:
+    """The invoice of the order `moved` returns (a CTE of an UPDATE of orders: the order just
+    paid), issued as _ISSUE issues a document, so with the same guarantees; nothing when `moved`
+    returns no row or the order has its invoice. RETURNING its sequence. Parameters i_series,
+    i_details."""
+    series = bindparam("i_series", type_=Text)
+    new = ~exists().where(tax_documents.c.order_token == moved.c.order_token,
+                          tax_documents.c.kind == literal_column("'invoice'"), tax_documents.c.refund_id == literal_column("''"))
+    numbered = (pg_insert(document_series)
+                .from_select(["series", "last_number"], select(series, literal_column("1")).select_from(moved).where(new))
+                .on_conflict_do_update(index_elements=[document_series.c.series],
+                                       set_={"last_number": document_series.c.last_number + 1})
+                .returning(document_series.c.last_number).cte("numbered"))
+    columns = ["series", "sequence", "kind", "order_token", "refund_id", "amount", "issued_at", "details"]
+    return (pg_insert(tax_documents)
+            .from_select(columns, select(series, numbered.c.last_number, literal_column("'invoice'"), moved.c.order_token,
+                                         literal_column("''"), moved.c.total, moved.c.updated_at,
+                                         bindparam("i_details", type_=JSONB))
+                         .select_from(numbered.join(moved, true())))
+            .returning(tax_documents.c.sequence).cte("issued"))
+
 
 _GET = select(tax_documents).where(tax_documents.c.order_token == bindparam("order_token"),
                                    tax_documents.c.kind == bindparam("kind"),

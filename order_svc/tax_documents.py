@@ -19,7 +19,7 @@ from common.validation import raise_if_any
 from order_svc.domain import invoices
 from order_svc.repository import OrderRecord, OrderRepository
 from order_svc.service import owned_order
-from order_svc.tax_document_repository import DocumentRecord, TaxDocumentRepository
+from order_svc.tax_document_repository import DocumentRecord, InvoiceToIssue, TaxDocumentRepository
 from order_svc.validation import check_order_token, check_refund_id
 
 # Statuses of an order that was paid: it has (or is owed) its invoice.
@@ -50,8 +50,15 @@ class TaxDocuments:
         self._clock = clock
 
     # -- issuing (inside the caller's unit of work, the order's row locked or just moved) ------------------
-    async def issue_invoice(self, uow: UnitOfWork, order: OrderRecord, now: datetime.datetime) -> None:
-        await self._issue(uow, "invoice", order, "", order.total, now, {})
+    def invoice_to_issue(self, now: datetime.datetime) -> InvoiceToIssue:
+        """The invoice of an order paid at `now`, for the statement that pays it (moves.move_order_from)."""
+        return InvoiceToIssue(invoices.series("invoice", invoices.financial_year(now)), self._details({}))
+
+    async def issue_invoice(self, uow: UnitOfWork, order: OrderRecord, now: datetime.datetime, *,
+                            audited: bool = True) -> str | None:
+        """The invoice's number, or None when the order has one. `audited=False`: no audit row of its
+        own, the caller notes the number in its move's (the order paid: one row per state change)."""
+        return await self._issue(uow, "invoice", order, "", order.total, now, {}, audited=audited)
 
     async def issue_credit_note(self, uow: UnitOfWork, order: OrderRecord, refund_id: str, amount: Decimal,
                                 reason: str, now: datetime.datetime) -> None:
@@ -60,15 +67,21 @@ class TaxDocuments:
         await self._issue(uow, "credit_note", order, refund_id, amount, now, {"reason": reason})
 
     async def _issue(self, uow: UnitOfWork, kind: invoices.Kind, order: OrderRecord, refund_id: str, amount: Decimal,
-                     now: datetime.datetime, extra: dict[str, Any]) -> None:
+                     now: datetime.datetime, extra: dict[str, Any], *, audited: bool = True) -> str | None:
         series = invoices.series(kind, invoices.financial_year(now))
-        details = {"seller": dataclasses.asdict(self._issuer.seller), "sac": self._issuer.sac, **extra}
         sequence = await self._documents.issue(uow.conn, series=series, kind=kind, order_token=order.order_token,
-                                               refund_id=refund_id, amount=amount, issued_at=now, details=details)
-        if sequence is not None:
+                                               refund_id=refund_id, amount=amount, issued_at=now,
+                                               details=self._details(extra))
+        if sequence is None:
+            return None
+        number = invoices.document_number(series, sequence)
+        if audited:
             uow.audit(actor="order_svc", entity_type="order", entity_id=order.order_token, action=f"issued:{kind}",
-                      before=None, after={"number": invoices.document_number(series, sequence),
-                                          "amount": amount, "refund_id": refund_id})
+                      before=None, after={"number": number, "amount": amount, "refund_id": refund_id})
+        return number
+
+    def _details(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"seller": dataclasses.asdict(self._issuer.seller), "sac": self._issuer.sac, **extra}
 
     # -- reading -------------------------------------------------------------------------------------------
     async def invoice_pdf(self, order_token: str) -> Pdf:

@@ -6,6 +6,7 @@ hold and the cart back, once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import uuid
@@ -36,6 +37,7 @@ from common.db import create_engine
 from common.settings import Settings
 from tests.integration.cart.test_cart_grpc import BACKEND, BACKEND_1M, DESIGN_1M, fails_with
 from tests.support.grpc_servers import serving
+from tests.support.round_trips import round_trips
 from tests.support.tokens import bearer, new_user
 
 OTHER_INTERNSHIP = "5b7f6a2e-1c1d-4c3a-9f55-0d0c1a000003"  # a sample internship no test cart here holds
@@ -205,6 +207,79 @@ async def test_concurrent_conversions_of_one_cart_make_one(stubs, settings, cart
     assert [s for s, _ in await cart_events(cart_engine, cart.token)].count("checkout.cart.converted") == 1
 
 
+async def test_convert_reads_the_cart_locked_its_conversion_and_plans_in_one_statement(stubs, settings, wide_engine):
+    user = new_user()
+    cart = await a_cart(stubs, settings, user)
+    with round_trips(wide_engine) as trips:
+        await stubs.checkout.ConvertCart(convert_request(cart.token, user))
+    assert trips == ["BEGIN", "WITH carts", "WITH carts", "WITH -"]  # read; saved and converted; event, audit + COMMIT
+
+
+@contextlib.asynccontextmanager
+async def cart_locked(engine: AsyncEngine, token: str) -> AsyncIterator[Any]:
+    """A transaction that holds the cart's row lock (as another ConvertCart or a ReleaseCart does);
+    what it changes is committed when the block ends."""
+    async with engine.begin() as conn:
+        await conn.execute(select(carts.c.token).where(carts.c.token == token).with_for_update())
+        yield conn
+
+
+async def waiting_for_the_lock(engine: AsyncEngine) -> None:
+    """Until a statement of the cart's role waits for a row lock (ConvertCart's read, blocked)."""
+    for _ in range(200):
+        async with engine.connect() as conn:
+            if (await conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                        "AND query LIKE 'WITH locked AS%'"))).scalar():
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError("ConvertCart never waited for the cart's lock")
+
+
+async def test_a_repeat_that_waited_for_the_lock_while_the_order_was_released_is_refused(stubs, settings,
+                                                                                       cart_engine):
+    """ConvertCart's read sees the conversion as it was before the lock it waited for: a repeat
+    reads it again under the lock, and a release that came between is what it finds."""
+    user = new_user()
+    cart = await a_cart(stubs, settings, user)
+    order = str(uuid.uuid4())
+    await stubs.checkout.ConvertCart(convert_request(cart.token, user, order))
+    async with cart_locked(cart_engine, cart.token) as conn:
+        repeat = asyncio.ensure_future(stubs.checkout.ConvertCart(convert_request(cart.token, user, order)))
+        await waiting_for_the_lock(cart_engine)
+        await conn.execute(update(cart_conversions).where(cart_conversions.c.order_token == order)
+                           .values(status="released", released_at=func.now()))  # ReleaseCart, reopening
+        await conn.execute(update(carts).where(carts.c.token == cart.token)
+                           .values(status="active", order_token=None, version=carts.c.version + 1))
+
+    detail = await fails_with(repeat, 1000)
+    assert "released" in detail.validation_messages[0]
+
+
+async def test_a_plan_added_while_the_conversion_waited_for_the_lock_is_priced_from_the_catalog(
+        stubs, settings, cart_engine):
+    """A line whose plan is newer than the read's snapshot: the plans are read again under the lock."""
+    user = new_user()
+    cart = await a_cart(stubs, settings, user)
+    newer = Plan(str(uuid.uuid4()), str(uuid.uuid4()))
+    async with cart_locked(cart_engine, cart.token) as conn:
+        converting = asyncio.ensure_future(stubs.checkout.ConvertCart(convert_request(cart.token, user)))
+        await waiting_for_the_lock(cart_engine)
+        await conn.execute(insert(internships).values(internship_id=newer.internship_id, title="Newer internship"))
+        await conn.execute(insert(plans).values(plan_id=newer.plan_id, internship_id=newer.internship_id,
+                                                period_value=1, period_unit="month", price=Decimal("1500.00"),
+                                                currency="INR"))
+        await conn.execute(text(  # the student added it meanwhile, at a price since changed
+            "UPDATE carts SET items = items || jsonb_build_array(jsonb_build_object('item_id', CAST(:item AS text), "
+            "'plan_id', CAST(:plan AS text), 'internship_id', CAST(:internship AS text), 'title', 'Newer internship', 'period_value', 1, "
+            "'period_unit', 'month', 'list_price', '900.00', 'quantity', 1)), version = version + 1 "
+            "WHERE token = :token"), {"item": str(uuid.uuid4()), "plan": newer.plan_id,
+                                      "internship": newer.internship_id, "token": cart.token})
+
+    converted = await converting
+    assert len(converted.lines) == 2
+    assert [line.unit_price for line in converted.lines if line.plan_id == newer.plan_id] == ["1500.00"]
+
+
 @pytest.mark.slow
 async def test_20_concurrent_conversions_on_a_coupon_limited_to_3_redeem_exactly_3(stubs, settings, cart_engine):
     code = await new_coupon(cart_engine, max_redemptions=3)
@@ -315,6 +390,39 @@ async def test_the_catalog_price_at_conversion_decides(stubs, settings, cart_eng
 
     assert figures(converted) == expected
     assert [(line.unit_price, line.unit_price_inr) for line in converted.lines] == [(new_price, new_price)]
+
+
+async def test_a_new_cart_takes_its_plans_from_the_catalog_cache_and_the_conversion_the_databases(
+        stubs, settings, cart_engine, wide_engine, plan):
+    """CreateCart looks its plans up in the process's catalog cache: no read. A price changed while
+    the cache has not heard of it (its event missed) shows in a new cart until the cache is dropped,
+    but ConvertCart prices from the database: the price charged is the catalog's."""
+    user = new_user()
+    await a_cart(stubs, settings, user, plan_id=plan.plan_id)  # the cache is filled
+    await execute(cart_engine, "UPDATE plans SET price = 1200.00 WHERE plan_id = :plan", plan=plan.plan_id)
+
+    with round_trips(wide_engine) as trips:
+        cart = await a_cart(stubs, settings, user, plan_id=plan.plan_id)
+    assert trips == ["BEGIN", "INSERT carts", "WITH -"]  # the cart; its event and audit row + COMMIT
+    assert figures(cart) == ("1000.00", "0.00", "180.00", "1180.00")  # the cached price
+
+    converted = await stubs.checkout.ConvertCart(convert_request(cart.token, user))
+    assert figures(converted) == ("1200.00", "0.00", "216.00", "1416.00")
+
+
+async def test_a_plan_the_cached_catalog_does_not_know_is_read(stubs, settings, cart_engine, wide_engine, plan):
+    user = new_user()
+    await a_cart(stubs, settings, user, plan_id=plan.plan_id)  # the cache is filled
+    newer = str(uuid.uuid4())
+    async with cart_engine.begin() as conn:  # a plan added with no event for the cache
+        await conn.execute(insert(plans).values(plan_id=newer, internship_id=plan.internship_id, period_value=2,
+                                                period_unit="month", price=Decimal("1500.00"), currency="INR"))
+
+    with round_trips(wide_engine) as trips:
+        cart = await a_cart(stubs, settings, user, plan_id=newer)
+    assert trips == ["BEGIN", "SELECT plans", "INSERT carts", "WITH -"]
+    assert figures(cart) == ("1500.00", "0.00", "270.00", "1770.00")
+    await fails_with(a_cart(stubs, settings, user, plan_id=str(uuid.uuid4())), 1005)  # none such: as before
 
 
 LIST_PRICE = ("1000.00", "0.00", "180.00", "1180.00")

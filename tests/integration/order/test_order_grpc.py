@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 
 import grpc
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from checkout.v1 import order_pb2
 from common.errors import CheckoutError, ErrorCode
 from common.grpc_errors import detail_of
+from order_svc.progress import PaymentOutcome
 from order_svc.tables import idempotency_keys, order_placements, orders, plumbing
 from tests.integration.order.conftest import OrderStack, count, fails_with, rows
 from tests.support.fake_internal_services import line
@@ -88,6 +90,34 @@ async def test_concurrent_requests_with_one_key_make_one_order_and_one_gateway_o
     assert await count(stack.engine, orders, orders.c.cart_token == cart) == 1
     assert len(stack.fakes.payments.gateway_orders(succeeded[0].order_token)) == 1
     assert await stack.place(user, cart, key) == succeeded[0]  # and the retry of a 2006 gets the answer
+
+
+async def test_an_order_paid_before_step_5_is_the_keys_answer(stack: OrderStack, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Step 5 finishes the key in the statement that moves the order; a capture that came first
+    leaves nothing to move, and the key's answer is then the order paid."""
+    user, key = new_user(), str(uuid.uuid4())
+    cart = stack.fakes.cart.add_cart(user_id=user)
+    open_session = stack.fakes.payments.open_session
+
+    async def and_the_capture_comes_first(request):  # type: ignore[no-untyped-def]
+        session = await open_session(request)
+        outcome = PaymentOutcome(order_token=request.order_token, payment_token=session.payment_token, attempt=1,
+                                 status="captured", amount=Decimal(request.amount), currency=request.currency)
+        assert await stack.parts.progress.payment_captured(outcome) == "paid"
+        return session
+
+    monkeypatch.setattr(stack.fakes.payments, "open_session", and_the_capture_comes_first)
+    first = await stack.place(user, cart, key)
+
+    assert first.status == "paid"
+    audit = plumbing.audit_log
+    actions = await rows(stack.engine, select(audit.c.action, audit.c.after).where(
+        audit.c.entity_id == first.order_token).order_by(audit.c.id))
+    assert [row.action for row in actions] == ["created", "status:paid"]  # paid from pending
+    assert actions[1].after["invoice"].startswith("INV")  # its tax invoice, in the same audit row
+    [stored] = await rows(stack.engine, select(idempotency_keys).where(idempotency_keys.c.key == key))
+    assert (stored.recovery_point, stored.locked_at, stored.response_code) == ("finished", None, 0)
+    assert await stack.place(user, cart, key) == first
 
 
 async def test_a_double_submit_of_one_cart_without_a_key_is_one_order(stack: OrderStack) -> None:

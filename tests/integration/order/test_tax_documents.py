@@ -18,7 +18,7 @@ from checkout.v1 import common_pb2, order_pb2
 from common.clock import utc_now
 from order_svc.domain.invoices import financial_year, series
 from order_svc.progress import PaymentOutcome
-from order_svc.tables import document_series, tax_documents
+from order_svc.tables import document_series, plumbing, tax_documents
 from tests.integration.order.conftest import OrderStack, fails_with, rows
 from tests.support.fake_internal_services import TaxView
 from tests.support.tokens import new_user
@@ -123,6 +123,25 @@ async def test_invoice_numbers_have_no_gaps_and_no_repeats_under_concurrent_paym
     assert every == list(range(1, len(every) + 1)), "the series has a gap or a repeat"
     [last] = await rows(stack.engine, select(document_series.c.last_number).where(document_series.c.series == name))
     assert last.last_number == len(every)
+
+
+async def test_the_payment_issues_no_second_invoice_for_an_order_that_has_one(stack: OrderStack) -> None:
+    """The statement that pays the order issues its invoice only if it has none (as every issue)."""
+    user = new_user()
+    order = await placed(stack, user)
+    async with stack.parts.uow() as uow:
+        record = await stack.parts.repository.get_order(uow.conn, order.order_token, for_update=True)
+        assert record is not None
+        await stack.parts.documents.issue_invoice(uow, record, utc_now())
+        await uow.commit()
+
+    await paid(stack, order)
+
+    [invoice] = await rows(stack.engine, select(tax_documents).where(tax_documents.c.order_token == order.order_token))
+    audit = plumbing.audit_log
+    [move] = await rows(stack.engine, select(audit.c.after).where(audit.c.entity_id == order.order_token,
+                                                                  audit.c.action == "status:paid"))
+    assert "invoice" not in move.after  # the audit row of the invoice issued before says its number
 
 
 async def test_a_credit_note_for_a_partial_refund_scales_the_taxes(stack: OrderStack) -> None:

@@ -104,9 +104,11 @@ class MemoryRepository:
     async def conversion(self, conn: Any, order_token: str, *, for_update: bool = False) -> Conversion | None:
         return self.conversions.get(order_token)
 
-    async def conversion_and_plans(self, conn: Any, order_token: str,
-                                   plan_ids: Any) -> tuple[Conversion | None, dict[str, PlanRef]]:
-        return await self.conversion(conn, order_token), await self.plans_by_id(conn, plan_ids)
+    async def lock_cart_for_conversion(self, conn: Any, token: str, order_token: str,
+                                       ) -> tuple[Cart | None, Conversion | None, dict[str, PlanRef]]:
+        cart = await self.get_cart(conn, token, for_update=True)
+        plans = {} if cart is None else await self.plans_by_id(conn, [line.plan.plan_id for line in cart.lines])
+        return cart, await self.conversion(conn, order_token), plans
 
     async def converted_of_cart(self, conn: Any, cart_token: str) -> Conversion | None:
         return next((c for c in self.conversions.values() if c.cart_token == cart_token and c.status == "converted"),

@@ -78,3 +78,19 @@ async def test_hits_and_misses_are_counted_as_the_catalog_cache() -> None:
     await cache.get("sale:launch", load)  # invalidated: miss
     after = counts()
     assert (after[0] - before[0], after[1] - before[1]) == (1, 3)
+
+
+async def test_a_plain_value_is_kept_and_dropped_with_the_answers() -> None:
+    now, loads = [0.0], []
+    cache = CatalogCache(60, clock=lambda: now[0])
+
+    async def load() -> dict[str, str]:
+        loads.append(1)
+        return {"plan": f"read {len(loads)}"}
+
+    assert await cache.value("plans", load) == {"plan": "read 1"}
+    assert await cache.value("plans", load) == {"plan": "read 1"} and len(loads) == 1
+    cache.clear()  # the catalog changed
+    assert await cache.value("plans", load) == {"plan": "read 2"}
+    now[0] = 60.0
+    assert await cache.value("plans", load) == {"plan": "read 3"}  # past its TTL

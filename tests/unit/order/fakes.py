@@ -14,7 +14,7 @@ from order_svc.domain.order_status import MAY_BE_PAID
 from order_svc.domain.return_urls import parse_origin
 from order_svc.place_order import PlaceOrder
 from order_svc.progress import OrderProgress
-from order_svc.repository import OrderRecord, PlacementRecord
+from order_svc.repository import FinishedKey, OrderRecord, PlacementRecord
 from order_svc.service import OrderService
 from order_svc.workers.sweepers import OrderExpiry, PlacementRecovery
 from tests.support.fake_internal_services import FakeCartCheckout, FakePaymentSessions
@@ -78,7 +78,8 @@ class FakeOrderRepository:
         self.orders[order_token] = dataclasses.replace(self.orders[order_token], **values)
 
     async def update_order_if(self, conn: Any, order_token: str, expected: dict[str, Any],
-                              payment_patch: dict[str, str] | None = None, **values: Any) -> OrderRecord | None:
+                              payment_patch: dict[str, str] | None = None, finish_key: FinishedKey | None = None,
+                              **values: Any) -> OrderRecord | None:
         order = self.orders.get(order_token)
         if order is None or any(getattr(order, name) != value for name, value in expected.items()):
             return None
@@ -87,6 +88,9 @@ class FakeOrderRepository:
                 return None
             values["payment"] = {**order.payment, **payment_patch}
         self.orders[order_token] = dataclasses.replace(order, **values)
+        if finish_key is not None:
+            await self.advance_key(conn, finish_key.user_id, finish_key.key, "finished", finish_key.now,
+                                   response=finish_key.response)
         return self.orders[order_token]
 
     async def lock_unpaid_expired(self, conn: Any, now: datetime.datetime, limit: int) -> list[OrderRecord]:

@@ -9,15 +9,17 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 
 from common.clock import rfc3339
 from common.errors import CheckoutError, ErrorCode
 from common.request_context import Caller, caller_var
-from order_svc import place_order
+from order_svc import place_order, stored_responses
 from order_svc.commands import OrderRequest
 from order_svc.domain.idempotency import fingerprint
+from order_svc.progress import PaymentOutcome
 from order_svc.views import TaxView
 from tests.support.fake_internal_services import line
 from tests.unit.order.fakes import KEY_LEASE, ORDER_TTL, PLACEMENT_TIMEOUT, World, world
@@ -90,6 +92,56 @@ async def test_an_order_is_placed_converted_recorded_and_given_a_payment_session
     assert [(a.action, a.after["status"]) for a in w.audits(view.order_token)] == [
         ("created", "pending"), ("status:awaiting_payment", "awaiting_payment")]
     assert w.repository.placements[view.order_token].state == "placed"
+
+
+async def test_step_5_stores_the_keys_answer_with_the_move_and_it_replays() -> None:
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    first = await place(w, user, cart, key)
+    row = w.repository.keys[(user, key)]
+    assert (row.recovery_point, row.locked_at) == ("finished", None)
+    assert stored_responses.replay(row.response_code, row.response_body) == first
+    assert await place(w, user, cart, key) == first
+
+
+async def test_step_5_stores_the_order_as_the_move_returned_it_when_the_foreseen_view_differs(monkeypatch) -> None:
+    """The key's answer written with the move is foreseen from the order step 3 recorded; a column
+    the move does not set that changed meanwhile shows in the row it returns: that is the answer."""
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    open_session = w.payments.open_session
+
+    async def and_the_row_changes(request):  # type: ignore[no-untyped-def]
+        order = w.repository.orders[request.order_token]
+        w.repository.orders[request.order_token] = dataclasses.replace(order, refunded_amount=Decimal("1.00"))
+        return await open_session(request)
+
+    monkeypatch.setattr(w.payments, "open_session", and_the_row_changes)
+    first = await place(w, user, cart, key)
+
+    assert (first.status, first.refunded_amount) == ("awaiting_payment", "1.00")
+    assert await place(w, user, cart, key) == first
+
+
+async def test_step_5_finds_the_order_paid_meanwhile_and_stores_it_as_the_answer(monkeypatch) -> None:
+    """A capture applied before step 5 (its event came first): no move, the answer is the order paid."""
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    open_session = w.payments.open_session
+
+    async def and_the_capture_comes_first(request):  # type: ignore[no-untyped-def]
+        session = await open_session(request)
+        outcome = PaymentOutcome(order_token=request.order_token, payment_token=session.payment_token, attempt=1,
+                                 status="captured", amount=Decimal(request.amount), currency=request.currency)
+        assert await w.progress.payment_captured(outcome) == "paid"
+        return session
+
+    monkeypatch.setattr(w.payments, "open_session", and_the_capture_comes_first)
+    first = await place(w, user, cart, key)
+
+    assert first.status == "paid"
+    assert w.subjects(first.order_token) == ["checkout.order.created", "checkout.order.paid"]
+    assert await place(w, user, cart, key) == first
 
 
 async def test_the_order_is_exactly_the_snapshot_that_convert_cart_returned() -> None:
@@ -167,6 +219,43 @@ async def test_a_key_in_flight_is_2006_until_its_lease_runs_out_then_the_retry_r
 
     assert view.status == "awaiting_payment" and len(w.repository.orders) == 1
     assert view.order_token == started  # the retry resumed the placement the dead request started
+
+
+async def test_a_key_refused_in_flight_then_finished_before_it_is_read_replays_the_answer(monkeypatch) -> None:
+    """The claim and the read of a key it refused are two statements (service._take_key): what the
+    read finds (the other request's answer, stored in between) is the answer."""
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    first = await place(w, user, cart, key)
+    row = w.repository.keys[(user, key)]
+    answer = (row.recovery_point, row.response_code, row.response_body)
+    row.recovery_point, row.response_code, row.response_body, row.locked_at = "order_created", None, None, w.clock()
+    claim = w.repository.claim_key
+
+    async def claim_then_the_other_finishes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken = await claim(*args, **kwargs)
+        assert taken is None  # in flight
+        (row.recovery_point, row.response_code, row.response_body), row.locked_at = answer, None
+        return taken
+
+    monkeypatch.setattr(w.repository, "claim_key", claim_then_the_other_finishes)
+    assert await place(w, user, cart, key) == first
+    assert len(w.cart.calls) == 1 and len(w.payments.requests) == 1
+
+
+async def test_a_key_refused_then_deleted_before_it_is_read_is_2006(monkeypatch) -> None:
+    w, user, key = world(), new_user(), str(uuid.uuid4())
+    cart = w.cart.add_cart(user_id=user)
+    await place(w, user, cart, key)
+    claim = w.repository.claim_key
+
+    async def claim_then_retention_deletes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        taken = await claim(*args, **kwargs)
+        w.repository.keys.clear()
+        return taken
+
+    monkeypatch.setattr(w.repository, "claim_key", claim_then_retention_deletes)
+    await refused(place(w, user, cart, key), 2006)
 
 
 def _hash(request: OrderRequest) -> str:
