@@ -16,13 +16,13 @@ from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common import locks
 from common.tracing import current_traceparent
-from payment_svc.tables import payment_sessions, webhook_events
+from payment_svc.tables import SCHEMA, Id, payment_sessions, webhook_events
 
 MAX_ERROR = 2000
 NO_GATEWAY = "none"  # the gateway of a session of 0.00: nothing to pay, captured at once
@@ -173,6 +173,36 @@ _INSERT_RECEIVED = (insert(webhook_events)
                     .returning(webhook_events.c.event_id))
 _BY_SUBJECT = (select(webhook_events.c.event_id, webhook_events.c.status)
                .where(webhook_events.c.gateway == bindparam("gateway"), webhook_events.c.subject == bindparam("subject")))
+
+# A capture report of the payment its session is already captured with (Razorpay's order.paid after
+# payment.captured, Stripe's second event of a paid Checkout Session) is a duplicate whatever else
+# it says (domain/outcome_rules.py): its event row, stored processed, and its audit row, only if so,
+# and only if no row has this event id or subject yet. The session is found as apply_payment_outcome
+# finds it: by gateway order, else by our token when no session has that gateway order.
+_STORE_REPEATED_CAPTURE = text(f"""
+WITH captured AS (
+    SELECT set_config('lock_timeout', :lock_timeout, true), s.token, s.order_token
+    FROM "{SCHEMA}".payment_sessions s
+    WHERE s.gateway = :gateway AND s.status = 'captured' AND s.gateway_payment_id = :gateway_payment_id
+      AND (s.gateway_order_id = :gateway_order_id
+           OR (s.token = :payment_token AND NOT EXISTS (
+                  SELECT FROM "{SCHEMA}".payment_sessions o
+                  WHERE o.gateway = :gateway AND o.gateway_order_id = :gateway_order_id)))
+), stored AS (
+    INSERT INTO "{SCHEMA}".webhook_events (gateway, event_id, event_type, body, status, received_at, processed_at,
+                                          subject)
+    SELECT :gateway, :event_id, :event_type, :body, 'processed', :now, :now, :subject FROM captured
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+), audit AS (
+    INSERT INTO "{SCHEMA}".audit_log (actor, correlation_id, entity_type, entity_id, action, before, after, flagged)
+    SELECT :actor, :correlation_id, 'webhook', :gateway || ':' || :event_id, 'webhook:duplicate', 'null',
+           :after || jsonb_build_object('payment_token', captured.token, 'order_token', captured.order_token), false
+    FROM stored, captured
+)
+SELECT captured.token, captured.order_token FROM stored, captured""").bindparams(
+    bindparam("gateway", type_=String()), bindparam("event_id", type_=String()), bindparam("after", type_=JSONB),
+    bindparam("payment_token", type_=Id))
 
 
 def _store_failed_statement() -> Any:
@@ -372,6 +402,23 @@ class PaymentRepository:
             await conn.execute(_FINISH, values)
         else:
             await conn.execute(_FINISH_WITH_BODY, {**values, "body": body, "subject": subject})
+
+    async def store_repeated_capture(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
+                                     body: bytes, now: datetime.datetime, subject: str | None, gateway_order_id: str,
+                                     gateway_payment_id: str, payment_token: str, lock_timeout_s: float,
+                                     actor: str, correlation_id: str,
+                                     audit_after: dict[str, Any]) -> tuple[str, str] | None:
+        """If the reported capture is the one its session is captured with, and the event is not
+        stored yet: the event stored `processed` with its `webhook:duplicate` audit row (`audit_after`
+        plus the session's payment and order tokens), as one statement; the (payment, order) tokens.
+        None, and nothing written, otherwise."""
+        row = (await conn.execute(_STORE_REPEATED_CAPTURE, {
+            "lock_timeout": _milliseconds(lock_timeout_s), "gateway": gateway, "event_id": event_id,
+            "event_type": event_type, "body": body, "now": now, "subject": subject,
+            "gateway_order_id": gateway_order_id, "gateway_payment_id": gateway_payment_id,
+            "payment_token": payment_token or None, "actor": actor, "correlation_id": correlation_id,
+            "after": audit_after})).first()
+        return None if row is None else (str(row.token), str(row.order_token))
 
     async def event_of_subject(self, conn: AsyncConnection, gateway: str, subject: str) -> StoredEvent | None:
         """The stored event with this subject (one applied before, under whatever id), if any."""
