@@ -157,20 +157,26 @@ _SET_STATUS_AND_PAYMENT = _update("status", "updated_at", "gateway_payment_id")
 _SET_STATUS_AND_PAYMENT_IF = _SET_STATUS_AND_PAYMENT.where(
     payment_sessions.c.status == bindparam("w_status"),
     payment_sessions.c.gateway_payment_id.is_not_distinct_from(bindparam("w_gateway_payment_id")))
-# One row whatever is found (the LEFT JOIN from one row; the pair is unique), so set_config runs once.
-_PROBE_WITH_LOCK_TIMEOUT = (
-    select(func.set_config("lock_timeout", bindparam("lock_timeout"), True).label("lock_timeout"), *payment_sessions.c)
+_EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
+# The event's row, inserted from a row that sets the lock_timeout first, so the timeout bounds the
+# insert's own wait for a concurrent delivery of the same event. No conflict target: a row with the
+# same event id or the same subject (another delivery of the same event under another id) both make
+# the insert a no-op.
+_RECEIVED = (insert(webhook_events)
+             .from_select([*_EVENT_COLUMNS, "subject"], select(*(
+                 bindparam(name, type_=webhook_events.c[name].type) for name in (*_EVENT_COLUMNS, "subject")))
+                 .select_from(select(func.set_config("lock_timeout", bindparam("lock_timeout"), True)
+                                     .label("lock_timeout")).subquery("timeout")))
+             .on_conflict_do_nothing()
+             .returning(webhook_events.c.event_id)
+             .cte("received"))
+# With the session of the gateway order, read without a lock: one row whatever is found (the LEFT
+# JOIN from one row; the pair is unique).
+_RECEIVE_AND_PROBE = (
+    select(select(func.count()).select_from(_RECEIVED).scalar_subquery().label("inserted"), *payment_sessions.c)
     .select_from(select(literal_column("1").label("one")).subquery("one").outerjoin(
         payment_sessions, and_(payment_sessions.c.gateway == bindparam("gateway"),
                                payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
-
-_EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
-# No conflict target: a row with the same event id or the same subject (another delivery of the
-# same event under another id) both make the insert a no-op.
-_INSERT_RECEIVED = (insert(webhook_events)
-                    .values({name: bindparam(name) for name in (*_EVENT_COLUMNS, "subject")})
-                    .on_conflict_do_nothing()
-                    .returning(webhook_events.c.event_id))
 _BY_SUBJECT = (select(webhook_events.c.event_id, webhook_events.c.status)
                .where(webhook_events.c.gateway == bindparam("gateway"), webhook_events.c.subject == bindparam("subject")))
 
@@ -357,29 +363,24 @@ class PaymentRepository:
         """For the rest of this transaction, a row lock waited for longer than `seconds` fails."""
         await conn.execute(_LOCK_TIMEOUT, {"value": _milliseconds(seconds)})
 
-    async def probe_with_lock_timeout(self, conn: AsyncConnection, gateway: str, gateway_order_id: str,
-                                      seconds: float) -> PaymentRecord | None:
-        """`set_lock_timeout` and the session of the gateway order, unlocked, in one statement."""
-        row = (await conn.execute(_PROBE_WITH_LOCK_TIMEOUT, {
-            "lock_timeout": _milliseconds(seconds), "gateway": gateway, "gateway_order_id": gateway_order_id})).one()
-        values = dict(row._mapping)
-        del values["lock_timeout"]
-        return None if values["token"] is None else _record_values(values)
-
-    async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
-                              body: bytes, now: datetime.datetime, status: str = "received",
-                              error: str | None = None, subject: str | None = None) -> bool:
-        """Insert the event in `status` (`received`, or the outcome its transaction commits it with,
-        processed at `now`); False if a row for (gateway, event id) already exists.
+    async def receive(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str, body: bytes,
+                      now: datetime.datetime, status: str, error: str | None, subject: str | None,
+                      gateway_order_id: str | None, lock_timeout_s: float) -> tuple[bool, PaymentRecord | None]:
+        """In one statement: `set_lock_timeout`; the event inserted in `status` (the outcome its
+        transaction commits it with, processed at `now`) unless a row for (gateway, event id), or
+        an event with the same `subject` (see event_of_subject), is there; the session of the
+        gateway order, if any, read without a lock. (inserted?, that session).
 
         A concurrent transaction inserting the same event makes this wait for its outcome (the
         primary key, or the unique subject), so two deliveries of one event are never processed at
-        the same time. False too if an event with the same `subject` is stored (see event_of_subject)."""
-        inserted = (await conn.execute(_INSERT_RECEIVED, {"subject": subject,
-            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": status,
-            "received_at": now, "processed_at": None if status == "received" else now,
-            "error": None if error is None else error[:MAX_ERROR]})).first()
-        return inserted is not None
+        the same time."""
+        row = (await conn.execute(_RECEIVE_AND_PROBE, {
+            "lock_timeout": _milliseconds(lock_timeout_s), "subject": subject, "gateway": gateway, "event_id": event_id,
+            "event_type": event_type, "body": body, "status": status, "received_at": now, "processed_at": now,
+            "error": None if error is None else error[:MAX_ERROR], "gateway_order_id": gateway_order_id})).one()
+        values = dict(row._mapping)
+        inserted = values.pop("inserted") == 1
+        return inserted, None if values["token"] is None else _record_values(values)
 
     async def store_failed(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str, body: bytes,
                            received_at: datetime.datetime, now: datetime.datetime, error: str) -> None:

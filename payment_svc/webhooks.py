@@ -4,28 +4,29 @@ it through apply_payment_outcome, all in one transaction; answer fast.
 Order of work for one delivery:
   1. signature (constant time, every configured secret). Missing or wrong → 3101 (HTTP 400):
      nothing is stored or changed; a counter and one log line are all that remain.
-  2. a capture report of the payment its session is already captured with (Razorpay's order.paid
-     after payment.captured; Stripe's second event of a paid Checkout Session) is a duplicate
-     whatever else it says: one statement with no transaction around it (common/uow.py
-     one_statement; the lock_timeout of 3 set by it too) stores the event `processed` with its audit row `webhook:duplicate`, only if
-     the session is so captured and no row has the event's id or subject yet. If it wrote
-     nothing, everything below runs as if it had not been tried.
-  3. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s,
-     set by the same statement that reads the event's session without a lock): INSERT the
-     webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for event types
-     we do not act on, events we cannot represent and events older than WEBHOOK_MAX_AGE): no one
-     sees it before the transaction commits with its effects. A row that is already there and
-     `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
-     changes; so is a Razorpay event whose subject (payment id, event type) an event stored under
-     another X-Razorpay-Event-Id already has. A row whose processing `failed` earlier is
-     processed again now (and updated).
+  2. a capture report of the payment its session is already captured with is a duplicate whatever
+     else it says. For the event types that usually arrive once the capture is applied (Razorpay's
+     order.paid after payment.captured, Stripe's payment_intent.succeeded after
+     checkout.session.completed: FOLLOWS_A_CAPTURE in domain/webhook_events.py), one statement
+     with no transaction around it (common/uow.py one_statement; it sets the lock_timeout of 3
+     too) stores the event `processed` with its audit row `webhook:duplicate`, only if the session
+     is so captured and no row has the event's id or subject yet. If it wrote nothing, everything
+     below runs as if it had not been tried.
+  3. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s),
+     whose first statement sets that timeout, reads the event's session without a lock and
+     INSERTs the webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for
+     event types we do not act on, events we cannot represent and events older than
+     WEBHOOK_MAX_AGE): no one sees it before the transaction commits with its effects. A row that
+     is already there and `processed` or `ignored` → acknowledged as a duplicate
+     (WebhookAck.duplicate), nothing else changes; so is a Razorpay event whose subject (payment
+     id, event type) an event stored under another X-Razorpay-Event-Id already has. A row whose
+     processing `failed` earlier is processed again now (and updated).
   4. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
      given the session as read in 3: a capture or failure is applied by one conditional UPDATE if
-     the session is still as read, and a verdict on a captured session (final) stands as read
-     (e.g. a capture 2 could not store because the session's capture committed meanwhile: no
-     lock, no statement); else it is judged again
-     under the session's row lock. A correctly signed webhook is the gateway's own word: no call to
-     the gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
+     the session is still as read, and a verdict on a captured session (final) stands as read (a
+     repeat that 2 did not store: no lock, no statement); else it is judged again under the
+     session's row lock. A correctly signed webhook is the gateway's own word: no call to the
+     gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
      acknowledged (2xx): retrying could never change the verdict.
   5. commit, with the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored,
      flagged). If applying raised, the transaction is rolled back (the row, the effects, events
@@ -156,16 +157,17 @@ class WebhookHandler:
         # The row is written at once as what it will be when this commits (processed, or ignored for
         # a type we do not act on): nobody sees it before, and a failure rolls it back with the rest.
         outcome = ("processed", None) if event.actionable else ("ignored", event.ignored_because)
-        if event.report is not None and event.report.status == "captured":
+        if event.follows_a_capture and event.report is not None:
             ack = await self._store_repeated_capture(gateway, body, event, event.report, now)
             if ack is not None:
                 return ack, None
         async with self._uow() as uow:
             conn = uow.conn
-            seen = await self._session_seen(uow, gateway, event)
-            fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
-                                                     event_type=event.event_type, body=body, now=now,
-                                                     status=outcome[0], error=outcome[1], subject=event.subject)
+            fresh, seen = await repository.receive(
+                conn, gateway=gateway, event_id=event.event_id, event_type=event.event_type, body=body, now=now,
+                status=outcome[0], error=outcome[1], subject=event.subject,
+                gateway_order_id=None if event.report is None else event.report.gateway_order_id,
+                lock_timeout_s=self._tuning.lock_timeout_s)
             earlier: StoredEvent | None = None
             if not fresh:
                 earlier = await repository.lock_received(conn, gateway, event.event_id)
@@ -216,14 +218,6 @@ class WebhookHandler:
                 audit_after={**_event_facts(event), **_report_facts(report, "duplicate", changed=False)})
             await uow.commit()
         return None if tokens is None else Ack(event.event_id, False, "duplicate")
-
-    async def _session_seen(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent) -> PaymentRecord | None:
-        """Set this transaction's lock_timeout; read the event's session without a lock, if it has one."""
-        repository, timeout = self._repository, self._tuning.lock_timeout_s
-        if event.report is None:
-            await repository.set_lock_timeout(uow.conn, timeout)
-            return None
-        return await repository.probe_with_lock_timeout(uow.conn, gateway, event.report.gateway_order_id, timeout)
 
     async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
                      seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:

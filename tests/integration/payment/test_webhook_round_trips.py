@@ -1,17 +1,22 @@
-"""The second event of a payment its session is already captured with (Razorpay's order.paid after
-payment.captured, Stripe's other event of a paid Checkout Session) takes one statement on an
-autocommit connection: its webhook_events row and its `webhook:duplicate` audit row, only if the
-session is captured by that payment and the event is not stored yet. Anything else (the session
-not captured yet, another payment, a redelivery, a capture committing meanwhile) falls back to the
-transaction and ends as it did before."""
+"""What a webhook costs in round trips, and that the cheaper ways end as the old ones did.
+
+The second event of a payment its session is already captured with (Razorpay's order.paid after
+payment.captured, Stripe's payment_intent.succeeded after checkout.session.completed) takes one
+statement on an autocommit connection: its webhook_events row and its `webhook:duplicate` audit
+row, only if the session is captured by that payment and the event is not stored yet. Anything
+else (the session not captured yet, another payment, a redelivery, a capture committing
+meanwhile) falls back to the transaction and ends as it did before. The transaction's first
+statement sets its lock_timeout, stores the event and reads the session, in one."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
+import pytest
 from sqlalchemy import text
 
+from common.errors import CheckoutError, ErrorCode
 from gateway_emulator.signing import razorpay_webhook_signature
 from payment_svc.tuning import WebhookTuning
 from payment_svc.webhooks import Ack
@@ -81,7 +86,8 @@ async def test_order_paid_after_the_capture_is_one_autocommit_statement(hooks, e
 
 async def test_a_capture_of_a_session_not_captured_yet_falls_back_to_the_transaction(hooks, engine):
     """order.paid first: the shortcut finds no captured session, writes nothing, and the
-    transaction captures; payment.captured after it is then the repeat that takes the shortcut."""
+    transaction captures; payment.captured after it is a duplicate found by the transaction (it is
+    not a type that usually follows the capture, so no shortcut is tried for it)."""
     order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
     handler = handler_of(engine)
 
@@ -93,7 +99,7 @@ async def test_a_capture_of_a_session_not_captured_yet_falls_back_to_the_transac
 
     with sent_statements(engine) as sent:
         second = await handler.razorpay(captured.body, headers(captured))
-    assert second == Ack(captured.event_id, False, "duplicate") and len(sent) == 1
+    assert second == Ack(captured.event_id, False, "duplicate") and not any(s.autocommit for s in sent)
     assert await webhook_audit(engine, "razorpay", paid.event_id) == ["webhook:accepted"]
     assert await webhook_audit(engine, "razorpay", captured.event_id) == ["webhook:duplicate"]
 
@@ -183,3 +189,36 @@ async def test_stripes_intent_event_after_the_completed_session_finds_it_by_our_
     [audit] = await audit_rows(engine, f"stripe:{succeeded['id']}")
     assert audit.after["payment_token"] == session.payment_token and audit.after["order_token"] == order
     await captured_once(engine, order)
+
+
+async def test_the_first_capture_is_three_statements_in_one_transaction(hooks, engine):
+    """BEGIN; the event stored with the session read; the conditional UPDATE; audit + outbox
+    with the COMMIT (common/uow.py)."""
+    order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
+
+    with sent_statements(engine) as sent:
+        ack = await handler_of(engine).razorpay(captured.body, headers(captured))
+
+    assert ack == Ack(captured.event_id, False, "accepted")
+    assert len(sent) == 3 and not any(s.autocommit for s in sent)
+    assert "INSERT INTO payment.webhook_events" in sent[0].sql and sent[1].sql.startswith("UPDATE payment.payment_sessions")
+    await captured_once(engine, order)
+
+
+async def test_the_lock_timeout_bounds_the_wait_for_another_delivery_of_the_event(hooks, engine):
+    """The statement that stores the event sets the timeout before its insert waits for a
+    concurrent delivery of the same event: the gateway hears 4001 in time, and retries."""
+    order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
+    handler = webhook_handler(engine, WebhookTuning(razorpay_secrets=(SECRET,), stripe_secrets=(), lock_timeout_s=0.3))
+    async with engine.connect() as other_delivery:
+        await other_delivery.execute(text(
+            "INSERT INTO webhook_events (gateway, event_id, event_type, body, status, received_at) "
+            "VALUES ('razorpay', :e, 'payment.captured', '', 'processed', now())"), {"e": captured.event_id})
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(CheckoutError) as refused:
+            await asyncio.wait_for(handler.razorpay(captured.body, headers(captured)), 5)
+        waited = asyncio.get_running_loop().time() - started
+        await other_delivery.rollback()
+
+    assert refused.value.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
+    assert (await payment_row(engine, session.payment_token)).status == "pending"
