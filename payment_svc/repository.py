@@ -100,6 +100,14 @@ def _record_values(values: dict[str, Any]) -> PaymentRecord:
     return PaymentRecord(**values)
 
 
+def _pending_values(new: NewSession) -> dict[str, Any]:
+    return dict(token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
+                gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount,
+                currency=new.currency, status=new.status, expires_at=new.expires_at,
+                order_expires_at=new.order_expires_at, leased_until=new.leased_until,
+                trace_context=current_traceparent() or None)
+
+
 # The hottest statements, built once: each call only binds its values.
 _BY_ATTEMPT = select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"),
                                              payment_sessions.c.attempt == bindparam("attempt"))
@@ -137,12 +145,26 @@ _CLAIM_CHECK = (update(payment_sessions)
 _FINISH_CHECK = (update(payment_sessions).where(payment_sessions.c.token == bindparam("w_token"))
                  .values(next_check_at=bindparam("next_check_at"), reconcile_checks=bindparam("reconcile_checks"),
                          leased_until=bindparam("leased_until")))
+_PENDING_COLUMNS = ("token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
+                    "status", "expires_at", "order_expires_at", "leased_until", "trace_context")
 _INSERT_PENDING = (insert(payment_sessions)
-                   .values({name: bindparam(name) for name in (
-                       "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
-                       "status", "expires_at", "order_expires_at", "leased_until", "trace_context")})
+                   .values({name: bindparam(name) for name in _PENDING_COLUMNS})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
+# The same row, only if no other attempt of the order is open (pending, not past its expiry at
+# :now; the rule of domain/sessions.py other_open_attempt, which must never be laxer than this):
+# run under the order's lock (lock_order), after which its snapshot sees every other attempt.
+_other = payment_sessions.alias("other")
+_INSERT_IF_NONE_OPEN = (insert(payment_sessions)
+                        .from_select(list(_PENDING_COLUMNS), select(*(
+                            bindparam(name, type_=payment_sessions.c[name].type) for name in _PENDING_COLUMNS))
+                            .where(~select(_other.c.token).where(
+                                _other.c.order_token == bindparam("order_token"),
+                                _other.c.attempt != bindparam("attempt"), _other.c.status == "pending",
+                                _other.c.expires_at > bindparam("now")).exists()))
+                        .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token,
+                                                                payment_sessions.c.attempt])
+                        .returning(*payment_sessions.c))
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
 _BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
 _SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
@@ -244,11 +266,15 @@ class PaymentRepository:
     async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> PaymentRecord | None:
         """The attempt's row, not yet at any gateway (pending, with the inserting call's lease; or a
         free session, captured); None if it was already there."""
-        inserted = (await conn.execute(_INSERT_PENDING, dict(
-            token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
-            gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
-            status=new.status, expires_at=new.expires_at, order_expires_at=new.order_expires_at,
-            leased_until=new.leased_until, trace_context=current_traceparent() or None))).first()
+        inserted = (await conn.execute(_INSERT_PENDING, _pending_values(new))).first()
+        return None if inserted is None else _record(inserted)
+
+    async def insert_if_none_open(self, conn: AsyncConnection, new: NewSession,
+                                  now: datetime.datetime) -> PaymentRecord | None:
+        """`insert_pending`, if no other attempt of the order is open at `now` (pending and not past
+        its expiry); None, nothing written, if one is or the attempt's row is there. Under the
+        order's lock (lock_order) only: without it, another attempt's row may be going in unseen."""
+        inserted = (await conn.execute(_INSERT_IF_NONE_OPEN, {**_pending_values(new), "now": now})).first()
         return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,
