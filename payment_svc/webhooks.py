@@ -28,8 +28,10 @@ Order of work for one delivery:
      session's row lock. A correctly signed webhook is the gateway's own word: no call to the
      gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
      acknowledged (2xx): retrying could never change the verdict.
-  5. commit, with the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored,
-     flagged). If applying raised, the transaction is rolled back (the row, the effects, events
+  5. commit, with the effects and an audit row `webhook:<verdict>` (duplicate, ignored, flagged;
+     accepted for refund news) or, when the event changed the session (accepted), no row of its
+     own: the session's `status:<status>` row carries the event (`webhook_event`), one audit row
+     per state change. If applying raised, the transaction is rolled back (the row, the effects, events
      and audit rows with it), the row is stored as `failed` with the error text in a transaction of
      its own (unless another delivery processed the event meanwhile), and the call fails with a
      retryable 4001 (HTTP 503; the reply names no exception) so the gateway delivers it again.
@@ -182,17 +184,21 @@ class WebhookHandler:
                                                               "applied_as": same.event_id})
                     await uow.commit()
                     return Ack(event.event_id, True, "duplicate"), None
+            webhook_event = {"id": f"{gateway}:{event.event_id}", **_event_facts(event)}
+            if earlier is not None:  # processed again after failing
+                webhook_event["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
             try:
-                verdict, facts = await self._apply(uow, gateway, event, now, seen)
+                verdict, facts = await self._apply(uow, gateway, event, now, seen, webhook_event)
             except Exception as error:  # left uncommitted: rolled back, its events and audit rows with it
                 failure = error
             else:
-                if earlier is not None:  # processed again after failing: the row as this delivery left it
-                    facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
+                if earlier is not None:  # the row as this delivery left it
+                    facts["processed_again_after"] = webhook_event["processed_again_after"]
                     await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
                                                      status=outcome[0], error=outcome[1], body=body,
                                                      subject=event.subject)
-                _audit(uow, gateway, event, verdict, facts)
+                if not (verdict == "accepted" and event.report is not None):  # else on the session's status row
+                    _audit(uow, gateway, event, verdict, facts)
                 await uow.commit()
                 return Ack(event.event_id, False, verdict), None
         async with self._uow() as uow:  # stored as failed, answered retryable
@@ -220,7 +226,7 @@ class WebhookHandler:
         return None if tokens is None else Ack(event.event_id, False, "duplicate")
 
     async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
-                     seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:
+                     seen: PaymentRecord | None, webhook_event: Mapping[str, Any]) -> tuple[Verdict, dict[str, Any]]:
         if event.refunds:
             return await self._apply_refunds(uow, gateway, event, now)
         report = event.report
@@ -230,7 +236,7 @@ class WebhookHandler:
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
                                                  report.status, report.amount_minor, report.currency,
                                                  report.payment_token),
-            source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
+            source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen, webhook_event=webhook_event)
         return verdict_of(result), _facts(report, result)
 
 

@@ -100,7 +100,7 @@ async def test_a_capture_of_a_session_not_captured_yet_falls_back_to_the_transac
     with sent_statements(engine) as sent:
         second = await handler.razorpay(captured.body, headers(captured))
     assert second == Ack(captured.event_id, False, "duplicate") and not any(s.autocommit for s in sent)
-    assert await webhook_audit(engine, "razorpay", paid.event_id) == ["webhook:accepted"]
+    assert await webhook_audit(engine, "razorpay", paid.event_id) == ["status:captured"]
     assert await webhook_audit(engine, "razorpay", captured.event_id) == ["webhook:duplicate"]
 
 
@@ -203,6 +203,15 @@ async def test_the_first_capture_is_three_statements_in_one_transaction(hooks, e
     assert len(sent) == 3 and not any(s.autocommit for s in sent)
     assert "INSERT INTO payment.webhook_events" in sent[0].sql and sent[1].sql.startswith("UPDATE payment.payment_sessions")
     await captured_once(engine, order)
+    # one audit row for the one change, carrying the event that made it
+    opened, change = await audit_rows(engine, session.payment_token)
+    assert (opened.action, change.action, change.actor) == ("session_opened", "status:captured", "webhook:razorpay")
+    assert change.after == {
+        "status": "captured", "gateway_payment_id": payment_id, "amount": "1770.00", "currency": "INR",
+        "source": "webhook", "webhook_event": {
+            "id": f"razorpay:{captured.event_id}", "event_type": "payment.captured",
+            "subject": f"{payment_id}:payment.captured", "created_at": json.loads(captured.body)["created_at"]}}
+    assert await audit_rows(engine, f"razorpay:{captured.event_id}") == []
 
 
 async def test_the_lock_timeout_bounds_the_wait_for_another_delivery_of_the_event(hooks, engine):
