@@ -231,3 +231,25 @@ async def test_the_lock_timeout_bounds_the_wait_for_another_delivery_of_the_even
 
     assert refused.value.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
     assert (await payment_row(engine, session.payment_token)).status == "pending"
+
+
+async def test_the_lock_timeout_bounds_the_shortcuts_wait_for_another_delivery_too(hooks, engine):
+    """The shortcut's statement sets the same timeout before its insert waits (autocommit: for that
+    statement alone)."""
+    order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
+    await handler_of(engine).razorpay(captured.body, headers(captured))
+    handler = webhook_handler(engine, WebhookTuning(razorpay_secrets=(SECRET,), stripe_secrets=(), lock_timeout_s=0.3))
+    async with engine.connect() as other_delivery:
+        await other_delivery.execute(text(
+            "INSERT INTO webhook_events (gateway, event_id, event_type, body, status, received_at) "
+            "VALUES ('razorpay', :e, 'order.paid', '', 'processed', now())"), {"e": paid.event_id})
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(CheckoutError) as refused:
+            await asyncio.wait_for(handler.razorpay(paid.body, headers(paid)), 5)
+        waited = asyncio.get_running_loop().time() - started
+        await other_delivery.rollback()
+
+    assert refused.value.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
+    assert await webhook_audit(engine, "razorpay", paid.event_id) == []
+    again = await handler.razorpay(paid.body, headers(paid))  # the gateway's retry
+    assert again == Ack(paid.event_id, False, "duplicate")
