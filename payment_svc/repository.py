@@ -100,6 +100,10 @@ def _record_values(values: dict[str, Any]) -> PaymentRecord:
     return PaymentRecord(**values)
 
 
+def _order_lock_name(order_token: str) -> str:
+    return f"payment-order:{order_token}"
+
+
 def _pending_values(new: NewSession) -> dict[str, Any]:
     return dict(token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
                 gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount,
@@ -145,26 +149,21 @@ _CLAIM_CHECK = (update(payment_sessions)
 _FINISH_CHECK = (update(payment_sessions).where(payment_sessions.c.token == bindparam("w_token"))
                  .values(next_check_at=bindparam("next_check_at"), reconcile_checks=bindparam("reconcile_checks"),
                          leased_until=bindparam("leased_until")))
-_PENDING_COLUMNS = ("token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
-                    "status", "expires_at", "order_expires_at", "leased_until", "trace_context")
 _INSERT_PENDING = (insert(payment_sessions)
-                   .values({name: bindparam(name) for name in _PENDING_COLUMNS})
+                   .values({name: bindparam(name) for name in (
+                       "token", "order_token", "attempt", "user_id", "gateway", "payment_method", "amount", "currency",
+                       "status", "expires_at", "order_expires_at", "leased_until", "trace_context")})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
-# The same row, only if no other attempt of the order is open (pending, not past its expiry at
-# :now; the rule of domain/sessions.py other_open_attempt, which must never be laxer than this):
-# run under the order's lock (lock_order), after which its snapshot sees every other attempt.
-_other = payment_sessions.alias("other")
-_INSERT_IF_NONE_OPEN = (insert(payment_sessions)
-                        .from_select(list(_PENDING_COLUMNS), select(*(
-                            bindparam(name, type_=payment_sessions.c[name].type) for name in _PENDING_COLUMNS))
-                            .where(~select(_other.c.token).where(
-                                _other.c.order_token == bindparam("order_token"),
-                                _other.c.attempt != bindparam("attempt"), _other.c.status == "pending",
-                                _other.c.expires_at > bindparam("now")).exists()))
-                        .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token,
-                                                                payment_sessions.c.attempt])
-                        .returning(*payment_sessions.c))
+# The same row by one call of open_attempt() (migrations/payment/versions/0005_open_attempt.py): the
+# order's lock, then the insert, only if no other attempt of the order is open at :now.
+_OPEN_ATTEMPT = text(f"""
+SELECT * FROM "{SCHEMA}".open_attempt(
+    CAST(:lock_high AS integer), CAST(:lock_low AS integer), CAST(:token AS uuid), CAST(:order_token AS uuid),
+    CAST(:attempt AS integer), CAST(:user_id AS uuid), CAST(:gateway AS varchar), CAST(:payment_method AS text),
+    CAST(:amount AS numeric), CAST(:currency AS char(3)), CAST(:expires_at AS timestamptz),
+    CAST(:order_expires_at AS timestamptz), CAST(:leased_until AS timestamptz), CAST(:trace_context AS text),
+    CAST(:now AS timestamptz))""")
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
 _BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
 _SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
@@ -260,7 +259,7 @@ class PaymentRepository:
     async def lock_order(self, conn: AsyncConnection, order_token: str) -> None:
         """Serialise the openers of one order's attempts until the transaction ends, so that "no
         earlier attempt is open" stays true until the new attempt's row is in."""
-        high, low = locks.lock_ids(f"payment-order:{order_token}")
+        high, low = locks.lock_ids(_order_lock_name(order_token))
         await conn.execute(_ORDER_LOCK, {"h": high, "l": low})
 
     async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> PaymentRecord | None:
@@ -269,12 +268,15 @@ class PaymentRepository:
         inserted = (await conn.execute(_INSERT_PENDING, _pending_values(new))).first()
         return None if inserted is None else _record(inserted)
 
-    async def insert_if_none_open(self, conn: AsyncConnection, new: NewSession,
-                                  now: datetime.datetime) -> PaymentRecord | None:
-        """`insert_pending`, if no other attempt of the order is open at `now` (pending and not past
-        its expiry); None, nothing written, if one is or the attempt's row is there. Under the
-        order's lock (lock_order) only: without it, another attempt's row may be going in unseen."""
-        inserted = (await conn.execute(_INSERT_IF_NONE_OPEN, {**_pending_values(new), "now": now})).first()
+    async def open_attempt(self, conn: AsyncConnection, new: NewSession,
+                           now: datetime.datetime) -> PaymentRecord | None:
+        """`insert_pending` of a pending row under the order's lock (as lock_order), if no other
+        attempt of the order is open at `now` (pending and not past its expiry), as one statement:
+        on an autocommit connection the lock is held until the row is committed. None, nothing
+        written, if another attempt is open or the attempt's row is there."""
+        high, low = locks.lock_ids(_order_lock_name(new.order_token))
+        inserted = (await conn.execute(_OPEN_ATTEMPT, {**_pending_values(new), "lock_high": high, "lock_low": low,
+                                                       "now": now})).first()
         return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,

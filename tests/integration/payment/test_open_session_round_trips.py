@@ -1,7 +1,8 @@
 """What OpenSession costs in statements, and that its one-statement claim keeps every guarantee of
-the read-then-insert it replaces: the first call of an attempt sends, under the order's lock, one
-INSERT that goes in only if no other attempt of the order is open; a retry, a waiter, a refused
-attempt and an expired order are decided as before from the order's attempts."""
+the locked read-then-insert it stands in front of: the first call of an attempt sends one
+statement on an autocommit connection, open_attempt(), which takes the order's lock and inserts
+only if no other attempt of the order is open; a retry, a waiter, a refused attempt, a free order
+and an expired order are decided as before from the order's attempts, under the same lock."""
 
 from __future__ import annotations
 
@@ -17,18 +18,18 @@ from tests.support.tokens import new_user
 
 
 async def test_the_first_call_claims_by_one_statement_under_the_orders_lock(stack, engine):
-    """BEGIN; the order's lock; the INSERT; COMMIT. The gateway's call; BEGIN; the UPDATE; audit and
-    outbox with the COMMIT. Nothing on an autocommit connection: no read before the lock."""
+    """open_attempt() on its own (no BEGIN, no COMMIT); the gateway's call; BEGIN; the UPDATE;
+    audit and outbox with the COMMIT."""
     order = new_order_token()
 
     with sent_statements(engine) as sent:
         session = await open_session(stack, order, new_user())
 
-    assert [s.sql.split(None, 2)[:2] for s in sent] == [
-        ["SELECT", "pg_advisory_xact_lock(%(h)s,"], ["INSERT", "INTO"], ["UPDATE", "payment.payment_sessions"],
-        ["WITH", "audit"]]
-    assert not any(s.autocommit for s in sent)
-    assert (await payment_row(engine, session.payment_token)).gateway_order_id == session.gateway_order_id
+    assert [s.autocommit for s in sent] == [True, False, False]
+    assert '"payment".open_attempt(' in sent[0].sql and sent[1].sql.startswith("UPDATE payment.payment_sessions")
+    assert sent[2].sql.startswith("WITH audit AS")
+    row = await payment_row(engine, session.payment_token)
+    assert (row.gateway_order_id, row.status, row.leased_until) == (session.gateway_order_id, "pending", None)
 
 
 async def test_a_retry_of_an_opened_attempt_is_answered_from_its_row(stack, engine):
@@ -39,13 +40,15 @@ async def test_a_retry_of_an_opened_attempt_is_answered_from_its_row(stack, engi
         again = await open_session(stack, order, user)
 
     assert again == first
-    assert not any(s.sql.startswith("UPDATE") for s in sent)  # nothing claimed, nothing opened again
+    # open_attempt() inserts nothing; one read finds the row opened: no transaction, no lock held
+    assert [s.autocommit for s in sent] == [True, True] and sent[1].sql.startswith("SELECT")
 
 
 async def test_the_claim_sees_another_attempt_that_went_in_while_it_waited_for_the_lock(stack, engine):
     """Another opener holds the order's lock and is inserting attempt 2: the claim of attempt 1
-    waits for its commit, then sees that open attempt and refuses (its statement's snapshot is
-    taken after the lock), as the read under the lock did."""
+    waits for its commit, then sees that open attempt and refuses, as the read under the lock did:
+    open_attempt()'s INSERT runs on a snapshot taken after the lock was granted. (With the lock
+    taken inside the INSERT's own statement instead, attempt 1 goes in too: tried, and caught here.)"""
     user, order = new_user(), new_order_token()
     high, low = locks.lock_ids(f"payment-order:{order}")
     async with engine.connect() as other_opener:

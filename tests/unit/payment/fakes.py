@@ -46,7 +46,7 @@ class InMemoryPayments:
                         amount=new.amount, currency=new.currency, expires_at=new.expires_at,
                         order_expires_at=new.order_expires_at, status=new.status, leased_until=new.leased_until)
 
-    async def insert_if_none_open(self, conn: Any, new: NewSession, now: datetime.datetime) -> PaymentRecord | None:
+    async def open_attempt(self, conn: Any, new: NewSession, now: datetime.datetime) -> PaymentRecord | None:
         facts = [AttemptFacts(s.attempt, s.status, s.expires_at) for s in await self.sessions_of(conn, new.order_token)]
         if other_open_attempt(new.attempt, facts, now) is not None:
             return None
