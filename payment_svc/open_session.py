@@ -1,14 +1,22 @@
 """OpenSession: the payment session of one attempt of an order, opened at most once, with no
 database connection (and no lock on one) held while a gateway answers.
 
-    1. one transaction, under a transaction lock on the order's token: the attempt's row already
-       opened → return it (a retry); there without a gateway order → take its lease (below) and
-       go on, unless another call's lease still runs: then wait for that call (poll the row,
-       bounded) and answer what it opened; no row: the order already expired → 2102; another
-       attempt of the order still pending and unexpired → 2102 (one open session per order); an
-       amount of 0.00 → the session is inserted captured at gateway `none` with its audit row
-       and `checkout.payment.captured`, and answered (no gateway needs to hear of it); otherwise
-       insert the attempt's row, pending, with this call's lease. Commit.
+    1. under a transaction lock on the order's token (it keeps "no other attempt of the order is
+       open" true until this attempt's row is in: a check alone cannot see another attempt's row
+       going in at the same time). The usual first call (an amount above 0.00, the order not
+       expired) is one statement with no transaction around it, repository.open_attempt: the
+       lock, then the attempt's row inserted, pending, with this call's lease, only if no other
+       attempt of the order is pending and unexpired and the row is not there yet. If it inserts
+       nothing, and for every other call: one read of the attempt's row, without a lock or a
+       transaction (a retry, a waiter); unless that settles it, one transaction under the lock
+       reads the order's attempts: the attempt's row already opened → return it (a retry); there
+       without a gateway order → take its lease (below) and go on, unless another call's lease
+       still runs: then wait for that call (poll the row, bounded) and answer what it opened; no
+       row: the order already expired → 2102; another attempt of the order still pending and
+       unexpired → 2102 (one open session per order); an amount of 0.00 → the session is inserted
+       captured at gateway `none` with its audit row and `checkout.payment.captured`, and
+       answered (no gateway needs to hear of it); otherwise insert the attempt's row, pending,
+       with this call's lease. Commit.
     2. with no transaction open and no connection held: create the gateway order with our key
        "<order>:<attempt>" at the preferred gateway; if it is unavailable (breaker open, retries
        used up) or refuses, at the other one
@@ -43,7 +51,7 @@ from common.clock import rfc3339, utc_now
 from common.errors import CheckoutError, ErrorCode, ValidationFailed
 from common.faults import fault_point
 from common.money import format_amount, to_minor_units
-from common.uow import UnitOfWork, UnitOfWorkFactory, reading
+from common.uow import UnitOfWork, UnitOfWorkFactory, one_statement, reading
 from payment_svc import payment_events
 from payment_svc.commands import OpenSessionCommand
 from payment_svc.domain.deadline import Deadline
@@ -91,8 +99,10 @@ class SessionOpener:
         deadline = Deadline.after(bound, self._monotonic)
         lease = datetime.timedelta(seconds=bound + LEASE_MARGIN_S)
         pause = POLL_S[0]
+        first = True
         while True:
-            claim = await self._claim_attempt(command, lease)
+            claim = await self._claim_attempt(command, lease, first=first)
+            first = False
             if claim.row.opened:
                 return _same_request(claim.row, command)  # a retry, or the call we waited for opened it
             if claim.until is not None:
@@ -108,9 +118,18 @@ class SessionOpener:
             await self._give_back(claim.row, claim.until)
             raise
 
-    async def _claim_attempt(self, command: OpenSessionCommand, lease: datetime.timedelta) -> _Claim:
+    async def _claim_attempt(self, command: OpenSessionCommand, lease: datetime.timedelta, *,
+                             first: bool) -> _Claim:
         """Step 1: the attempt's row, inserted unless it is there, and this call's lease on it if
-        nobody else's runs (a free order's row: inserted captured, nothing to lease)."""
+        nobody else's runs (a free order's row: inserted captured, nothing to lease). `first`: the
+        call's first look (then its attempt's row is usually not there yet)."""
+        if first and command.amount != 0 and command.order_expires_at > self._clock():
+            async with one_statement(self._uow) as uow:  # the lock and the insert, one statement
+                now = self._clock()
+                opened = await self._repository.open_attempt(uow.conn, self._new_session(command, now, lease), now)
+                await uow.commit()
+            if opened is not None:
+                return _Claim(opened, opened.leased_until, fresh=True)
         async with reading(self._uow) as uow:  # a retry or a waiter: one read, no lock, no transaction
             seen = await self._repository.by_attempt(uow.conn, command.order_token, command.attempt)
         if seen is not None and (seen.opened or seen.opening_elsewhere(self._clock())):
@@ -134,18 +153,23 @@ class SessionOpener:
                 raise CheckoutError(ErrorCode.ORDER_NOT_PAYABLE, f"a payment session of this order is still open "
                                     f"(attempt {blocking}): pay it, or wait until it fails or expires")
             free = command.amount == 0
-            inserted = await self._repository.insert_pending(uow.conn, NewSession(
-                order_token=command.order_token, attempt=command.attempt, user_id=command.user_id,
-                gateway=NO_GATEWAY if free else command.gateway, payment_method=command.payment_method,
-                amount=command.amount, currency=command.currency,
-                expires_at=session_expiry(now, self._ttl, command.order_expires_at),
-                order_expires_at=command.order_expires_at, status="captured" if free else "pending",
-                leased_until=None if free else now + lease))
+            inserted = await self._repository.insert_pending(uow.conn, self._new_session(command, now, lease))
             assert inserted is not None, "the attempt's row appeared under the order's lock"
             if free:
                 _record_free_capture(uow, inserted, command, now)
             await uow.commit()
             return _Claim(inserted) if free else _Claim(inserted, inserted.leased_until, fresh=True)
+
+    def _new_session(self, command: OpenSessionCommand, now: datetime.datetime,
+                     lease: datetime.timedelta) -> NewSession:
+        free = command.amount == 0
+        return NewSession(
+            order_token=command.order_token, attempt=command.attempt, user_id=command.user_id,
+            gateway=NO_GATEWAY if free else command.gateway, payment_method=command.payment_method,
+            amount=command.amount, currency=command.currency,
+            expires_at=session_expiry(now, self._ttl, command.order_expires_at),
+            order_expires_at=command.order_expires_at, status="captured" if free else "pending",
+            leased_until=None if free else now + lease)
 
     async def _give_back(self, row: PaymentRecord, until: datetime.datetime | None) -> None:
         """The call failed before it noted a gateway order: its lease ends now, so a retry need

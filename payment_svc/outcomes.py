@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from common.clock import utc_now
 from common.money import format_amount, from_minor_units, to_minor_units
@@ -61,7 +62,8 @@ class GatewayReport:
 
 async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, report: GatewayReport, *,
                                 source: Source, actor: str, now: datetime.datetime | None = None,
-                                seen: PaymentRecord | None = None) -> OutcomeResult:
+                                seen: PaymentRecord | None = None,
+                                webhook_event: Mapping[str, Any] | None = None) -> OutcomeResult:
     """Apply the gateway's report in the caller's open unit of work (the caller commits what it
     recorded together with its own rows). Idempotent: the same report twice changes state once
     (the second is "duplicate").
@@ -69,11 +71,14 @@ async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, 
     `seen`: the session as the caller read it in this transaction without a lock. A capture or a
     failure judged on it is applied by one conditional UPDATE, if the session is still as seen; a
     verdict on a captured session (final) stands as is; anything else is judged again on the
-    session read under its row lock."""
+    session read under its row lock.
+
+    `webhook_event`: the webhook event that brought the report (its id, type, …): a change it makes
+    carries it on the change's own audit row (one row per state change, with what caused it)."""
     conn = uow.conn  # raises unless the unit of work is open
     now = now or utc_now()
     if seen is not None:
-        result = await _decide(uow, repository, seen, report, source, actor, now, unlocked=True)
+        result = await _decide(uow, repository, seen, report, source, actor, now, webhook_event, unlocked=True)
         if result is not None:
             return result
     session = await repository.by_gateway_order(conn, report.gateway, report.gateway_order_id, for_update=True)
@@ -88,19 +93,20 @@ async def apply_payment_outcome(uow: UnitOfWork, repository: PaymentRepository, 
                   after={"gateway_payment_id": report.gateway_payment_id, "status": report.status, "source": source,
                          "amount_minor": report.amount_minor, "currency": report.currency})
         return OutcomeResult("unknown_session", None, False, flagged, "no session has this gateway order")
-    result = await _decide(uow, repository, session, report, source, actor, now, unlocked=False)
+    result = await _decide(uow, repository, session, report, source, actor, now, webhook_event, unlocked=False)
     assert result is not None
     return result
 
 
 async def _decide(uow: UnitOfWork, repository: PaymentRepository, session: PaymentRecord, report: GatewayReport,
-                  source: Source, actor: str, now: datetime.datetime, *, unlocked: bool) -> OutcomeResult | None:
+                  source: Source, actor: str, now: datetime.datetime, webhook_event: Mapping[str, Any] | None, *,
+                  unlocked: bool) -> OutcomeResult | None:
     """The verdict on `report` for `session`, applied. `unlocked`: the session was read without its
     row lock; None when that cannot settle it (the caller locks and judges again)."""
     reported = Reported(report.status, report.gateway_payment_id, report.amount_minor, report.currency.upper())
     verdict = judge_payment(SessionFacts(session.status, to_minor_units(session.amount), session.currency,
                                          session.gateway_payment_id), reported)
-    step = _Step(uow, repository, session, reported, source, actor, now)
+    step = _Step(uow, repository, session, reported, source, actor, now, webhook_event)
     if verdict is PaymentVerdict.CAPTURE:
         return await step.settle("captured", payment_events.CAPTURED, unlocked=unlocked)
     if verdict is PaymentVerdict.FAIL:
@@ -124,6 +130,7 @@ class _Step:
     source: Source
     actor: str
     now: datetime.datetime
+    webhook_event: Mapping[str, Any] | None = None
 
     async def settle(self, status: Literal["captured", "failed"], subject: str, *,
                      unlocked: bool = False) -> OutcomeResult | None:
@@ -139,10 +146,13 @@ class _Step:
         else:
             payment = await self.repository.set_status(self.uow.conn, self.session.token, status, self.now,
                                                        gateway_payment_id=self.reported.gateway_payment_id)
+        after: dict[str, Any] = {"status": status, "gateway_payment_id": self.reported.gateway_payment_id,
+                                 "amount": format_amount(from_minor_units(self.reported.amount_minor)),
+                                 "currency": self.reported.currency, "source": self.source}
+        if self.webhook_event is not None:
+            after["webhook_event"] = dict(self.webhook_event)
         self.uow.audit(actor=self.actor, entity_type="payment", entity_id=payment.token, action=f"status:{status}",
-                       before=before, after={"status": status, "gateway_payment_id": self.reported.gateway_payment_id,
-                                             "amount": format_amount(from_minor_units(self.reported.amount_minor)),
-                                             "currency": self.reported.currency, "source": self.source})
+                       before=before, after=after)
         with resumed(self.session.trace_context, f"payment.{status}", {"source": self.source}):
             payment_events.publish_payment_event(self.uow, subject, payment, self.now, source=self.source)
         return OutcomeResult(status, payment, True, False)

@@ -16,13 +16,13 @@ from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, and_, bindparam, func, literal, literal_column, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common import locks
 from common.tracing import current_traceparent
-from payment_svc.tables import payment_sessions, webhook_events
+from payment_svc.tables import SCHEMA, Id, payment_sessions, webhook_events
 
 MAX_ERROR = 2000
 NO_GATEWAY = "none"  # the gateway of a session of 0.00: nothing to pay, captured at once
@@ -100,6 +100,18 @@ def _record_values(values: dict[str, Any]) -> PaymentRecord:
     return PaymentRecord(**values)
 
 
+def _order_lock_name(order_token: str) -> str:
+    return f"payment-order:{order_token}"
+
+
+def _pending_values(new: NewSession) -> dict[str, Any]:
+    return dict(token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
+                gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount,
+                currency=new.currency, status=new.status, expires_at=new.expires_at,
+                order_expires_at=new.order_expires_at, leased_until=new.leased_until,
+                trace_context=current_traceparent() or None)
+
+
 # The hottest statements, built once: each call only binds its values.
 _BY_ATTEMPT = select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"),
                                              payment_sessions.c.attempt == bindparam("attempt"))
@@ -143,6 +155,15 @@ _INSERT_PENDING = (insert(payment_sessions)
                        "status", "expires_at", "order_expires_at", "leased_until", "trace_context")})
                    .on_conflict_do_nothing(index_elements=[payment_sessions.c.order_token, payment_sessions.c.attempt])
                    .returning(*payment_sessions.c))
+# The same row by one call of open_attempt() (migrations/payment/versions/0005_open_attempt.py): the
+# order's lock, then the insert, only if no other attempt of the order is open at :now.
+_OPEN_ATTEMPT = text(f"""
+SELECT * FROM "{SCHEMA}".open_attempt(
+    CAST(:lock_high AS integer), CAST(:lock_low AS integer), CAST(:token AS uuid), CAST(:order_token AS uuid),
+    CAST(:attempt AS integer), CAST(:user_id AS uuid), CAST(:gateway AS varchar), CAST(:payment_method AS text),
+    CAST(:amount AS numeric), CAST(:currency AS char(3)), CAST(:expires_at AS timestamptz),
+    CAST(:order_expires_at AS timestamptz), CAST(:leased_until AS timestamptz), CAST(:trace_context AS text),
+    CAST(:now AS timestamptz))""")
 _BY_TOKEN = select(payment_sessions).where(payment_sessions.c.token == bindparam("token"))
 _BY_TOKEN_LOCKED = _BY_TOKEN.with_for_update()
 _SESSIONS_OF = (select(payment_sessions).where(payment_sessions.c.order_token == bindparam("order_token"))
@@ -157,22 +178,58 @@ _SET_STATUS_AND_PAYMENT = _update("status", "updated_at", "gateway_payment_id")
 _SET_STATUS_AND_PAYMENT_IF = _SET_STATUS_AND_PAYMENT.where(
     payment_sessions.c.status == bindparam("w_status"),
     payment_sessions.c.gateway_payment_id.is_not_distinct_from(bindparam("w_gateway_payment_id")))
-# One row whatever is found (the LEFT JOIN from one row; the pair is unique), so set_config runs once.
-_PROBE_WITH_LOCK_TIMEOUT = (
-    select(func.set_config("lock_timeout", bindparam("lock_timeout"), True).label("lock_timeout"), *payment_sessions.c)
+_EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
+# The event's row, inserted from a row that sets the lock_timeout first, so the timeout bounds the
+# insert's own wait for a concurrent delivery of the same event. No conflict target: a row with the
+# same event id or the same subject (another delivery of the same event under another id) both make
+# the insert a no-op.
+_RECEIVED = (insert(webhook_events)
+             .from_select([*_EVENT_COLUMNS, "subject"], select(*(
+                 bindparam(name, type_=webhook_events.c[name].type) for name in (*_EVENT_COLUMNS, "subject")))
+                 .select_from(select(func.set_config("lock_timeout", bindparam("lock_timeout"), True)
+                                     .label("lock_timeout")).subquery("timeout")))
+             .on_conflict_do_nothing()
+             .returning(webhook_events.c.event_id)
+             .cte("received"))
+# With the session of the gateway order, read without a lock: one row whatever is found (the LEFT
+# JOIN from one row; the pair is unique).
+_RECEIVE_AND_PROBE = (
+    select(select(func.count()).select_from(_RECEIVED).scalar_subquery().label("inserted"), *payment_sessions.c)
     .select_from(select(literal_column("1").label("one")).subquery("one").outerjoin(
         payment_sessions, and_(payment_sessions.c.gateway == bindparam("gateway"),
                                payment_sessions.c.gateway_order_id == bindparam("gateway_order_id")))))
-
-_EVENT_COLUMNS = ("gateway", "event_id", "event_type", "body", "status", "received_at", "processed_at", "error")
-# No conflict target: a row with the same event id or the same subject (another delivery of the
-# same event under another id) both make the insert a no-op.
-_INSERT_RECEIVED = (insert(webhook_events)
-                    .values({name: bindparam(name) for name in (*_EVENT_COLUMNS, "subject")})
-                    .on_conflict_do_nothing()
-                    .returning(webhook_events.c.event_id))
 _BY_SUBJECT = (select(webhook_events.c.event_id, webhook_events.c.status)
                .where(webhook_events.c.gateway == bindparam("gateway"), webhook_events.c.subject == bindparam("subject")))
+
+# A capture report of the payment its session is already captured with (Razorpay's order.paid after
+# payment.captured, Stripe's second event of a paid Checkout Session) is a duplicate whatever else
+# it says (domain/outcome_rules.py): its event row, stored processed, and its audit row, only if so,
+# and only if no row has this event id or subject yet. The session is found as apply_payment_outcome
+# finds it: by gateway order, else by our token when no session has that gateway order.
+_STORE_REPEATED_CAPTURE = text(f"""
+WITH captured AS (
+    SELECT set_config('lock_timeout', :lock_timeout, true), s.token, s.order_token
+    FROM "{SCHEMA}".payment_sessions s
+    WHERE s.gateway = :gateway AND s.status = 'captured' AND s.gateway_payment_id = :gateway_payment_id
+      AND (s.gateway_order_id = :gateway_order_id
+           OR (s.token = :payment_token AND NOT EXISTS (
+                  SELECT FROM "{SCHEMA}".payment_sessions o
+                  WHERE o.gateway = :gateway AND o.gateway_order_id = :gateway_order_id)))
+), stored AS (
+    INSERT INTO "{SCHEMA}".webhook_events (gateway, event_id, event_type, body, status, received_at, processed_at,
+                                          subject)
+    SELECT :gateway, :event_id, :event_type, :body, 'processed', :now, :now, :subject FROM captured
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+), audit AS (
+    INSERT INTO "{SCHEMA}".audit_log (actor, correlation_id, entity_type, entity_id, action, before, after, flagged)
+    SELECT :actor, :correlation_id, 'webhook', :gateway || ':' || :event_id, 'webhook:duplicate', 'null',
+           :after || jsonb_build_object('payment_token', captured.token, 'order_token', captured.order_token), false
+    FROM stored, captured
+)
+SELECT captured.token, captured.order_token FROM stored, captured""").bindparams(
+    bindparam("gateway", type_=String()), bindparam("event_id", type_=String()), bindparam("after", type_=JSONB),
+    bindparam("payment_token", type_=Id))
 
 
 def _store_failed_statement() -> Any:
@@ -202,17 +259,24 @@ class PaymentRepository:
     async def lock_order(self, conn: AsyncConnection, order_token: str) -> None:
         """Serialise the openers of one order's attempts until the transaction ends, so that "no
         earlier attempt is open" stays true until the new attempt's row is in."""
-        high, low = locks.lock_ids(f"payment-order:{order_token}")
+        high, low = locks.lock_ids(_order_lock_name(order_token))
         await conn.execute(_ORDER_LOCK, {"h": high, "l": low})
 
     async def insert_pending(self, conn: AsyncConnection, new: NewSession) -> PaymentRecord | None:
         """The attempt's row, not yet at any gateway (pending, with the inserting call's lease; or a
         free session, captured); None if it was already there."""
-        inserted = (await conn.execute(_INSERT_PENDING, dict(
-            token=str(uuid.uuid4()), order_token=new.order_token, attempt=new.attempt, user_id=new.user_id,
-            gateway=new.gateway, payment_method=new.payment_method or None, amount=new.amount, currency=new.currency,
-            status=new.status, expires_at=new.expires_at, order_expires_at=new.order_expires_at,
-            leased_until=new.leased_until, trace_context=current_traceparent() or None))).first()
+        inserted = (await conn.execute(_INSERT_PENDING, _pending_values(new))).first()
+        return None if inserted is None else _record(inserted)
+
+    async def open_attempt(self, conn: AsyncConnection, new: NewSession,
+                           now: datetime.datetime) -> PaymentRecord | None:
+        """`insert_pending` of a pending row under the order's lock (as lock_order), if no other
+        attempt of the order is open at `now` (pending and not past its expiry), as one statement:
+        on an autocommit connection the lock is held until the row is committed. None, nothing
+        written, if another attempt is open or the attempt's row is there."""
+        high, low = locks.lock_ids(_order_lock_name(new.order_token))
+        inserted = (await conn.execute(_OPEN_ATTEMPT, {**_pending_values(new), "lock_high": high, "lock_low": low,
+                                                       "now": now})).first()
         return None if inserted is None else _record(inserted)
 
     async def by_attempt(self, conn: AsyncConnection, order_token: str, attempt: int, *,
@@ -327,29 +391,24 @@ class PaymentRepository:
         """For the rest of this transaction, a row lock waited for longer than `seconds` fails."""
         await conn.execute(_LOCK_TIMEOUT, {"value": _milliseconds(seconds)})
 
-    async def probe_with_lock_timeout(self, conn: AsyncConnection, gateway: str, gateway_order_id: str,
-                                      seconds: float) -> PaymentRecord | None:
-        """`set_lock_timeout` and the session of the gateway order, unlocked, in one statement."""
-        row = (await conn.execute(_PROBE_WITH_LOCK_TIMEOUT, {
-            "lock_timeout": _milliseconds(seconds), "gateway": gateway, "gateway_order_id": gateway_order_id})).one()
-        values = dict(row._mapping)
-        del values["lock_timeout"]
-        return None if values["token"] is None else _record_values(values)
-
-    async def insert_received(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
-                              body: bytes, now: datetime.datetime, status: str = "received",
-                              error: str | None = None, subject: str | None = None) -> bool:
-        """Insert the event in `status` (`received`, or the outcome its transaction commits it with,
-        processed at `now`); False if a row for (gateway, event id) already exists.
+    async def receive(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str, body: bytes,
+                      now: datetime.datetime, status: str, error: str | None, subject: str | None,
+                      gateway_order_id: str | None, lock_timeout_s: float) -> tuple[bool, PaymentRecord | None]:
+        """In one statement: `set_lock_timeout`; the event inserted in `status` (the outcome its
+        transaction commits it with, processed at `now`) unless a row for (gateway, event id), or
+        an event with the same `subject` (see event_of_subject), is there; the session of the
+        gateway order, if any, read without a lock. (inserted?, that session).
 
         A concurrent transaction inserting the same event makes this wait for its outcome (the
         primary key, or the unique subject), so two deliveries of one event are never processed at
-        the same time. False too if an event with the same `subject` is stored (see event_of_subject)."""
-        inserted = (await conn.execute(_INSERT_RECEIVED, {"subject": subject,
-            "gateway": gateway, "event_id": event_id, "event_type": event_type, "body": body, "status": status,
-            "received_at": now, "processed_at": None if status == "received" else now,
-            "error": None if error is None else error[:MAX_ERROR]})).first()
-        return inserted is not None
+        the same time."""
+        row = (await conn.execute(_RECEIVE_AND_PROBE, {
+            "lock_timeout": _milliseconds(lock_timeout_s), "subject": subject, "gateway": gateway, "event_id": event_id,
+            "event_type": event_type, "body": body, "status": status, "received_at": now, "processed_at": now,
+            "error": None if error is None else error[:MAX_ERROR], "gateway_order_id": gateway_order_id})).one()
+        values = dict(row._mapping)
+        inserted = values.pop("inserted") == 1
+        return inserted, None if values["token"] is None else _record_values(values)
 
     async def store_failed(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str, body: bytes,
                            received_at: datetime.datetime, now: datetime.datetime, error: str) -> None:
@@ -372,6 +431,23 @@ class PaymentRepository:
             await conn.execute(_FINISH, values)
         else:
             await conn.execute(_FINISH_WITH_BODY, {**values, "body": body, "subject": subject})
+
+    async def store_repeated_capture(self, conn: AsyncConnection, *, gateway: str, event_id: str, event_type: str,
+                                     body: bytes, now: datetime.datetime, subject: str | None, gateway_order_id: str,
+                                     gateway_payment_id: str, payment_token: str, lock_timeout_s: float,
+                                     actor: str, correlation_id: str,
+                                     audit_after: dict[str, Any]) -> tuple[str, str] | None:
+        """If the reported capture is the one its session is captured with, and the event is not
+        stored yet: the event stored `processed` with its `webhook:duplicate` audit row (`audit_after`
+        plus the session's payment and order tokens), as one statement; the (payment, order) tokens.
+        None, and nothing written, otherwise."""
+        row = (await conn.execute(_STORE_REPEATED_CAPTURE, {
+            "lock_timeout": _milliseconds(lock_timeout_s), "gateway": gateway, "event_id": event_id,
+            "event_type": event_type, "body": body, "now": now, "subject": subject,
+            "gateway_order_id": gateway_order_id, "gateway_payment_id": gateway_payment_id,
+            "payment_token": payment_token or None, "actor": actor, "correlation_id": correlation_id,
+            "after": audit_after})).first()
+        return None if row is None else (str(row.token), str(row.order_token))
 
     async def event_of_subject(self, conn: AsyncConnection, gateway: str, subject: str) -> StoredEvent | None:
         """The stored event with this subject (one applied before, under whatever id), if any."""

@@ -4,24 +4,34 @@ it through apply_payment_outcome, all in one transaction; answer fast.
 Order of work for one delivery:
   1. signature (constant time, every configured secret). Missing or wrong → 3101 (HTTP 400):
      nothing is stored or changed; a counter and one log line are all that remain.
-  2. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s,
-     set by the same statement that reads the event's session without a lock): INSERT the
-     webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for event types
-     we do not act on, events we cannot represent and events older than WEBHOOK_MAX_AGE): no one
-     sees it before the transaction commits with its effects. A row that is already there and
-     `processed` or `ignored` → acknowledged as a duplicate (WebhookAck.duplicate), nothing else
-     changes; so is a Razorpay event whose subject (payment id, event type) an event stored under
-     another X-Razorpay-Event-Id already has. A row whose processing `failed` earlier is
-     processed again now (and updated).
-  3. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
-     given the session as read in 2: a capture or failure is applied by one conditional UPDATE if
-     the session is still as read, and a verdict on a captured session (final) stands as read
-     (Razorpay's order.paid after payment.captured: no lock, no statement); else it is judged again
-     under the session's row lock. A correctly signed webhook is the gateway's own word: no call to
-     the gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
+  2. a capture report of the payment its session is already captured with is a duplicate whatever
+     else it says. For the event types that usually arrive once the capture is applied (Razorpay's
+     order.paid after payment.captured, Stripe's payment_intent.succeeded after
+     checkout.session.completed: FOLLOWS_A_CAPTURE in domain/webhook_events.py), one statement
+     with no transaction around it (common/uow.py one_statement; it sets the lock_timeout of 3
+     too) stores the event `processed` with its audit row `webhook:duplicate`, only if the session
+     is so captured and no row has the event's id or subject yet. If it wrote nothing, everything
+     below runs as if it had not been tried.
+  3. one transaction (with a short lock_timeout, so the reply stays well inside the gateway's 5 s),
+     whose first statement sets that timeout, reads the event's session without a lock and
+     INSERTs the webhook_events row ON CONFLICT DO NOTHING, already `processed` (or `ignored` for
+     event types we do not act on, events we cannot represent and events older than
+     WEBHOOK_MAX_AGE): no one sees it before the transaction commits with its effects. A row that
+     is already there and `processed` or `ignored` → acknowledged as a duplicate
+     (WebhookAck.duplicate), nothing else changes; so is a Razorpay event whose subject (payment
+     id, event type) an event stored under another X-Razorpay-Event-Id already has. A row whose
+     processing `failed` earlier is processed again now (and updated).
+  4. the event, mapped by domain/webhook_events.py, goes to apply_payment_outcome(source="webhook"),
+     given the session as read in 3: a capture or failure is applied by one conditional UPDATE if
+     the session is still as read, and a verdict on a captured session (final) stands as read (a
+     repeat that 2 did not store: no lock, no statement); else it is judged again under the
+     session's row lock. A correctly signed webhook is the gateway's own word: no call to the
+     gateway is made. Amount/currency mismatches are flagged by apply_payment_outcome and still
      acknowledged (2xx): retrying could never change the verdict.
-  4. commit, with the effects and an audit row `webhook:<verdict>` (accepted, duplicate, ignored,
-     flagged). If applying raised, the transaction is rolled back (the row, the effects, events
+  5. commit, with the effects and an audit row `webhook:<verdict>` (duplicate, ignored, flagged;
+     accepted for refund news) or, when the event changed the session (accepted), no row of its
+     own: the session's `status:<status>` row carries the event (`webhook_event`), one audit row
+     per state change. If applying raised, the transaction is rolled back (the row, the effects, events
      and audit rows with it), the row is stored as `failed` with the error text in a transaction of
      its own (unless another delivery processed the event meanwhile), and the call fails with a
      retryable 4001 (HTTP 503; the reply names no exception) so the gateway delivers it again.
@@ -40,7 +50,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.clock import utc_now
 from common.errors import CheckoutError, ErrorCode
-from common.uow import UnitOfWork, UnitOfWorkFactory
+from common.request_context import correlation_id
+from common.uow import UnitOfWork, UnitOfWorkFactory, one_statement
 from payment_svc.domain.webhook_events import (
     ParsedEvent,
     PaymentReport,
@@ -148,12 +159,17 @@ class WebhookHandler:
         # The row is written at once as what it will be when this commits (processed, or ignored for
         # a type we do not act on): nobody sees it before, and a failure rolls it back with the rest.
         outcome = ("processed", None) if event.actionable else ("ignored", event.ignored_because)
+        if event.follows_a_capture and event.report is not None:
+            ack = await self._store_repeated_capture(gateway, body, event, event.report, now)
+            if ack is not None:
+                return ack, None
         async with self._uow() as uow:
             conn = uow.conn
-            seen = await self._session_seen(uow, gateway, event)
-            fresh = await repository.insert_received(conn, gateway=gateway, event_id=event.event_id,
-                                                     event_type=event.event_type, body=body, now=now,
-                                                     status=outcome[0], error=outcome[1], subject=event.subject)
+            fresh, seen = await repository.receive(
+                conn, gateway=gateway, event_id=event.event_id, event_type=event.event_type, body=body, now=now,
+                status=outcome[0], error=outcome[1], subject=event.subject,
+                gateway_order_id=None if event.report is None else event.report.gateway_order_id,
+                lock_timeout_s=self._tuning.lock_timeout_s)
             earlier: StoredEvent | None = None
             if not fresh:
                 earlier = await repository.lock_received(conn, gateway, event.event_id)
@@ -168,17 +184,21 @@ class WebhookHandler:
                                                               "applied_as": same.event_id})
                     await uow.commit()
                     return Ack(event.event_id, True, "duplicate"), None
+            webhook_event = {"id": f"{gateway}:{event.event_id}", **_event_facts(event)}
+            if earlier is not None:  # processed again after failing
+                webhook_event["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
             try:
-                verdict, facts = await self._apply(uow, gateway, event, now, seen)
+                verdict, facts = await self._apply(uow, gateway, event, now, seen, webhook_event)
             except Exception as error:  # left uncommitted: rolled back, its events and audit rows with it
                 failure = error
             else:
-                if earlier is not None:  # processed again after failing: the row as this delivery left it
-                    facts["processed_again_after"] = {"status": earlier.status, "error": earlier.error}
+                if earlier is not None:  # the row as this delivery left it
+                    facts["processed_again_after"] = webhook_event["processed_again_after"]
                     await repository.finish_received(conn, gateway=gateway, event_id=event.event_id, now=utc_now(),
                                                      status=outcome[0], error=outcome[1], body=body,
                                                      subject=event.subject)
-                _audit(uow, gateway, event, verdict, facts)
+                if not (verdict == "accepted" and event.report is not None):  # else on the session's status row
+                    _audit(uow, gateway, event, verdict, facts)
                 await uow.commit()
                 return Ack(event.event_id, False, verdict), None
         async with self._uow() as uow:  # stored as failed, answered retryable
@@ -189,16 +209,24 @@ class WebhookHandler:
             await uow.commit()
         return None, failure
 
-    async def _session_seen(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent) -> PaymentRecord | None:
-        """Set this transaction's lock_timeout; read the event's session without a lock, if it has one."""
-        repository, timeout = self._repository, self._tuning.lock_timeout_s
-        if event.report is None:
-            await repository.set_lock_timeout(uow.conn, timeout)
-            return None
-        return await repository.probe_with_lock_timeout(uow.conn, gateway, event.report.gateway_order_id, timeout)
+    async def _store_repeated_capture(self, gateway: Gateway, body: bytes, event: ParsedEvent, report: PaymentReport,
+                                      now: Any) -> Ack | None:
+        """The second event of a payment its session is already captured with (Razorpay's order.paid
+        after payment.captured): a duplicate, stored and audited as the transaction below would, by
+        one statement with no transaction around it. None, nothing written, when it is anything else
+        (the session not captured yet, or by another payment; the event stored already)."""
+        async with one_statement(self._uow) as uow:
+            tokens = await self._repository.store_repeated_capture(
+                uow.conn, gateway=gateway, event_id=event.event_id, event_type=event.event_type, body=body, now=now,
+                subject=event.subject, gateway_order_id=report.gateway_order_id,
+                gateway_payment_id=report.gateway_payment_id, payment_token=report.payment_token,
+                lock_timeout_s=self._tuning.lock_timeout_s, actor=f"webhook:{gateway}", correlation_id=correlation_id(),
+                audit_after={**_event_facts(event), **_report_facts(report, "duplicate", changed=False)})
+            await uow.commit()
+        return None if tokens is None else Ack(event.event_id, False, "duplicate")
 
     async def _apply(self, uow: UnitOfWork, gateway: Gateway, event: ParsedEvent, now: Any,
-                     seen: PaymentRecord | None) -> tuple[Verdict, dict[str, Any]]:
+                     seen: PaymentRecord | None, webhook_event: Mapping[str, Any]) -> tuple[Verdict, dict[str, Any]]:
         if event.refunds:
             return await self._apply_refunds(uow, gateway, event, now)
         report = event.report
@@ -208,7 +236,7 @@ class WebhookHandler:
             uow, self._repository, GatewayReport(gateway, report.gateway_order_id, report.gateway_payment_id,
                                                  report.status, report.amount_minor, report.currency,
                                                  report.payment_token),
-            source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen)
+            source="webhook", actor=f"webhook:{gateway}", now=now, seen=seen, webhook_event=webhook_event)
         return verdict_of(result), _facts(report, result)
 
 
@@ -233,16 +261,18 @@ class WebhookHandler:
 
 
 def _facts(report: PaymentReport, result: OutcomeResult) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "gateway_order_id": report.gateway_order_id, "gateway_payment_id": report.gateway_payment_id,
-        "reported_status": report.status, "amount_minor": report.amount_minor, "currency": report.currency,
-        "outcome": result.kind, "changed": result.changed,
-        "payment_token": result.payment.token if result.payment else None,
-        "order_token": result.payment.order_token if result.payment else None,
-    }
+    facts = {**_report_facts(report, result.kind, changed=result.changed),
+             "payment_token": result.payment.token if result.payment else None,
+             "order_token": result.payment.order_token if result.payment else None}
     if result.reason:
         facts["reason"] = result.reason
     return facts
+
+
+def _report_facts(report: PaymentReport, outcome: str, *, changed: bool) -> dict[str, Any]:
+    return {"gateway_order_id": report.gateway_order_id, "gateway_payment_id": report.gateway_payment_id,
+            "reported_status": report.status, "amount_minor": report.amount_minor, "currency": report.currency,
+            "outcome": outcome, "changed": changed}
 
 
 def _event_facts(event: ParsedEvent) -> dict[str, Any]:

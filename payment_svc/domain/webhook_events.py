@@ -58,6 +58,11 @@ STRIPE_CAPTURED = frozenset({"payment_intent.succeeded"})
 STRIPE_FAILED = frozenset({"payment_intent.payment_failed"})
 STRIPE_SESSION_CAPTURED = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 STRIPE_SESSION_FAILED = frozenset({"checkout.session.async_payment_failed", "checkout.session.expired"})
+# What a gateway sends after the capture of the same payment, usually once the capture is applied
+# here (Razorpay's order.paid after payment.captured; Stripe's intent event after the completed
+# Checkout Session): worth trying first as a repeat of it (payment_svc/webhooks.py). Any order of
+# arrival ends the same; this only says which event is tried the cheap way first.
+FOLLOWS_A_CAPTURE = frozenset({"order.paid", "payment_intent.succeeded"})
 RAZORPAY_REFUND = frozenset({"refund.created", "refund.processed", "refund.failed"})
 STRIPE_REFUND = frozenset({"refund.created", "refund.updated", "refund.failed"})
 STRIPE_CHARGE_REFUNDED = "charge.refunded"
@@ -101,6 +106,11 @@ class ParsedEvent:
     @property
     def actionable(self) -> bool:
         return self.report is not None or bool(self.refunds)
+
+    @property
+    def follows_a_capture(self) -> bool:
+        """A capture report of a type that usually arrives once its payment's capture is applied."""
+        return self.report is not None and self.report.status == "captured" and self.event_type in FOLLOWS_A_CAPTURE
 
     def too_old(self, now: float, max_age_s: float) -> ParsedEvent:
         """This event, ignored if the gateway made it more than `max_age_s` before `now`."""

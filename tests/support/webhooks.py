@@ -26,7 +26,7 @@ import grpc
 import pytest
 from google.api import httpbody_pb2
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from checkout.v1 import payment_pb2_grpc
@@ -195,10 +195,13 @@ async def stored_event(engine: AsyncEngine, gateway: str, event_id: str) -> Any:
 
 
 async def webhook_audit(engine: AsyncEngine, gateway: str, event_id: str) -> list[str]:
-    audit_log = PLUMBING.audit_log
+    """The actions of a webhook event's audit rows, in order: its own (`webhook:<verdict>`), and the
+    status row of a change it made, which carries the event (`status:captured`, `status:failed`)."""
+    audit_log, key = PLUMBING.audit_log, f"{gateway}:{event_id}"
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(audit_log.c.action).where(
-            audit_log.c.entity_type == "webhook", audit_log.c.entity_id == f"{gateway}:{event_id}")
+        rows = (await conn.execute(select(audit_log.c.action).where(or_(
+            and_(audit_log.c.entity_type == "webhook", audit_log.c.entity_id == key),
+            and_(audit_log.c.entity_type == "payment", audit_log.c.after["webhook_event"]["id"].astext == key)))
             .order_by(audit_log.c.id))).all()
     return [row.action for row in rows]
 

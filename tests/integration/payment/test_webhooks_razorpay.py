@@ -70,7 +70,7 @@ async def test_webhook_captures_pays_and_emits_one_event(hooks, engine):
 
     captured_event, paid_event = hooks.receiver.of("payment.captured")[0], hooks.receiver.of("order.paid")[0]
     assert captured_event.answer == {"received": True, "duplicate": False, "event_id": captured_event.event_id}
-    for delivery, verdict in ((captured_event, "webhook:accepted"), (paid_event, "webhook:duplicate")):
+    for delivery, verdict in ((captured_event, "status:captured"), (paid_event, "webhook:duplicate")):
         row = await stored_event(engine, "razorpay", delivery.event_id)
         assert row.status == "processed" and row.body == delivery.body and row.event_type == delivery.event_type
         assert row.processed_at is not None and row.error is None
@@ -94,7 +94,7 @@ async def test_the_same_event_five_times_captures_once(hooks, engine):
     await captured_once(engine, order)
     assert len(await events(engine, order, "checkout.payment.captured")) == 1
     assert await count_rows(engine, webhook_events, webhook_events.c.event_id == captured[0].event_id) == 1
-    assert await webhook_audit(engine, "razorpay", captured[0].event_id) == ["webhook:accepted"] + ["webhook:duplicate"] * 4
+    assert await webhook_audit(engine, "razorpay", captured[0].event_id) == ["status:captured"] + ["webhook:duplicate"] * 4
     assert webhook_count("razorpay", "duplicate") - duplicates_before == 9  # 4 + order.paid's 1 + 4
 
 
@@ -148,7 +148,7 @@ async def test_reordered_events_order_paid_first(hooks, engine):
     [captured] = await events(engine, order, "checkout.payment.captured")
     assert captured["gateway_payment_id"] == outcome["payment"]["id"]
     first, second = hooks.receiver.deliveries
-    assert await webhook_audit(engine, "razorpay", first.event_id) == ["webhook:accepted"]
+    assert await webhook_audit(engine, "razorpay", first.event_id) == ["status:captured"]
     assert await webhook_audit(engine, "razorpay", second.event_id) == ["webhook:duplicate"]
 
 
@@ -273,7 +273,7 @@ async def test_webhook_and_browser_callback_racing_capture_once(hooks, engine):
         [captured] = await events(engine, order, "checkout.payment.captured")
         assert captured["source"] in ("callback", "webhook")
         verdicts = await webhook_audit(engine, "razorpay", webhook.event_id)
-        assert verdicts == ["webhook:accepted" if captured["source"] == "webhook" else "webhook:duplicate"]
+        assert verdicts == ["status:captured" if captured["source"] == "webhook" else "webhook:duplicate"]
 
 
 async def test_an_event_whose_processing_failed_is_processed_again(hooks, engine):
@@ -305,7 +305,7 @@ async def test_an_event_whose_processing_failed_is_processed_again(hooks, engine
     assert len(await events(engine, order, "checkout.payment.captured")) == 1
     # both events were held up and retried; whichever got through first captured, the other agreed
     verdicts = [await webhook_audit(engine, "razorpay", e["id"]) for e in sent]
-    assert sorted(v[0] for v in verdicts) == ["webhook:accepted", "webhook:duplicate"]
+    assert sorted(v[0] for v in verdicts) == ["status:captured", "webhook:duplicate"]
     assert all(set(v[1:]) <= {"webhook:duplicate"} for v in verdicts)
 
 

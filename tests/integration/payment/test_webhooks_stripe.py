@@ -70,7 +70,7 @@ async def test_completed_captures_and_the_intent_event_changes_nothing(hooks, en
     assert second.answer == {"received": True, "duplicate": False, "event_id": succeeded["id"]}
     row = await stored_event(engine, "stripe", completed["id"])
     assert (row.status, row.event_type, row.body) == ("processed", "checkout.session.completed", first.body)
-    assert await webhook_audit(engine, "stripe", completed["id"]) == ["webhook:accepted"]
+    assert await webhook_audit(engine, "stripe", completed["id"]) == ["status:captured"]
     assert await webhook_audit(engine, "stripe", succeeded["id"]) == ["webhook:duplicate"]  # the same payment
 
 
@@ -87,7 +87,7 @@ async def test_the_intent_event_first_finds_the_session_by_its_metadata(hooks, e
     assert (await payment_row(engine, session.payment_token)).gateway_payment_id == paid["payment"]["id"]
     await captured_once(engine, order)
     by_type = {e["event"]: e["id"] for e in sent}
-    assert await webhook_audit(engine, "stripe", by_type["payment_intent.succeeded"]) == ["webhook:accepted"]
+    assert await webhook_audit(engine, "stripe", by_type["payment_intent.succeeded"]) == ["status:captured"]
     assert await webhook_audit(engine, "stripe", by_type["checkout.session.completed"]) == ["webhook:duplicate"]
 
 
@@ -112,7 +112,7 @@ async def test_the_same_event_five_times_captures_once(hooks, engine):
     assert len(await events(engine, order, "checkout.payment.captured")) == 1
     assert await count_rows(engine, webhook_events, webhook_events.c.event_id == deliveries[0].event_id) == 1
     assert await webhook_audit(engine, "stripe", deliveries[0].event_id) == (
-        ["webhook:accepted"] + ["webhook:duplicate"] * 4)
+        ["status:captured"] + ["webhook:duplicate"] * 4)
 
 
 async def _answered(hooks, count: int) -> bool:

@@ -10,6 +10,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from payment_svc.domain.sessions import AttemptFacts, other_open_attempt
 from payment_svc.gateways.base import CheckoutRequest, GatewayOrder
 from payment_svc.repository import NewSession, PaymentRecord
 
@@ -44,6 +45,12 @@ class InMemoryPayments:
                         gateway_order_id=None, checkout_url=None, payment_method=new.payment_method or None,
                         amount=new.amount, currency=new.currency, expires_at=new.expires_at,
                         order_expires_at=new.order_expires_at, status=new.status, leased_until=new.leased_until)
+
+    async def open_attempt(self, conn: Any, new: NewSession, now: datetime.datetime) -> PaymentRecord | None:
+        facts = [AttemptFacts(s.attempt, s.status, s.expires_at) for s in await self.sessions_of(conn, new.order_token)]
+        if other_open_attempt(new.attempt, facts, now) is not None:
+            return None
+        return await self.insert_pending(conn, new)
 
     async def by_attempt(self, conn: Any, order_token: str, attempt: int, *, for_update: bool = False) -> PaymentRecord | None:
         return next((s for s in self.sessions.values() if (s.order_token, s.attempt) == (order_token, attempt)), None)

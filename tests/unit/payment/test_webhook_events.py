@@ -36,6 +36,22 @@ def test_razorpay_payment_captured_and_order_paid_are_captures():
         assert parsed.report == PaymentReport("order_O1", "pay_Q1", "captured", 177000, "INR")
 
 
+def test_the_events_that_follow_a_capture_are_tried_as_its_repeat_first():
+    """Razorpay's order.paid and Stripe's payment_intent.succeeded usually arrive once the capture
+    (payment.captured, checkout.session.completed) is applied; only they take the cheap path first."""
+    def razorpay(name: str) -> bool:
+        event_id, body = razorpay_event(name, "acc_1", rzp_payment("failed" if name == "payment.failed" else "captured"),
+                                        rzp_order() if name == "order.paid" else None)
+        return parse_razorpay(body, event_id).follows_a_capture
+
+    assert (razorpay("order.paid"), razorpay("payment.captured"), razorpay("payment.failed")) == (True, False, False)
+    _, body = stripe_event("payment_intent.succeeded", payment_intent_object(stripe_intent(True)), api_version="v",
+                           request_id=None, idempotency_key=None)
+    assert parse_stripe(body).follows_a_capture
+    stale = parse_razorpay(razorpay_event("order.paid", "acc_1", rzp_payment(), rzp_order())[1], None)
+    assert not stale.too_old(stale.created_at + 4 * 24 * 3600, 3 * 24 * 3600).follows_a_capture  # nothing to apply
+
+
 def test_razorpay_payment_failed_is_a_failure():
     event_id, body = razorpay_event("payment.failed", "acc_1", rzp_payment("failed"))
     assert parse_razorpay(body, event_id).report == PaymentReport("order_O1", "pay_Q1", "failed", 177000, "INR")
