@@ -227,7 +227,8 @@ def reading(factory: UnitOfWorkFactory) -> UnitOfWork:
 
 def one_statement(factory: UnitOfWorkFactory) -> UnitOfWork:
     """A unit of work for a change made by a single statement that records no event and no audit
-    row (see above): autocommit, like `reading`, which it is underneath; `commit()` sends nothing."""
+    row through the unit of work (see above; the statement may write rows of its own, atomically
+    with its change): autocommit, like `reading`, which it is underneath; `commit()` sends nothing."""
     return reading(factory)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from common import locks
 from payment_svc.tables import payment_sessions
 from tests.support.payments import count_rows, fails_with, new_order_token, open_session, order_expiry, payment_row
-from tests.support.statements import sent_statements
+from tests.support.round_trips import sent_statements
 from tests.support.tokens import new_user
 
 

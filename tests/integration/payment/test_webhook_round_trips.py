@@ -21,7 +21,7 @@ from gateway_emulator.signing import razorpay_webhook_signature
 from payment_svc.tuning import WebhookTuning
 from payment_svc.webhooks import Ack
 from tests.support.payments import audit_rows, captured_once, events, new_order_token, open_session, payment_row
-from tests.support.statements import sent_statements
+from tests.support.round_trips import sent_statements
 from tests.support.tokens import new_user
 from tests.support.webhooks import Delivery, settled, stored_event, webhook_audit, webhook_count, webhook_handler
 
