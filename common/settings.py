@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     service_role: Literal["all", "api", "workers"] = _field(
         "all", "servers", "what this service process runs besides its gRPC server: `all` its workers; `api` only "
         "the workers that keep its own caches; `workers` its relays, consumers and sweepers (and, for payment_svc, "
-        "the gateways' webhooks, which the edge sends there under SPLIT_WORKERS): events then never queue behind "
-        "the students' requests in one event loop")
+        "the gateways' webhooks, which the edge sends there under SPLIT_WORKERS, in docker-compose and in deploy/k8s): "
+        "events then never queue behind the students' requests in one event loop")
     split_workers: bool = _field(False, "servers", "`make run` starts each service process twice: SERVICE_ROLE=api "
                                  "on its ports, and SERVICE_ROLE=workers (`<service>.workers`) on its ports + "
                                  "(SERVICE_REPLICAS + i) × REPLICA_PORT_STEP; the edge sends the gateways' webhooks "

@@ -768,7 +768,7 @@ def bootstrap(settings: EdgeSettings, descriptor_file: pathlib.Path = DESCRIPTOR
                           *([_metrics_listener(settings)] if metrics else [])],
             "clusters": [
                 *(_cluster(name, up.host, up.ports, settings) for name, up in settings.upstreams.items()),
-                *(_cluster(webhooks_cluster(), up.host, list(up.webhook_ports), settings, identity=name)
+                *(_cluster(webhooks_cluster(), up.webhook_host or up.host, list(up.webhook_ports), settings, identity=name)
                   for name, up in settings.upstreams.items() if name == WEBHOOKS_UPSTREAM and up.webhook_ports),
                 *(_ops_cluster(ops_cluster(name), up.host, up.ops_port, up.ops_ports)
                   for name, up in settings.upstreams.items() if up.ops_port),

@@ -94,6 +94,12 @@ DOCKER_HOSTS: dict[str, str] = {
 # Kubernetes Service names, one per cluster (deploy/k8s/base: DNS names cannot hold "_")
 KUBERNETES_HOSTS: dict[str, str] = {name: f"{name}-svc" for name in DOCKER_HOSTS}
 
+# The gateways' webhooks go to payment_svc's SERVICE_ROLE=workers processes, on the gRPC port of
+# payment's (each process in a container of its own): compose's service payment_svc_workers, the
+# Kubernetes Service payment-webhooks (deploy/k8s/base/payment-svc.yaml)
+DOCKER_WEBHOOKS_HOST = "payment_svc_workers"
+KUBERNETES_WEBHOOKS_HOST = "payment-webhooks"
+
 # A static page plus same-origin API calls, and Razorpay Standard Checkout: its script
 # (RAZORPAY_CHECKOUT_JS_URL) and the modal it opens in an iframe, from the script's origin (the
 # emulator) or, for Razorpay's own script, from api.razorpay.com. Stripe Checkout is a page of
@@ -118,6 +124,8 @@ class Upstream:
     # processes that answer the gateways' webhooks instead of `ports` (SPLIT_WORKERS: payment_svc's
     # workers, so that a webhook never waits behind the students' calls); empty: `ports`
     webhook_ports: tuple[int, ...] = ()
+    # where those are (compose and Kubernetes: a name of their own); empty: `host`
+    webhook_host: str = ""
 
     @property
     def ports(self) -> list[int]:
@@ -337,6 +345,14 @@ def _web_root(raw: str) -> str:
     return raw or str(WEB_DIR)
 
 
+def _deployed(name: str, up: Upstream, host: str, webhooks_host: str) -> Upstream:
+    """A cluster of compose or Kubernetes: the service's name, its usual ports (one process per
+    container, replicated by the orchestrator) and, for payment, its workers for the webhooks."""
+    if name != WEBHOOKS_UPSTREAM:
+        return Upstream(host, up.port, up.ops_port)
+    return Upstream(host, up.port, up.ops_port, webhook_ports=(up.port,), webhook_host=webhooks_host)
+
+
 DOCKER_TRACE_COLLECTOR = Collector.from_endpoint(DOCKER_TRACE_COLLECTOR_ENDPOINT)
 KUBERNETES_TRACE_COLLECTOR = Collector.from_endpoint("http://otel-collector:4318")
 
@@ -356,7 +372,8 @@ def docker(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
                                  f"{DOCKER_SECRETS}/edge_key"),
         domain=_domain(domain),
         listen_host="0.0.0.0",
-        upstreams={name: Upstream(DOCKER_HOSTS[name], up.port, up.ops_port) for name, up in defaults.upstreams.items()},
+        upstreams={name: _deployed(name, up, DOCKER_HOSTS[name], DOCKER_WEBHOOKS_HOST)
+                   for name, up in defaults.upstreams.items()},
         descriptor_path=DOCKER_DESCRIPTOR_PATH,
         web_root=DOCKER_WEB_ROOT,
         trace_collector=DOCKER_TRACE_COLLECTOR,
@@ -372,7 +389,8 @@ def kubernetes(domain: str = DEFAULT_DOMAIN) -> EdgeSettings:
     collector Service `otel-collector` (port 4318) that the cluster provides (none: they are dropped),
     and the certificates where deploy/k8s/base/edge/edge.yaml mounts cert-manager's secrets."""
     return docker(domain).with_(web_root="", trace_collector=KUBERNETES_TRACE_COLLECTOR, upstreams={
-        name: Upstream(KUBERNETES_HOSTS[name], up.port, up.ops_port) for name, up in EdgeSettings().upstreams.items()},
+        name: _deployed(name, up, KUBERNETES_HOSTS[name], KUBERNETES_WEBHOOKS_HOST)
+        for name, up in EdgeSettings().upstreams.items()},
         # cert-manager's secrets edge-https and edge-mtls (deploy/k8s/base/tls.yaml), mounted there
         tls_cert_file="/etc/tls/https/tls.crt", tls_key_file="/etc/tls/https/tls.key",
         upstream_tls=UpstreamTls("/etc/tls/mtls/ca.crt", "/etc/tls/mtls/tls.crt", "/etc/tls/mtls/tls.key"))

@@ -123,3 +123,26 @@ def test_the_split_config_passes_envoy_validate(tmp_path):
     result = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart",
                              "--log-level", "error"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("variant", "api_host", "workers_host"), [("docker", "payment_svc", "payment_svc_workers"),
+                                                                   ("kubernetes", "payment-svc", "payment-webhooks")])
+def test_compose_and_kubernetes_send_the_gateways_webhooks_to_payment_svcs_workers(variant, api_host, workers_host):
+    """docker-compose.yml and deploy/k8s run payment_svc's workers under a name of their own, on payment's port;
+    they present payment_svc's certificate."""
+    from edge import settings as edge_settings
+
+    boot = config.bootstrap(getattr(edge_settings, variant)())
+    clusters = _clusters(boot)
+    hosts = {name: [endpoint["endpoint"]["address"]["socket_address"]["address"]
+                    for group in clusters[name]["load_assignment"]["endpoints"] for endpoint in group["lb_endpoints"]]
+             for name in ("payment", "payment_webhooks")}
+    assert hosts == {"payment": [api_host], "payment_webhooks": [workers_host]}
+    assert _ports(clusters["payment_webhooks"]) == _ports(clusters["payment"]) == [50053]
+    assert clusters["payment_webhooks"]["transport_socket"] == clusters["payment"]["transport_socket"]  # same identity
+    assert "payment_webhooks_ops" not in clusters  # /readyz asks the api processes
+    [https] = [listener for listener in boot["static_resources"]["listeners"] if listener["name"] == "rest_tls"]
+    hosts_routes = https["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+    routed = {route["route"]["cluster"] for host in hosts_routes for route in host["routes"]
+              if route["name"].startswith("webhooks.")}
+    assert routed == {"payment_webhooks"}

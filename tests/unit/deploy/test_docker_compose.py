@@ -2,8 +2,8 @@
 with the code instead. One image per service with only its runtime dependencies and only its own
 package; a one-shot migration job the services wait for; each service with only its own database
 URL (its role, its password); NATS and the edge with their mounted configs; the topology of
-deploy/k8s (two replicas of each service, a three-node NATS cluster, a PostgreSQL primary and its
-streaming replica)."""
+deploy/k8s (two replicas of each service, each split into its `api` and `workers` processes, a
+three-node NATS cluster, a PostgreSQL primary and its streaming replica)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ COMPOSE_SERVICES = COMPOSE["services"]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 DEFAULTS = load_settings({})
 MODULES = {f"{service}_svc": service for service in SERVICES}  # cart_svc -> cart
+WORKERS = {f"{name}_workers": name for name in MODULES}  # cart_svc_workers -> cart_svc (SERVICE_ROLE=workers)
 LOCAL_PACKAGES = {"common", "checkout", "migrations", "tools", *MODULES}
 # What an image holds besides its service's package (the Dockerfile's runtime stage).
 IMAGE_CODE = ("common", "gen", "migrations", "tools/__init__.py", "tools/grpc_health.py")
@@ -207,6 +208,28 @@ def test_every_service_runs_two_replicas_that_the_edge_balances_over() -> None:
         assert cluster["health_checks"], name  # a replica that stops answering leaves the rotation
 
 
+def test_each_service_is_split_into_its_api_and_its_workers_processes_of_the_same_image_and_settings() -> None:
+    """SERVICE_ROLE (common/service_main.py): `<service>` answers the students' calls, `<service>_workers` runs
+    the relays, consumers and sweepers; everything else alike (image, database URL, certificate, replicas)."""
+    assert {name for name in COMPOSE_SERVICES if name.endswith("_workers")} == set(WORKERS)
+    for workers_name, name in WORKERS.items():
+        api, workers = COMPOSE_SERVICES[name], COMPOSE_SERVICES[workers_name]
+        assert api["environment"]["SERVICE_ROLE"] == "api" and workers["environment"]["SERVICE_ROLE"] == "workers"
+        assert {key: value for key, value in workers["environment"].items() if key != "SERVICE_ROLE"} == {
+            key: value for key, value in api["environment"].items() if key != "SERVICE_ROLE"}, name
+        assert {key: value for key, value in workers.items() if key != "environment"} == {
+            key: value for key, value in api.items() if key != "environment"}, name
+        assert workers["deploy"]["replicas"] == 2 and "ports" not in workers  # leader locks; a shared durable
+        load_settings({key: value for key, value in workers["environment"].items() if "${" not in value})
+    # the edge's webhook routes reach payment_svc's workers, the rest of payment_svc's RPCs its api processes
+    clusters = {cluster["name"]: cluster for cluster in
+                yaml.safe_load((ROOT / "edge" / "envoy.docker.yaml").read_text())["static_resources"]["clusters"]}
+    [endpoint] = clusters["payment_webhooks"]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    address = endpoint["endpoint"]["address"]["socket_address"]
+    assert (address["address"], address["port_value"]) == ("payment_svc_workers", DEFAULTS.payment_grpc_port)
+    assert edge_settings.DOCKER_WEBHOOKS_HOST == "payment_svc_workers"
+
+
 def test_postgres_has_a_streaming_replica_of_the_primary_and_the_services_use_the_primary() -> None:
     primary, replica = COMPOSE_SERVICES["postgres"], COMPOSE_SERVICES["postgres-replica"]
     assert primary["image"] == replica["image"]  # a standby runs the primary's major version
@@ -244,7 +267,7 @@ def test_edge_uses_the_generated_docker_config_with_every_cluster_and_both_hosts
         port = DEFAULTS.grpc_port(service_name)
         assert f'address: "{name}"' in rendered and f"port_value: {port}" in rendered, name
     assert '"cart.interns.localhost"' in rendered and '"pay.interns.localhost"' in rendered
-    assert set(COMPOSE_SERVICES["edge"]["depends_on"]) == set(MODULES)
+    assert set(COMPOSE_SERVICES["edge"]["depends_on"]) == {*MODULES, "payment_svc_workers"}  # + the webhooks'
 
 
 # -- monitoring: Prometheus, Alertmanager, Grafana, Jaeger ------------------------------------------
@@ -275,12 +298,15 @@ def test_monitoring_services_are_present_with_health_checks_and_every_mounted_fi
 
 def test_prometheus_scrapes_each_service_on_its_settings_metrics_port_and_envoy() -> None:
     jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
-    assert set(jobs) == {f"checkout-{service}" for service in MODULES.values()} | {"envoy"}
+    assert set(jobs) == ({f"checkout-{service}" for service in MODULES.values()}
+                         | {f"checkout-{service}-workers" for service in MODULES.values()} | {"envoy"})
     for name, service_name in MODULES.items():
         port = DEFAULTS.metrics_port(service_name)
-        # every replica, found by a DNS lookup of the service's name
+        # every replica, found by a DNS lookup of the service's name; its workers processes a job of their own
         assert jobs[f"checkout-{service_name}"]["dns_sd_configs"] == [
             {"names": [name], "type": "A", "port": port, "refresh_interval": "30s"}]
+        assert jobs[f"checkout-{service_name}-workers"]["dns_sd_configs"] == [
+            {"names": [f"{name}_workers"], "type": "A", "port": port, "refresh_interval": "30s"}]
         env = COMPOSE_SERVICES[name]["environment"]
         assert env[f"{service_name.upper()}_METRICS_PORT"] == str(port) and str(port) in COMPOSE_SERVICES[name]["expose"]
         assert env["GRPC_HOST"] == "0.0.0.0"  # the metrics endpoint binds it too (common/service_main.py)

@@ -188,3 +188,85 @@ def test_the_crd_validation_is_not_a_formality() -> None:
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate({**_one(_objects("prod"), "Service", "edge"), "spek": {}}, KUBERNETES_VERSION,
                                      strict=True)
+
+
+# -- SERVICE_ROLE: each service as two Deployments ---------------------------------------------------
+def _pod_labels(objects: list[dict], deployment: str) -> dict[str, str]:
+    return _one(objects, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
+
+
+def _selects(match_labels: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in match_labels.items())
+
+
+def _without_role(container: dict) -> dict:
+    return {**container, "env": [item for item in container["env"] if item["name"] != "SERVICE_ROLE"]}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_service_runs_as_an_api_deployment_and_a_workers_deployment_of_the_same_pod(variant: str) -> None:
+    objects = _objects(variant)
+    for name, (_grpc, metrics) in SERVICES.items():
+        api, workers = _one(objects, "Deployment", name), _one(objects, "Deployment", f"{name}-workers")
+        [api_container] = api["spec"]["template"]["spec"]["containers"]
+        [workers_container] = workers["spec"]["template"]["spec"]["containers"]
+        roles = [{item["name"]: item.get("value") for item in c["env"]}["SERVICE_ROLE"]
+                 for c in (api_container, workers_container)]
+        assert roles == ["api", "workers"], name
+        # the same image, settings, certificate (identity) and probes; only the requests may differ
+        assert ({**_without_role(workers_container), "resources": None}
+                == {**_without_role(api_container), "resources": None}), name
+        assert workers["spec"]["template"]["spec"]["volumes"] == api["spec"]["template"]["spec"]["volumes"]
+        assert workers_container["resources"]["requests"]["cpu"] and workers_container["resources"]["limits"]["memory"]
+        labels = _pod_labels(objects, f"{name}-workers")
+        assert labels["checkout/tier"] == "service"  # NATS and PostgreSQL let it in
+        annotations = workers["spec"]["template"]["metadata"]["annotations"]
+        assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"]) == ("true", str(metrics))
+        # nothing meant for the api processes reaches or counts the workers: Service, autoscaler, budget
+        assert not _selects(api["spec"]["selector"]["matchLabels"], labels)
+        assert not _selects(_one(objects, "Service", name)["spec"]["selector"], labels)
+        assert not _selects(_one(objects, "PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"], labels)
+        assert not _selects(workers["spec"]["selector"]["matchLabels"], _pod_labels(objects, name))
+        # relays take leader locks and consumers share a durable: a fixed count, no CPU autoscaling
+        assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"
+                    and o["spec"]["scaleTargetRef"]["name"] == f"{name}-workers"]
+        budget = _one(objects, "PodDisruptionBudget", f"{name}-workers")["spec"]
+        assert budget["maxUnavailable"] == 1 and _selects(budget["selector"]["matchLabels"], labels)
+        assert workers["spec"]["replicas"] == (1 if variant == "dev" else 2)
+
+
+def test_the_gateways_webhooks_reach_payment_svcs_workers_through_their_own_service() -> None:
+    objects = _objects("prod")
+    service = _one(objects, "Service", "payment-webhooks")["spec"]
+    assert service["ports"] == [{"name": "grpc", "port": 50053, "targetPort": "grpc", "appProtocol": "grpc"}]
+    pods = {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["labels"]
+            for o in objects if o["kind"] == "Deployment"}
+    assert [name for name, labels in pods.items() if _selects(service["selector"], labels)] == ["payment-svc-workers"]
+    envoy = _one(objects, "ConfigMap", "edge-envoy")["data"]["envoy.yaml"]
+    assert 'address: "payment-webhooks"' in envoy and 'cluster: "payment_webhooks"' in envoy
+
+
+def _ingress(objects: list[dict], labels: dict[str, str]) -> set[tuple[str, int]]:
+    """(who, port) pairs the NetworkPolicies let in to a pod with `labels`: who is a pod's
+    app.kubernetes.io/name or `ns:<label>` for a namespace selector."""
+    allowed = set()
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        if not _selects(policy["spec"]["podSelector"].get("matchLabels", {}), labels):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            peers = [(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] if "podSelector" in peer
+                      else "ns:" + ",".join(peer["namespaceSelector"]["matchLabels"])) for peer in rule.get("from", [])]
+            allowed |= {(peer, port["port"]) for peer in peers or ["anyone"] for port in rule["ports"]}
+    return allowed
+
+
+def test_nothing_reaches_the_workers_but_prometheus_and_the_edge_for_payments_webhooks() -> None:
+    objects = _objects("prod")
+    for name, (grpc, metrics) in SERVICES.items():
+        allowed = _ingress(objects, _pod_labels(objects, f"{name}-workers"))
+        webhooks = {("edge", grpc)} if name == "payment-svc" else set()
+        assert allowed == {("ns:checkout/monitoring", metrics)} | webhooks, name
+    # as clients the workers are their service: order's placement recovery releases carts, cart's sweeper uses Redis
+    assert ("order-svc-workers", 50051) in _ingress(objects, _pod_labels(objects, "cart-svc"))
+    assert ("cart-svc-workers", 6379) in _ingress(objects, {"app.kubernetes.io/name": "redis"})
+    assert ("order-svc-workers", 50053) not in _ingress(objects, _pod_labels(objects, "payment-svc"))

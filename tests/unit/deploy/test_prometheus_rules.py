@@ -27,7 +27,7 @@ OPERATIONS = ROOT / "docs" / "OPERATIONS.md"
 EXPECTED_ALERTS = {
     "PaymentSuccessRateLow", "ApiLatencyHigh", "RpcLatencyHigh", "WebhookFailureRateHigh", "DbConnectionPoolExhausted",
     "CacheMissRateHigh", "GatewayCircuitBreakerOpen", "OutboxLagHigh", "DeadLettersPresent", "Http5xxRateHigh",
-    "EnrollmentLagHigh", "EnrollmentsStalled", "ScrapeTargetDown",
+    "EnrollmentLagHigh", "EnrollmentsStalled", "ScrapeTargetDown", "OutboxRelayMissing",
 }
 
 
