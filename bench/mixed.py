@@ -164,11 +164,12 @@ async def prepare(url: str, carts: int, orders: int, payments: int) -> dict[str,
 
 
 class RssWatch:
-    """The largest RSS of each service process, sampled every half second while the load runs."""
+    """The largest RSS of each service process (SPLIT_WORKERS' `<service>.workers` too), sampled every
+    half second while the load runs."""
 
     def __init__(self) -> None:
-        roots = stack_roots()
-        self.processes = {name: psutil.Process(roots[name]) for name in SERVICES if name in roots}
+        self.processes = {name: psutil.Process(pid) for name, pid in sorted(stack_roots().items())
+                          if name.split(".", 1)[0] in SERVICES}
         self.peak = dict.fromkeys(self.processes, 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -225,14 +226,14 @@ def main() -> None:
           f"{args.seconds} s per rate; {args.carts} carts, {orders} carts to order; mix per 100: "
           + ", ".join(f"{kind} {share}" for kind, share in MIX))
     print(f"{'offered/s':>9} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>7} "
-          f"{'wrk CPU':>7}  RSS MB " + " ".join(SERVICES))
+          f"{'wrk CPU':>7}  RSS MB " + " ".join(RssWatch().processes))
     for rate in rates:
         result, cpu, peak = run_wrk(args.url, data, rate, args.seconds)
         data["orders"] = data["orders"][int(rate * args.seconds * order_share * 1.2):]  # type: ignore[index]
         achieved = result["requests"] / result["seconds"]
         print(f"{rate:9} {achieved:10.0f} {result['p50']:7.1f} {result['p95']:7.1f} {result['p99']:7.1f} "
               f"{result['errors'] + result['non2xx']:7} {cpu / result['seconds']:7.0%}  "
-              + " ".join(f"{peak.get(name, 0) / 2**20:.0f}" for name in SERVICES), flush=True)
+              + " ".join(f"{value / 2**20:.0f}" for value in peak.values()), flush=True)
 
 
 if __name__ == "__main__":
