@@ -92,7 +92,8 @@ class Stack:
     admin_engine: AsyncEngine  # the database's administrator: reads and writes across the services' schemas
     launcher: Launcher
     edge: EdgeProcess
-    services: dict[str, ServiceProcess]
+    services: dict[str, ServiceProcess]  # behind the edge (SERVICE_ROLE=api when split)
+    workers: dict[str, ServiceProcess] = dataclasses.field(default_factory=dict)  # split_workers' twins
 
     @property
     def url(self) -> str:
@@ -250,7 +251,7 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             edge.wait_healthz(200)
         except (RuntimeError, AssertionError) as error:
             pytest.fail(f"the edge did not come up healthy: {error}\n{launcher.log_tails()}", pytrace=False)
-        yield Stack(own, admin_engine, launcher, edge, started)
+        yield Stack(own, admin_engine, launcher, edge, started, twins)
     finally:
         launcher.edge_defaults.clear()
         for service in [*started.values(), *twins.values()]:  # first: nothing publishes into the streams while they go

@@ -214,22 +214,29 @@ async def test_the_first_capture_is_three_statements_in_one_transaction(hooks, e
     assert await audit_rows(engine, f"razorpay:{captured.event_id}") == []
 
 
-async def test_the_lock_timeout_bounds_the_wait_for_another_delivery_of_the_event(hooks, engine):
-    """The statement that stores the event sets the timeout before its insert waits for a
-    concurrent delivery of the same event: the gateway hears 4001 in time, and retries."""
-    order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
+async def refused_while_another_delivery_holds(engine, event) -> tuple[CheckoutError, float]:
+    """The handler's error and how long it waited, while an uncommitted insert of the same event
+    (another delivery, still in its transaction) holds the row it needs."""
     handler = webhook_handler(engine, WebhookTuning(razorpay_secrets=(SECRET,), stripe_secrets=(), lock_timeout_s=0.3))
     async with engine.connect() as other_delivery:
         await other_delivery.execute(text(
             "INSERT INTO webhook_events (gateway, event_id, event_type, body, status, received_at) "
-            "VALUES ('razorpay', :e, 'payment.captured', '', 'processed', now())"), {"e": captured.event_id})
+            "VALUES ('razorpay', :e, :t, '', 'processed', now())"), {"e": event.event_id, "t": event.event_type})
         started = asyncio.get_running_loop().time()
         with pytest.raises(CheckoutError) as refused:
-            await asyncio.wait_for(handler.razorpay(captured.body, headers(captured)), 5)
+            await asyncio.wait_for(handler.razorpay(event.body, headers(event)), 5)
         waited = asyncio.get_running_loop().time() - started
         await other_delivery.rollback()
+    return refused.value, waited
 
-    assert refused.value.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
+
+async def test_the_lock_timeout_bounds_the_wait_for_another_delivery_of_the_event(hooks, engine):
+    """The statement that stores the event sets the timeout before its insert waits for a
+    concurrent delivery of the same event: the gateway hears 4001 in time, and retries."""
+    order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
+    refused, waited = await refused_while_another_delivery_holds(engine, captured)
+
+    assert refused.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
     assert (await payment_row(engine, session.payment_token)).status == "pending"
 
 
@@ -238,18 +245,9 @@ async def test_the_lock_timeout_bounds_the_shortcuts_wait_for_another_delivery_t
     statement alone)."""
     order, session, payment_id, captured, paid = await paid_at_the_gateway(hooks)
     await handler_of(engine).razorpay(captured.body, headers(captured))
-    handler = webhook_handler(engine, WebhookTuning(razorpay_secrets=(SECRET,), stripe_secrets=(), lock_timeout_s=0.3))
-    async with engine.connect() as other_delivery:
-        await other_delivery.execute(text(
-            "INSERT INTO webhook_events (gateway, event_id, event_type, body, status, received_at) "
-            "VALUES ('razorpay', :e, 'order.paid', '', 'processed', now())"), {"e": paid.event_id})
-        started = asyncio.get_running_loop().time()
-        with pytest.raises(CheckoutError) as refused:
-            await asyncio.wait_for(handler.razorpay(paid.body, headers(paid)), 5)
-        waited = asyncio.get_running_loop().time() - started
-        await other_delivery.rollback()
+    refused, waited = await refused_while_another_delivery_holds(engine, paid)
 
-    assert refused.value.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
+    assert refused.code is ErrorCode.GATEWAY_UNAVAILABLE and waited < 2
     assert await webhook_audit(engine, "razorpay", paid.event_id) == []
-    again = await handler.razorpay(paid.body, headers(paid))  # the gateway's retry
+    again = await handler_of(engine).razorpay(paid.body, headers(paid))  # the gateway's retry
     assert again == Ack(paid.event_id, False, "duplicate")
