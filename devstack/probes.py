@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from collections.abc import Callable
+
+from devstack.ports import connect
 
 Probe = Callable[[], bool]
 
@@ -15,7 +16,7 @@ TIMEOUT = 1.0
 def tcp(host: str, port: int) -> Probe:
     def probe() -> bool:
         try:
-            with socket.create_connection((host, port), timeout=TIMEOUT):
+            with connect(host, port, TIMEOUT):
                 return True
         except OSError:
             return False
@@ -40,7 +41,7 @@ def http_ok(url: str) -> Probe:
 def redis_ping(host: str, port: int) -> Probe:
     def probe() -> bool:
         try:
-            with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+            with connect(host, port, TIMEOUT) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
@@ -54,7 +55,7 @@ def nats_jetstream(host: str, port: int) -> Probe:
 
     def probe() -> bool:
         try:
-            with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+            with connect(host, port, TIMEOUT) as sock:
                 greeting = b""
                 while b"\r\n" not in greeting and len(greeting) < 65536:
                     chunk = sock.recv(4096)
@@ -81,6 +82,8 @@ def postgres_select1(host: str, port: int, user: str, dbname: str) -> Probe:
     def probe() -> bool:
         import psycopg
 
+        if not tcp(host, port)():  # libpq's own connect could meet itself on a port not yet bound
+            return False
         try:
             with psycopg.connect(
                 host=host, port=port, user=user, dbname=dbname, connect_timeout=2

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from common.events import MSG_ID_HEADER, EventSettings
 from common.nats_streams import close_quietly, delete_streams
 from common.settings import Settings
 from common.workers import Worker
+from devstack.ports import port_in_use
 from tests.support.processes import fault_env, free_port, inherited_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -173,9 +173,8 @@ class PrivateNats:
                 stdout=out, stderr=out)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if port_in_use(self.port):
+                return
             time.sleep(0.02)
         raise AssertionError("private nats-server did not start")
 

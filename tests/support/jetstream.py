@@ -28,6 +28,7 @@ from common.nats_streams import close_quietly, delete_streams, ensure_streams
 from common.plumbing import Plumbing, plumbing_tables
 from common.settings import ROLES, Settings
 from common.workers import Run, Worker
+from devstack.ports import port_in_use
 from migrations.plumbing import plumbing_v1
 from tests.support.processes import fault_env, inherited_env
 
@@ -208,9 +209,8 @@ class PrivateNats:
                 stdout=out, stderr=out)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if port_in_use(self.port):
+                return
             time.sleep(0.02)
         raise AssertionError("private nats-server did not start")
 
