@@ -48,7 +48,6 @@ import dataclasses
 import datetime
 import os
 import re
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from common.auth import mint_token
 from common.settings import Settings
 from devstack import certs
+from devstack.ports import free_ports
 from edge.settings import UpstreamTls
 from tests.support.event_bus import drop_streams, settings_env
 
@@ -78,12 +78,6 @@ SERVICE_MODULES: dict[str, str] = {
     "enrollment": "enrollment_svc",
 }
 FUNCTIONAL_RATE_LIMIT_RPS = 10_000
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass
@@ -208,8 +202,12 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
     names = list(dict.fromkeys(services))
     unknown = [name for name in names if name not in SERVICE_MODULES]
     assert not unknown, f"unknown services {unknown}; choose from {sorted(SERVICE_MODULES)}"
-    ports = {name: free_port() for name in names}
-    ops_ports = {name: free_port() for name in names}  # each service's metrics port: the edge's /readyz asks it
+    # every port chosen before any service starts (not while the first ones open their connections), and
+    # distinct: each is held until all are chosen
+    chosen = iter(free_ports(len(names) * (3 if split_workers else 2)))
+    ports = {name: next(chosen) for name in names}
+    ops_ports = {name: next(chosen) for name in names}  # each service's metrics port: the edge's /readyz asks it
+    twin_ports = {name: next(chosen) for name in names} if split_workers else {}
     own = stack_settings(settings, ports, ops_ports)
     # each stack's processes keep their spans in its launcher's directory, never in .run/traces
     child_env = {**service_env(own), "TRACING_DIR": str(launcher.workdir / "traces"), **(env or {})}
@@ -230,7 +228,7 @@ def running_stack(launcher: Launcher, settings: Settings, admin_engine: AsyncEng
             role = {"SERVICE_ROLE": "api"} if split_workers else {}
             started[name] = launcher.service(module, port=ports[name], env={**child_env, **own_tls, **role}, wait=False)
             if split_workers:
-                twin_port = free_port()
+                twin_port = twin_ports[name]
                 twin_env = {**child_env, **own_tls, "SERVICE_ROLE": "workers", f"{name.upper()}_GRPC_PORT": str(twin_port),
                             f"{name.upper()}_METRICS_PORT": "0"}
                 twins[name] = launcher.service(module, port=twin_port, env=twin_env, wait=False)
