@@ -8,7 +8,7 @@ import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CTE, Text, bindparam, exists, literal_column, select, text, true
+from sqlalchemy import CTE, FromClause, Insert, Text, bindparam, exists, literal_column, select, true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,22 +28,36 @@ class DocumentRecord:
     details: dict[str, Any]
 
 
-# The series' counter moves only if the document is new (WHERE NOT EXISTS) and in the same
-# statement that inserts it: a rollback undoes both, so numbers are neither skipped nor repeated.
-# Two transactions issuing at once wait on the counter's row, in commit order.
-_ISSUE = text("""
-WITH numbered AS (
-    INSERT INTO ordering.document_series AS counter (series, last_number)
-    SELECT :series, 1
-    WHERE NOT EXISTS (SELECT 1 FROM ordering.tax_documents
-                      WHERE order_token = :order_token AND kind = :kind AND refund_id = :refund_id)
-    ON CONFLICT (series) DO UPDATE SET last_number = counter.last_number + 1
-    RETURNING last_number)
-INSERT INTO ordering.tax_documents (series, sequence, kind, order_token, refund_id, amount, issued_at, details)
-SELECT :series, last_number, :kind, :order_token, :refund_id, :amount, :issued_at, :details FROM numbered
-RETURNING sequence
-""").bindparams(bindparam("details", type_=JSONB))
+def _issue(document: FromClause, *, series: Any, kind: Any, refund_id: Any, details: Any) -> Insert:
+    """INSERT the document of the one row `document` gives (order_token, amount, issued_at), of
+    `kind` and `refund_id`, numbered next in `series`; nothing when `document` gives no row or the
+    order has that document already. RETURNING its sequence.
 
+    The series' counter moves only if the document is new (NOT EXISTS) and in the same statement
+    that inserts it: a rollback undoes both, so numbers are neither skipped nor repeated. Two
+    transactions issuing at once wait on the counter's row, in commit order."""
+    new = ~exists().where(tax_documents.c.order_token == document.c.order_token,
+                          tax_documents.c.kind == kind, tax_documents.c.refund_id == refund_id)
+    numbered = (pg_insert(document_series)
+                .from_select(["series", "last_number"], select(series, literal_column("1")).select_from(document).where(new))
+                .on_conflict_do_update(index_elements=[document_series.c.series],
+                                       set_={"last_number": document_series.c.last_number + 1})
+                .returning(document_series.c.last_number).cte("numbered"))
+    columns = ["series", "sequence", "kind", "order_token", "refund_id", "amount", "issued_at", "details"]
+    return (pg_insert(tax_documents)
+            .from_select(columns, select(series, numbered.c.last_number, kind, document.c.order_token, refund_id,
+                                         document.c.amount, document.c.issued_at, details)
+                         .select_from(numbered.join(document, true())))
+            .returning(tax_documents.c.sequence))
+
+
+# Any document of any order: every value a parameter.
+_ISSUE = _issue(select(bindparam("order_token", type_=tax_documents.c.order_token.type).label("order_token"),
+                       bindparam("amount", type_=tax_documents.c.amount.type).label("amount"),
+                       bindparam("issued_at", type_=tax_documents.c.issued_at.type).label("issued_at"))
+                .cte("document"),
+                series=bindparam("series", type_=Text), kind=bindparam("kind", type_=Text),
+                refund_id=bindparam("refund_id", type_=Text), details=bindparam("details", type_=JSONB))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,24 +72,11 @@ class InvoiceToIssue:
 
 def invoice_of(moved: CTE) -> CTE:
     """The invoice of the order `moved` returns (a CTE of an UPDATE of orders: the order just
-    paid), issued as _ISSUE issues a document, so with the same guarantees; nothing when `moved`
-    returns no row or the order has its invoice. RETURNING its sequence. Parameters i_series,
-    i_details."""
-    series = bindparam("i_series", type_=Text)
-    new = ~exists().where(tax_documents.c.order_token == moved.c.order_token,
-                          tax_documents.c.kind == literal_column("'invoice'"), tax_documents.c.refund_id == literal_column("''"))
-    numbered = (pg_insert(document_series)
-                .from_select(["series", "last_number"], select(series, literal_column("1")).select_from(moved).where(new))
-                .on_conflict_do_update(index_elements=[document_series.c.series],
-                                       set_={"last_number": document_series.c.last_number + 1})
-                .returning(document_series.c.last_number).cte("numbered"))
-    columns = ["series", "sequence", "kind", "order_token", "refund_id", "amount", "issued_at", "details"]
-    return (pg_insert(tax_documents)
-            .from_select(columns, select(series, numbered.c.last_number, literal_column("'invoice'"), moved.c.order_token,
-                                         literal_column("''"), moved.c.total, moved.c.updated_at,
-                                         bindparam("i_details", type_=JSONB))
-                         .select_from(numbered.join(moved, true())))
-            .returning(tax_documents.c.sequence).cte("issued"))
+    paid), issued as every document is (_issue); nothing when `moved` returns no row or the order
+    has its invoice. RETURNING its sequence. Parameters i_series, i_details."""
+    paid = select(moved.c.order_token, moved.c.total.label("amount"), moved.c.updated_at.label("issued_at")).cte("paid")
+    return _issue(paid, series=bindparam("i_series", type_=Text), kind=literal_column("'invoice'"),
+                  refund_id=literal_column("''"), details=bindparam("i_details", type_=JSONB)).cte("issued")
 
 
 _GET = select(tax_documents).where(tax_documents.c.order_token == bindparam("order_token"),
