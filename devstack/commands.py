@@ -7,7 +7,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from common.settings import load_settings
 from devstack import certs, ha, pidfiles, probes, roles, stack
 from devstack.layout import RunDir
 from devstack.ports import free_ports
@@ -82,8 +81,7 @@ def start_stack(supervisor: Supervisor, base_dir: Path, environ: Mapping[str, st
         else:
             supervisor.say(f"  {step.name:<17} skipped: no {step.requires}")
     every = ha.replicated(stack.services(env), env) if highly_available else stack.services(env)
-    if load_settings(env).split_workers:
-        every = roles.with_workers(every, env)
+    every = roles.with_workers(every, env)
     present = [s for s in every if (base_dir / s.requires).exists()]
     for service in every:
         if service not in present:

@@ -17,8 +17,11 @@ WORKERS_SUFFIX = ".workers"
 
 
 def with_workers(services: list[Service], env: Mapping[str, str]) -> list[Service]:
-    """Every process of a REPLICATED service (each replica) as `api`, followed by its `workers` twin."""
+    """Under SPLIT_WORKERS, every process of a REPLICATED service (each replica) as `api`, followed by
+    its `workers` twin; otherwise `services` as they are."""
     settings = load_settings(env)
+    if not settings.split_workers:
+        return services
     out: list[Service] = []
     for service in services:
         name = identity(service.name)

@@ -9,7 +9,7 @@ from devstack import ha, roles, stack
 
 
 def test_each_service_twice_on_its_ports_plus_the_step_and_the_rest_once() -> None:
-    env = {"SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100"}
+    env = {"SPLIT_WORKERS": "1", "SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100"}
     started = ha.replicated(stack.services(env), env)
     assert [(s.name, s.port) for s in started] == [
         ("trace_receiver", 54318),
@@ -46,8 +46,14 @@ def test_split_workers_puts_each_service_process_beside_a_workers_twin_on_the_ne
 
 
 def test_split_workers_of_replicas_come_after_every_replica() -> None:
-    env = {"SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100"}
+    env = {"SPLIT_WORKERS": "1", "SERVICE_REPLICAS": "2", "REPLICA_PORT_STEP": "100"}
     started = roles.with_workers(ha.replicated(stack.services(env), env), env)
     assert [(s.name, s.port) for s in started if ha.identity(s.name) == "cart_svc"] == [
         ("cart_svc.1", 50051), ("cart_svc.1.workers", 50251), ("cart_svc.2", 50151), ("cart_svc.2.workers", 50351),
     ]
+
+
+def test_without_split_workers_every_service_process_is_left_as_it_is() -> None:
+    env = {"REPLICA_PORT_STEP": "100"}
+    services = stack.services(env)
+    assert roles.with_workers(services, env) == services
