@@ -155,7 +155,8 @@ async def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 class PrivateNats:
-    """A nats-server of this test alone (JetStream, file store, sync_interval: always)."""
+    """A nats-server of this test alone (JetStream, file store, sync_interval: always), to stop and
+    start again on the same port and store."""
 
     def __init__(self, store: pathlib.Path) -> None:
         self.port = free_port()

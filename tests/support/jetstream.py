@@ -1,7 +1,7 @@
 """Helpers for tests of the event plumbing (common/outbox_relay.py, common/consumer.py) on real
 PostgreSQL and NATS: a JetStream namespace per test (the machine's NATS is shared between test
 runs), a scratch schema with the plumbing tables, stream inspection, waiting on a condition,
-subprocesses, and a nats-server of a test's own (to stop and restart)."""
+subprocesses, and a nats-server of a test's own (PrivateNats, kept in event_bus.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,12 +27,11 @@ from common.nats_streams import close_quietly, delete_streams, ensure_streams
 from common.plumbing import Plumbing, plumbing_tables
 from common.settings import ROLES, Settings
 from common.workers import Run, Worker
-from devstack.ports import port_in_use
 from migrations.plumbing import plumbing_v1
+from tests.support.event_bus import PrivateNats as PrivateNats  # the tests here import it from this module too
 from tests.support.processes import fault_env, inherited_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-NATS_SERVER = pathlib.Path(sys.executable).parent / "nats-server"
 
 # Quick redelivery, short retention: what a test namespace runs with unless it says otherwise.
 QUICK = {"consumer_ack_wait": 2.0, "consumer_max_deliver": 3, "consumer_nak_delays": ("0.2", "0.2"),
@@ -181,40 +179,3 @@ async def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int:
             raise AssertionError(f"process {process.args} still running after {timeout}s")
         await asyncio.sleep(0.05)
     return process.returncode
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateNats:
-    """A nats-server of this test alone (JetStream, file store, sync_interval: always), to stop and
-    start again on the same port and store."""
-
-    def __init__(self, store: pathlib.Path) -> None:
-        self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self._store = store
-        self._conf = store / "nats.conf"
-        store.mkdir(parents=True, exist_ok=True)
-        self._conf.write_text(f'jetstream {{ store_dir: "{store / "js"}", sync_interval: always }}\n')
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self._store / "nats.log", "ab") as out:
-            self.process = subprocess.Popen(
-                [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(self.port), "-c", str(self._conf)],
-                stdout=out, stderr=out)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if port_in_use(self.port):
-                return
-            time.sleep(0.02)
-        raise AssertionError("private nats-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
