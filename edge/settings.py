@@ -58,12 +58,12 @@ WEB_DIR = ROOT / "web"  # the checkout page (static files), served by the edge a
 DOCKER_WEB_ROOT = "/etc/envoy/web"  # compose mounts ./web here
 DOCKER_SECRETS = "/run/secrets"  # compose's secrets: the certificates and keys
 
-# Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
-# must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
-# The gateways' webhooks (gRPC paths), which edge/config.py's webhooks_cluster() serves when payment's Upstream names
-# webhook_ports; a test keeps the list equal to the methods on /api/v1/webhooks/.
+# The gateways' webhooks (gRPC paths), which edge/config.py's webhooks_cluster() serves when payment's
+# Upstream names webhook_ports; a test keeps the list equal to the methods on /api/v1/webhooks/.
 WEBHOOK_PATHS = ("/checkout.v1.PaymentService/RazorpayWebhook", "/checkout.v1.PaymentService/StripeWebhook")
 WEBHOOKS_UPSTREAM = "payment"
+# Which checkout.v1 services each cluster (process) serves. Every service in the descriptor set
+# must appear here exactly once: rendering fails otherwise, so a new service cannot go unrouted.
 CLUSTER_SERVICES: dict[str, tuple[str, ...]] = {
     "cart": ("CatalogService", "CartService", "AdminService"),
     "order": ("OrderService",),
